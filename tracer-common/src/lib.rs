@@ -1,0 +1,215 @@
+//! The kernel/user ABI of the tracer: every type that crosses the boundary
+//! between `tracer-ebpf` (kernel programs) and `tracer` (userspace), and the
+//! duration bucket scheme both sides must agree on.
+//!
+//! Rules (checked by the layout tests at the bottom): every type is
+//! `#[repr(C)]`, `Copy`, has explicit padding and no `bool`/`enum`, so the
+//! bytes the kernel writes are the bytes userspace reads.
+#![no_std]
+
+pub mod buckets;
+
+/// Names of the load-time globals (`aya_ebpf::Global`) the loader overrides.
+pub mod globals {
+    /// `u32`: the thread-group id (process id) being traced.
+    pub const TARGET_TGID: &str = "TARGET_TGID";
+    /// `u32`: byte offset of `pid` in the `task:task_newtask` record.
+    pub const NEWTASK_PID_OFFSET: &str = "NEWTASK_PID_OFFSET";
+    /// `u32`: byte offset of `clone_flags` in the `task:task_newtask` record.
+    pub const NEWTASK_FLAGS_OFFSET: &str = "NEWTASK_FLAGS_OFFSET";
+    /// `u32`: size of the `INFLIGHT` map minus one (a power of two minus one).
+    pub const INFLIGHT_MASK: &str = "INFLIGHT_MASK";
+}
+
+/// Names of the maps, shared so a rename breaks the build, not the run.
+pub mod maps {
+    pub const INFLIGHT: &str = "INFLIGHT";
+    pub const HIST_SLOT: &str = "HIST_SLOT";
+    pub const HISTS: &str = "HISTS";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const EVENTS: &str = "EVENTS";
+    pub const GROUP_EXIT: &str = "GROUP_EXIT";
+}
+
+/// Highest syscall number (exclusive) tracked per syscall. x86_64 numbers are
+/// below 512 today; anything above is counted in `Counter::UnknownSyscall`.
+pub const MAX_SYSCALLS: u32 = 512;
+
+/// Default number of syscalls that get an in-kernel histogram. Syscalls past
+/// this many distinct ones are streamed per call through the ring buffer
+/// (exact, but costlier).
+pub const DEFAULT_HIST_SLOTS: u32 = 96;
+
+/// Default size of the per-thread in-flight table (a power of two; threads are
+/// placed at `tid & (size - 1)` and tagged with their tid).
+pub const DEFAULT_INFLIGHT_SLOTS: u32 = 1 << 16;
+
+/// Linux `exit_group` on x86_64: marks the start of process teardown.
+pub const SYS_EXIT_GROUP: u64 = 231;
+
+/// Linux `CLONE_THREAD`: a new task that joins its parent's thread group.
+pub const CLONE_THREAD: u64 = 0x0001_0000;
+
+/// A syscall in progress on one thread, kept from `sys_enter` to `sys_exit`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InFlight {
+    /// Owner of the slot; 0 when the slot is free.
+    pub tid: u32,
+    pub sysno: u32,
+    pub start_ns: u64,
+}
+
+/// Per-CPU aggregate for one syscall slot: counts, time and a log-linear
+/// duration histogram (see [`buckets`]).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SyscallHist {
+    pub calls: u64,
+    pub errors: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    pub buckets: [u64; buckets::NUM_BUCKETS],
+}
+
+impl SyscallHist {
+    pub const ZERO: Self = Self {
+        calls: 0,
+        errors: 0,
+        total_ns: 0,
+        max_ns: 0,
+        buckets: [0; buckets::NUM_BUCKETS],
+    };
+}
+
+/// Indexes into the per-CPU `COUNTERS` array: everything the kernel side
+/// could not handle normally is counted, so no report hides a loss.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// An event could not be reserved in the ring buffer (userspace too slow).
+    RingBufFull = 0,
+    /// Two in-flight threads hashed to the same `INFLIGHT` slot: the newer
+    /// call was not timed.
+    InFlightCollision = 1,
+    /// A `sys_exit` without a matching `sys_enter` (the call began before the
+    /// probes were attached): counted, not timed.
+    UnmatchedExit = 2,
+    /// A syscall number at or above [`MAX_SYSCALLS`].
+    UnknownSyscall = 3,
+    /// A histogram slot lookup failed (should never happen; counted anyway).
+    HistMissing = 4,
+    /// Floor programs only: syscall events that passed the tgid filter.
+    FloorHits = 5,
+}
+
+/// Number of entries in the `COUNTERS` array.
+pub const NUM_COUNTERS: u32 = 8;
+
+/// The kind of a ring-buffer record, its first field.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// [`SyscallEvent`]: one completed syscall without an in-kernel histogram.
+    Syscall = 1,
+    /// [`ThreadEvent`]: a thread joined the target's thread group.
+    ThreadSpawn = 2,
+    /// [`ThreadEvent`]: a thread of the target exited.
+    ThreadExit = 3,
+}
+
+impl EventKind {
+    pub fn from_u32(raw: u32) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Syscall),
+            2 => Some(Self::ThreadSpawn),
+            3 => Some(Self::ThreadExit),
+            _ => None,
+        }
+    }
+}
+
+/// Common header of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] as `u32`.
+    pub kind: u32,
+    /// The thread the event happened on (for spawns: the parent).
+    pub tid: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the event was recorded.
+    pub ts_ns: u64,
+}
+
+/// A completed syscall, sent when its number has no histogram slot yet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallEvent {
+    pub header: EventHeader,
+    pub sysno: u32,
+    pub _pad: u32,
+    /// The raw return value (negative errno on failure).
+    pub ret: i64,
+    pub duration_ns: u64,
+}
+
+/// A thread spawn or exit in the target.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadEvent {
+    pub header: EventHeader,
+    /// Spawn: the new thread's tid. Exit: the exiting tid (same as header).
+    pub tid: u32,
+    /// 1 when the process had already entered `exit_group` (teardown).
+    pub during_group_exit: u32,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are `#[repr(C)]`, `Copy`, and have no implicit
+    // padding (checked by the layout tests), so any byte pattern is valid.
+    unsafe impl aya::Pod for super::InFlight {}
+    unsafe impl aya::Pod for super::SyscallHist {}
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::{align_of, offset_of, size_of};
+
+    use super::*;
+
+    #[test]
+    fn inflight_layout() {
+        assert_eq!(size_of::<InFlight>(), 16);
+        assert_eq!(offset_of!(InFlight, sysno), 4);
+        assert_eq!(offset_of!(InFlight, start_ns), 8);
+    }
+
+    #[test]
+    fn hist_layout_fits_a_percpu_value() {
+        assert_eq!(offset_of!(SyscallHist, buckets), 32);
+        assert_eq!(size_of::<SyscallHist>(), 32 + 8 * buckets::NUM_BUCKETS);
+        // The kernel refuses per-CPU values above PCPU_MIN_UNIT_SIZE (32 KiB).
+        assert!(size_of::<SyscallHist>() <= 32 * 1024);
+        assert_eq!(align_of::<SyscallHist>(), 8);
+    }
+
+    #[test]
+    fn event_layouts() {
+        assert_eq!(size_of::<EventHeader>(), 16);
+        assert_eq!(size_of::<SyscallEvent>(), 40);
+        assert_eq!(offset_of!(SyscallEvent, sysno), 16);
+        assert_eq!(offset_of!(SyscallEvent, ret), 24);
+        assert_eq!(offset_of!(SyscallEvent, duration_ns), 32);
+        assert_eq!(size_of::<ThreadEvent>(), 24);
+        assert_eq!(offset_of!(ThreadEvent, tid), 16);
+    }
+
+    #[test]
+    fn event_kind_round_trips() {
+        for kind in [EventKind::Syscall, EventKind::ThreadSpawn, EventKind::ThreadExit] {
+            assert_eq!(EventKind::from_u32(kind as u32), Some(kind));
+        }
+        assert_eq!(EventKind::from_u32(0), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! Kernel programs of the tracer. Every entry point is thin: it calls a
+//! `try_*` function and turns its error into a return code; the logic lives
+//! in one file per kernel concept.
+#![no_std]
+#![no_main]
+
+mod floor;
+mod maps;
+mod syscalls;
+mod threads;
+
+/// The target process; every program compares against it before anything else.
+#[unsafe(no_mangle)]
+static TARGET_TGID: aya_ebpf::Global<u32> = aya_ebpf::Global::new(0);
+
+/// `true` when the current task belongs to the traced process.
+#[inline(always)]
+fn in_target() -> bool {
+    let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
+    tgid == TARGET_TGID.load()
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,50 @@
+//! Every map of the kernel side, with the reason for its type and size.
+//! Sizes are defaults: the loader may resize them before load.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, PerCpuArray, RingBuf},
+};
+use tracer_common::{
+    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, InFlight, MAX_SYSCALLS, NUM_COUNTERS, SyscallHist,
+};
+
+/// Syscalls in progress, indexed by `tid & (len - 1)` and tagged with the
+/// tid. An array, not a hash: a lookup is an address computation, which keeps
+/// the per-syscall cost near the floor of the attach.
+#[map]
+pub static INFLIGHT: Array<InFlight> = Array::with_max_entries(DEFAULT_INFLIGHT_SLOTS, 0);
+
+/// Syscall number → histogram slot + 1 (0: no slot yet). Written by
+/// userspace the first time it sees a syscall number in the ring buffer.
+#[map]
+pub static HIST_SLOT: Array<u32> = Array::with_max_entries(MAX_SYSCALLS, 0);
+
+/// Per-CPU histograms, one per slot: no atomics and no shared cache lines on
+/// the hot path; userspace sums the CPUs when it reads.
+#[map]
+pub static HISTS: PerCpuArray<SyscallHist> = PerCpuArray::with_max_entries(DEFAULT_HIST_SLOTS, 0);
+
+/// Per-CPU loss and anomaly counters (see `tracer_common::Counter`).
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NUM_COUNTERS, 0);
+
+/// Index 0: `bpf_ktime_get_ns()` when the target entered `exit_group`.
+#[map]
+pub static GROUP_EXIT: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Per-event records: syscalls without a slot, thread spawns and exits.
+/// 4 MiB holds about 100 000 records, a burst of several milliseconds even at
+/// millions of unslotted syscalls per second.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+
+/// Adds one to a loss/anomaly counter.
+#[inline(always)]
+pub fn count(counter: tracer_common::Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU value, and BPF programs do not nest on one CPU for
+        // the same tracepoint, so this is the only writer.
+        unsafe { *slot += 1 };
+    }
+}

@@ -1,0 +1,79 @@
+//! Thread creation and exit in the target (`task:task_newtask`,
+//! `sched:sched_process_exit`). Rare events: each one goes to userspace.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use tracer_common::{CLONE_THREAD, Counter, EventHeader, EventKind, ThreadEvent};
+
+use crate::{
+    in_target,
+    maps::{EVENTS, GROUP_EXIT, INFLIGHT, count},
+    syscalls::inflight_mask,
+};
+
+/// Field offsets in the `task_newtask` record, read from tracefs by the loader.
+#[unsafe(no_mangle)]
+static NEWTASK_PID_OFFSET: aya_ebpf::Global<u32> = aya_ebpf::Global::new(8);
+#[unsafe(no_mangle)]
+static NEWTASK_FLAGS_OFFSET: aya_ebpf::Global<u32> = aya_ebpf::Global::new(32);
+
+#[tracepoint]
+pub fn gt_task_newtask(ctx: TracePointContext) -> u32 {
+    if !in_target() {
+        return 0;
+    }
+    match try_task_newtask(&ctx) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i32> {
+    // Runs in the context of the parent (the caller of clone).
+    let flags: u64 = unsafe { ctx.read_at(NEWTASK_FLAGS_OFFSET.load() as usize)? };
+    if flags & CLONE_THREAD == 0 {
+        return Ok(()); // a child process, not a thread of the target
+    }
+    let new_tid: i32 = unsafe { ctx.read_at(NEWTASK_PID_OFFSET.load() as usize)? };
+    emit(EventKind::ThreadSpawn, new_tid as u32);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn gt_task_exit(_ctx: TracePointContext) -> u32 {
+    if !in_target() {
+        return 0;
+    }
+    // Runs in the context of the exiting thread.
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // A thread may die inside a syscall (exit, or killed while blocked):
+    // free its in-flight slot so no later thread sees a stale owner.
+    if let Some(slot) = INFLIGHT.get_ptr_mut(tid & inflight_mask()) {
+        let slot = unsafe { &mut *slot };
+        if slot.tid == tid {
+            slot.tid = 0;
+        }
+    }
+    emit(EventKind::ThreadExit, tid);
+    0
+}
+
+#[inline(always)]
+fn emit(kind: EventKind, tid: u32) {
+    let during_group_exit = GROUP_EXIT.get(0).is_some_and(|&at| at != 0);
+    let event = ThreadEvent {
+        header: EventHeader {
+            kind: kind as u32,
+            tid: bpf_get_current_pid_tgid() as u32,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+        },
+        tid,
+        during_group_exit: u32::from(during_group_exit),
+    };
+    if EVENTS.output::<ThreadEvent>(&event, 0).is_err() {
+        count(Counter::RingBufFull);
+    }
+}

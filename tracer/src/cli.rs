@@ -1,0 +1,177 @@
+//! Command-line arguments (clap) and their validation into a [`Config`]:
+//! syntax here, meaning in `TryFrom`, so every command gets checked values.
+
+use std::{ffi::OsString, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::probes::ProbeSet;
+
+/// Why is this Go program blocking in syscalls and spawning threads?
+/// An eBPF syscall tracer: exact counts and latency percentiles per syscall,
+/// thread spawns and exits, for a command you launch or a live process.
+#[derive(Debug, Parser)]
+#[command(name = "tracer", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Launch a command and trace it from its first instruction after exec.
+    /// The tracer exits with the command's exit status.
+    #[command(trailing_var_arg = true)]
+    Run {
+        #[command(flatten)]
+        output: OutputArgs,
+        /// The command and its arguments (after `--`).
+        #[arg(required = true, value_name = "CMD", allow_hyphen_values = true)]
+        command: Vec<OsString>,
+    },
+    /// Attach to a live process (all its threads, including new ones) until
+    /// Ctrl-C, SIGTERM, --duration, or the process exits.
+    Attach {
+        /// The process to trace.
+        #[arg(short = 'p', long = "pid")]
+        pid: u32,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write the report as JSON (schema gotracer.report/1).
+    #[arg(long)]
+    pub json: bool,
+    /// Write the report to FILE (replaced atomically) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Stop after this long (e.g. 500ms, 10s, 2m).
+    #[arg(short = 'd', long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Which kernel programs to attach (floor: overhead baseline for benchmarks).
+    #[arg(long, value_enum, default_value = "full", hide = true)]
+    pub probes: ProbeSet,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs > 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+        return Err(format!("`{s}` is not a positive duration"));
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(format!("`{s}` is not a positive duration")),
+        Err(e) => Err(format!("`{s}` is not a duration like 500ms, 10s or 2m ({e})")),
+    }
+}
+
+/// Where and how to write the report.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    pub json: bool,
+    pub path: Option<PathBuf>,
+}
+
+/// Validated configuration for one run of the tracer.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: TargetSpec,
+    pub output: OutputConfig,
+    pub duration: Option<Duration>,
+    pub probes: ProbeSet,
+}
+
+#[derive(Debug, Clone)]
+pub enum TargetSpec {
+    Launch { program: PathBuf, args: Vec<OsString> },
+    Attach { pid: u32 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("PID 0 is not a process: give the PID of a running program (-p PID)")]
+    PidZero,
+    #[error("no command given: use `tracer run -- CMD [ARGS...]`")]
+    NoCommand,
+    #[error("output file {0} is in a directory that does not exist")]
+    OutputDir(PathBuf),
+}
+
+impl TryFrom<Cli> for Config {
+    type Error = ConfigError;
+
+    fn try_from(cli: Cli) -> Result<Self, ConfigError> {
+        let (target, out) = match cli.command {
+            Command::Run { output, mut command } => {
+                if command.is_empty() {
+                    return Err(ConfigError::NoCommand);
+                }
+                let program = PathBuf::from(command.remove(0));
+                (TargetSpec::Launch { program, args: command }, output)
+            }
+            Command::Attach { pid, output } => {
+                if pid == 0 {
+                    return Err(ConfigError::PidZero);
+                }
+                (TargetSpec::Attach { pid }, output)
+            }
+        };
+        if let Some(path) = &out.output {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if dir.is_some_and(|d| !d.is_dir()) {
+                return Err(ConfigError::OutputDir(path.clone()));
+            }
+        }
+        Ok(Self {
+            target,
+            output: OutputConfig { json: out.json, path: out.output },
+            duration: out.duration,
+            probes: out.probes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        Config::try_from(cli).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn run_takes_the_rest_as_the_command() {
+        let c = parse(&["tracer", "run", "--json", "--", "ls", "-l", "--color"]).unwrap();
+        let TargetSpec::Launch { program, args } = c.target else { panic!() };
+        assert_eq!(program, PathBuf::from("ls"));
+        assert_eq!(args, vec![OsString::from("-l"), OsString::from("--color")]);
+        assert!(c.output.json);
+    }
+
+    #[test]
+    fn attach_validates() {
+        let c = parse(&["tracer", "attach", "-p", "42", "--duration", "1.5s"]).unwrap();
+        assert!(matches!(c.target, TargetSpec::Attach { pid: 42 }));
+        assert_eq!(c.duration, Some(Duration::from_millis(1500)));
+        assert!(parse(&["tracer", "attach", "-p", "0"]).unwrap_err().contains("PID 0"));
+        assert!(parse(&["tracer", "attach", "-p", "x"]).is_err());
+        assert!(parse(&["tracer", "attach", "-p", "1", "-d", "0s"]).is_err());
+        assert!(parse(&["tracer", "attach", "-p", "1", "-o", "/no/such/dir/r.json"])
+            .unwrap_err()
+            .contains("does not exist"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+}

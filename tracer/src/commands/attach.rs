@@ -1,0 +1,43 @@
+//! `tracer attach -p PID`: trace a live process until Ctrl-C, SIGTERM, the
+//! deadline, or its exit; then detach and report. The process is never
+//! stopped or signalled.
+
+use std::time::Instant;
+
+use crate::{
+    cli::Config,
+    probes,
+    report::{Report, TargetInfo},
+    session::{Session, SignalPolicy, StopReason},
+    target::{self, Process},
+};
+
+pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
+    let process = Process::validate(pid)?;
+    let rt = super::runtime()?;
+    let (model, started, exited) = rt.block_on(async {
+        let pidfd = target::pidfd_open(pid)?;
+        let (links, maps) = probes::attach(pid, config.probes)?;
+        let threads_at_start = target::thread_count(pid);
+        let mut session = Session::new(links, maps, threads_at_start)?;
+        let started = Instant::now();
+        eprintln!(
+            "tracer: probes live on pid {pid} ({}), {threads_at_start} threads; Ctrl-C to stop",
+            process.comm
+        );
+        let reason = session.run(pidfd, config.duration, SignalPolicy::Stop).await?;
+        let model = session.finish()?;
+        anyhow::Ok((model, started, reason == StopReason::TargetExited))
+    })?;
+    let threads_at_end = if exited { 0 } else { target::thread_count(pid) };
+    let info = TargetInfo {
+        pid,
+        command: process.comm,
+        mode: "attach",
+        exited,
+        exit_code: None,
+    };
+    let report = Report::build(&model, info, super::elapsed(started), threads_at_end);
+    super::write_report(&report, &config.output)?;
+    Ok(0)
+}

@@ -1,0 +1,78 @@
+//! One module per subcommand. Each wires target, probes, session and report
+//! together and holds no tracing logic of its own.
+
+pub mod attach;
+pub mod run;
+
+use std::{
+    fs,
+    io::{self, BufWriter, Write},
+    path::Path,
+    time::Instant,
+};
+
+use anyhow::Context as _;
+
+use crate::{
+    cli::{Config, OutputConfig, TargetSpec},
+    report::{Report, Sink, json::JsonSink, text::TextSink},
+};
+
+/// Runs the configured command; returns the process exit code.
+pub fn execute(config: Config) -> anyhow::Result<i32> {
+    match &config.target {
+        TargetSpec::Launch { program, args } => run::execute(&config, program, args),
+        TargetSpec::Attach { pid } => attach::execute(&config, *pid),
+    }
+}
+
+fn render(report: &Report, json: bool, out: impl Write) -> io::Result<()> {
+    if json {
+        JsonSink::new(out).write(report)
+    } else {
+        TextSink::new(out).write(report)
+    }
+}
+
+/// Writes the report to stdout, or to a file through a temporary file and a
+/// rename, so a reader never sees half a report.
+pub fn write_report(report: &Report, output: &OutputConfig) -> anyhow::Result<()> {
+    let Some(path) = &output.path else {
+        let stdout = io::stdout().lock();
+        return match render(report, output.json, BufWriter::new(stdout)) {
+            // A closed pipe (`tracer ... | head`) is not an error.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            r => r.context("writing the report to stdout"),
+        };
+    };
+    let tmp = tmp_path(path);
+    let result = fs::File::create(&tmp)
+        .and_then(|f| {
+            let mut w = BufWriter::new(f);
+            render(report, output.json, &mut w)?;
+            w.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing the report to {}", path.display()))
+}
+
+fn tmp_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Seconds since `start`, for the report.
+fn elapsed(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64()
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the event loop")
+}

@@ -1,0 +1,66 @@
+//! `tracer run -- CMD`: fork the command, hold it before exec until the
+//! probes are live, let it run, and report when it exits. The tracer's exit
+//! status is the command's.
+
+use std::{ffi::OsString, path::Path, time::Instant};
+
+use crate::{
+    cli::Config,
+    probes::{self, ProbeError, privileges},
+    report::{Report, TargetInfo},
+    session::{Session, SignalPolicy, StopReason},
+    target::{self, launch::HeldChild},
+};
+
+pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Result<i32> {
+    // Fail before forking anything when tracing cannot work anyway.
+    if !privileges::can_trace() {
+        return Err(ProbeError::NoPrivileges.into());
+    }
+    // Fork while still single-threaded (before the runtime starts).
+    let mut child = HeldChild::spawn(program, args)?;
+    let pid = child.pid;
+    let rt = super::runtime()?;
+    let outcome = rt.block_on(async {
+        let pidfd = target::pidfd_open(pid)?;
+        let (links, maps) = probes::attach(pid, config.probes)?;
+        let mut session = Session::new(links, maps, 1)?;
+        eprintln!("tracer: probes live on pid {pid}; starting {}", program.display());
+        child.release()?;
+        let started = Instant::now();
+        let reason = session
+            .run(pidfd, config.duration, SignalPolicy::ForwardTo(pid))
+            .await?;
+        let model = session.finish()?;
+        anyhow::Ok((model, started, reason))
+    });
+    let (model, started, reason) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            // The child never ran (or failed to exec): make sure it is gone.
+            drop(child);
+            return Err(e);
+        }
+    };
+    let exit_code = match reason {
+        StopReason::TargetExited => Some(child.wait()?),
+        _ => None,
+    };
+    let info = TargetInfo {
+        pid,
+        command: program.display().to_string(),
+        mode: "run",
+        exited: exit_code.is_some(),
+        exit_code,
+    };
+    let threads_at_end = if exit_code.is_some() { 0 } else { target::thread_count(pid) };
+    let report = Report::build(&model, info, super::elapsed(started), threads_at_end);
+    super::write_report(&report, &config.output)?;
+    match (exit_code, reason) {
+        (Some(code), _) => Ok(code),
+        // Stopped early by --duration: keep the command's status as ours.
+        (None, StopReason::Deadline) => Ok(child.wait()?),
+        // Stopped by a second signal: leave the command running.
+        (None, _) => Ok(130),
+    }
+}

@@ -1,0 +1,13 @@
+//! The userspace side of the tracer. Data flows
+//! `probes` (kernel programs, maps) → `session` (event loop) → `model`
+//! (aggregation) → `report` (sinks); `target` handles the traced process and
+//! `commands` wires it all per subcommand.
+
+pub mod cli;
+pub mod commands;
+pub mod model;
+pub mod probes;
+pub mod report;
+pub mod session;
+pub mod syscall_names;
+pub mod target;

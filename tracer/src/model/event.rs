@@ -1,0 +1,202 @@
+//! The decoded event model: what the kernel side reports, in plain Rust
+//! types that do not depend on the kernel. The aggregator consumes only these,
+//! so a stream of them can be recorded and replayed, and tests can feed it
+//! without a kernel.
+
+use serde::{Deserialize, Serialize};
+use tracer_common::{EventKind, SyscallEvent, SyscallHist, ThreadEvent};
+
+/// One thing that happened in (or was measured from) the traced process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A completed syscall, timed by the kernel.
+    Syscall {
+        tid: u32,
+        ts_ns: u64,
+        sysno: u32,
+        ret: i64,
+        duration_ns: u64,
+    },
+    /// A new thread in the target (`parent_tid` called clone).
+    ThreadSpawn {
+        parent_tid: u32,
+        tid: u32,
+        ts_ns: u64,
+        during_group_exit: bool,
+    },
+    /// A thread of the target exited.
+    ThreadExit {
+        tid: u32,
+        ts_ns: u64,
+        during_group_exit: bool,
+    },
+    /// The cumulative in-kernel aggregate of one syscall, summed over CPUs.
+    /// Buckets are `(bucket index, count)` in the `tracer_common::buckets`
+    /// scheme, zero counts left out.
+    SyscallAggregate {
+        sysno: u32,
+        calls: u64,
+        errors: u64,
+        total_ns: u64,
+        max_ns: u64,
+        buckets: Vec<(u32, u64)>,
+    },
+}
+
+/// Why a ring-buffer record could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is too short for a {what}")]
+    TooShort { what: &'static str, len: usize },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+}
+
+fn read<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
+    if bytes.len() < size_of::<T>() {
+        return Err(DecodeError::TooShort { what, len: bytes.len() });
+    }
+    // SAFETY: length checked; T is a plain `#[repr(C)]` ABI type for which
+    // any byte pattern is valid; read_unaligned copes with any alignment.
+    Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}
+
+impl Event {
+    /// Decodes one ring-buffer record.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let kind: u32 = read(bytes, "record header")?;
+        match EventKind::from_u32(kind) {
+            Some(EventKind::Syscall) => {
+                let e: SyscallEvent = read(bytes, "syscall record")?;
+                Ok(Self::Syscall {
+                    tid: e.header.tid,
+                    ts_ns: e.header.ts_ns,
+                    sysno: e.sysno,
+                    ret: e.ret,
+                    duration_ns: e.duration_ns,
+                })
+            }
+            Some(EventKind::ThreadSpawn) => {
+                let e: ThreadEvent = read(bytes, "thread record")?;
+                Ok(Self::ThreadSpawn {
+                    parent_tid: e.header.tid,
+                    tid: e.tid,
+                    ts_ns: e.header.ts_ns,
+                    during_group_exit: e.during_group_exit != 0,
+                })
+            }
+            Some(EventKind::ThreadExit) => {
+                let e: ThreadEvent = read(bytes, "thread record")?;
+                Ok(Self::ThreadExit {
+                    tid: e.tid,
+                    ts_ns: e.header.ts_ns,
+                    during_group_exit: e.during_group_exit != 0,
+                })
+            }
+            None => Err(DecodeError::UnknownKind(kind)),
+        }
+    }
+
+    /// Sums per-CPU kernel histograms of one syscall into one aggregate event.
+    pub fn aggregate<'a>(sysno: u32, per_cpu: impl IntoIterator<Item = &'a SyscallHist>) -> Self {
+        let mut calls = 0;
+        let mut errors = 0;
+        let mut total_ns = 0u64;
+        let mut max_ns = 0;
+        let mut sums = vec![0u64; tracer_common::buckets::NUM_BUCKETS];
+        for hist in per_cpu {
+            calls += hist.calls;
+            errors += hist.errors;
+            total_ns = total_ns.saturating_add(hist.total_ns);
+            max_ns = max_ns.max(hist.max_ns);
+            for (sum, count) in sums.iter_mut().zip(hist.buckets.iter()) {
+                *sum += count;
+            }
+        }
+        let buckets = sums
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, count)| count != 0)
+            .map(|(index, count)| (index as u32, count))
+            .collect();
+        Self::SyscallAggregate { sysno, calls, errors, total_ns, max_ns, buckets }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::EventHeader;
+
+    use super::*;
+
+    fn bytes_of<T: Copy>(value: &T) -> Vec<u8> {
+        // SAFETY: reading the bytes of a padding-free repr(C) value.
+        unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+            .to_vec()
+    }
+
+    #[test]
+    fn decodes_syscall_records() {
+        let raw = SyscallEvent {
+            header: EventHeader { kind: EventKind::Syscall as u32, tid: 7, ts_ns: 99 },
+            sysno: 17,
+            _pad: 0,
+            ret: -2,
+            duration_ns: 1234,
+        };
+        assert_eq!(
+            Event::decode(&bytes_of(&raw)),
+            Ok(Event::Syscall { tid: 7, ts_ns: 99, sysno: 17, ret: -2, duration_ns: 1234 })
+        );
+    }
+
+    #[test]
+    fn decodes_thread_records() {
+        let raw = ThreadEvent {
+            header: EventHeader { kind: EventKind::ThreadSpawn as u32, tid: 10, ts_ns: 5 },
+            tid: 11,
+            during_group_exit: 0,
+        };
+        assert_eq!(
+            Event::decode(&bytes_of(&raw)),
+            Ok(Event::ThreadSpawn { parent_tid: 10, tid: 11, ts_ns: 5, during_group_exit: false })
+        );
+    }
+
+    #[test]
+    fn rejects_bad_records() {
+        assert!(matches!(Event::decode(&[1, 0]), Err(DecodeError::TooShort { .. })));
+        assert_eq!(Event::decode(&[9, 0, 0, 0]), Err(DecodeError::UnknownKind(9)));
+        let short = [1u8, 0, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(Event::decode(&short), Err(DecodeError::TooShort { .. })));
+    }
+
+    #[test]
+    fn aggregates_cpus() {
+        let mut a = SyscallHist::ZERO;
+        a.calls = 2;
+        a.total_ns = 30;
+        a.max_ns = 20;
+        a.buckets[10] = 1;
+        a.buckets[20] = 1;
+        let mut b = SyscallHist::ZERO;
+        b.calls = 1;
+        b.errors = 1;
+        b.total_ns = 50;
+        b.max_ns = 50;
+        b.buckets[50] = 1;
+        b.buckets[20] = 0;
+        assert_eq!(
+            Event::aggregate(3, [&a, &b]),
+            Event::SyscallAggregate {
+                sysno: 3,
+                calls: 3,
+                errors: 1,
+                total_ns: 80,
+                max_ns: 50,
+                buckets: vec![(10, 1), (20, 1), (50, 1)],
+            }
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! The aggregator: consumes decoded [`Event`]s and keeps per-syscall
+//! HdrHistograms and thread counts. Pure: it never touches the kernel, so it
+//! can be fed from a live session, a recording, or a test.
+
+pub mod event;
+
+use std::collections::{BTreeMap, HashSet};
+
+pub use event::Event;
+use hdrhistogram::Histogram;
+use tracer_common::buckets;
+
+/// Highest duration the histograms resolve (about 18 minutes); longer calls
+/// saturate at it (the exact maximum is kept separately).
+const HIST_MAX_NS: u64 = 1 << 40;
+/// Significant figures of the HdrHistograms: 0.1% resolution.
+const HIST_SIGFIG: u8 = 3;
+
+/// Everything known about one syscall number.
+#[derive(Clone, Debug)]
+pub struct SyscallStats {
+    pub calls: u64,
+    pub errors: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    pub histogram: Histogram<u64>,
+}
+
+impl SyscallStats {
+    fn new() -> Self {
+        Self {
+            calls: 0,
+            errors: 0,
+            total_ns: 0,
+            max_ns: 0,
+            histogram: Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG)
+                .expect("static histogram bounds are valid"),
+        }
+    }
+}
+
+/// Thread lifecycle counts of the target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadStats {
+    /// Threads alive when tracing began.
+    pub at_start: u64,
+    /// Threads spawned while traced.
+    pub spawned: u64,
+    /// Threads that exited while the process kept running.
+    pub exited: u64,
+    /// Threads that ended in the process's own teardown (after `exit_group`).
+    pub exited_at_process_exit: u64,
+    /// Most threads alive at once (given the count at start).
+    pub peak: u64,
+    live: i64,
+}
+
+/// Counts of everything the kernel side could not handle normally.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LossCounters {
+    /// Records the kernel could not put in the full ring buffer.
+    pub ringbuf_full: u64,
+    /// Syscalls not timed because two threads shared an in-flight slot.
+    pub inflight_collisions: u64,
+    /// Ring-buffer records userspace could not decode.
+    pub undecodable: u64,
+    /// Exits whose entry predates the probes (attach mode): not losses.
+    pub unmatched_exits: u64,
+    /// Syscall numbers beyond the tracked table.
+    pub unknown_syscalls: u64,
+}
+
+impl LossCounters {
+    /// Events lost in total: every one of them is a call or a thread change
+    /// missing from the report.
+    pub fn lost(&self) -> u64 {
+        self.ringbuf_full + self.inflight_collisions + self.undecodable + self.unknown_syscalls
+    }
+}
+
+/// The aggregate state of one tracing session.
+#[derive(Debug)]
+pub struct Model {
+    pub syscalls: BTreeMap<u32, SyscallStats>,
+    pub threads: ThreadStats,
+    pub losses: LossCounters,
+    seen_spawn: HashSet<u32>,
+}
+
+impl Model {
+    /// A model for a process that had `threads_at_start` threads.
+    pub fn new(threads_at_start: u64) -> Self {
+        Self {
+            syscalls: BTreeMap::new(),
+            threads: ThreadStats {
+                at_start: threads_at_start,
+                peak: threads_at_start,
+                live: threads_at_start as i64,
+                ..ThreadStats::default()
+            },
+            losses: LossCounters::default(),
+            seen_spawn: HashSet::new(),
+        }
+    }
+
+    pub fn apply(&mut self, event: &Event) {
+        match *event {
+            Event::Syscall { sysno, ret, duration_ns, .. } => {
+                let stats = self.syscalls.entry(sysno).or_insert_with(SyscallStats::new);
+                stats.calls += 1;
+                stats.errors += u64::from((-4095..0).contains(&ret));
+                stats.total_ns = stats.total_ns.saturating_add(duration_ns);
+                stats.max_ns = stats.max_ns.max(duration_ns);
+                stats.histogram.saturating_record(duration_ns.max(1));
+            }
+            Event::SyscallAggregate { sysno, calls, errors, total_ns, max_ns, ref buckets } => {
+                let stats = self.syscalls.entry(sysno).or_insert_with(SyscallStats::new);
+                stats.calls += calls;
+                stats.errors += errors;
+                stats.total_ns = stats.total_ns.saturating_add(total_ns);
+                stats.max_ns = stats.max_ns.max(max_ns);
+                for &(index, count) in buckets {
+                    let value = buckets::bucket_value(index as usize).max(1);
+                    stats.histogram.saturating_record_n(value, count);
+                }
+            }
+            Event::ThreadSpawn { tid, .. } => {
+                // A tid is spawned once per lifetime; tids are reused only
+                // after an exit, which clears it.
+                if self.seen_spawn.insert(tid) {
+                    self.threads.spawned += 1;
+                    self.threads.live += 1;
+                    self.threads.peak = self.threads.peak.max(self.threads.live.max(0) as u64);
+                }
+            }
+            Event::ThreadExit { tid, during_group_exit, .. } => {
+                self.seen_spawn.remove(&tid);
+                self.threads.live -= 1;
+                if during_group_exit {
+                    self.threads.exited_at_process_exit += 1;
+                } else {
+                    self.threads.exited += 1;
+                }
+            }
+        }
+    }
+
+    /// Threads alive by the model's count (start + spawned - exited).
+    pub fn live_threads(&self) -> u64 {
+        self.threads.live.max(0) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(sysno: u32, ret: i64, duration_ns: u64) -> Event {
+        Event::Syscall { tid: 1, ts_ns: 0, sysno, ret, duration_ns }
+    }
+
+    #[test]
+    fn streamed_and_aggregated_calls_merge() {
+        let mut model = Model::new(1);
+        model.apply(&call(17, 64, 1_000));
+        model.apply(&call(17, -9, 3_000));
+        model.apply(&Event::SyscallAggregate {
+            sysno: 17,
+            calls: 2,
+            errors: 0,
+            total_ns: 4_000,
+            max_ns: 2_500,
+            buckets: vec![(buckets::bucket_of(1_500) as u32, 1), (buckets::bucket_of(2_500) as u32, 1)],
+        });
+        let s = &model.syscalls[&17];
+        assert_eq!((s.calls, s.errors, s.total_ns, s.max_ns), (4, 1, 8_000, 3_000));
+        assert_eq!(s.histogram.len(), 4);
+        let p50 = s.histogram.value_at_quantile(0.5) as f64;
+        assert!((p50 - 1_500.0).abs() / 1_500.0 < 0.01, "{p50}");
+    }
+
+    #[test]
+    fn mmap_addresses_are_not_errors() {
+        let mut model = Model::new(1);
+        model.apply(&call(9, -4096, 10));
+        model.apply(&call(9, -4095, 10));
+        assert_eq!(model.syscalls[&9].errors, 1);
+    }
+
+    #[test]
+    fn threads_are_counted_by_lifecycle() {
+        let mut model = Model::new(1);
+        for tid in 2..=5 {
+            model.apply(&Event::ThreadSpawn { parent_tid: 1, tid, ts_ns: 0, during_group_exit: false });
+        }
+        model.apply(&Event::ThreadExit { tid: 2, ts_ns: 0, during_group_exit: false });
+        model.apply(&Event::ThreadExit { tid: 3, ts_ns: 0, during_group_exit: true });
+        assert_eq!(model.threads.spawned, 4);
+        assert_eq!(model.threads.exited, 1);
+        assert_eq!(model.threads.exited_at_process_exit, 1);
+        assert_eq!(model.threads.peak, 5);
+        assert_eq!(model.live_threads(), 3);
+    }
+}

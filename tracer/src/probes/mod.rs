@@ -1,0 +1,174 @@
+//! Loading and attaching the kernel programs. A [`Links`] value owns the
+//! loaded object: dropping it detaches everything, and since nothing is
+//! pinned, the kernel also frees every program and link when the tracer
+//! dies in any way (even SIGKILL).
+
+pub mod privileges;
+pub mod tracefs;
+
+use std::{io, path::PathBuf};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{RawTracePoint, TracePoint},
+};
+use tracer_common::{DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, SyscallHist, globals, maps};
+
+/// The compiled kernel programs (empty when built without bpf-linker).
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(
+        "tracing needs root (or the CAP_BPF and CAP_PERFMON capabilities): run the tracer with \
+         sudo or as root"
+    )]
+    NoPrivileges,
+    #[error(
+        "tracefs is not mounted and mounting it at /sys/kernel/tracing failed ({0}): mount it \
+         with `mount -t tracefs nodev /sys/kernel/tracing`"
+    )]
+    Tracefs(#[source] io::Error),
+    #[error("cannot read tracepoint format {path}: {source}")]
+    Format {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("tracepoint {tracepoint} has no field `{field}` on this kernel")]
+    Field { tracepoint: String, field: String },
+    #[error(
+        "this tracer was built without its eBPF programs (bpf-linker was missing): run \
+         `cargo xtask setup` and rebuild"
+    )]
+    NotBuilt,
+    #[error("loading the eBPF programs failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("{what} failed: {source}")]
+    Program {
+        what: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("eBPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("eBPF map {0} is missing from the object")]
+    MissingMap(&'static str),
+}
+
+/// Which programs to attach to the syscall tracepoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeSet {
+    /// Timing, histograms and thread events (the tracer).
+    Full,
+    /// Only a tgid filter and a counter: the overhead floor of the attach
+    /// points, for benchmarks.
+    Floor,
+}
+
+/// The maps userspace reads and writes while the programs run.
+pub struct ProbeMaps {
+    pub events: RingBuf<MapData>,
+    pub hist_slot: Array<MapData, u32>,
+    pub hists: PerCpuArray<MapData, SyscallHist>,
+    pub counters: PerCpuArray<MapData, u64>,
+}
+
+/// The attached programs: dropping this value detaches them all.
+pub struct Links {
+    _ebpf: Ebpf,
+}
+
+/// Loads the programs filtered on `tgid`, attaches them, and returns the
+/// attachment and the maps separately, so the maps stay readable after the
+/// programs are detached.
+pub fn attach(tgid: u32, set: ProbeSet) -> Result<(Links, ProbeMaps), ProbeError> {
+    if !privileges::can_trace() {
+        return Err(ProbeError::NoPrivileges);
+    }
+    let tracefs = tracefs::ensure_mounted()?;
+    if EBPF_OBJECT.is_empty() {
+        return Err(ProbeError::NotBuilt);
+    }
+    let pid_offset = tracefs::field_offset(&tracefs, "task", "task_newtask", "pid")?;
+    let flags_offset = tracefs::field_offset(&tracefs, "task", "task_newtask", "clone_flags")?;
+    raise_memlock_limit();
+
+    let mask = DEFAULT_INFLIGHT_SLOTS - 1;
+    let mut ebpf = EbpfLoader::new()
+        .override_global(globals::TARGET_TGID, &tgid, true)
+        .override_global(globals::NEWTASK_PID_OFFSET, &pid_offset, true)
+        .override_global(globals::NEWTASK_FLAGS_OFFSET, &flags_offset, true)
+        .override_global(globals::INFLIGHT_MASK, &mask, true)
+        .map_max_entries(maps::INFLIGHT, DEFAULT_INFLIGHT_SLOTS)
+        .map_max_entries(maps::HISTS, DEFAULT_HIST_SLOTS)
+        .load(EBPF_OBJECT)
+        .map_err(ProbeError::Load)?;
+
+    let (enter, exit) = match set {
+        ProbeSet::Full => ("gt_sys_enter", "gt_sys_exit"),
+        ProbeSet::Floor => ("gt_floor_enter", "gt_floor_exit"),
+    };
+    for (program, tracepoint) in [(enter, "sys_enter"), (exit, "sys_exit")] {
+        attach_raw(&mut ebpf, program, tracepoint)?;
+    }
+    if set == ProbeSet::Full {
+        attach_tracepoint(&mut ebpf, "gt_task_newtask", "task", "task_newtask")?;
+        attach_tracepoint(&mut ebpf, "gt_task_exit", "sched", "sched_process_exit")?;
+    }
+
+    let maps = ProbeMaps {
+        events: RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)
+            .map_err(|source| ProbeError::Map { name: maps::EVENTS, source })?,
+        hist_slot: Array::try_from(take(&mut ebpf, maps::HIST_SLOT)?)
+            .map_err(|source| ProbeError::Map { name: maps::HIST_SLOT, source })?,
+        hists: PerCpuArray::try_from(take(&mut ebpf, maps::HISTS)?)
+            .map_err(|source| ProbeError::Map { name: maps::HISTS, source })?,
+        counters: PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
+            .map_err(|source| ProbeError::Map { name: maps::COUNTERS, source })?,
+    };
+    Ok((Links { _ebpf: ebpf }, maps))
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {
+    ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))
+}
+
+fn attach_raw(ebpf: &mut Ebpf, program: &str, tracepoint: &str) -> Result<(), ProbeError> {
+    let what = || format!("attaching {program} to raw tracepoint {tracepoint}");
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| ProbeError::Field { tracepoint: "object".into(), field: program.into() })?
+        .try_into()
+        .map_err(|source| ProbeError::Program { what: what(), source })?;
+    prog.load().map_err(|source| ProbeError::Program { what: what(), source })?;
+    prog.attach(tracepoint).map_err(|source| ProbeError::Program { what: what(), source })?;
+    Ok(())
+}
+
+fn attach_tracepoint(ebpf: &mut Ebpf, program: &str, category: &str, name: &str) -> Result<(), ProbeError> {
+    let what = || format!("attaching {program} to tracepoint {category}:{name}");
+    let prog: &mut TracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| ProbeError::Field { tracepoint: "object".into(), field: program.into() })?
+        .try_into()
+        .map_err(|source| ProbeError::Program { what: what(), source })?;
+    prog.load().map_err(|source| ProbeError::Program { what: what(), source })?;
+    prog.attach(category, name).map_err(|source| ProbeError::Program { what: what(), source })?;
+    Ok(())
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use
+/// memcg accounting, so a failure here (no CAP_SYS_RESOURCE) is only logged.
+fn raise_memlock_limit() {
+    let limit = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit with a valid struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) } != 0 {
+        log::debug!("raising RLIMIT_MEMLOCK failed: {}", io::Error::last_os_error());
+    }
+}

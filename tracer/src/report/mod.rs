@@ -1,0 +1,225 @@
+//! The report: one value built from the model, rendered by several sinks
+//! (`text`, `json`). Every sink renders the same [`Report`], so what the text
+//! shows and what the JSON holds cannot drift apart.
+
+pub mod json;
+pub mod text;
+
+use std::io;
+
+use serde::Serialize;
+
+use crate::{
+    model::{LossCounters, Model, SyscallStats},
+    syscall_names,
+};
+
+/// Version of the JSON schema (see [`json`]); bumped on incompatible changes.
+pub const SCHEMA: &str = "gotracer.report/1";
+
+/// How many syscalls get a latency histogram drawn in the text report.
+const TOP_HISTOGRAMS: usize = 3;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub target: TargetInfo,
+    /// Wall-clock time the probes were live, in seconds.
+    pub traced_seconds: f64,
+    /// Sorted by total time in the syscall, largest first.
+    pub syscalls: Vec<SyscallRow>,
+    pub threads: ThreadRow,
+    pub events: EventsRow,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetInfo {
+    pub pid: u32,
+    pub command: String,
+    /// "run" or "attach".
+    pub mode: &'static str,
+    /// Whether the process exited while traced.
+    pub exited: bool,
+    /// Exit code (or 128 + signal) when it exited and it was our child.
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SyscallRow {
+    pub name: String,
+    pub number: u32,
+    pub calls: u64,
+    pub errors: u64,
+    pub total_ns: u64,
+    pub mean_ns: u64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+    /// Log2 latency buckets: `[low_ns, high_ns)` and a count, empty ones
+    /// left out.
+    pub histogram: Vec<HistogramBucket>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct HistogramBucket {
+    pub low_ns: u64,
+    pub high_ns: u64,
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ThreadRow {
+    pub at_start: u64,
+    /// Threads alive at the end: read from /proc when the process still
+    /// runs, 0 when it exited.
+    pub at_end: u64,
+    pub peak: u64,
+    pub spawned: u64,
+    pub exited: u64,
+    pub exited_at_process_exit: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EventsRow {
+    /// Calls or thread changes missing from this report (sum of the causes
+    /// below except `unmatched_exits`).
+    pub lost: u64,
+    pub ringbuf_full: u64,
+    pub inflight_collisions: u64,
+    pub undecodable: u64,
+    pub unknown_syscalls: u64,
+    /// Syscalls that began before the probes were attached: their exit was
+    /// seen, their duration is unknown, and they are not in the counts.
+    pub unmatched_exits: u64,
+}
+
+impl From<&LossCounters> for EventsRow {
+    fn from(l: &LossCounters) -> Self {
+        Self {
+            lost: l.lost(),
+            ringbuf_full: l.ringbuf_full,
+            inflight_collisions: l.inflight_collisions,
+            undecodable: l.undecodable,
+            unknown_syscalls: l.unknown_syscalls,
+            unmatched_exits: l.unmatched_exits,
+        }
+    }
+}
+
+impl SyscallRow {
+    fn new(number: u32, s: &SyscallStats) -> Self {
+        let h = &s.histogram;
+        // Bucketed values can sit a hair above the exact maximum: clamp.
+        let q = |q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q).min(s.max_ns.max(1)) };
+        Self {
+            name: syscall_names::name(number),
+            number,
+            calls: s.calls,
+            errors: s.errors,
+            total_ns: s.total_ns,
+            mean_ns: s.total_ns.checked_div(s.calls).unwrap_or(0),
+            p50_ns: q(0.50),
+            p90_ns: q(0.90),
+            p99_ns: q(0.99),
+            p999_ns: q(0.999),
+            max_ns: s.max_ns,
+            histogram: log2_buckets(h),
+        }
+    }
+}
+
+/// Re-buckets an HdrHistogram into power-of-two buckets for display.
+fn log2_buckets(h: &hdrhistogram::Histogram<u64>) -> Vec<HistogramBucket> {
+    let mut out: Vec<HistogramBucket> = Vec::new();
+    for v in h.iter_recorded() {
+        let value = h.median_equivalent(v.value_iterated_to()).max(1);
+        let exp = 63 - value.leading_zeros();
+        let low = 1u64 << exp;
+        let count = v.count_at_value();
+        match out.last_mut() {
+            Some(last) if last.low_ns == low => last.count += count,
+            _ => out.push(HistogramBucket { low_ns: low, high_ns: low << 1, count }),
+        }
+    }
+    out
+}
+
+impl Report {
+    pub fn build(
+        model: &Model,
+        target: TargetInfo,
+        traced_seconds: f64,
+        threads_at_end: u64,
+    ) -> Self {
+        let mut syscalls: Vec<SyscallRow> = model
+            .syscalls
+            .iter()
+            .filter(|(_, s)| s.calls > 0)
+            .map(|(&n, s)| SyscallRow::new(n, s))
+            .collect();
+        syscalls.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)));
+        let t = &model.threads;
+        Self {
+            schema: SCHEMA,
+            target,
+            traced_seconds,
+            syscalls,
+            threads: ThreadRow {
+                at_start: t.at_start,
+                at_end: threads_at_end,
+                peak: t.peak,
+                spawned: t.spawned,
+                exited: t.exited,
+                exited_at_process_exit: t.exited_at_process_exit,
+            },
+            events: EventsRow::from(&model.losses),
+        }
+    }
+}
+
+/// Something that renders a report: the text table, JSON, and later flame
+/// graphs, Perfetto timelines or Prometheus metrics.
+pub trait Sink {
+    fn write(&mut self, report: &Report) -> io::Result<()>;
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::Event;
+
+    /// A small report from a synthetic event stream, shared by sink tests.
+    pub fn sample() -> Report {
+        let mut model = Model::new(1);
+        for (i, d) in [1_000u64, 2_000, 3_000, 50_000].iter().enumerate() {
+            model.apply(&Event::Syscall { tid: 1, ts_ns: i as u64, sysno: 17, ret: 64, duration_ns: *d });
+        }
+        model.apply(&Event::Syscall { tid: 1, ts_ns: 9, sysno: 257, ret: -2, duration_ns: 4_000 });
+        model.apply(&Event::ThreadSpawn { parent_tid: 1, tid: 2, ts_ns: 1, during_group_exit: false });
+        let target = TargetInfo {
+            pid: 42,
+            command: "demo".into(),
+            mode: "run",
+            exited: true,
+            exit_code: Some(0),
+        };
+        Report::build(&model, target, 1.5, 0)
+    }
+
+    #[test]
+    fn rows_are_sorted_by_total_time_and_carry_percentiles() {
+        let r = sample();
+        assert_eq!(r.syscalls[0].name, "pread64");
+        assert_eq!(r.syscalls[0].calls, 4);
+        assert_eq!(r.syscalls[0].mean_ns, 14_000);
+        assert!(r.syscalls[0].p50_ns.abs_diff(2_000) <= 2);
+        assert!(r.syscalls[0].max_ns == 50_000);
+        assert_eq!(r.syscalls[1].name, "openat");
+        assert_eq!(r.syscalls[1].errors, 1);
+        let total: u64 = r.syscalls[0].histogram.iter().map(|b| b.count).sum();
+        assert_eq!(total, 4);
+        assert_eq!(r.threads.spawned, 1);
+    }
+}

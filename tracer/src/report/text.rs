@@ -1,0 +1,139 @@
+//! The human-readable report: a `strace -c`-like table with percentiles, a
+//! latency histogram for the syscalls that took the most time, thread counts
+//! and the loss line (always printed, so a clean run says "0 lost").
+
+use std::io::{self, Write};
+
+use super::{Report, Sink, TOP_HISTOGRAMS};
+
+pub struct TextSink<W: Write> {
+    out: W,
+}
+
+impl<W: Write> TextSink<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+}
+
+/// A duration in the unit that keeps 3 significant digits readable.
+pub fn human_ns(ns: u64) -> String {
+    let ns_f = ns as f64;
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{:.2}µs", ns_f / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.2}ms", ns_f / 1e6)
+    } else {
+        format!("{:.2}s", ns_f / 1e9)
+    }
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn write(&mut self, r: &Report) -> io::Result<()> {
+        let o = &mut self.out;
+        let t = &r.target;
+        let ending = match (t.exited, t.exit_code) {
+            (true, Some(code)) => format!(", process exited with code {code}"),
+            (true, None) => ", process exited".to_owned(),
+            (false, _) => ", detached (process still running)".to_owned(),
+        };
+        writeln!(
+            o,
+            "tracer: {} pid {} ({}) for {:.2}s{ending}",
+            t.mode, t.pid, t.command, r.traced_seconds
+        )?;
+        writeln!(o)?;
+        writeln!(
+            o,
+            "{:<18} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "syscall", "calls", "errors", "total", "mean", "p50", "p90", "p99", "p99.9", "max"
+        )?;
+        for s in &r.syscalls {
+            writeln!(
+                o,
+                "{:<18} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                s.name,
+                s.calls,
+                s.errors,
+                human_ns(s.total_ns),
+                human_ns(s.mean_ns),
+                human_ns(s.p50_ns),
+                human_ns(s.p90_ns),
+                human_ns(s.p99_ns),
+                human_ns(s.p999_ns),
+                human_ns(s.max_ns),
+            )?;
+        }
+        let calls: u64 = r.syscalls.iter().map(|s| s.calls).sum();
+        let errors: u64 = r.syscalls.iter().map(|s| s.errors).sum();
+        let total: u64 = r.syscalls.iter().map(|s| s.total_ns).sum();
+        writeln!(o, "{:<18} {:>10} {:>8} {:>10}", "total", calls, errors, human_ns(total))?;
+
+        for s in r.syscalls.iter().take(TOP_HISTOGRAMS) {
+            writeln!(o)?;
+            writeln!(o, "{} latency ({} calls):", s.name, s.calls)?;
+            let most = s.histogram.iter().map(|b| b.count).max().unwrap_or(1).max(1);
+            for b in &s.histogram {
+                let bar = (b.count * 40).div_ceil(most) as usize;
+                writeln!(
+                    o,
+                    "  [{:>8}, {:>8}) {:>10} |{:<40}|",
+                    human_ns(b.low_ns),
+                    human_ns(b.high_ns),
+                    b.count,
+                    "@".repeat(bar)
+                )?;
+            }
+        }
+
+        let th = &r.threads;
+        writeln!(o)?;
+        writeln!(
+            o,
+            "threads: {} at start, {} at end, peak {}; {} spawned, {} exited while running, \
+             {} ended with the process",
+            th.at_start, th.at_end, th.peak, th.spawned, th.exited, th.exited_at_process_exit
+        )?;
+        let e = &r.events;
+        writeln!(
+            o,
+            "events: {} lost (ring buffer full {}, in-flight collisions {}, undecodable {}, \
+             unknown syscalls {}); {} calls already in progress at attach were not timed",
+            e.lost,
+            e.ringbuf_full,
+            e.inflight_collisions,
+            e.undecodable,
+            e.unknown_syscalls,
+            e.unmatched_exits
+        )?;
+        o.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_ns(999), "999ns");
+        assert_eq!(human_ns(1_500), "1.50µs");
+        assert_eq!(human_ns(20_100_000), "20.10ms");
+        assert_eq!(human_ns(3_000_000_000), "3.00s");
+    }
+
+    #[test]
+    fn renders_table_histogram_threads_and_losses() {
+        let mut out = Vec::new();
+        TextSink::new(&mut out).write(&crate::report::tests::sample()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("run pid 42 (demo)"), "{text}");
+        let row = text.lines().find(|l| l.starts_with("pread64")).unwrap();
+        assert!(row.split_whitespace().nth(1) == Some("4"), "{row}");
+        assert!(text.contains("pread64 latency (4 calls):"));
+        assert!(text.contains("1 spawned"));
+        assert!(text.contains("events: 0 lost"));
+    }
+}
