@@ -13,11 +13,16 @@ mod threads;
 #[unsafe(no_mangle)]
 static TARGET_TGID: aya_ebpf::Global<u32> = aya_ebpf::Global::new(0);
 
-/// `true` when the current task belongs to the traced process.
+/// The current thread id when the current task belongs to the traced
+/// process (one helper call: this runs on every syscall of every process).
 #[inline(always)]
-fn in_target() -> bool {
-    let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
-    tgid == TARGET_TGID.load()
+fn target_tid() -> Option<u32> {
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == TARGET_TGID.load() {
+        Some(pid_tgid as u32)
+    } else {
+        None
+    }
 }
 
 #[cfg(not(test))]

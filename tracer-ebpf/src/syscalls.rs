@@ -4,7 +4,7 @@
 //! when the syscall has no histogram slot yet.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::bpf_ktime_get_ns,
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -13,7 +13,7 @@ use tracer_common::{
 };
 
 use crate::{
-    in_target,
+    target_tid,
     maps::{EVENTS, GROUP_EXIT, HIST_SLOT, HISTS, INFLIGHT, count},
 };
 
@@ -30,15 +30,14 @@ pub fn inflight_mask() -> u32 {
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn gt_sys_enter(ctx: RawTracePointContext) -> i32 {
-    if !in_target() {
-        return 0;
+    if let Some(tid) = target_tid() {
+        sys_enter(&ctx, tid);
     }
-    try_sys_enter(&ctx);
     0
 }
 
 #[inline(always)]
-fn try_sys_enter(ctx: &RawTracePointContext) {
+fn sys_enter(ctx: &RawTracePointContext, tid: u32) {
     // TP_PROTO(struct pt_regs *regs, long id)
     let id: u64 = ctx.arg(1);
     let now = unsafe { bpf_ktime_get_ns() };
@@ -47,7 +46,6 @@ fn try_sys_enter(ctx: &RawTracePointContext) {
     {
         unsafe { *at = now };
     }
-    let tid = bpf_get_current_pid_tgid() as u32;
     let Some(slot) = INFLIGHT.get_ptr_mut(tid & inflight_mask()) else {
         return;
     };
@@ -63,16 +61,14 @@ fn try_sys_enter(ctx: &RawTracePointContext) {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn gt_sys_exit(ctx: RawTracePointContext) -> i32 {
-    if !in_target() {
-        return 0;
+    if let Some(tid) = target_tid() {
+        sys_exit(&ctx, tid);
     }
-    try_sys_exit(&ctx);
     0
 }
 
 #[inline(always)]
-fn try_sys_exit(ctx: &RawTracePointContext) {
-    let tid = bpf_get_current_pid_tgid() as u32;
+fn sys_exit(ctx: &RawTracePointContext, tid: u32) {
     let Some(slot) = INFLIGHT.get_ptr_mut(tid & inflight_mask()) else {
         return;
     };

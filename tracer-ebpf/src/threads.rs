@@ -9,7 +9,7 @@ use aya_ebpf::{
 use tracer_common::{CLONE_THREAD, Counter, EventHeader, EventKind, ThreadEvent};
 
 use crate::{
-    in_target,
+    target_tid,
     maps::{EVENTS, GROUP_EXIT, INFLIGHT, count},
     syscalls::inflight_mask,
 };
@@ -22,7 +22,7 @@ static NEWTASK_FLAGS_OFFSET: aya_ebpf::Global<u32> = aya_ebpf::Global::new(32);
 
 #[tracepoint]
 pub fn gt_task_newtask(ctx: TracePointContext) -> u32 {
-    if !in_target() {
+    if target_tid().is_none() {
         return 0;
     }
     match try_task_newtask(&ctx) {
@@ -44,11 +44,10 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i32> {
 
 #[tracepoint]
 pub fn gt_task_exit(_ctx: TracePointContext) -> u32 {
-    if !in_target() {
-        return 0;
-    }
     // Runs in the context of the exiting thread.
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
     // A thread may die inside a syscall (exit, or killed while blocked):
     // free its in-flight slot so no later thread sees a stale owner.
     if let Some(slot) = INFLIGHT.get_ptr_mut(tid & inflight_mask()) {

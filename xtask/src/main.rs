@@ -1,1 +1,87 @@
-fn main(){}
+//! Project tasks: `cargo xtask setup|build|test|demo|bench`.
+//! Every task that needs tools runs `setup` first, so each one works on a
+//! fresh machine.
+
+mod bench;
+mod go;
+mod setup;
+mod util;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what a fresh machine lacks (idempotent; fast when complete).
+    Setup,
+    /// Set up, then build the tracer and its eBPF programs (release).
+    Build,
+    /// Set up, build, and run every test: unit and privileged integration.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, and trace the bundled Go demo workload.
+    Demo,
+    /// Set up, build, and time the syscall storm untraced, under the tracer,
+    /// under the empty-probe floor and under bpftrace, as ratios.
+    Bench {
+        /// Alternating rounds (the median of each mode is reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// pread calls per goroutine.
+        #[arg(long, default_value_t = 500_000)]
+        calls: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::run().map(drop),
+        Task::Build => setup::run().and_then(|_| build()),
+        Task::Test { args } => setup::run().and_then(|tools| test(&tools, &args)),
+        Task::Demo => setup::run().and_then(|tools| demo(&tools)),
+        Task::Bench { rounds, calls } => {
+            setup::run().and_then(|tools| build().and_then(|()| bench::run(&tools, rounds, calls)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build() -> anyhow::Result<()> {
+    util::step("building the tracer (release)");
+    util::run(util::cargo().args(["build", "--release", "--package", "tracer"]))
+}
+
+fn test(tools: &setup::Tools, args: &[String]) -> anyhow::Result<()> {
+    util::step("running every test (unit + privileged integration)");
+    let mut cmd = util::cargo();
+    cmd.args(["test", "--workspace"]).args(args);
+    tools.export(&mut cmd);
+    util::run(&mut cmd)
+}
+
+fn demo(tools: &setup::Tools) -> anyhow::Result<()> {
+    build()?;
+    let dir = util::root().join("target/xtask");
+    let demo = go::build(&tools.go_newest().context("no Go toolchain")?.1, "demo", &dir)?;
+    util::step("tracing the demo workload: target/release/tracer run -- demo");
+    util::run(std::process::Command::new(util::root().join("target/release/tracer")).args(["run", "--"]).arg(demo))
+}

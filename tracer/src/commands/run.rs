@@ -9,11 +9,16 @@ use crate::{
     probes::{self, ProbeError, privileges},
     report::{Report, TargetInfo},
     session::{Session, SignalPolicy, StopReason},
-    target::{self, launch::HeldChild},
+    target::{
+        self,
+        launch::{self, HeldChild},
+    },
 };
 
 pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Result<i32> {
-    // Fail before forking anything when tracing cannot work anyway.
+    // Fail before forking anything when the command or the privileges are
+    // wrong: the command first, since that is the likelier typo.
+    launch::resolve(program)?;
     if !privileges::can_trace() {
         return Err(ProbeError::NoPrivileges.into());
     }

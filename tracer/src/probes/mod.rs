@@ -18,6 +18,12 @@ use tracer_common::{DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, SyscallHist, glo
 /// The compiled kernel programs (empty when built without bpf-linker).
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
 
+/// `false` when this build carries a stub instead of the kernel programs
+/// (bpf-linker was missing at build time).
+pub fn programs_built() -> bool {
+    !EBPF_OBJECT.is_empty()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error(

