@@ -73,7 +73,7 @@ fn build() -> anyhow::Result<()> {
 fn test(tools: &setup::Tools, args: &[String]) -> anyhow::Result<()> {
     util::step("running every test (unit + privileged integration)");
     let mut cmd = util::cargo();
-    cmd.args(["test", "--workspace"]).args(args);
+    cmd.arg("test").args(args);
     tools.export(&mut cmd);
     util::run(&mut cmd)
 }
