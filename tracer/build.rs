@@ -41,6 +41,10 @@ fn main() -> anyhow::Result<()> {
         .context("tracer-ebpf manifest has no parent directory")?
         .as_str()
         .to_owned();
+    // aya-build relays every stderr line of the inner cargo as a warning:
+    // keep the inner build quiet so only real problems show.
+    // SAFETY: build scripts are single-threaded here; no one reads env concurrently.
+    unsafe { env::set_var("CARGO_TERM_QUIET", "true") };
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "tracer-ebpf",

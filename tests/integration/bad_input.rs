@@ -11,28 +11,45 @@ use crate::{skip_unless, support::*};
 
 fn assert_one_line_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got {}; stderr: {stderr}", out.status);
+    assert!(
+        !out.status.success(),
+        "expected failure, got {}; stderr: {stderr}",
+        out.status
+    );
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     let lines: Vec<&str> = stderr.trim().lines().collect();
     assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
     assert!(lines[0].starts_with("tracer: error: "), "{stderr}");
-    assert!(lines[0].contains(needle), "expected `{needle}` in: {stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "expected `{needle}` in: {stderr}"
+    );
 }
 
 #[test]
 fn nonexistent_pid() {
-    let out = tracer().args(["attach", "-p", "99999999"]).output().unwrap();
+    let out = tracer()
+        .args(["attach", "-p", "99999999"])
+        .output()
+        .unwrap();
     assert_one_line_error(&out, "no process with PID 99999999");
 }
 
 fn kernel_thread_pid() -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-        let flags: u64 = stat[stat.rfind(')')? + 2..].split_whitespace().nth(6)?.parse().ok()?;
-        (flags & 0x0020_0000 != 0).then_some(pid)
-    })
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let flags: u64 = stat[stat.rfind(')')? + 2..]
+                .split_whitespace()
+                .nth(6)?
+                .parse()
+                .ok()?;
+            (flags & 0x0020_0000 != 0).then_some(pid)
+        })
 }
 
 #[test]
@@ -41,21 +58,33 @@ fn kernel_thread() {
         eprintln!("skipped: no kernel thread visible in this PID namespace");
         return;
     };
-    let out = tracer().args(["attach", "-p", &pid.to_string()]).output().unwrap();
+    let out = tracer()
+        .args(["attach", "-p", &pid.to_string()])
+        .output()
+        .unwrap();
     assert_one_line_error(&out, "is a kernel thread");
 }
 
 #[test]
 fn command_that_cannot_be_executed() {
-    let out = tracer().args(["run", "--", "/nonexistent/command"]).output().unwrap();
+    let out = tracer()
+        .args(["run", "--", "/nonexistent/command"])
+        .output()
+        .unwrap();
     assert_one_line_error(&out, "cannot execute `/nonexistent/command`");
-    let out = tracer().args(["run", "--", "/etc/passwd"]).output().unwrap();
+    let out = tracer()
+        .args(["run", "--", "/etc/passwd"])
+        .output()
+        .unwrap();
     assert_one_line_error(&out, "not executable");
 }
 
 #[test]
 fn output_in_a_missing_directory() {
-    let out = tracer().args(["attach", "-p", "1", "-o", "/nonexistent/dir/r.json"]).output().unwrap();
+    let out = tracer()
+        .args(["attach", "-p", "1", "-o", "/nonexistent/dir/r.json"])
+        .output()
+        .unwrap();
     assert_one_line_error(&out, "does not exist");
 }
 
@@ -78,7 +107,13 @@ fn no_privileges() {
         if is_root() {
             // Drop to the unprivileged `nobody` user with no capabilities.
             Command::new("setpriv")
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"])
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "--",
+                ])
                 .arg(world_executable_tracer(&dir))
                 .args(args)
                 .output()

@@ -25,22 +25,34 @@ fn assert_programs_unloaded(context: &str) {
             return;
         }
         // Program teardown is deferred (RCU): give it a moment.
-        assert!(start.elapsed() < Duration::from_secs(5), "{context}: programs {left:?} still loaded");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{context}: programs {left:?} still loaded"
+        );
         sleep(Duration::from_millis(50));
     }
 }
 
 fn heartbeat_count(file: &Path) -> u64 {
-    std::fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The heartbeat workload is alive and still making progress.
 fn assert_alive_and_beating(workload: &mut Child, file: &Path, context: &str) {
-    assert!(workload.try_wait().unwrap().is_none(), "{context}: target died");
+    assert!(
+        workload.try_wait().unwrap().is_none(),
+        "{context}: target died"
+    );
     let before = heartbeat_count(file);
     let start = Instant::now();
     while heartbeat_count(file) <= before {
-        assert!(start.elapsed() < Duration::from_secs(5), "{context}: target stopped beating");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{context}: target stopped beating"
+        );
         sleep(Duration::from_millis(20));
     }
 }
@@ -57,7 +69,10 @@ fn attach_and_end(ending: Ending, context: &str) {
         Ending::Signal(_) => &[],
     };
     let mut tracer = spawn_attach(workload.id(), extra, &report);
-    assert!(!our_programs().is_empty(), "{context}: no program of ours loaded while tracing");
+    assert!(
+        !our_programs().is_empty(),
+        "{context}: no program of ours loaded while tracing"
+    );
     sleep(Duration::from_millis(200));
     if let Ending::Signal(sig) = ending {
         signal(tracer.id(), sig);
@@ -123,7 +138,12 @@ fn target_exit_ends_the_trace_cleanly() {
     drop(_exclusive);
     let openfirst = go_workload("openfirst");
     let _exclusive = PROBES.write().unwrap();
-    let out = tracer().args(["run", "--"]).arg(&openfirst).arg("/nonexistent").output().unwrap();
+    let out = tracer()
+        .args(["run", "--"])
+        .arg(&openfirst)
+        .arg("/nonexistent")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_programs_unloaded("run, command exit");
 }

@@ -10,7 +10,10 @@ fn nanosleep_20ms_reports_p50_between_20_and_22_ms() {
     let row = syscall(&report, "nanosleep");
     assert_eq!(u64_at(row, "calls"), 200);
     let p50 = u64_at(row, "p50_ns");
-    assert!((20_000_000..=22_000_000).contains(&p50), "nanosleep p50 {p50} ns");
+    assert!(
+        (20_000_000..=22_000_000).contains(&p50),
+        "nanosleep p50 {p50} ns"
+    );
     assert!(u64_at(row, "max_ns") >= 20_000_000);
     assert!(u64_at(row, "p999_ns") <= u64_at(row, "max_ns"));
 }

@@ -45,7 +45,10 @@ pub fn cannot_trace() -> Option<String> {
 
 /// Why a test that traces a Go workload cannot run here, if it cannot.
 pub fn cannot_trace_go() -> Option<String> {
-    cannot_trace().or_else(|| go().is_none().then(|| "no Go toolchain (run `cargo xtask setup`)".into()))
+    cannot_trace().or_else(|| {
+        go().is_none()
+            .then(|| "no Go toolchain (run `cargo xtask setup`)".into())
+    })
 }
 
 /// The Go toolchain for workloads: `$TRACER_GO` (set by `cargo xtask test`),
@@ -54,7 +57,10 @@ pub fn go() -> Option<PathBuf> {
     if let Some(go) = std::env::var_os("TRACER_GO") {
         return Some(PathBuf::from(go));
     }
-    let ok = Command::new("go").arg("version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     ok.then(|| PathBuf::from("go"))
 }
 
@@ -63,7 +69,9 @@ fn work_dir() -> PathBuf {
 }
 
 fn workload_source(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/workloads").join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/workloads")
+        .join(file)
 }
 
 /// Builds `tests/workloads/<name>.go` (once per test run) and returns the binary.
@@ -116,7 +124,8 @@ pub fn report_path(dir: &tempfile::TempDir) -> PathBuf {
 }
 
 pub fn read_report(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
     serde_json::from_str(&text).expect("report is JSON")
 }
 
@@ -152,7 +161,9 @@ pub fn syscall<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 pub fn u64_at(v: &Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("no integer {key} in {v}"))
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no integer {key} in {v}"))
 }
 
 /// Spawns a workload with piped stdout and waits for it to print `ready`.
@@ -164,7 +175,9 @@ pub fn spawn_ready(program: &Path, args: &[&str]) -> Child {
         .spawn()
         .expect("spawn workload");
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "ready", "workload did not get ready");
     child
 }
@@ -179,14 +192,23 @@ pub fn spawn_attach(pid: u32, extra: &[&str], report: &Path) -> Child {
         .spawn()
         .expect("spawn tracer attach");
     let mut line = String::new();
-    BufReader::new(child.stderr.as_mut().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.contains("probes live"), "tracer did not come up: {line}");
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains("probes live"),
+        "tracer did not come up: {line}"
+    );
     child
 }
 
 pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) on a process this test started.
-    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill({pid}, {sig})");
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, sig) },
+        0,
+        "kill({pid}, {sig})"
+    );
 }
 
 /// Waits for a child with a timeout, killing it if it overruns.

@@ -67,7 +67,10 @@ mod tests {
         while ns < 1 << MAX_EXP {
             let index = bucket_of(ns);
             let (low, high) = bucket_range(index);
-            assert!(low <= ns && ns < high, "{ns} not in [{low},{high}) ({index})");
+            assert!(
+                low <= ns && ns < high,
+                "{ns} not in [{low},{high}) ({index})"
+            );
             let mid = bucket_value(index);
             let err = mid.abs_diff(ns) as f64 / ns as f64;
             assert!(err <= 0.01, "{ns}: midpoint {mid} off by {err}");

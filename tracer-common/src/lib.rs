@@ -207,7 +207,11 @@ mod tests {
 
     #[test]
     fn event_kind_round_trips() {
-        for kind in [EventKind::Syscall, EventKind::ThreadSpawn, EventKind::ThreadExit] {
+        for kind in [
+            EventKind::Syscall,
+            EventKind::ThreadSpawn,
+            EventKind::ThreadExit,
+        ] {
             assert_eq!(EventKind::from_u32(kind as u32), Some(kind));
         }
         assert_eq!(EventKind::from_u32(0), None);

@@ -6,7 +6,7 @@
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::Counter;
 
-use crate::{target_tid, maps::count};
+use crate::{maps::count, target_tid};
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn gt_floor_enter(_ctx: RawTracePointContext) -> i32 {

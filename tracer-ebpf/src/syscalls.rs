@@ -3,18 +3,14 @@
 //! duration to the syscall's per-CPU histogram, or stream it to userspace
 //! when the syscall has no histogram slot yet.
 
-use aya_ebpf::{
-    helpers::bpf_ktime_get_ns,
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::{
     Counter, EventHeader, EventKind, InFlight, MAX_SYSCALLS, SYS_EXIT_GROUP, SyscallEvent, buckets,
 };
 
 use crate::{
-    target_tid,
     maps::{EVENTS, GROUP_EXIT, HIST_SLOT, HISTS, INFLIGHT, count},
+    target_tid,
 };
 
 /// Mask of the `INFLIGHT` table, set by the loader to its size - 1.
@@ -56,7 +52,11 @@ fn sys_enter(ctx: &RawTracePointContext, tid: u32) {
         count(Counter::InFlightCollision);
         return;
     }
-    *slot = InFlight { tid, sysno: id as u32, start_ns: now };
+    *slot = InFlight {
+        tid,
+        sysno: id as u32,
+        start_ns: now,
+    };
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
@@ -116,7 +116,11 @@ fn sys_exit(ctx: &RawTracePointContext, tid: u32) {
 #[inline(always)]
 fn stream(tid: u32, now: u64, sysno: u32, ret: i64, duration_ns: u64) {
     let event = SyscallEvent {
-        header: EventHeader { kind: EventKind::Syscall as u32, tid, ts_ns: now },
+        header: EventHeader {
+            kind: EventKind::Syscall as u32,
+            tid,
+            ts_ns: now,
+        },
         sysno,
         _pad: 0,
         ret,

@@ -9,9 +9,9 @@ use aya_ebpf::{
 use tracer_common::{CLONE_THREAD, Counter, EventHeader, EventKind, ThreadEvent};
 
 use crate::{
-    target_tid,
     maps::{EVENTS, GROUP_EXIT, INFLIGHT, count},
     syscalls::inflight_mask,
+    target_tid,
 };
 
 /// Field offsets in the `task_newtask` record, read from tracefs by the loader.

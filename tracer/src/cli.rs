@@ -66,7 +66,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err(format!("`{s}` is not a positive duration")),
-        Err(e) => Err(format!("`{s}` is not a duration like 500ms, 10s or 2m ({e})")),
+        Err(e) => Err(format!(
+            "`{s}` is not a duration like 500ms, 10s or 2m ({e})"
+        )),
     }
 }
 
@@ -88,8 +90,13 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub enum TargetSpec {
-    Launch { program: PathBuf, args: Vec<OsString> },
-    Attach { pid: u32 },
+    Launch {
+        program: PathBuf,
+        args: Vec<OsString>,
+    },
+    Attach {
+        pid: u32,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,12 +114,21 @@ impl TryFrom<Cli> for Config {
 
     fn try_from(cli: Cli) -> Result<Self, ConfigError> {
         let (target, out) = match cli.command {
-            Command::Run { output, mut command } => {
+            Command::Run {
+                output,
+                mut command,
+            } => {
                 if command.is_empty() {
                     return Err(ConfigError::NoCommand);
                 }
                 let program = PathBuf::from(command.remove(0));
-                (TargetSpec::Launch { program, args: command }, output)
+                (
+                    TargetSpec::Launch {
+                        program,
+                        args: command,
+                    },
+                    output,
+                )
             }
             Command::Attach { pid, output } => {
                 if pid == 0 {
@@ -129,7 +145,10 @@ impl TryFrom<Cli> for Config {
         }
         Ok(Self {
             target,
-            output: OutputConfig { json: out.json, path: out.output },
+            output: OutputConfig {
+                json: out.json,
+                path: out.output,
+            },
             duration: out.duration,
             probes: out.probes,
         })
@@ -148,7 +167,9 @@ mod tests {
     #[test]
     fn run_takes_the_rest_as_the_command() {
         let c = parse(&["tracer", "run", "--json", "--", "ls", "-l", "--color"]).unwrap();
-        let TargetSpec::Launch { program, args } = c.target else { panic!() };
+        let TargetSpec::Launch { program, args } = c.target else {
+            panic!()
+        };
         assert_eq!(program, PathBuf::from("ls"));
         assert_eq!(args, vec![OsString::from("-l"), OsString::from("--color")]);
         assert!(c.output.json);
@@ -159,12 +180,18 @@ mod tests {
         let c = parse(&["tracer", "attach", "-p", "42", "--duration", "1.5s"]).unwrap();
         assert!(matches!(c.target, TargetSpec::Attach { pid: 42 }));
         assert_eq!(c.duration, Some(Duration::from_millis(1500)));
-        assert!(parse(&["tracer", "attach", "-p", "0"]).unwrap_err().contains("PID 0"));
+        assert!(
+            parse(&["tracer", "attach", "-p", "0"])
+                .unwrap_err()
+                .contains("PID 0")
+        );
         assert!(parse(&["tracer", "attach", "-p", "x"]).is_err());
         assert!(parse(&["tracer", "attach", "-p", "1", "-d", "0s"]).is_err());
-        assert!(parse(&["tracer", "attach", "-p", "1", "-o", "/no/such/dir/r.json"])
-            .unwrap_err()
-            .contains("does not exist"));
+        assert!(
+            parse(&["tracer", "attach", "-p", "1", "-o", "/no/such/dir/r.json"])
+                .unwrap_err()
+                .contains("does not exist")
+        );
     }
 
     #[test]

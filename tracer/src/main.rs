@@ -6,7 +6,9 @@ use tracer::cli::{Cli, Config};
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
-    let result = Config::try_from(cli).map_err(anyhow::Error::from).and_then(tracer::commands::execute);
+    let result = Config::try_from(cli)
+        .map_err(anyhow::Error::from)
+        .and_then(tracer::commands::execute);
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {

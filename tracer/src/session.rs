@@ -114,7 +114,12 @@ pub struct Session {
 impl Session {
     /// Must be called inside a tokio runtime (it registers the ring buffer).
     pub fn new(links: Links, maps: ProbeMaps, threads_at_start: u64) -> Result<Self, SessionError> {
-        let ProbeMaps { events, hist_slot, hists, counters } = maps;
+        let ProbeMaps {
+            events,
+            hist_slot,
+            hists,
+            counters,
+        } = maps;
         let max_slots = hists.len();
         Ok(Self {
             links,
@@ -172,20 +177,32 @@ impl Session {
     /// Detaches the probes, drains what is left, and returns the model with
     /// the in-kernel aggregates and loss counters folded in.
     pub fn finish(self) -> Result<Model, SessionError> {
-        let Self { links, events, hists, counters, mut ingest } = self;
+        let Self {
+            links,
+            events,
+            hists,
+            counters,
+            mut ingest,
+        } = self;
         drop(links);
         let mut events = events.into_inner();
         ingest.drain(&mut events);
         for (slot, &sysno) in ingest.slots.iter().enumerate() {
             let per_cpu = hists
                 .get(&(slot as u32), 0)
-                .map_err(|source| ProbeError::Map { name: maps::HISTS, source })?;
+                .map_err(|source| ProbeError::Map {
+                    name: maps::HISTS,
+                    source,
+                })?;
             ingest.model.apply(&Event::aggregate(sysno, per_cpu.iter()));
         }
         let counter = |c: Counter| -> Result<u64, SessionError> {
             let values = counters
                 .get(&(c as u32), 0)
-                .map_err(|source| ProbeError::Map { name: maps::COUNTERS, source })?;
+                .map_err(|source| ProbeError::Map {
+                    name: maps::COUNTERS,
+                    source,
+                })?;
             Ok(values.iter().sum())
         };
         let losses = &mut ingest.model.losses;

@@ -47,7 +47,14 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     if bpftrace {
         modes.push(Mode::Bpftrace);
     }
-    let args = ["-n".to_owned(), (2 * calls).to_string(), "-g".into(), "2".into(), "-size".into(), "64".into()];
+    let args = [
+        "-n".to_owned(),
+        (2 * calls).to_string(),
+        "-g".into(),
+        "2".into(),
+        "-size".into(),
+        "64".into(),
+    ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut lost = 0u64;
     for round in 1..=rounds {
@@ -61,16 +68,41 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     let medians: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
     let base = medians[0];
     println!();
-    println!("syscall storm: 2 goroutines x {calls} pread(64 B), {rounds} alternating rounds, medians");
-    println!("{:<22} {:>12} {:>8} {:>10}", "mode", "elapsed ms", "ratio", "overhead");
+    println!(
+        "syscall storm: 2 goroutines x {calls} pread(64 B), {rounds} alternating rounds, medians"
+    );
+    println!(
+        "{:<22} {:>12} {:>8} {:>10}",
+        "mode", "elapsed ms", "ratio", "overhead"
+    );
     for (mode, m) in modes.iter().zip(&medians) {
-        println!("{:<22} {:>12.1} {:>7.2}x {:>9.1}%", mode.name(), m, m / base, (m / base - 1.0) * 100.0);
+        println!(
+            "{:<22} {:>12.1} {:>7.2}x {:>9.1}%",
+            mode.name(),
+            m,
+            m / base,
+            (m / base - 1.0) * 100.0
+        );
     }
-    let over = |m: Mode| modes.iter().position(|&x| x == m).map(|i| medians[i] / base - 1.0);
-    let (tracer_o, floor_o) = (over(Mode::Tracer).unwrap_or(0.0), over(Mode::Floor).unwrap_or(0.0));
-    println!("tracer overhead / floor overhead: {:.2} (target <= 2)", tracer_o / floor_o.max(1e-9));
+    let over = |m: Mode| {
+        modes
+            .iter()
+            .position(|&x| x == m)
+            .map(|i| medians[i] / base - 1.0)
+    };
+    let (tracer_o, floor_o) = (
+        over(Mode::Tracer).unwrap_or(0.0),
+        over(Mode::Floor).unwrap_or(0.0),
+    );
+    println!(
+        "tracer overhead / floor overhead: {:.2} (target <= 2)",
+        tracer_o / floor_o.max(1e-9)
+    );
     if let Some(b) = over(Mode::Bpftrace) {
-        println!("tracer overhead / bpftrace overhead: {:.2} (target < 0.33)", tracer_o / b.max(1e-9));
+        println!(
+            "tracer overhead / bpftrace overhead: {:.2} (target < 0.33)",
+            tracer_o / b.max(1e-9)
+        );
     } else {
         println!("bpftrace not installed: no bpftrace column");
     }
@@ -81,11 +113,21 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// One timed run; returns the workload's elapsed ns and the tracer's lost events.
-fn once(mode: Mode, tracer: &Path, storm: &Path, args: &[String], dir: &Path) -> anyhow::Result<(u64, u64)> {
+fn once(
+    mode: Mode,
+    tracer: &Path,
+    storm: &Path,
+    args: &[String],
+    dir: &Path,
+) -> anyhow::Result<(u64, u64)> {
     let report = dir.join("report.json");
     let mut cmd = match mode {
         Mode::Untraced => Command::new(storm),
@@ -100,7 +142,10 @@ fn once(mode: Mode, tracer: &Path, storm: &Path, args: &[String], dir: &Path) ->
         }
         Mode::Bpftrace => {
             let mut c = Command::new("bpftrace");
-            c.arg("-e").arg(BPFTRACE_HIST).arg("-c").arg(shell_join(storm, args));
+            c.arg("-e")
+                .arg(BPFTRACE_HIST)
+                .arg("-c")
+                .arg(shell_join(storm, args));
             c
         }
     };
@@ -134,4 +179,3 @@ fn shell_join(program: &Path, args: &[String]) -> String {
     }
     s
 }
-

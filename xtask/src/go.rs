@@ -11,7 +11,9 @@ use crate::util;
 pub fn build(go: &Path, name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let out = dir.join(name);
-    let src = util::root().join("tests/workloads").join(format!("{name}.go"));
+    let src = util::root()
+        .join("tests/workloads")
+        .join(format!("{name}.go"));
     let mut cmd = Command::new(go);
     cmd.arg("build").arg("-o").arg(&out).arg(&src);
     env(&mut cmd, dir);

@@ -81,7 +81,15 @@ fn test(tools: &setup::Tools, args: &[String]) -> anyhow::Result<()> {
 fn demo(tools: &setup::Tools) -> anyhow::Result<()> {
     build()?;
     let dir = util::root().join("target/xtask");
-    let demo = go::build(&tools.go_newest().context("no Go toolchain")?.1, "demo", &dir)?;
+    let demo = go::build(
+        &tools.go_newest().context("no Go toolchain")?.1,
+        "demo",
+        &dir,
+    )?;
     util::step("tracing the demo workload: target/release/tracer run -- demo");
-    util::run(std::process::Command::new(util::root().join("target/release/tracer")).args(["run", "--"]).arg(demo))
+    util::run(
+        std::process::Command::new(util::root().join("target/release/tracer"))
+            .args(["run", "--"])
+            .arg(demo),
+    )
 }

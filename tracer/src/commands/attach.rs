@@ -25,7 +25,9 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
             "tracer: probes live on pid {pid} ({}), {threads_at_start} threads; Ctrl-C to stop",
             process.comm
         );
-        let reason = session.run(pidfd, config.duration, SignalPolicy::Stop).await?;
+        let reason = session
+            .run(pidfd, config.duration, SignalPolicy::Stop)
+            .await?;
         let model = session.finish()?;
         anyhow::Ok((model, started, reason == StopReason::TargetExited))
     })?;

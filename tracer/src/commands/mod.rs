@@ -50,7 +50,9 @@ pub fn write_report(report: &Report, output: &OutputConfig) -> anyhow::Result<()
         .and_then(|f| {
             let mut w = BufWriter::new(f);
             render(report, output.json, &mut w)?;
-            w.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()
+            w.into_inner()
+                .map_err(io::IntoInnerError::into_error)?
+                .sync_all()
         })
         .and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {

@@ -30,7 +30,10 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         let pidfd = target::pidfd_open(pid)?;
         let (links, maps) = probes::attach(pid, config.probes)?;
         let mut session = Session::new(links, maps, 1)?;
-        eprintln!("tracer: probes live on pid {pid}; starting {}", program.display());
+        eprintln!(
+            "tracer: probes live on pid {pid}; starting {}",
+            program.display()
+        );
         child.release()?;
         let started = Instant::now();
         let reason = session
@@ -58,7 +61,11 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         exited: exit_code.is_some(),
         exit_code,
     };
-    let threads_at_end = if exit_code.is_some() { 0 } else { target::thread_count(pid) };
+    let threads_at_end = if exit_code.is_some() {
+        0
+    } else {
+        target::thread_count(pid)
+    };
     let report = Report::build(&model, info, super::elapsed(started), threads_at_end);
     super::write_report(&report, &config.output)?;
     match (exit_code, reason) {

@@ -55,7 +55,10 @@ pub enum DecodeError {
 
 fn read<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
     if bytes.len() < size_of::<T>() {
-        return Err(DecodeError::TooShort { what, len: bytes.len() });
+        return Err(DecodeError::TooShort {
+            what,
+            len: bytes.len(),
+        });
     }
     // SAFETY: length checked; T is a plain `#[repr(C)]` ABI type for which
     // any byte pattern is valid; read_unaligned copes with any alignment.
@@ -120,7 +123,14 @@ impl Event {
             .filter(|&(_, count)| count != 0)
             .map(|(index, count)| (index as u32, count))
             .collect();
-        Self::SyscallAggregate { sysno, calls, errors, total_ns, max_ns, buckets }
+        Self::SyscallAggregate {
+            sysno,
+            calls,
+            errors,
+            total_ns,
+            max_ns,
+            buckets,
+        }
     }
 }
 
@@ -139,7 +149,11 @@ mod tests {
     #[test]
     fn decodes_syscall_records() {
         let raw = SyscallEvent {
-            header: EventHeader { kind: EventKind::Syscall as u32, tid: 7, ts_ns: 99 },
+            header: EventHeader {
+                kind: EventKind::Syscall as u32,
+                tid: 7,
+                ts_ns: 99,
+            },
             sysno: 17,
             _pad: 0,
             ret: -2,
@@ -147,29 +161,53 @@ mod tests {
         };
         assert_eq!(
             Event::decode(&bytes_of(&raw)),
-            Ok(Event::Syscall { tid: 7, ts_ns: 99, sysno: 17, ret: -2, duration_ns: 1234 })
+            Ok(Event::Syscall {
+                tid: 7,
+                ts_ns: 99,
+                sysno: 17,
+                ret: -2,
+                duration_ns: 1234
+            })
         );
     }
 
     #[test]
     fn decodes_thread_records() {
         let raw = ThreadEvent {
-            header: EventHeader { kind: EventKind::ThreadSpawn as u32, tid: 10, ts_ns: 5 },
+            header: EventHeader {
+                kind: EventKind::ThreadSpawn as u32,
+                tid: 10,
+                ts_ns: 5,
+            },
             tid: 11,
             during_group_exit: 0,
         };
         assert_eq!(
             Event::decode(&bytes_of(&raw)),
-            Ok(Event::ThreadSpawn { parent_tid: 10, tid: 11, ts_ns: 5, during_group_exit: false })
+            Ok(Event::ThreadSpawn {
+                parent_tid: 10,
+                tid: 11,
+                ts_ns: 5,
+                during_group_exit: false
+            })
         );
     }
 
     #[test]
     fn rejects_bad_records() {
-        assert!(matches!(Event::decode(&[1, 0]), Err(DecodeError::TooShort { .. })));
-        assert_eq!(Event::decode(&[9, 0, 0, 0]), Err(DecodeError::UnknownKind(9)));
+        assert!(matches!(
+            Event::decode(&[1, 0]),
+            Err(DecodeError::TooShort { .. })
+        ));
+        assert_eq!(
+            Event::decode(&[9, 0, 0, 0]),
+            Err(DecodeError::UnknownKind(9))
+        );
         let short = [1u8, 0, 0, 0, 0, 0, 0, 0];
-        assert!(matches!(Event::decode(&short), Err(DecodeError::TooShort { .. })));
+        assert!(matches!(
+            Event::decode(&short),
+            Err(DecodeError::TooShort { .. })
+        ));
     }
 
     #[test]

@@ -105,7 +105,12 @@ impl Model {
 
     pub fn apply(&mut self, event: &Event) {
         match *event {
-            Event::Syscall { sysno, ret, duration_ns, .. } => {
+            Event::Syscall {
+                sysno,
+                ret,
+                duration_ns,
+                ..
+            } => {
                 let stats = self.syscalls.entry(sysno).or_insert_with(SyscallStats::new);
                 stats.calls += 1;
                 stats.errors += u64::from((-4095..0).contains(&ret));
@@ -113,7 +118,14 @@ impl Model {
                 stats.max_ns = stats.max_ns.max(duration_ns);
                 stats.histogram.saturating_record(duration_ns.max(1));
             }
-            Event::SyscallAggregate { sysno, calls, errors, total_ns, max_ns, ref buckets } => {
+            Event::SyscallAggregate {
+                sysno,
+                calls,
+                errors,
+                total_ns,
+                max_ns,
+                ref buckets,
+            } => {
                 let stats = self.syscalls.entry(sysno).or_insert_with(SyscallStats::new);
                 stats.calls += calls;
                 stats.errors += errors;
@@ -133,7 +145,11 @@ impl Model {
                     self.threads.peak = self.threads.peak.max(self.threads.live.max(0) as u64);
                 }
             }
-            Event::ThreadExit { tid, during_group_exit, .. } => {
+            Event::ThreadExit {
+                tid,
+                during_group_exit,
+                ..
+            } => {
                 self.seen_spawn.remove(&tid);
                 self.threads.live -= 1;
                 if during_group_exit {
@@ -156,7 +172,13 @@ mod tests {
     use super::*;
 
     fn call(sysno: u32, ret: i64, duration_ns: u64) -> Event {
-        Event::Syscall { tid: 1, ts_ns: 0, sysno, ret, duration_ns }
+        Event::Syscall {
+            tid: 1,
+            ts_ns: 0,
+            sysno,
+            ret,
+            duration_ns,
+        }
     }
 
     #[test]
@@ -170,10 +192,16 @@ mod tests {
             errors: 0,
             total_ns: 4_000,
             max_ns: 2_500,
-            buckets: vec![(buckets::bucket_of(1_500) as u32, 1), (buckets::bucket_of(2_500) as u32, 1)],
+            buckets: vec![
+                (buckets::bucket_of(1_500) as u32, 1),
+                (buckets::bucket_of(2_500) as u32, 1),
+            ],
         });
         let s = &model.syscalls[&17];
-        assert_eq!((s.calls, s.errors, s.total_ns, s.max_ns), (4, 1, 8_000, 3_000));
+        assert_eq!(
+            (s.calls, s.errors, s.total_ns, s.max_ns),
+            (4, 1, 8_000, 3_000)
+        );
         assert_eq!(s.histogram.len(), 4);
         let p50 = s.histogram.value_at_quantile(0.5) as f64;
         assert!((p50 - 1_500.0).abs() / 1_500.0 < 0.01, "{p50}");
@@ -191,10 +219,23 @@ mod tests {
     fn threads_are_counted_by_lifecycle() {
         let mut model = Model::new(1);
         for tid in 2..=5 {
-            model.apply(&Event::ThreadSpawn { parent_tid: 1, tid, ts_ns: 0, during_group_exit: false });
+            model.apply(&Event::ThreadSpawn {
+                parent_tid: 1,
+                tid,
+                ts_ns: 0,
+                during_group_exit: false,
+            });
         }
-        model.apply(&Event::ThreadExit { tid: 2, ts_ns: 0, during_group_exit: false });
-        model.apply(&Event::ThreadExit { tid: 3, ts_ns: 0, during_group_exit: true });
+        model.apply(&Event::ThreadExit {
+            tid: 2,
+            ts_ns: 0,
+            during_group_exit: false,
+        });
+        model.apply(&Event::ThreadExit {
+            tid: 3,
+            ts_ns: 0,
+            during_group_exit: true,
+        });
         assert_eq!(model.threads.spawned, 4);
         assert_eq!(model.threads.exited, 1);
         assert_eq!(model.threads.exited_at_process_exit, 1);

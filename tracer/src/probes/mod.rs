@@ -129,14 +129,30 @@ pub fn attach(tgid: u32, set: ProbeSet) -> Result<(Links, ProbeMaps), ProbeError
     }
 
     let maps = ProbeMaps {
-        events: RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)
-            .map_err(|source| ProbeError::Map { name: maps::EVENTS, source })?,
-        hist_slot: Array::try_from(take(&mut ebpf, maps::HIST_SLOT)?)
-            .map_err(|source| ProbeError::Map { name: maps::HIST_SLOT, source })?,
-        hists: PerCpuArray::try_from(take(&mut ebpf, maps::HISTS)?)
-            .map_err(|source| ProbeError::Map { name: maps::HISTS, source })?,
-        counters: PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
-            .map_err(|source| ProbeError::Map { name: maps::COUNTERS, source })?,
+        events: RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?).map_err(|source| {
+            ProbeError::Map {
+                name: maps::EVENTS,
+                source,
+            }
+        })?,
+        hist_slot: Array::try_from(take(&mut ebpf, maps::HIST_SLOT)?).map_err(|source| {
+            ProbeError::Map {
+                name: maps::HIST_SLOT,
+                source,
+            }
+        })?,
+        hists: PerCpuArray::try_from(take(&mut ebpf, maps::HISTS)?).map_err(|source| {
+            ProbeError::Map {
+                name: maps::HISTS,
+                source,
+            }
+        })?,
+        counters: PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?).map_err(|source| {
+            ProbeError::Map {
+                name: maps::COUNTERS,
+                source,
+            }
+        })?,
     };
     Ok((Links { _ebpf: ebpf }, maps))
 }
@@ -149,32 +165,69 @@ fn attach_raw(ebpf: &mut Ebpf, program: &str, tracepoint: &str) -> Result<(), Pr
     let what = || format!("attaching {program} to raw tracepoint {tracepoint}");
     let prog: &mut RawTracePoint = ebpf
         .program_mut(program)
-        .ok_or_else(|| ProbeError::Field { tracepoint: "object".into(), field: program.into() })?
+        .ok_or_else(|| ProbeError::Field {
+            tracepoint: "object".into(),
+            field: program.into(),
+        })?
         .try_into()
-        .map_err(|source| ProbeError::Program { what: what(), source })?;
-    prog.load().map_err(|source| ProbeError::Program { what: what(), source })?;
-    prog.attach(tracepoint).map_err(|source| ProbeError::Program { what: what(), source })?;
+        .map_err(|source| ProbeError::Program {
+            what: what(),
+            source,
+        })?;
+    prog.load().map_err(|source| ProbeError::Program {
+        what: what(),
+        source,
+    })?;
+    prog.attach(tracepoint)
+        .map_err(|source| ProbeError::Program {
+            what: what(),
+            source,
+        })?;
     Ok(())
 }
 
-fn attach_tracepoint(ebpf: &mut Ebpf, program: &str, category: &str, name: &str) -> Result<(), ProbeError> {
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    program: &str,
+    category: &str,
+    name: &str,
+) -> Result<(), ProbeError> {
     let what = || format!("attaching {program} to tracepoint {category}:{name}");
     let prog: &mut TracePoint = ebpf
         .program_mut(program)
-        .ok_or_else(|| ProbeError::Field { tracepoint: "object".into(), field: program.into() })?
+        .ok_or_else(|| ProbeError::Field {
+            tracepoint: "object".into(),
+            field: program.into(),
+        })?
         .try_into()
-        .map_err(|source| ProbeError::Program { what: what(), source })?;
-    prog.load().map_err(|source| ProbeError::Program { what: what(), source })?;
-    prog.attach(category, name).map_err(|source| ProbeError::Program { what: what(), source })?;
+        .map_err(|source| ProbeError::Program {
+            what: what(),
+            source,
+        })?;
+    prog.load().map_err(|source| ProbeError::Program {
+        what: what(),
+        source,
+    })?;
+    prog.attach(category, name)
+        .map_err(|source| ProbeError::Program {
+            what: what(),
+            source,
+        })?;
     Ok(())
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use
 /// memcg accounting, so a failure here (no CAP_SYS_RESOURCE) is only logged.
 fn raise_memlock_limit() {
-    let limit = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: setrlimit with a valid struct.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) } != 0 {
-        log::debug!("raising RLIMIT_MEMLOCK failed: {}", io::Error::last_os_error());
+        log::debug!(
+            "raising RLIMIT_MEMLOCK failed: {}",
+            io::Error::last_os_error()
+        );
     }
 }

@@ -24,7 +24,13 @@ pub fn ensure_mounted() -> Result<PathBuf, ProbeError> {
     let fstype = CString::new("tracefs").expect("no NUL");
     // SAFETY: mount(2) with valid C strings and no data.
     let rc = unsafe {
-        libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc != 0 {
         return Err(ProbeError::Tracefs(io::Error::last_os_error()));
@@ -33,9 +39,17 @@ pub fn ensure_mounted() -> Result<PathBuf, ProbeError> {
 }
 
 /// The byte offset of `field` in the record of tracepoint `category/name`.
-pub fn field_offset(root: &Path, category: &str, name: &str, field: &str) -> Result<u32, ProbeError> {
+pub fn field_offset(
+    root: &Path,
+    category: &str,
+    name: &str,
+    field: &str,
+) -> Result<u32, ProbeError> {
     let path = root.join("events").join(category).join(name).join("format");
-    let text = fs::read_to_string(&path).map_err(|source| ProbeError::Format { path: path.clone(), source })?;
+    let text = fs::read_to_string(&path).map_err(|source| ProbeError::Format {
+        path: path.clone(),
+        source,
+    })?;
     parse_field_offset(&text, field).ok_or_else(|| ProbeError::Field {
         tracepoint: format!("{category}:{name}"),
         field: field.to_owned(),
@@ -52,7 +66,12 @@ fn parse_field_offset(format: &str, field: &str) -> Option<u32> {
         if ident != field {
             return None;
         }
-        rest.trim().strip_prefix("offset:")?.split(';').next()?.parse().ok()
+        rest.trim()
+            .strip_prefix("offset:")?
+            .split(';')
+            .next()?
+            .parse()
+            .ok()
     })
 }
 

@@ -60,7 +60,9 @@ mod tests {
     #[test]
     fn json_carries_schema_and_rows() {
         let mut out = Vec::new();
-        JsonSink::new(&mut out).write(&crate::report::tests::sample()).unwrap();
+        JsonSink::new(&mut out)
+            .write(&crate::report::tests::sample())
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["schema"], "gotracer.report/1");
         assert_eq!(v["syscalls"][0]["name"], "pread64");

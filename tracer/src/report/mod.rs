@@ -112,7 +112,13 @@ impl SyscallRow {
     fn new(number: u32, s: &SyscallStats) -> Self {
         let h = &s.histogram;
         // Bucketed values can sit a hair above the exact maximum: clamp.
-        let q = |q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q).min(s.max_ns.max(1)) };
+        let q = |q: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(q).min(s.max_ns.max(1))
+            }
+        };
         Self {
             name: syscall_names::name(number),
             number,
@@ -140,7 +146,11 @@ fn log2_buckets(h: &hdrhistogram::Histogram<u64>) -> Vec<HistogramBucket> {
         let count = v.count_at_value();
         match out.last_mut() {
             Some(last) if last.low_ns == low => last.count += count,
-            _ => out.push(HistogramBucket { low_ns: low, high_ns: low << 1, count }),
+            _ => out.push(HistogramBucket {
+                low_ns: low,
+                high_ns: low << 1,
+                count,
+            }),
         }
     }
     out
@@ -194,10 +204,27 @@ pub(crate) mod tests {
     pub fn sample() -> Report {
         let mut model = Model::new(1);
         for (i, d) in [1_000u64, 2_000, 3_000, 50_000].iter().enumerate() {
-            model.apply(&Event::Syscall { tid: 1, ts_ns: i as u64, sysno: 17, ret: 64, duration_ns: *d });
+            model.apply(&Event::Syscall {
+                tid: 1,
+                ts_ns: i as u64,
+                sysno: 17,
+                ret: 64,
+                duration_ns: *d,
+            });
         }
-        model.apply(&Event::Syscall { tid: 1, ts_ns: 9, sysno: 257, ret: -2, duration_ns: 4_000 });
-        model.apply(&Event::ThreadSpawn { parent_tid: 1, tid: 2, ts_ns: 1, during_group_exit: false });
+        model.apply(&Event::Syscall {
+            tid: 1,
+            ts_ns: 9,
+            sysno: 257,
+            ret: -2,
+            duration_ns: 4_000,
+        });
+        model.apply(&Event::ThreadSpawn {
+            parent_tid: 1,
+            tid: 2,
+            ts_ns: 1,
+            during_group_exit: false,
+        });
         let target = TargetInfo {
             pid: 42,
             command: "demo".into(),

@@ -69,12 +69,25 @@ impl<W: Write> Sink for TextSink<W> {
         let calls: u64 = r.syscalls.iter().map(|s| s.calls).sum();
         let errors: u64 = r.syscalls.iter().map(|s| s.errors).sum();
         let total: u64 = r.syscalls.iter().map(|s| s.total_ns).sum();
-        writeln!(o, "{:<18} {:>10} {:>8} {:>10}", "total", calls, errors, human_ns(total))?;
+        writeln!(
+            o,
+            "{:<18} {:>10} {:>8} {:>10}",
+            "total",
+            calls,
+            errors,
+            human_ns(total)
+        )?;
 
         for s in r.syscalls.iter().take(TOP_HISTOGRAMS) {
             writeln!(o)?;
             writeln!(o, "{} latency ({} calls):", s.name, s.calls)?;
-            let most = s.histogram.iter().map(|b| b.count).max().unwrap_or(1).max(1);
+            let most = s
+                .histogram
+                .iter()
+                .map(|b| b.count)
+                .max()
+                .unwrap_or(1)
+                .max(1);
             for b in &s.histogram {
                 let bar = (b.count * 40).div_ceil(most) as usize;
                 writeln!(
@@ -127,7 +140,9 @@ mod tests {
     #[test]
     fn renders_table_histogram_threads_and_losses() {
         let mut out = Vec::new();
-        TextSink::new(&mut out).write(&crate::report::tests::sample()).unwrap();
+        TextSink::new(&mut out)
+            .write(&crate::report::tests::sample())
+            .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("run pid 42 (demo)"), "{text}");
         let row = text.lines().find(|l| l.starts_with("pread64")).unwrap();

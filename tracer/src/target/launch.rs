@@ -54,7 +54,9 @@ pub fn resolve(program: &Path) -> Result<PathBuf, LaunchError> {
     };
     let mut denied = None;
     for candidate in candidates {
-        let Ok(meta) = std::fs::metadata(&candidate) else { continue };
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
         if meta.is_dir() {
             denied = Some(format!("{} is a directory", candidate.display()));
             continue;
@@ -64,10 +66,16 @@ pub fn resolve(program: &Path) -> Result<PathBuf, LaunchError> {
         if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
             return Ok(candidate);
         }
-        denied = Some(format!("{} is not executable (permission denied)", candidate.display()));
+        denied = Some(format!(
+            "{} is not executable (permission denied)",
+            candidate.display()
+        ));
     }
     match denied {
-        Some(reason) => Err(LaunchError::NotExecutable { path: display, reason }),
+        Some(reason) => Err(LaunchError::NotExecutable {
+            path: display,
+            reason,
+        }),
         None => Err(LaunchError::NotFound(display)),
     }
 }
@@ -140,7 +148,13 @@ impl HeldChild {
             libc::close(release_rd);
             libc::close(error_wr);
         }
-        Ok(Self { pid: pid as u32, program: path, release_fd: release_wr, error_fd: error_rd, released: false })
+        Ok(Self {
+            pid: pid as u32,
+            program: path,
+            release_fd: release_wr,
+            error_fd: error_rd,
+            released: false,
+        })
     }
 
     /// Lets the child exec, and reports whether exec succeeded.
@@ -226,9 +240,18 @@ mod tests {
     #[test]
     fn resolves_commands_like_a_shell() {
         assert!(resolve(Path::new("sh")).is_ok());
-        assert!(matches!(resolve(Path::new("no-such-command-xyz")), Err(LaunchError::NotFound(_))));
-        assert!(matches!(resolve(Path::new("/etc/passwd")), Err(LaunchError::NotExecutable { .. })));
-        assert!(matches!(resolve(Path::new("/")), Err(LaunchError::NotExecutable { .. })));
+        assert!(matches!(
+            resolve(Path::new("no-such-command-xyz")),
+            Err(LaunchError::NotFound(_))
+        ));
+        assert!(matches!(
+            resolve(Path::new("/etc/passwd")),
+            Err(LaunchError::NotExecutable { .. })
+        ));
+        assert!(matches!(
+            resolve(Path::new("/")),
+            Err(LaunchError::NotExecutable { .. })
+        ));
     }
 
     #[test]

@@ -4,8 +4,7 @@
 pub mod launch;
 
 use std::{
-    fs,
-    io,
+    fs, io,
     os::fd::{FromRawFd, OwnedFd},
     path::PathBuf,
 };
@@ -78,7 +77,12 @@ fn parse_stat(stat: &str) -> Option<(String, u64)> {
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?.to_owned();
     // After ") ": state(3) ppid(4) pgrp(5) session(6) tty_nr(7) tpgid(8) flags(9)
-    let flags = stat.get(close + 2..)?.split_whitespace().nth(6)?.parse().ok()?;
+    let flags = stat
+        .get(close + 2..)?
+        .split_whitespace()
+        .nth(6)?
+        .parse()
+        .ok()?;
     Some((comm, flags))
 }
 
@@ -91,7 +95,11 @@ pub fn thread_count(pid: u32) -> u64 {
 pub fn is_running(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rfind(')').and_then(|i| s.get(i + 2..i + 3)).map(|st| st != "Z" && st != "X"))
+        .and_then(|s| {
+            s.rfind(')')
+                .and_then(|i| s.get(i + 2..i + 3))
+                .map(|st| st != "Z" && st != "X")
+        })
         .unwrap_or(false)
 }
 
@@ -117,14 +125,23 @@ mod tests {
     #[test]
     fn parses_stat_with_odd_comm() {
         let stat = "2 (kthr (ea) d) S 0 0 0 0 -1 2129984 0 0";
-        assert_eq!(parse_stat(stat), Some(("kthr (ea) d".to_owned(), 2_129_984)));
+        assert_eq!(
+            parse_stat(stat),
+            Some(("kthr (ea) d".to_owned(), 2_129_984))
+        );
     }
 
     #[test]
     fn validates_ourselves_and_missing_pids() {
-        assert!(matches!(Process::validate(std::process::id()), Err(TargetError::Itself(_))));
+        assert!(matches!(
+            Process::validate(std::process::id()),
+            Err(TargetError::Itself(_))
+        ));
         // PID numbers above pid_max (at most 2^22) never exist.
-        assert!(matches!(Process::validate(99_999_999), Err(TargetError::NoSuchProcess(_))));
+        assert!(matches!(
+            Process::validate(99_999_999),
+            Err(TargetError::NoSuchProcess(_))
+        ));
         assert!(thread_count(std::process::id()) >= 1);
         assert!(is_running(std::process::id()));
     }
