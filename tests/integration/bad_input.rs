@@ -143,3 +143,11 @@ fn tracefs_missing_and_unmountable() {
         .unwrap();
     assert_one_line_error(&out, "tracefs is not mounted");
 }
+
+#[test]
+fn inspecting_a_non_go_binary() {
+    let out = tracer().args(["inspect", "/bin/sh"]).output().unwrap();
+    assert_one_line_error(&out, "not a Go binary");
+    let out = tracer().args(["inspect", "/nonexistent"]).output().unwrap();
+    assert_one_line_error(&out, "cannot read /nonexistent");
+}

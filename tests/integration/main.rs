@@ -9,4 +9,5 @@ mod support;
 mod bad_input;
 mod clean_exit;
 mod counts;
+mod gobin;
 mod latency;

@@ -38,6 +38,19 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Read a Go binary (or a running process's) without running it: Go
+    /// version, module, cgo, symbol source, runtime function addresses.
+    Inspect {
+        /// The binary to read.
+        #[arg(required_unless_present = "pid", conflicts_with = "pid")]
+        binary: Option<PathBuf>,
+        /// Read the executable of this running process instead.
+        #[arg(short = 'p', long = "pid")]
+        pid: Option<u32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +110,10 @@ pub enum TargetSpec {
     Attach {
         pid: u32,
     },
+    Inspect {
+        binary: Option<PathBuf>,
+        pid: Option<u32>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +152,15 @@ impl TryFrom<Cli> for Config {
                     return Err(ConfigError::PidZero);
                 }
                 (TargetSpec::Attach { pid }, output)
+            }
+            Command::Inspect { binary, pid, json } => {
+                let output = OutputArgs {
+                    json,
+                    output: None,
+                    duration: None,
+                    probes: ProbeSet::Full,
+                };
+                (TargetSpec::Inspect { binary, pid }, output)
             }
         };
         if let Some(path) = &out.output {

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod gobin;
 pub mod model;
 pub mod probes;
 pub mod report;

