@@ -19,6 +19,10 @@ pub mod globals {
     pub const NEWTASK_FLAGS_OFFSET: &str = "NEWTASK_FLAGS_OFFSET";
     /// `u32`: size of the `INFLIGHT` map minus one (a power of two minus one).
     pub const INFLIGHT_MASK: &str = "INFLIGHT_MASK";
+    /// `u64`: calls at least this long (ns) are reported with a user stack.
+    pub const SLOW_NS: &str = "SLOW_NS";
+    /// [`crate::GoOffsets`]: where to find the goroutine state (Go targets).
+    pub const GO_OFFSETS: &str = "GO_OFFSETS";
 }
 
 /// Names of the maps, shared so a rename breaks the build, not the run.
@@ -106,6 +110,66 @@ pub enum Counter {
 /// Number of entries in the `COUNTERS` array.
 pub const NUM_COUNTERS: u32 = 8;
 
+/// Calls shorter than this cannot have lost their P: sysmon's shortest
+/// sleep is 20 µs, and it retakes only Ps it saw in a syscall on an earlier
+/// tick. Only longer calls pay for reading the Go runtime's state.
+pub const HANDOFF_MIN_NS: u64 = 20_000;
+
+/// Frames of user stack captured per slow call.
+pub const MAX_FRAMES: usize = 32;
+
+/// Byte offsets into the Go runtime's `g`, `m` and `p` for the traced
+/// binary's version (`tracer::goruntime` keeps the table). `enabled == 0`
+/// means "not a Go program, or a version without a table": the kernel side
+/// then reads nothing from user memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoOffsets {
+    pub enabled: u32,
+    /// 1 when the runtime keeps the P wired to the M during a syscall (Go
+    /// 1.26+: the P is lost iff `m.p` was cleared); 0 for the `_Psyscall`
+    /// design (≤1.25: the P is lost iff `m.oldp.status` left `_Psyscall`).
+    pub p_stays_wired: u32,
+    pub g_m: u32,
+    pub g_goid: u32,
+    pub g_atomicstatus: u32,
+    pub m_procid: u32,
+    pub m_p: u32,
+    pub m_oldp: u32,
+    pub p_status: u32,
+    pub _pad: u32,
+}
+
+/// What the kernel saw of the Go runtime at a syscall's exit.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PState {
+    /// Not read (not Go, call too short, or the runtime state was invalid).
+    Unknown = 0,
+    /// The goroutine's M still owned its P: a fast exit.
+    Kept = 1,
+    /// The P was taken during the call (sysmon retake or entersyscallblock):
+    /// the goroutine has to find a P again, or park.
+    Lost = 2,
+    /// A raw syscall (no entersyscall): the P was held throughout.
+    Raw = 3,
+    /// The runtime's own call on a system stack (g0: sysmon, idle Ms
+    /// parking, scheduler work): no goroutine made it.
+    Runtime = 4,
+}
+
+impl PState {
+    pub fn from_u32(raw: u32) -> Self {
+        match raw {
+            1 => Self::Kept,
+            2 => Self::Lost,
+            3 => Self::Raw,
+            4 => Self::Runtime,
+            _ => Self::Unknown,
+        }
+    }
+}
+
 /// The kind of a ring-buffer record, its first field.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +180,8 @@ pub enum EventKind {
     ThreadSpawn = 2,
     /// [`ThreadEvent`]: a thread of the target exited.
     ThreadExit = 3,
+    /// [`SlowCallEvent`]: a call that was slow or lost its P, with its stack.
+    SlowCall = 4,
 }
 
 impl EventKind {
@@ -124,6 +190,7 @@ impl EventKind {
             1 => Some(Self::Syscall),
             2 => Some(Self::ThreadSpawn),
             3 => Some(Self::ThreadExit),
+            4 => Some(Self::SlowCall),
             _ => None,
         }
     }
@@ -164,8 +231,27 @@ pub struct ThreadEvent {
     pub during_group_exit: u32,
 }
 
+/// A syscall that was slow (`>= SLOW_NS`) or lost its P, with the
+/// goroutine and the user stack (frame-pointer walk, innermost first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SlowCallEvent {
+    pub header: EventHeader,
+    pub sysno: u32,
+    /// A [`PState`] as `u32`.
+    pub p_state: u32,
+    pub ret: i64,
+    pub duration_ns: u64,
+    /// 0 when unknown.
+    pub goid: u64,
+    pub nframes: u32,
+    pub _pad: u32,
+    pub frames: [u64; MAX_FRAMES],
+}
+
 #[cfg(feature = "user")]
 mod pod {
+    unsafe impl aya::Pod for super::GoOffsets {}
     // SAFETY: all of these are `#[repr(C)]`, `Copy`, and have no implicit
     // padding (checked by the layout tests), so any byte pattern is valid.
     unsafe impl aya::Pod for super::InFlight {}
@@ -206,11 +292,29 @@ mod tests {
     }
 
     #[test]
+    fn go_layouts() {
+        assert_eq!(size_of::<GoOffsets>(), 40);
+        assert_eq!(size_of::<SlowCallEvent>(), 56 + 8 * MAX_FRAMES);
+        assert_eq!(offset_of!(SlowCallEvent, goid), 40);
+        assert_eq!(offset_of!(SlowCallEvent, frames), 56);
+        for s in [
+            PState::Unknown,
+            PState::Kept,
+            PState::Lost,
+            PState::Raw,
+            PState::Runtime,
+        ] {
+            assert_eq!(PState::from_u32(s as u32), s);
+        }
+    }
+
+    #[test]
     fn event_kind_round_trips() {
         for kind in [
             EventKind::Syscall,
             EventKind::ThreadSpawn,
             EventKind::ThreadExit,
+            EventKind::SlowCall,
         ] {
             assert_eq!(EventKind::from_u32(kind as u32), Some(kind));
         }

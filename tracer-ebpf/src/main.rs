@@ -5,6 +5,7 @@
 #![no_main]
 
 mod floor;
+mod goruntime;
 mod maps;
 mod syscalls;
 mod threads;

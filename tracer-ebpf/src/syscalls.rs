@@ -5,13 +5,19 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::{
-    Counter, EventHeader, EventKind, InFlight, MAX_SYSCALLS, SYS_EXIT_GROUP, SyscallEvent, buckets,
+    Counter, EventHeader, EventKind, HANDOFF_MIN_NS, InFlight, MAX_SYSCALLS, PState,
+    SYS_EXIT_GROUP, SyscallEvent, buckets,
 };
 
 use crate::{
+    goruntime,
     maps::{EVENTS, GROUP_EXIT, HIST_SLOT, HISTS, INFLIGHT, count},
     target_tid,
 };
+
+/// Calls at least this long are reported with their stack (u64::MAX: never).
+#[unsafe(no_mangle)]
+static SLOW_NS: aya_ebpf::Global<u64> = aya_ebpf::Global::new(u64::MAX);
 
 /// Mask of the `INFLIGHT` table, set by the loader to its size - 1.
 #[unsafe(no_mangle)]
@@ -94,6 +100,9 @@ fn sys_exit(ctx: &RawTracePointContext, tid: u32) {
         Some(&n) if n != 0 => n - 1,
         _ => return stream(tid, now, call.sysno, ret, duration),
     };
+    if duration >= HANDOFF_MIN_NS {
+        slow_path(ctx, tid, now, call.sysno, ret, duration);
+    }
     let Some(hist) = HISTS.get_ptr_mut(slot_index) else {
         count(Counter::HistMissing);
         return stream(tid, now, call.sysno, ret, duration);
@@ -109,6 +118,21 @@ fn sys_exit(ctx: &RawTracePointContext, tid: u32) {
     let bucket = buckets::bucket_of(duration);
     if let Some(b) = hist.buckets.get_mut(bucket) {
         *b += 1;
+    }
+}
+
+/// Long calls: find out whether the goroutine lost its P, and report the
+/// call with its stack when it did or when it was slow.
+#[inline(always)]
+fn slow_path(ctx: &RawTracePointContext, tid: u32, now: u64, sysno: u32, ret: i64, duration: u64) {
+    let (goid, p_state) = goruntime::inspect(ctx, tid);
+    if duration >= SLOW_NS.load() || p_state == PState::Lost {
+        let header = EventHeader {
+            kind: 0,
+            tid,
+            ts_ns: now,
+        };
+        goruntime::report(ctx, header, sysno, ret, duration, goid, p_state);
     }
 }
 

@@ -64,6 +64,10 @@ pub struct OutputArgs {
     /// Stop after this long (e.g. 500ms, 10s, 2m).
     #[arg(short = 'd', long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// List calls at least this long by call site, with goroutine and stack
+    /// (Go targets; calls that lost their P are always listed).
+    #[arg(long, value_parser = parse_duration, default_value = "1ms")]
+    pub slow: Duration,
     /// Which kernel programs to attach (floor: overhead baseline for benchmarks).
     #[arg(long, value_enum, default_value = "full", hide = true)]
     pub probes: ProbeSet,
@@ -98,6 +102,7 @@ pub struct Config {
     pub target: TargetSpec,
     pub output: OutputConfig,
     pub duration: Option<Duration>,
+    pub slow: Duration,
     pub probes: ProbeSet,
 }
 
@@ -158,6 +163,7 @@ impl TryFrom<Cli> for Config {
                     json,
                     output: None,
                     duration: None,
+                    slow: Duration::from_millis(1),
                     probes: ProbeSet::Full,
                 };
                 (TargetSpec::Inspect { binary, pid }, output)
@@ -176,6 +182,7 @@ impl TryFrom<Cli> for Config {
                 path: out.output,
             },
             duration: out.duration,
+            slow: out.slow,
             probes: out.probes,
         })
     }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod gobin;
+pub mod goruntime;
 pub mod model;
 pub mod probes;
 pub mod report;

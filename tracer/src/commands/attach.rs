@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::{
     cli::Config,
+    gobin::symbolize::Symbolizer,
     probes,
     report::{Report, TargetInfo},
     session::{Session, SignalPolicy, StopReason},
@@ -14,10 +15,12 @@ use crate::{
 
 pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let process = Process::validate(pid)?;
+    let go = super::go_target(std::path::Path::new(&format!("/proc/{pid}/exe")));
+    let options = super::attach_options(config, go.as_ref());
     let rt = super::runtime()?;
     let (model, started, exited) = rt.block_on(async {
         let pidfd = target::pidfd_open(pid)?;
-        let (links, maps) = probes::attach(pid, config.probes)?;
+        let (links, maps) = probes::attach(pid, &options)?;
         let threads_at_start = target::thread_count(pid);
         let mut session = Session::new(links, maps, threads_at_start)?;
         let started = Instant::now();
@@ -39,7 +42,18 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
         exited,
         exit_code: None,
     };
-    let report = Report::build(&model, info, super::elapsed(started), threads_at_end);
+    // PIE load addresses are read while the process may still be there.
+    let symbolizer = go.map(|g| {
+        let attribution = g.offsets.is_some();
+        (Symbolizer::for_process(g.binary, pid), attribution)
+    });
+    let report = Report::build(
+        &model,
+        info,
+        super::elapsed(started),
+        threads_at_end,
+        super::go_context(config, symbolizer.as_ref()),
+    );
     super::write_report(&report, &config.output)?;
     Ok(0)
 }

@@ -14,9 +14,14 @@ use std::{
 
 use anyhow::Context as _;
 
+use tracer_common::GoOffsets;
+
 use crate::{
     cli::{Config, OutputConfig, TargetSpec},
-    report::{Report, Sink, json::JsonSink, text::TextSink},
+    gobin::{GoBinError, GoBinary, symbolize::Symbolizer},
+    goruntime,
+    probes::AttachOptions,
+    report::{GoContext, Report, Sink, json::JsonSink, text::TextSink},
 };
 
 /// Runs the configured command; returns the process exit code.
@@ -69,6 +74,57 @@ fn tmp_path(path: &Path) -> std::path::PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp-{}", std::process::id()));
     path.with_file_name(name)
+}
+
+/// The Go side of a target: its binary and the runtime layout, if known.
+pub struct GoTarget {
+    pub binary: GoBinary,
+    pub offsets: Option<GoOffsets>,
+}
+
+/// Reads the target's executable; `None` when it is not a Go program.
+pub fn go_target(exe: &Path) -> Option<GoTarget> {
+    match GoBinary::open(exe) {
+        Ok(binary) => {
+            let offsets = goruntime::offsets(&binary.build.version);
+            if offsets.is_none() {
+                eprintln!(
+                    "tracer: warning: {} has no verified runtime layout in this tracer: \
+                     tracing syscalls only, without goroutine attribution",
+                    binary.build.raw_version
+                );
+            }
+            Some(GoTarget { binary, offsets })
+        }
+        Err(GoBinError::NotGo) => None,
+        Err(err) => {
+            eprintln!(
+                "tracer: warning: cannot read the Go runtime of {}: {err}",
+                exe.display()
+            );
+            None
+        }
+    }
+}
+
+pub fn attach_options(config: &Config, go: Option<&GoTarget>) -> AttachOptions {
+    AttachOptions {
+        set: config.probes,
+        slow_ns: u64::try_from(config.slow.as_nanos()).unwrap_or(u64::MAX),
+        go: go.and_then(|g| g.offsets),
+    }
+}
+
+/// Builds the report's Go context from a symbolizer.
+pub fn go_context<'a>(
+    config: &Config,
+    sym: Option<&'a (Symbolizer, bool)>,
+) -> Option<GoContext<'a>> {
+    sym.map(|(symbolizer, attribution)| GoContext {
+        symbolizer,
+        attribution: *attribution,
+        slow_ns: u64::try_from(config.slow.as_nanos()).unwrap_or(u64::MAX),
+    })
 }
 
 /// Seconds since `start`, for the report.

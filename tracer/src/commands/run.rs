@@ -6,6 +6,7 @@ use std::{ffi::OsString, path::Path, time::Instant};
 
 use crate::{
     cli::Config,
+    gobin::symbolize::Symbolizer,
     probes::{self, ProbeError, privileges},
     report::{Report, TargetInfo},
     session::{Session, SignalPolicy, StopReason},
@@ -18,31 +19,38 @@ use crate::{
 pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Result<i32> {
     // Fail before forking anything when the command or the privileges are
     // wrong: the command first, since that is the likelier typo.
-    launch::resolve(program)?;
+    let resolved = launch::resolve(program)?;
     if !privileges::can_trace() {
         return Err(ProbeError::NoPrivileges.into());
     }
+    let go = super::go_target(&resolved);
+    let options = super::attach_options(config, go.as_ref());
     // Fork while still single-threaded (before the runtime starts).
     let mut child = HeldChild::spawn(program, args)?;
     let pid = child.pid;
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
         let pidfd = target::pidfd_open(pid)?;
-        let (links, maps) = probes::attach(pid, config.probes)?;
+        let (links, maps) = probes::attach(pid, &options)?;
         let mut session = Session::new(links, maps, 1)?;
         eprintln!(
             "tracer: probes live on pid {pid}; starting {}",
             program.display()
         );
         child.release()?;
+        // Exec has happened: the new image's mappings (PIE base) are there.
+        let symbolizer = go.map(|g| {
+            let attribution = g.offsets.is_some();
+            (Symbolizer::for_process(g.binary, pid), attribution)
+        });
         let started = Instant::now();
         let reason = session
             .run(pidfd, config.duration, SignalPolicy::ForwardTo(pid))
             .await?;
         let model = session.finish()?;
-        anyhow::Ok((model, started, reason))
+        anyhow::Ok((model, started, reason, symbolizer))
     });
-    let (model, started, reason) = match outcome {
+    let (model, started, reason, symbolizer) = match outcome {
         Ok(v) => v,
         Err(e) => {
             // The child never ran (or failed to exec): make sure it is gone.
@@ -66,7 +74,13 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
     } else {
         target::thread_count(pid)
     };
-    let report = Report::build(&model, info, super::elapsed(started), threads_at_end);
+    let report = Report::build(
+        &model,
+        info,
+        super::elapsed(started),
+        threads_at_end,
+        super::go_context(config, symbolizer.as_ref()),
+    );
     super::write_report(&report, &config.output)?;
     match (exit_code, reason) {
         (Some(code), _) => Ok(code),

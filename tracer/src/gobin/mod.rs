@@ -5,6 +5,7 @@
 
 pub mod buildinfo;
 pub mod pclntab;
+pub mod symbolize;
 
 use std::{fs, path::Path};
 
@@ -52,6 +53,8 @@ pub struct GoBinary {
     /// Uses cgo (has the cgo runtime entry points), so threads may come
     /// from pthread_create and callbacks from foreign threads.
     pub cgo: bool,
+    /// Position-independent (relocated at load time).
+    pub pie: bool,
     /// `(vaddr, file offset)` of the executable PT_LOAD, for uprobe offsets.
     text_segment: Option<(u64, u64, u64)>,
 }
@@ -87,6 +90,7 @@ impl GoBinary {
             },
             pclntab,
             cgo,
+            pie: file.kind() == object::ObjectKind::Dynamic,
             text_segment,
         })
     }

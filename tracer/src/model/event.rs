@@ -4,7 +4,34 @@
 //! without a kernel.
 
 use serde::{Deserialize, Serialize};
-use tracer_common::{EventKind, SyscallEvent, SyscallHist, ThreadEvent};
+use tracer_common::{EventKind, PState, SlowCallEvent, SyscallEvent, SyscallHist, ThreadEvent};
+
+/// What happened to the goroutine's P during a call (see `tracer_common::PState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PHandoff {
+    Unknown,
+    /// The M kept its P: fast exit.
+    Kept,
+    /// The P was taken while the goroutine was in the kernel.
+    Lost,
+    /// A raw syscall: the P was held throughout.
+    Raw,
+    /// The runtime's own call on a system stack (no goroutine).
+    Runtime,
+}
+
+impl From<PState> for PHandoff {
+    fn from(s: PState) -> Self {
+        match s {
+            PState::Unknown => Self::Unknown,
+            PState::Kept => Self::Kept,
+            PState::Lost => Self::Lost,
+            PState::Raw => Self::Raw,
+            PState::Runtime => Self::Runtime,
+        }
+    }
+}
 
 /// One thing that happened in (or was measured from) the traced process.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +57,19 @@ pub enum Event {
         tid: u32,
         ts_ns: u64,
         during_group_exit: bool,
+    },
+    /// A call that was slow or lost its P, with the goroutine and the user
+    /// stack (program counters, innermost first).
+    SlowCall {
+        tid: u32,
+        ts_ns: u64,
+        sysno: u32,
+        ret: i64,
+        duration_ns: u64,
+        /// 0 when unknown (not Go, or the runtime state could not be read).
+        goid: u64,
+        p: PHandoff,
+        frames: Vec<u64>,
     },
     /// The cumulative in-kernel aggregate of one syscall, summed over CPUs.
     /// Buckets are `(bucket index, count)` in the `tracer_common::buckets`
@@ -95,6 +135,20 @@ impl Event {
                     tid: e.tid,
                     ts_ns: e.header.ts_ns,
                     during_group_exit: e.during_group_exit != 0,
+                })
+            }
+            Some(EventKind::SlowCall) => {
+                let e: SlowCallEvent = read(bytes, "slow-call record")?;
+                let n = (e.nframes as usize).min(e.frames.len());
+                Ok(Self::SlowCall {
+                    tid: e.header.tid,
+                    ts_ns: e.header.ts_ns,
+                    sysno: e.sysno,
+                    ret: e.ret,
+                    duration_ns: e.duration_ns,
+                    goid: e.goid,
+                    p: PState::from_u32(e.p_state).into(),
+                    frames: e.frames[..n].to_vec(),
                 })
             }
             None => Err(DecodeError::UnknownKind(kind)),

@@ -4,9 +4,9 @@
 
 pub mod event;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-pub use event::Event;
+pub use event::{Event, PHandoff};
 use hdrhistogram::Histogram;
 use tracer_common::buckets;
 
@@ -15,6 +15,11 @@ use tracer_common::buckets;
 const HIST_MAX_NS: u64 = 1 << 40;
 /// Significant figures of the HdrHistograms: 0.1% resolution.
 const HIST_SIGFIG: u8 = 3;
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG)
+        .expect("static histogram bounds are valid")
+}
 
 /// Everything known about one syscall number.
 #[derive(Clone, Debug)]
@@ -33,8 +38,7 @@ impl SyscallStats {
             errors: 0,
             total_ns: 0,
             max_ns: 0,
-            histogram: Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG)
-                .expect("static histogram bounds are valid"),
+            histogram: new_histogram(),
         }
     }
 }
@@ -78,12 +82,43 @@ impl LossCounters {
     }
 }
 
+/// Frames kept per call site key: enough to tell call sites apart.
+const SITE_FRAMES: usize = 12;
+
+/// A syscall made from one user stack.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SiteKey {
+    pub sysno: u32,
+    /// Program counters, innermost first (frame 0 is the syscall
+    /// instruction's function, later ones are return addresses).
+    pub frames: Vec<u64>,
+}
+
+/// Slow or P-losing calls from one call site.
+#[derive(Clone, Debug)]
+pub struct SiteStats {
+    pub calls: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    /// Calls during which the goroutine's P was taken.
+    pub p_lost: u64,
+    pub goroutines: HashSet<u64>,
+    pub histogram: Histogram<u64>,
+}
+
 /// The aggregate state of one tracing session.
 #[derive(Debug)]
 pub struct Model {
     pub syscalls: BTreeMap<u32, SyscallStats>,
     pub threads: ThreadStats,
     pub losses: LossCounters,
+    /// Slow or P-losing calls by call site.
+    pub sites: HashMap<SiteKey, SiteStats>,
+    /// Per syscall: calls during which the P was taken.
+    pub p_lost: BTreeMap<u32, u64>,
+    /// Slow calls the runtime made on its system stack (sysmon, idle Ms):
+    /// per syscall, (calls, total ns).
+    pub runtime_slow: BTreeMap<u32, (u64, u64)>,
     seen_spawn: HashSet<u32>,
 }
 
@@ -99,6 +134,9 @@ impl Model {
                 ..ThreadStats::default()
             },
             losses: LossCounters::default(),
+            sites: HashMap::new(),
+            p_lost: BTreeMap::new(),
+            runtime_slow: BTreeMap::new(),
             seen_spawn: HashSet::new(),
         }
     }
@@ -134,6 +172,48 @@ impl Model {
                 for &(index, count) in buckets {
                     let value = buckets::bucket_value(index as usize).max(1);
                     stats.histogram.saturating_record_n(value, count);
+                }
+            }
+            Event::SlowCall {
+                sysno,
+                duration_ns,
+                p: PHandoff::Runtime,
+                ..
+            } => {
+                let (calls, total) = self.runtime_slow.entry(sysno).or_default();
+                *calls += 1;
+                *total = total.saturating_add(duration_ns);
+            }
+            Event::SlowCall {
+                sysno,
+                duration_ns,
+                goid,
+                p,
+                ref frames,
+                ..
+            } => {
+                let key = SiteKey {
+                    sysno,
+                    frames: frames.iter().take(SITE_FRAMES).copied().collect(),
+                };
+                let site = self.sites.entry(key).or_insert_with(|| SiteStats {
+                    calls: 0,
+                    total_ns: 0,
+                    max_ns: 0,
+                    p_lost: 0,
+                    goroutines: HashSet::new(),
+                    histogram: new_histogram(),
+                });
+                site.calls += 1;
+                site.total_ns = site.total_ns.saturating_add(duration_ns);
+                site.max_ns = site.max_ns.max(duration_ns);
+                site.histogram.saturating_record(duration_ns.max(1));
+                if goid != 0 {
+                    site.goroutines.insert(goid);
+                }
+                if p == PHandoff::Lost {
+                    site.p_lost += 1;
+                    *self.p_lost.entry(sysno).or_default() += 1;
                 }
             }
             Event::ThreadSpawn { tid, .. } => {
@@ -213,6 +293,31 @@ mod tests {
         model.apply(&call(9, -4096, 10));
         model.apply(&call(9, -4095, 10));
         assert_eq!(model.syscalls[&9].errors, 1);
+    }
+
+    #[test]
+    fn slow_calls_group_by_site_and_count_handoffs() {
+        let mut model = Model::new(1);
+        let slow = |goid, p, frames: &[u64]| Event::SlowCall {
+            tid: 1,
+            ts_ns: 0,
+            sysno: 35,
+            ret: 0,
+            duration_ns: 20_000_000,
+            goid,
+            p,
+            frames: frames.to_vec(),
+        };
+        model.apply(&slow(7, PHandoff::Lost, &[1, 2, 3]));
+        model.apply(&slow(8, PHandoff::Kept, &[1, 2, 3]));
+        model.apply(&slow(8, PHandoff::Lost, &[1, 2, 4]));
+        assert_eq!(model.sites.len(), 2);
+        let site = &model.sites[&SiteKey {
+            sysno: 35,
+            frames: vec![1, 2, 3],
+        }];
+        assert_eq!((site.calls, site.p_lost, site.goroutines.len()), (2, 1, 2));
+        assert_eq!(model.p_lost[&35], 2);
     }
 
     #[test]

@@ -13,7 +13,9 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{RawTracePoint, TracePoint},
 };
-use tracer_common::{DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, SyscallHist, globals, maps};
+use tracer_common::{
+    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, GoOffsets, SyscallHist, globals, maps,
+};
 
 /// The compiled kernel programs (empty when built without bpf-linker).
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf"));
@@ -93,7 +95,18 @@ pub struct Links {
 /// Loads the programs filtered on `tgid`, attaches them, and returns the
 /// attachment and the maps separately, so the maps stay readable after the
 /// programs are detached.
-pub fn attach(tgid: u32, set: ProbeSet) -> Result<(Links, ProbeMaps), ProbeError> {
+/// Load-time settings of the kernel programs.
+#[derive(Clone, Copy, Debug)]
+pub struct AttachOptions {
+    pub set: ProbeSet,
+    /// Calls at least this long are reported with their user stack.
+    pub slow_ns: u64,
+    /// Where the goroutine state is, when the target is a known Go release.
+    pub go: Option<GoOffsets>,
+}
+
+pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), ProbeError> {
+    let set = opts.set;
     if !privileges::can_trace() {
         return Err(ProbeError::NoPrivileges);
     }
@@ -106,11 +119,14 @@ pub fn attach(tgid: u32, set: ProbeSet) -> Result<(Links, ProbeMaps), ProbeError
     raise_memlock_limit();
 
     let mask = DEFAULT_INFLIGHT_SLOTS - 1;
+    let go = opts.go.unwrap_or_default();
     let mut ebpf = EbpfLoader::new()
         .override_global(globals::TARGET_TGID, &tgid, true)
         .override_global(globals::NEWTASK_PID_OFFSET, &pid_offset, true)
         .override_global(globals::NEWTASK_FLAGS_OFFSET, &flags_offset, true)
         .override_global(globals::INFLIGHT_MASK, &mask, true)
+        .override_global(globals::SLOW_NS, &opts.slow_ns, true)
+        .override_global(globals::GO_OFFSETS, &go, true)
         .map_max_entries(maps::INFLIGHT, DEFAULT_INFLIGHT_SLOTS)
         .map_max_entries(maps::HISTS, DEFAULT_HIST_SLOTS)
         .load(EBPF_OBJECT)

@@ -10,6 +10,10 @@ use std::io;
 use serde::Serialize;
 
 use crate::{
+    gobin::{
+        SymbolsSource,
+        symbolize::{Frame, Symbolizer, is_plumbing},
+    },
     model::{LossCounters, Model, SyscallStats},
     syscall_names,
 };
@@ -30,6 +34,112 @@ pub struct Report {
     pub syscalls: Vec<SyscallRow>,
     pub threads: ThreadRow,
     pub events: EventsRow,
+    /// Present when the target is a Go program.
+    pub go: Option<GoRow>,
+    /// Slow or P-losing calls by call site, most total time first.
+    pub blocking: Vec<BlockingRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GoRow {
+    pub version: String,
+    pub symbols: SymbolsSource,
+    pub cgo: bool,
+    /// Whether goroutines and P handoffs are read (a known Go release).
+    pub attribution: bool,
+    /// Calls at least this long are listed by call site (as are calls that
+    /// lost their P).
+    pub slow_threshold_ns: u64,
+    /// Calls during which the goroutine's P was taken, by syscall.
+    pub p_handoffs: Vec<HandoffRow>,
+    /// Slow calls the runtime made on its own system stack (sysmon's
+    /// sleeps, idle threads parking): no goroutine waited on them.
+    pub runtime_slow: Vec<RuntimeRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RuntimeRow {
+    pub syscall: String,
+    pub calls: u64,
+    pub total_ns: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HandoffRow {
+    pub syscall: String,
+    pub p_handoffs: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockingRow {
+    pub syscall: String,
+    /// The first frame outside the runtime and syscall plumbing.
+    pub call_site: Option<Frame>,
+    pub calls: u64,
+    pub goroutines: u64,
+    pub total_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+    pub p_handoffs: u64,
+    /// The symbolized user stack, innermost first.
+    pub stack: Vec<Frame>,
+}
+
+/// What the report needs to know about a Go target.
+pub struct GoContext<'a> {
+    pub symbolizer: &'a Symbolizer,
+    pub attribution: bool,
+    pub slow_ns: u64,
+}
+
+/// Groups the model's call sites by symbolized call site and syscall.
+fn blocking_rows(model: &Model, sym: &Symbolizer) -> Vec<BlockingRow> {
+    use std::collections::HashMap;
+    let mut rows: HashMap<(u32, Option<Frame>), (BlockingRow, hdrhistogram::Histogram<u64>)> =
+        HashMap::new();
+    for (key, site) in &model.sites {
+        let stack: Vec<Frame> = key
+            .frames
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &pc)| sym.frame(pc, i > 0))
+            .collect();
+        let call_site = stack.iter().find(|f| !is_plumbing(&f.function)).cloned();
+        let entry = rows
+            .entry((key.sysno, call_site.clone()))
+            .or_insert_with(|| {
+                let row = BlockingRow {
+                    syscall: syscall_names::name(key.sysno),
+                    call_site,
+                    calls: 0,
+                    goroutines: 0,
+                    total_ns: 0,
+                    p99_ns: 0,
+                    max_ns: 0,
+                    p_handoffs: 0,
+                    stack,
+                };
+                (row, site.histogram.clone())
+            });
+        let (row, hist) = entry;
+        if row.calls > 0 {
+            let _ = hist.add(&site.histogram);
+        }
+        row.calls += site.calls;
+        row.goroutines += site.goroutines.len() as u64;
+        row.total_ns += site.total_ns;
+        row.max_ns = row.max_ns.max(site.max_ns);
+        row.p_handoffs += site.p_lost;
+    }
+    let mut out: Vec<BlockingRow> = rows
+        .into_values()
+        .map(|(mut row, hist)| {
+            row.p99_ns = hist.value_at_quantile(0.99).min(row.max_ns);
+            row
+        })
+        .collect();
+    out.sort_by(|a, b| b.total_ns.cmp(&a.total_ns));
+    out
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -162,6 +272,7 @@ impl Report {
         target: TargetInfo,
         traced_seconds: f64,
         threads_at_end: u64,
+        go: Option<GoContext<'_>>,
     ) -> Self {
         let mut syscalls: Vec<SyscallRow> = model
             .syscalls
@@ -185,6 +296,37 @@ impl Report {
                 exited_at_process_exit: t.exited_at_process_exit,
             },
             events: EventsRow::from(&model.losses),
+            blocking: go
+                .as_ref()
+                .map(|g| blocking_rows(model, g.symbolizer))
+                .unwrap_or_default(),
+            go: go.map(|g| {
+                let bin = &g.symbolizer.binary;
+                GoRow {
+                    version: bin.build.raw_version.clone(),
+                    symbols: bin.symbols,
+                    cgo: bin.cgo,
+                    attribution: g.attribution,
+                    slow_threshold_ns: g.slow_ns,
+                    p_handoffs: model
+                        .p_lost
+                        .iter()
+                        .map(|(&n, &c)| HandoffRow {
+                            syscall: syscall_names::name(n),
+                            p_handoffs: c,
+                        })
+                        .collect(),
+                    runtime_slow: model
+                        .runtime_slow
+                        .iter()
+                        .map(|(&n, &(calls, total_ns))| RuntimeRow {
+                            syscall: syscall_names::name(n),
+                            calls,
+                            total_ns,
+                        })
+                        .collect(),
+                }
+            }),
         }
     }
 }
@@ -232,7 +374,7 @@ pub(crate) mod tests {
             exited: true,
             exit_code: Some(0),
         };
-        Report::build(&model, target, 1.5, 0)
+        Report::build(&model, target, 1.5, 0, None)
     }
 
     #[test]

@@ -101,6 +101,79 @@ impl<W: Write> Sink for TextSink<W> {
             }
         }
 
+        if let Some(go) = &r.go {
+            writeln!(o)?;
+            let symbols = match go.symbols {
+                crate::gobin::SymbolsSource::Symtab => "symtab",
+                crate::gobin::SymbolsSource::Pclntab => "pclntab (stripped)",
+            };
+            writeln!(
+                o,
+                "Go runtime: {}, symbols from {symbols}, {}; goroutine attribution {}",
+                go.version,
+                if go.cgo { "cgo" } else { "no cgo" },
+                if go.attribution {
+                    "on"
+                } else {
+                    "off (no offsets for this release)"
+                }
+            )?;
+            let handoffs: Vec<String> = go
+                .p_handoffs
+                .iter()
+                .map(|h| format!("{} {}", h.syscall, h.p_handoffs))
+                .collect();
+            if !handoffs.is_empty() {
+                writeln!(
+                    o,
+                    "P handoffs (P taken during the call): {}",
+                    handoffs.join(", ")
+                )?;
+            }
+            let runtime: Vec<String> = go
+                .runtime_slow
+                .iter()
+                .map(|r| format!("{} {} ({})", r.syscall, r.calls, human_ns(r.total_ns)))
+                .collect();
+            if !runtime.is_empty() {
+                writeln!(
+                    o,
+                    "runtime's own slow calls (sysmon, idle threads; no goroutine waits): {}",
+                    runtime.join(", ")
+                )?;
+            }
+            if !r.blocking.is_empty() {
+                writeln!(o)?;
+                writeln!(
+                    o,
+                    "Blocking by call site (calls >= {} or that lost their P):",
+                    human_ns(go.slow_threshold_ns)
+                )?;
+                writeln!(
+                    o,
+                    "{:<16} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9}  call site",
+                    "syscall", "calls", "gors", "total", "p99", "max", "handoffs"
+                )?;
+                for b in r.blocking.iter().take(15) {
+                    let site = b
+                        .call_site
+                        .as_ref()
+                        .map_or_else(|| "?".to_owned(), ToString::to_string);
+                    writeln!(
+                        o,
+                        "{:<16} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9}  {site}",
+                        b.syscall,
+                        b.calls,
+                        b.goroutines,
+                        human_ns(b.total_ns),
+                        human_ns(b.p99_ns),
+                        human_ns(b.max_ns),
+                        b.p_handoffs
+                    )?;
+                }
+            }
+        }
+
         let th = &r.threads;
         writeln!(o)?;
         writeln!(

@@ -1,0 +1,126 @@
+//! Reading the Go runtime's state from inside the syscall exit program, for
+//! the few calls that are long enough to matter (no uprobe on any
+//! per-syscall path): the goroutine (g from R14 in the saved user
+//! registers, checked against `g.m.procid == tid`), its id, and whether its
+//! P was taken while it was in the kernel. Offsets come from userspace per
+//! Go version (`GO_OFFSETS`); this file has no version branches.
+
+use aya_ebpf::{
+    EbpfContext as _,
+    bindings::BPF_F_USER_STACK,
+    helpers::{bpf_get_stack, bpf_probe_read_kernel, bpf_probe_read_user},
+    programs::RawTracePointContext,
+};
+use tracer_common::{EventHeader, EventKind, GoOffsets, MAX_FRAMES, PState, SlowCallEvent};
+
+use crate::maps::{EVENTS, count};
+
+#[unsafe(no_mangle)]
+static GO_OFFSETS: aya_ebpf::Global<GoOffsets> = aya_ebpf::Global::new(GoOffsets {
+    enabled: 0,
+    p_stays_wired: 0,
+    g_m: 0,
+    g_goid: 0,
+    g_atomicstatus: 0,
+    m_procid: 0,
+    m_p: 0,
+    m_oldp: 0,
+    p_status: 0,
+    _pad: 0,
+});
+
+/// `_Gsyscall` and `_Psyscall` in every supported release.
+const G_SYSCALL: u32 = 3;
+const P_SYSCALL: u32 = 2;
+/// Offset of `r14` in the x86_64 `struct pt_regs` (r15, r14, ...).
+const PT_REGS_R14: usize = 8;
+
+/// What the runtime state says about the current call: (goid, P state).
+#[inline(always)]
+pub fn inspect(ctx: &RawTracePointContext, tid: u32) -> (u64, PState) {
+    let o = GO_OFFSETS.load();
+    if o.enabled == 0 {
+        return (0, PState::Unknown);
+    }
+    read_state(ctx, tid, &o).unwrap_or((0, PState::Unknown))
+}
+
+#[inline(always)]
+fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<(u64, PState), i32> {
+    // TP_PROTO(struct pt_regs *regs, long ret): the user registers at entry.
+    let regs: *const u8 = ctx.arg(0);
+    let g: u64 = unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_R14).cast())? };
+    let user =
+        |addr: u64| -> Result<u64, i32> { unsafe { bpf_probe_read_user(addr as *const u64) } };
+    let user32 =
+        |addr: u64| -> Result<u32, i32> { unsafe { bpf_probe_read_user(addr as *const u32) } };
+    if g == 0 {
+        return Err(0);
+    }
+    let m = user(g + u64::from(o.g_m))?;
+    // R14 is g only in Go code; C code (cgo) or a foreign thread may hold
+    // anything there. The M must be this very thread.
+    if m == 0 || user(m + u64::from(o.m_procid))? as u32 != tid {
+        return Err(0);
+    }
+    // m.g0 is the first field of m: on the system stack no goroutine is
+    // making the call, the runtime is (sysmon, idle Ms, scheduler work).
+    if user(m)? == g {
+        return Ok((0, PState::Runtime));
+    }
+    let goid = user(g + u64::from(o.g_goid))?;
+    if user32(g + u64::from(o.g_atomicstatus))? != G_SYSCALL {
+        // No entersyscall: a raw syscall, the P was held throughout.
+        return Ok((goid, PState::Raw));
+    }
+    let p = user(m + u64::from(o.m_p))?;
+    let state = if o.p_stays_wired != 0 {
+        // 1.26+: the P stays wired during the syscall unless retaken.
+        if p == 0 { PState::Lost } else { PState::Kept }
+    } else {
+        // ≤1.25: entersyscall parks the P in m.oldp with status _Psyscall;
+        // sysmon's retake (or entersyscallblock) changes that status.
+        let oldp = user(m + u64::from(o.m_oldp))?;
+        if p == 0 && oldp != 0 && user32(oldp + u64::from(o.p_status))? == P_SYSCALL {
+            PState::Kept
+        } else {
+            PState::Lost
+        }
+    };
+    Ok((goid, state))
+}
+
+/// Sends a slow or P-losing call to userspace with its user stack.
+#[inline(always)]
+pub fn report(
+    ctx: &RawTracePointContext,
+    header: EventHeader,
+    sysno: u32,
+    ret: i64,
+    duration_ns: u64,
+    goid: u64,
+    p_state: PState,
+) {
+    let Some(mut entry) = EVENTS.reserve::<SlowCallEvent>(0) else {
+        count(tracer_common::Counter::RingBufFull);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    unsafe {
+        (*event).header = EventHeader {
+            kind: EventKind::SlowCall as u32,
+            ..header
+        };
+        (*event).sysno = sysno;
+        (*event).p_state = p_state as u32;
+        (*event).ret = ret;
+        (*event).duration_ns = duration_ns;
+        (*event).goid = goid;
+        (*event)._pad = 0;
+        let frames = (&raw mut (*event).frames).cast();
+        let size = (MAX_FRAMES * 8) as u32;
+        let n = bpf_get_stack(ctx.as_ptr(), frames, size, u64::from(BPF_F_USER_STACK));
+        (*event).nframes = if n > 0 { (n / 8) as u32 } else { 0 };
+    }
+    entry.submit(0);
+}

@@ -1,0 +1,105 @@
+//! Turning user program counters of a Go process into function, file and
+//! line, from the binary's own pclntab (works on stripped binaries, and after
+//! the process has exited).
+
+use std::fs;
+
+use super::GoBinary;
+
+/// One symbolized frame.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Frame {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+}
+
+impl std::fmt::Display for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = self.file.rsplit('/').next().unwrap_or(&self.file);
+        write!(f, "{} ({file}:{})", self.function, self.line)
+    }
+}
+
+/// A Go binary and where it is loaded in one process.
+#[derive(Debug)]
+pub struct Symbolizer {
+    pub binary: GoBinary,
+    /// Load address minus link address (0 for the usual non-PIE Go build).
+    bias: u64,
+}
+
+impl Symbolizer {
+    /// For a live process: PIE binaries are relocated, so the load bias is
+    /// read from `/proc/PID/maps` (the lowest mapping of the executable).
+    pub fn for_process(binary: GoBinary, pid: u32) -> Self {
+        let bias = if binary.pie {
+            exe_load_address(pid).unwrap_or(0)
+        } else {
+            0
+        };
+        Self { binary, bias }
+    }
+
+    /// The frame at `pc`. Return addresses (every frame but the innermost)
+    /// point after the call, so they are looked up one byte earlier.
+    pub fn frame(&self, pc: u64, is_return_address: bool) -> Option<Frame> {
+        let pc = pc.checked_sub(self.bias)?;
+        let lookup = if is_return_address {
+            pc.saturating_sub(1)
+        } else {
+            pc
+        };
+        let tab = &self.binary.pclntab;
+        let function = tab.function_at(lookup)?;
+        let (file, line) = tab.file_line(lookup).unwrap_or(("?", 0));
+        Some(Frame {
+            function: function.name.clone(),
+            file: file.to_owned(),
+            line,
+        })
+    }
+}
+
+fn exe_load_address(pid: u32) -> Option<u64> {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let exe = exe.to_str()?.trim_end_matches(" (deleted)").to_owned();
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    maps.lines()
+        .filter(|l| l.ends_with(&exe))
+        .filter_map(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
+        .min()
+}
+
+/// `true` for frames inside the runtime and syscall plumbing, which are the
+/// same for every call; the call site is the first frame after them.
+pub fn is_plumbing(function: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "runtime.",
+        "syscall.",
+        "internal/",
+        "golang.org/x/sys/",
+        "runtime/",
+    ];
+    PREFIXES.iter().any(|p| function.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plumbing_is_skipped_but_user_code_and_os_are_not() {
+        assert!(is_plumbing("syscall.Syscall6"));
+        assert!(is_plumbing("internal/runtime/syscall.Syscall6"));
+        assert!(is_plumbing("runtime.entersyscall"));
+        assert!(!is_plumbing("main.sleeper"));
+        assert!(!is_plumbing("os.ReadFile"));
+        let f = Frame {
+            function: "main.main".into(),
+            file: "/src/app/main.go".into(),
+            line: 12,
+        };
+        assert_eq!(f.to_string(), "main.main (main.go:12)");
+    }
+}
