@@ -13,7 +13,7 @@ use crate::support::*;
 
 /// `(version, go binary)` from `$TRACER_GO_TOOLCHAINS` (set by xtask), else
 /// the one `go` this test run uses.
-fn toolchains() -> Vec<(String, PathBuf)> {
+pub fn toolchains() -> Vec<(String, PathBuf)> {
     if let Some(list) = std::env::var_os("TRACER_GO_TOOLCHAINS") {
         let list = list.to_string_lossy().into_owned();
         let parsed: Vec<_> = list
@@ -40,11 +40,23 @@ fn toolchains() -> Vec<(String, PathBuf)> {
 }
 
 fn build(go: &PathBuf, version: &str, flavour: &str) -> PathBuf {
+    let file = if flavour == "cgo" {
+        "cgo/sleep.go"
+    } else {
+        "threads.go"
+    };
+    build_go_with(go, version, file, flavour)
+}
+
+/// Builds `tests/workloads/<file>` with one toolchain in one flavour
+/// (default, stripped, pie, cgo).
+pub fn build_go_with(go: &PathBuf, version: &str, file: &str, flavour: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("gobin")
         .join(version);
     std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(flavour);
+    let stem = file.trim_end_matches(".go").replace('/', "-");
+    let out = dir.join(format!("{stem}-{flavour}"));
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/workloads");
     let mut cmd = Command::new(go);
     cmd.arg("build").arg("-o").arg(&out);
@@ -53,12 +65,7 @@ fn build(go: &PathBuf, version: &str, flavour: &str) -> PathBuf {
         "pie" => drop(cmd.arg("-buildmode=pie")),
         _ => {}
     }
-    let file = if flavour == "cgo" {
-        src.join("cgo/sleep.go")
-    } else {
-        src.join("threads.go")
-    };
-    cmd.arg(file)
+    cmd.arg(src.join(file))
         .env("GOTOOLCHAIN", "local")
         .env("GOCACHE", dir.join("gocache"))
         .env("GOPATH", dir.join("gopath"))

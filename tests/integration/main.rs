@@ -6,6 +6,7 @@
 
 mod support;
 
+mod attribution;
 mod bad_input;
 mod clean_exit;
 mod counts;

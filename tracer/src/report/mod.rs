@@ -138,7 +138,7 @@ fn blocking_rows(model: &Model, sym: &Symbolizer) -> Vec<BlockingRow> {
             row
         })
         .collect();
-    out.sort_by(|a, b| b.total_ns.cmp(&a.total_ns));
+    out.sort_by_key(|r| std::cmp::Reverse(r.total_ns));
     out
 }
 
