@@ -5,6 +5,7 @@
 // parks it instead of ending it, which would make the count K-1. Before exiting it
 // prints the number of threads it has now, read from /proc/self/task:
 // the tracer's "spawned - exited + 1" must equal it, and "exited" must be K.
+// With -unlock (the fix) every goroutine unlocks first and no thread ends.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 
 func main() {
 	k := flag.Int("k", 16, "goroutines that exit while locked")
+	unlock := flag.Bool("unlock", false, "the fixed variant: unlock before exiting (no thread ends)")
 	flag.Parse()
 	runtime.LockOSThread() // keep the other goroutines off the main thread
 
@@ -28,7 +30,10 @@ func main() {
 		done.Add(1)
 		go func() {
 			defer done.Done()
-			runtime.LockOSThread() // never unlocked: the thread dies with us
+			runtime.LockOSThread() // LOCK SITE: never unlocked, the thread dies with us
+			if *unlock {
+				defer runtime.UnlockOSThread()
+			}
 			locked.Done()
 			<-release
 		}()

@@ -33,6 +33,7 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     pub const EVENTS: &str = "EVENTS";
     pub const GROUP_EXIT: &str = "GROUP_EXIT";
+    pub const LOCK_SITES: &str = "LOCK_SITES";
 }
 
 /// Highest syscall number (exclusive) tracked per syscall. x86_64 numbers are
@@ -249,8 +250,25 @@ pub struct SlowCallEvent {
     pub frames: [u64; MAX_FRAMES],
 }
 
+/// Frames kept for a `runtime.LockOSThread` call site.
+pub const LOCK_FRAMES: usize = 16;
+
+/// The last `runtime.LockOSThread` call on a thread (key: tid). A Go thread
+/// only ever exits when a goroutine ends while locked to it, so when the
+/// thread exits this is the call that leaked it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LockSite {
+    pub goid: u64,
+    pub nframes: u32,
+    pub _pad: u32,
+    /// The caller first (return address), then its callers.
+    pub frames: [u64; LOCK_FRAMES],
+}
+
 #[cfg(feature = "user")]
 mod pod {
+    unsafe impl aya::Pod for super::LockSite {}
     unsafe impl aya::Pod for super::GoOffsets {}
     // SAFETY: all of these are `#[repr(C)]`, `Copy`, and have no implicit
     // padding (checked by the layout tests), so any byte pattern is valid.

@@ -9,11 +9,57 @@ use aya_ebpf::{
     EbpfContext as _,
     bindings::BPF_F_USER_STACK,
     helpers::{bpf_get_stack, bpf_probe_read_kernel, bpf_probe_read_user},
-    programs::RawTracePointContext,
+    macros::uprobe,
+    programs::{ProbeContext, RawTracePointContext},
 };
-use tracer_common::{EventHeader, EventKind, GoOffsets, MAX_FRAMES, PState, SlowCallEvent};
+use tracer_common::{
+    EventHeader, EventKind, GoOffsets, LOCK_FRAMES, MAX_FRAMES, PState, SlowCallEvent,
+};
 
-use crate::maps::{EVENTS, count};
+use crate::{
+    maps::{EVENTS, LOCK_SCRATCH, LOCK_SITES, count},
+    target_tid,
+};
+
+/// Uprobe on `runtime.LockOSThread` (a rare path): remember where this
+/// thread was locked, with the goroutine, so that its exit can be reported
+/// as a LockOSThread leak at the locking call site.
+#[uprobe]
+pub fn gt_lock_os_thread(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let Some(site) = LOCK_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    let site = unsafe { &mut *site };
+    let regs = unsafe { &*ctx.regs };
+    // At function entry the frame pointer still belongs to the caller, so a
+    // frame-pointer walk skips the immediate caller: take it from the
+    // return address on top of the stack.
+    let ret: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
+    let offsets = GO_OFFSETS.load();
+    site.goid = if offsets.enabled != 0 {
+        unsafe { bpf_probe_read_user((regs.r14 + u64::from(offsets.g_goid)) as *const u64) }
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    site._pad = 0;
+    site.frames[0] = ret;
+    let walked = unsafe {
+        bpf_get_stack(
+            ctx.as_ptr(),
+            (&raw mut site.frames[1]).cast(),
+            ((LOCK_FRAMES - 1) * 8) as u32,
+            // Skip the walk's first frame: the probed instruction itself.
+            u64::from(BPF_F_USER_STACK) | 1,
+        )
+    };
+    site.nframes = 1 + if walked > 0 { (walked / 8) as u32 } else { 0 };
+    let _ = LOCK_SITES.insert(&tid, site, 0);
+    0
+}
 
 #[unsafe(no_mangle)]
 static GO_OFFSETS: aya_ebpf::Global<GoOffsets> = aya_ebpf::Global::new(GoOffsets {

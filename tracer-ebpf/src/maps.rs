@@ -3,10 +3,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{
-    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, InFlight, MAX_SYSCALLS, NUM_COUNTERS, SyscallHist,
+    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, InFlight, LockSite, MAX_SYSCALLS, NUM_COUNTERS,
+    SyscallHist,
 };
 
 /// Syscalls in progress, indexed by `tid & (len - 1)` and tagged with the
@@ -38,6 +39,15 @@ pub static GROUP_EXIT: Array<u64> = Array::with_max_entries(1, 0);
 /// millions of unslotted syscalls per second.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+
+/// tid → the last `runtime.LockOSThread` call on that thread. Bounded by
+/// the runtime's own 10 000-thread limit.
+#[map]
+pub static LOCK_SITES: HashMap<u32, LockSite> = HashMap::with_max_entries(16_384, 0);
+
+/// Scratch space to build a `LockSite` (too big for the BPF stack).
+#[map]
+pub static LOCK_SCRATCH: PerCpuArray<LockSite> = PerCpuArray::with_max_entries(1, 0);
 
 /// Adds one to a loss/anomaly counter.
 #[inline(always)]

@@ -49,6 +49,8 @@ pub enum SignalPolicy {
 /// histogram slots as new syscall numbers show up.
 struct Ingest {
     model: Model,
+    /// tid → last LockOSThread call (Go targets with the uprobe).
+    lock_sites: aya::maps::HashMap<MapData, u32, tracer_common::LockSite>,
     hist_slot: Array<MapData, u32>,
     /// slot → syscall number, in assignment order.
     slots: Vec<u32>,
@@ -64,12 +66,35 @@ impl Ingest {
                     self.assign_slot(sysno);
                 }
                 self.model.apply(&event);
+                if let Event::ThreadExit {
+                    tid,
+                    during_group_exit: false,
+                    ..
+                } = event
+                {
+                    self.locked_exit(tid);
+                }
             }
             Err(err) => {
                 log::warn!("undecodable ring-buffer record: {err}");
                 self.model.losses.undecodable += 1;
             }
         }
+    }
+
+    /// A thread ended while the process runs: if it was locked with
+    /// LockOSThread, that lock leaked it.
+    fn locked_exit(&mut self, tid: u32) {
+        let Ok(site) = self.lock_sites.get(&tid, 0) else {
+            return;
+        };
+        let _ = self.lock_sites.remove(&tid);
+        let n = (site.nframes as usize).min(site.frames.len());
+        self.model.apply(&Event::LockedThreadExit {
+            tid,
+            goid: site.goid,
+            frames: site.frames[..n].to_vec(),
+        });
     }
 
     /// Gives `sysno` a histogram slot so its next calls are aggregated in
@@ -119,6 +144,7 @@ impl Session {
             hist_slot,
             hists,
             counters,
+            lock_sites,
         } = maps;
         let max_slots = hists.len();
         Ok(Self {
@@ -128,6 +154,7 @@ impl Session {
             counters,
             ingest: Ingest {
                 model: Model::new(threads_at_start),
+                lock_sites,
                 hist_slot,
                 slots: Vec::new(),
                 slot_of: HashMap::new(),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::{
     cli::Config,
     gobin::symbolize::Symbolizer,
-    probes,
+    probes::{self, ProbeError, privileges},
     report::{Report, TargetInfo},
     session::{Session, SignalPolicy, StopReason},
     target::{self, Process},
@@ -15,8 +15,12 @@ use crate::{
 
 pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let process = Process::validate(pid)?;
-    let go = super::go_target(std::path::Path::new(&format!("/proc/{pid}/exe")));
-    let options = super::attach_options(config, go.as_ref());
+    if !privileges::can_trace() {
+        return Err(ProbeError::NoPrivileges.into());
+    }
+    let exe = std::path::PathBuf::from(format!("/proc/{pid}/exe"));
+    let go = super::go_target(&exe);
+    let options = super::attach_options(config, go.as_ref(), &exe);
     let rt = super::runtime()?;
     let (model, started, exited) = rt.block_on(async {
         let pidfd = target::pidfd_open(pid)?;

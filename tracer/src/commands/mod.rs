@@ -107,11 +107,17 @@ pub fn go_target(exe: &Path) -> Option<GoTarget> {
     }
 }
 
-pub fn attach_options(config: &Config, go: Option<&GoTarget>) -> AttachOptions {
+/// Kernel-side settings for a target whose executable is `exe`.
+pub fn attach_options(config: &Config, go: Option<&GoTarget>, exe: &Path) -> AttachOptions {
+    let lock_probe = go.filter(|g| g.offsets.is_some()).and_then(|g| {
+        let entry = g.binary.pclntab.entry("runtime.LockOSThread")?;
+        Some((exe.to_path_buf(), g.binary.file_offset(entry)?))
+    });
     AttachOptions {
         set: config.probes,
         slow_ns: u64::try_from(config.slow.as_nanos()).unwrap_or(u64::MAX),
         go: go.and_then(|g| g.offsets),
+        lock_probe,
     }
 }
 

@@ -24,7 +24,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         return Err(ProbeError::NoPrivileges.into());
     }
     let go = super::go_target(&resolved);
-    let options = super::attach_options(config, go.as_ref());
+    let options = super::attach_options(config, go.as_ref(), &resolved);
     // Fork while still single-threaded (before the runtime starts).
     let mut child = HeldChild::spawn(program, args)?;
     let pid = child.pid;

@@ -71,6 +71,15 @@ pub enum Event {
         p: PHandoff,
         frames: Vec<u64>,
     },
+    /// A thread exited while the process ran, and the last
+    /// `runtime.LockOSThread` on it is known: a goroutine ended while locked
+    /// to it (Go ends threads for no other reason).
+    LockedThreadExit {
+        tid: u32,
+        goid: u64,
+        /// The LockOSThread call site first, then its callers.
+        frames: Vec<u64>,
+    },
     /// The cumulative in-kernel aggregate of one syscall, summed over CPUs.
     /// Buckets are `(bucket index, count)` in the `tracer_common::buckets`
     /// scheme, zero counts left out.

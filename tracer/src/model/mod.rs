@@ -116,6 +116,8 @@ pub struct Model {
     pub sites: HashMap<SiteKey, SiteStats>,
     /// Per syscall: calls during which the P was taken.
     pub p_lost: BTreeMap<u32, u64>,
+    /// LockOSThread leaks: locking call stack → (threads ended, goroutines).
+    pub lock_leaks: HashMap<Vec<u64>, (u64, HashSet<u64>)>,
     /// Slow calls the runtime made on its system stack (sysmon, idle Ms):
     /// per syscall, (calls, total ns).
     pub runtime_slow: BTreeMap<u32, (u64, u64)>,
@@ -137,6 +139,7 @@ impl Model {
             sites: HashMap::new(),
             p_lost: BTreeMap::new(),
             runtime_slow: BTreeMap::new(),
+            lock_leaks: HashMap::new(),
             seen_spawn: HashSet::new(),
         }
     }
@@ -214,6 +217,21 @@ impl Model {
                 if p == PHandoff::Lost {
                     site.p_lost += 1;
                     *self.p_lost.entry(sysno).or_default() += 1;
+                }
+            }
+            Event::LockedThreadExit {
+                goid, ref frames, ..
+            } => {
+                let mut frames = frames.clone();
+                // The kernel's own fix-up may already have put the caller
+                // second: keep it once.
+                if frames.len() > 1 && frames[0] == frames[1] {
+                    frames.remove(1);
+                }
+                let (threads, goroutines) = self.lock_leaks.entry(frames).or_default();
+                *threads += 1;
+                if goid != 0 {
+                    goroutines.insert(goid);
                 }
             }
             Event::ThreadSpawn { tid, .. } => {

@@ -10,11 +10,14 @@ use std::{io, path::PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    maps::{Array, HashMap as AyaHashMap, MapData, PerCpuArray, RingBuf},
+    programs::{
+        RawTracePoint, TracePoint, UProbe,
+        uprobe::{UProbeAttachLocation, UProbeScope},
+    },
 };
 use tracer_common::{
-    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, GoOffsets, SyscallHist, globals, maps,
+    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, GoOffsets, LockSite, SyscallHist, globals, maps,
 };
 
 /// The compiled kernel programs (empty when built without bpf-linker).
@@ -85,6 +88,7 @@ pub struct ProbeMaps {
     pub hist_slot: Array<MapData, u32>,
     pub hists: PerCpuArray<MapData, SyscallHist>,
     pub counters: PerCpuArray<MapData, u64>,
+    pub lock_sites: AyaHashMap<MapData, u32, LockSite>,
 }
 
 /// The attached programs: dropping this value detaches them all.
@@ -96,16 +100,23 @@ pub struct Links {
 /// attachment and the maps separately, so the maps stay readable after the
 /// programs are detached.
 /// Load-time settings of the kernel programs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct AttachOptions {
     pub set: ProbeSet,
     /// Calls at least this long are reported with their user stack.
     pub slow_ns: u64,
     /// Where the goroutine state is, when the target is a known Go release.
     pub go: Option<GoOffsets>,
+    /// `(binary, file offset)` of `runtime.LockOSThread`, for the uprobe
+    /// that records where threads get locked (a rare path).
+    pub lock_probe: Option<(PathBuf, u64)>,
 }
 
 pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), ProbeError> {
+    let pid = std::num::NonZeroU32::new(tgid).ok_or(ProbeError::Field {
+        tracepoint: "target".into(),
+        field: "pid 0".into(),
+    })?;
     let set = opts.set;
     if !privileges::can_trace() {
         return Err(ProbeError::NoPrivileges);
@@ -142,9 +153,44 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     if set == ProbeSet::Full {
         attach_tracepoint(&mut ebpf, "gt_task_newtask", "task", "task_newtask")?;
         attach_tracepoint(&mut ebpf, "gt_task_exit", "sched", "sched_process_exit")?;
+        if let Some((binary, offset)) = &opts.lock_probe {
+            let what = || {
+                format!(
+                    "attaching a uprobe to runtime.LockOSThread in {}",
+                    binary.display()
+                )
+            };
+            let prog: &mut UProbe = ebpf
+                .program_mut("gt_lock_os_thread")
+                .ok_or(ProbeError::MissingMap("gt_lock_os_thread"))?
+                .try_into()
+                .map_err(|source| ProbeError::Program {
+                    what: what(),
+                    source,
+                })?;
+            prog.load().map_err(|source| ProbeError::Program {
+                what: what(),
+                source,
+            })?;
+            prog.attach(
+                UProbeAttachLocation::AbsoluteOffset(*offset),
+                binary,
+                UProbeScope::OneProcess(pid),
+            )
+            .map_err(|source| ProbeError::Program {
+                what: what(),
+                source,
+            })?;
+        }
     }
 
     let maps = ProbeMaps {
+        lock_sites: AyaHashMap::try_from(take(&mut ebpf, maps::LOCK_SITES)?).map_err(|source| {
+            ProbeError::Map {
+                name: maps::LOCK_SITES,
+                source,
+            }
+        })?,
         events: RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?).map_err(|source| {
             ProbeError::Map {
                 name: maps::EVENTS,

@@ -38,6 +38,45 @@ pub struct Report {
     pub go: Option<GoRow>,
     /// Slow or P-losing calls by call site, most total time first.
     pub blocking: Vec<BlockingRow>,
+    /// Threads ended because a goroutine exited while locked to them, by
+    /// the `runtime.LockOSThread` call that locked them.
+    pub lockosthread_leaks: Vec<LeakRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LeakRow {
+    /// The function that called `runtime.LockOSThread` (the first frame
+    /// outside the runtime).
+    pub call_site: Option<Frame>,
+    pub threads: u64,
+    pub goroutines: u64,
+    pub stack: Vec<Frame>,
+}
+
+fn leak_rows(model: &Model, sym: &Symbolizer) -> Vec<LeakRow> {
+    let mut rows: Vec<LeakRow> = Vec::new();
+    for (frames, (threads, goroutines)) in &model.lock_leaks {
+        // Every frame here is a return address.
+        let stack: Vec<Frame> = frames
+            .iter()
+            .filter_map(|&pc| sym.frame(pc, true))
+            .collect();
+        let call_site = stack.iter().find(|f| !is_plumbing(&f.function)).cloned();
+        match rows.iter_mut().find(|r| r.call_site == call_site) {
+            Some(row) => {
+                row.threads += threads;
+                row.goroutines += goroutines.len() as u64;
+            }
+            None => rows.push(LeakRow {
+                call_site,
+                threads: *threads,
+                goroutines: goroutines.len() as u64,
+                stack,
+            }),
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.threads));
+    rows
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -299,6 +338,10 @@ impl Report {
             blocking: go
                 .as_ref()
                 .map(|g| blocking_rows(model, g.symbolizer))
+                .unwrap_or_default(),
+            lockosthread_leaks: go
+                .as_ref()
+                .map(|g| leak_rows(model, g.symbolizer))
                 .unwrap_or_default(),
             go: go.map(|g| {
                 let bin = &g.symbolizer.binary;

@@ -174,6 +174,27 @@ impl<W: Write> Sink for TextSink<W> {
             }
         }
 
+        if !r.lockosthread_leaks.is_empty() {
+            let total: u64 = r.lockosthread_leaks.iter().map(|l| l.threads).sum();
+            writeln!(o)?;
+            writeln!(
+                o,
+                "LockOSThread leaks: {total} threads ended because a goroutine exited while locked \
+                 to its thread (unlock with `defer runtime.UnlockOSThread()`):"
+            )?;
+            for l in &r.lockosthread_leaks {
+                let site = l
+                    .call_site
+                    .as_ref()
+                    .map_or_else(|| "?".to_owned(), ToString::to_string);
+                writeln!(
+                    o,
+                    "  {:>6} threads, {:>6} goroutines, locked at {site}",
+                    l.threads, l.goroutines
+                )?;
+            }
+        }
+
         let th = &r.threads;
         writeln!(o)?;
         writeln!(
