@@ -57,7 +57,7 @@ pub fn gt_lock_os_thread(ctx: ProbeContext) -> u32 {
         )
     };
     site.nframes = 1 + if walked > 0 { (walked / 8) as u32 } else { 0 };
-    let _ = LOCK_SITES.insert(&tid, site, 0);
+    let _ = LOCK_SITES.insert(tid, site, 0);
     0
 }
 
