@@ -121,3 +121,37 @@ fn lockosthread_leaks_are_counted_at_the_locking_call() {
         assert_eq!(u64_at(&fixed["threads"], "exited"), 0, "{context} fixed");
     }
 }
+
+#[test]
+fn thread_explosion_is_attributed_to_the_blocking_call_site() {
+    skip_unless!(cannot_trace_go());
+    const N: u64 = 64;
+    let line = marked_line("sleeper.go", "// CALL SITE");
+    let gomaxprocs = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    for (version, go) in toolchains() {
+        let bin = build_go_with(&go, &version, "sleeper.go", "default");
+        let context = format!("go {version}");
+        // 64 goroutines sleeping in the kernel at once, 10 times each: each
+        // blocked goroutine ends up holding a thread.
+        let (report, _) = trace_run(&bin, &["-g", &N.to_string(), "-n", "10"]);
+        let spawned = u64_at(&report["threads"], "spawned");
+        assert!(
+            spawned.abs_diff(N) <= gomaxprocs + 3,
+            "{context}: {spawned} threads for {N} blocked goroutines"
+        );
+        let at_site: u64 = report["threads_by_cause"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["cause"].as_str().unwrap().starts_with("syscall handoff"))
+            .filter(|c| c["syscall"] == "nanosleep" && c["call_site"]["function"] == "main.sleeper")
+            .filter(|c| c["call_site"]["line"] == line)
+            .map(|c| u64_at(c, "threads"))
+            .sum();
+        assert!(
+            at_site * 10 >= spawned * 9,
+            "{context}: {at_site} of {spawned} at the call site: {:#}",
+            report["threads_by_cause"]
+        );
+    }
+}

@@ -131,6 +131,11 @@ pub fn read_report(path: &Path) -> Value {
 
 /// Runs `tracer run --json -o FILE -- <cmd>` and returns (report, output).
 pub fn trace_run(program: &Path, args: &[&str]) -> (Value, Output) {
+    trace_run_env(program, args, &[])
+}
+
+/// [`trace_run`] with extra environment for the command.
+pub fn trace_run_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (Value, Output) {
     let _guard = PROBES.read().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let report = report_path(&dir);
@@ -140,6 +145,7 @@ pub fn trace_run(program: &Path, args: &[&str]) -> (Value, Output) {
         .arg("--")
         .arg(program)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run tracer");
     assert!(
@@ -170,6 +176,8 @@ pub fn u64_at(v: &Value, key: &str) -> u64 {
 pub fn spawn_ready(program: &Path, args: &[&str]) -> Child {
     let mut child = Command::new(program)
         .args(args)
+        // Go 1.25+ would poll cgroup limits with pread every second.
+        .env("GODEBUG", "updatemaxprocs=0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -138,6 +138,10 @@ pub struct GoOffsets {
     pub m_p: u32,
     pub m_oldp: u32,
     pub p_status: u32,
+    /// `m.syscalltick` and `p.syscalltick` (≤1.25): the runtime's own test
+    /// for "my P was taken and used while I was in the syscall".
+    pub m_syscalltick: u32,
+    pub p_syscalltick: u32,
     pub _pad: u32,
 }
 
@@ -183,6 +187,8 @@ pub enum EventKind {
     ThreadExit = 3,
     /// [`SlowCallEvent`]: a call that was slow or lost its P, with its stack.
     SlowCall = 4,
+    /// [`NewMEvent`]: the Go runtime is about to start a thread (`newm1`).
+    NewM = 5,
 }
 
 impl EventKind {
@@ -192,6 +198,7 @@ impl EventKind {
             2 => Some(Self::ThreadSpawn),
             3 => Some(Self::ThreadExit),
             4 => Some(Self::SlowCall),
+            5 => Some(Self::NewM),
             _ => None,
         }
     }
@@ -248,6 +255,18 @@ pub struct SlowCallEvent {
     pub nframes: u32,
     pub _pad: u32,
     pub frames: [u64; MAX_FRAMES],
+}
+
+/// `runtime.newm1` was entered: the next thread this thread spawns is a
+/// new M, and the stack says why the runtime wanted it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct NewMEvent {
+    pub header: EventHeader,
+    pub nframes: u32,
+    pub _pad: u32,
+    /// The caller of newm1 first (return address), then its callers.
+    pub frames: [u64; LOCK_FRAMES],
 }
 
 /// Frames kept for a `runtime.LockOSThread` call site.
@@ -311,7 +330,7 @@ mod tests {
 
     #[test]
     fn go_layouts() {
-        assert_eq!(size_of::<GoOffsets>(), 40);
+        assert_eq!(size_of::<GoOffsets>(), 48);
         assert_eq!(size_of::<SlowCallEvent>(), 56 + 8 * MAX_FRAMES);
         assert_eq!(offset_of!(SlowCallEvent, goid), 40);
         assert_eq!(offset_of!(SlowCallEvent, frames), 56);
@@ -333,6 +352,7 @@ mod tests {
             EventKind::ThreadSpawn,
             EventKind::ThreadExit,
             EventKind::SlowCall,
+            EventKind::NewM,
         ] {
             assert_eq!(EventKind::from_u32(kind as u32), Some(kind));
         }

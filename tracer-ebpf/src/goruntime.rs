@@ -13,13 +13,61 @@ use aya_ebpf::{
     programs::{ProbeContext, RawTracePointContext},
 };
 use tracer_common::{
-    EventHeader, EventKind, GoOffsets, LOCK_FRAMES, MAX_FRAMES, PState, SlowCallEvent,
+    EventHeader, EventKind, GoOffsets, LOCK_FRAMES, MAX_FRAMES, NewMEvent, PState, SlowCallEvent,
 };
 
 use crate::{
     maps::{EVENTS, LOCK_SCRATCH, LOCK_SITES, count},
     target_tid,
 };
+
+/// The user stack at a function entry: the caller (return address `ret`)
+/// first, since at entry the frame pointer still belongs to the caller and a
+/// frame-pointer walk would skip it; then the walk, minus its first frame
+/// (the probed instruction). Returns the number of frames.
+#[inline(always)]
+fn entry_stack(ctx: &ProbeContext, ret: u64, frames: &mut [u64; LOCK_FRAMES]) -> u32 {
+    frames[0] = ret;
+    let walked = unsafe {
+        bpf_get_stack(
+            ctx.as_ptr(),
+            (&raw mut frames[1]).cast(),
+            ((LOCK_FRAMES - 1) * 8) as u32,
+            u64::from(BPF_F_USER_STACK) | 1,
+        )
+    };
+    1 + if walked > 0 { (walked / 8) as u32 } else { 0 }
+}
+
+/// Uprobe on `runtime.newm1` (runs once per thread the runtime creates):
+/// the stack tells why the thread is wanted (sysmon's retake of a P from a
+/// syscall, a blocking syscall's handoff, a locked goroutine, new runnable
+/// work, the template thread...). The spawn that follows on this thread is
+/// that M.
+#[uprobe]
+pub fn gt_newm1(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let Some(mut entry) = EVENTS.reserve::<NewMEvent>(0) else {
+        count(tracer_common::Counter::RingBufFull);
+        return 0;
+    };
+    let event = entry.as_mut_ptr();
+    let regs = unsafe { &*ctx.regs };
+    let ret: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
+    unsafe {
+        (*event).header = EventHeader {
+            kind: EventKind::NewM as u32,
+            tid,
+            ts_ns: aya_ebpf::helpers::bpf_ktime_get_ns(),
+        };
+        (*event)._pad = 0;
+        (*event).nframes = entry_stack(&ctx, ret, &mut (*event).frames);
+    }
+    entry.submit(0);
+    0
+}
 
 /// Uprobe on `runtime.LockOSThread` (a rare path): remember where this
 /// thread was locked, with the goroutine, so that its exit can be reported
@@ -34,9 +82,6 @@ pub fn gt_lock_os_thread(ctx: ProbeContext) -> u32 {
     };
     let site = unsafe { &mut *site };
     let regs = unsafe { &*ctx.regs };
-    // At function entry the frame pointer still belongs to the caller, so a
-    // frame-pointer walk skips the immediate caller: take it from the
-    // return address on top of the stack.
     let ret: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
     let offsets = GO_OFFSETS.load();
     site.goid = if offsets.enabled != 0 {
@@ -46,17 +91,7 @@ pub fn gt_lock_os_thread(ctx: ProbeContext) -> u32 {
         0
     };
     site._pad = 0;
-    site.frames[0] = ret;
-    let walked = unsafe {
-        bpf_get_stack(
-            ctx.as_ptr(),
-            (&raw mut site.frames[1]).cast(),
-            ((LOCK_FRAMES - 1) * 8) as u32,
-            // Skip the walk's first frame: the probed instruction itself.
-            u64::from(BPF_F_USER_STACK) | 1,
-        )
-    };
-    site.nframes = 1 + if walked > 0 { (walked / 8) as u32 } else { 0 };
+    site.nframes = entry_stack(&ctx, ret, &mut site.frames);
     let _ = LOCK_SITES.insert(tid, site, 0);
     0
 }
@@ -72,6 +107,8 @@ static GO_OFFSETS: aya_ebpf::Global<GoOffsets> = aya_ebpf::Global::new(GoOffsets
     m_p: 0,
     m_oldp: 0,
     p_status: 0,
+    m_syscalltick: 0,
+    p_syscalltick: 0,
     _pad: 0,
 });
 
@@ -126,8 +163,15 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<(u6
     } else {
         // ≤1.25: entersyscall parks the P in m.oldp with status _Psyscall;
         // sysmon's retake (or entersyscallblock) changes that status.
+        // The status alone can mislead: the P may have been taken, used, and
+        // put in a syscall again by another goroutine; the syscall ticks
+        // (what exitsyscallfast_reacquired compares) tell.
         let oldp = user(m + u64::from(o.m_oldp))?;
-        if p == 0 && oldp != 0 && user32(oldp + u64::from(o.p_status))? == P_SYSCALL {
+        if p == 0
+            && oldp != 0
+            && user32(oldp + u64::from(o.p_status))? == P_SYSCALL
+            && user32(m + u64::from(o.m_syscalltick))? == user32(oldp + u64::from(o.p_syscalltick))?
+        {
             PState::Kept
         } else {
             PState::Lost

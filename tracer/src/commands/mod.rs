@@ -109,15 +109,29 @@ pub fn go_target(exe: &Path) -> Option<GoTarget> {
 
 /// Kernel-side settings for a target whose executable is `exe`.
 pub fn attach_options(config: &Config, go: Option<&GoTarget>, exe: &Path) -> AttachOptions {
-    let lock_probe = go.filter(|g| g.offsets.is_some()).and_then(|g| {
-        let entry = g.binary.pclntab.entry("runtime.LockOSThread")?;
-        Some((exe.to_path_buf(), g.binary.file_offset(entry)?))
-    });
+    // Uprobes only on rare runtime paths (never per syscall), and only for
+    // releases whose layout is known.
+    let mut uprobes = Vec::new();
+    if let Some(g) = go.filter(|g| g.offsets.is_some()) {
+        for (program, function) in [
+            ("gt_lock_os_thread", "runtime.LockOSThread"),
+            ("gt_newm1", "runtime.newm1"),
+        ] {
+            let offset = g
+                .binary
+                .pclntab
+                .entry(function)
+                .and_then(|e| g.binary.file_offset(e));
+            if let Some(offset) = offset {
+                uprobes.push((program, exe.to_path_buf(), offset));
+            }
+        }
+    }
     AttachOptions {
         set: config.probes,
         slow_ns: u64::try_from(config.slow.as_nanos()).unwrap_or(u64::MAX),
         go: go.and_then(|g| g.offsets),
-        lock_probe,
+        uprobes,
     }
 }
 

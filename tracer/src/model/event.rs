@@ -4,7 +4,9 @@
 //! without a kernel.
 
 use serde::{Deserialize, Serialize};
-use tracer_common::{EventKind, PState, SlowCallEvent, SyscallEvent, SyscallHist, ThreadEvent};
+use tracer_common::{
+    EventKind, NewMEvent, PState, SlowCallEvent, SyscallEvent, SyscallHist, ThreadEvent,
+};
 
 /// What happened to the goroutine's P during a call (see `tracer_common::PState`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +71,14 @@ pub enum Event {
         /// 0 when unknown (not Go, or the runtime state could not be read).
         goid: u64,
         p: PHandoff,
+        frames: Vec<u64>,
+    },
+    /// The runtime entered `newm1` on thread `tid`: the next thread it
+    /// spawns is a new M, wanted for the reason the stack shows.
+    NewM {
+        tid: u32,
+        ts_ns: u64,
+        /// newm1's caller first, then its callers.
         frames: Vec<u64>,
     },
     /// A thread exited while the process ran, and the last
@@ -158,6 +168,20 @@ impl Event {
                     goid: e.goid,
                     p: PState::from_u32(e.p_state).into(),
                     frames: e.frames[..n].to_vec(),
+                })
+            }
+            Some(EventKind::NewM) => {
+                let e: NewMEvent = read(bytes, "new-M record")?;
+                let n = (e.nframes as usize).min(e.frames.len());
+                let mut frames = e.frames[..n].to_vec();
+                // The kernel's entry fix-up may repeat the caller.
+                if frames.len() > 1 && frames[0] == frames[1] {
+                    frames.remove(1);
+                }
+                Ok(Self::NewM {
+                    tid: e.header.tid,
+                    ts_ns: e.header.ts_ns,
+                    frames,
                 })
             }
             None => Err(DecodeError::UnknownKind(kind)),

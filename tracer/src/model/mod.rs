@@ -106,6 +106,27 @@ pub struct SiteStats {
     pub histogram: Histogram<u64>,
 }
 
+/// Caps on the per-event lists kept for thread-cause matching.
+const MAX_SPAWNS: usize = 100_000;
+const MAX_LOST_CALLS: usize = 200_000;
+
+/// A thread the target spawned, with the runtime's reason if it was an M.
+#[derive(Clone, Debug)]
+pub struct Spawn {
+    pub tid: u32,
+    pub ts_ns: u64,
+    /// The `newm1` entry (time, stack) that preceded it on the same thread.
+    pub newm: Option<(u64, Vec<u64>)>,
+}
+
+/// A call that lost its P, as an interval: the P was taken during it.
+#[derive(Clone, Debug)]
+pub struct LostCall {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub site: SiteKey,
+}
+
 /// The aggregate state of one tracing session.
 #[derive(Debug)]
 pub struct Model {
@@ -116,6 +137,13 @@ pub struct Model {
     pub sites: HashMap<SiteKey, SiteStats>,
     /// Per syscall: calls during which the P was taken.
     pub p_lost: BTreeMap<u32, u64>,
+    /// Every spawned thread (up to a cap), for thread causes.
+    pub spawns: Vec<Spawn>,
+    /// Calls that lost their P (up to a cap), to find which call's handoff
+    /// a new thread served.
+    pub lost_calls: Vec<LostCall>,
+    /// `newm1` entries not yet followed by a spawn: creator tid → stacks.
+    pending_newm: HashMap<u32, Vec<(u64, Vec<u64>)>>,
     /// LockOSThread leaks: locking call stack → (threads ended, goroutines).
     pub lock_leaks: HashMap<Vec<u64>, (u64, HashSet<u64>)>,
     /// Slow calls the runtime made on its system stack (sysmon, idle Ms):
@@ -140,6 +168,9 @@ impl Model {
             p_lost: BTreeMap::new(),
             runtime_slow: BTreeMap::new(),
             lock_leaks: HashMap::new(),
+            spawns: Vec::new(),
+            lost_calls: Vec::new(),
+            pending_newm: HashMap::new(),
             seen_spawn: HashSet::new(),
         }
     }
@@ -187,18 +218,36 @@ impl Model {
                 *calls += 1;
                 *total = total.saturating_add(duration_ns);
             }
+            Event::NewM {
+                tid,
+                ts_ns,
+                ref frames,
+            } => {
+                self.pending_newm
+                    .entry(tid)
+                    .or_default()
+                    .push((ts_ns, frames.clone()));
+            }
             Event::SlowCall {
                 sysno,
                 duration_ns,
                 goid,
                 p,
                 ref frames,
+                ts_ns,
                 ..
             } => {
                 let key = SiteKey {
                     sysno,
                     frames: frames.iter().take(SITE_FRAMES).copied().collect(),
                 };
+                if p == PHandoff::Lost && self.lost_calls.len() < MAX_LOST_CALLS {
+                    self.lost_calls.push(LostCall {
+                        start_ns: ts_ns.saturating_sub(duration_ns),
+                        end_ns: ts_ns,
+                        site: key.clone(),
+                    });
+                }
                 let site = self.sites.entry(key).or_insert_with(|| SiteStats {
                     calls: 0,
                     total_ns: 0,
@@ -234,10 +283,21 @@ impl Model {
                     goroutines.insert(goid);
                 }
             }
-            Event::ThreadSpawn { tid, .. } => {
+            Event::ThreadSpawn {
+                tid,
+                parent_tid,
+                ts_ns,
+                ..
+            } => {
                 // A tid is spawned once per lifetime; tids are reused only
                 // after an exit, which clears it.
                 if self.seen_spawn.insert(tid) {
+                    // This thread is the M of the latest newm1 on the
+                    // spawning thread, if the runtime made it.
+                    let newm = self.pending_newm.get_mut(&parent_tid).and_then(Vec::pop);
+                    if self.spawns.len() < MAX_SPAWNS {
+                        self.spawns.push(Spawn { tid, ts_ns, newm });
+                    }
                     self.threads.spawned += 1;
                     self.threads.live += 1;
                     self.threads.peak = self.threads.peak.max(self.threads.live.max(0) as u64);

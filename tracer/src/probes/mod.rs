@@ -107,9 +107,8 @@ pub struct AttachOptions {
     pub slow_ns: u64,
     /// Where the goroutine state is, when the target is a known Go release.
     pub go: Option<GoOffsets>,
-    /// `(binary, file offset)` of `runtime.LockOSThread`, for the uprobe
-    /// that records where threads get locked (a rare path).
-    pub lock_probe: Option<(PathBuf, u64)>,
+    /// Uprobes on rare Go runtime paths: `(program, binary, file offset)`.
+    pub uprobes: Vec<(&'static str, PathBuf, u64)>,
 }
 
 pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), ProbeError> {
@@ -153,16 +152,16 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     if set == ProbeSet::Full {
         attach_tracepoint(&mut ebpf, "gt_task_newtask", "task", "task_newtask")?;
         attach_tracepoint(&mut ebpf, "gt_task_exit", "sched", "sched_process_exit")?;
-        if let Some((binary, offset)) = &opts.lock_probe {
+        for (program, binary, offset) in &opts.uprobes {
             let what = || {
                 format!(
-                    "attaching a uprobe to runtime.LockOSThread in {}",
+                    "attaching uprobe {program} in {} at {offset:#x}",
                     binary.display()
                 )
             };
             let prog: &mut UProbe = ebpf
-                .program_mut("gt_lock_os_thread")
-                .ok_or(ProbeError::MissingMap("gt_lock_os_thread"))?
+                .program_mut(program)
+                .ok_or(ProbeError::MissingMap(program))?
                 .try_into()
                 .map_err(|source| ProbeError::Program {
                     what: what(),

@@ -41,6 +41,103 @@ pub struct Report {
     /// Threads ended because a goroutine exited while locked to them, by
     /// the `runtime.LockOSThread` call that locked them.
     pub lockosthread_leaks: Vec<LeakRow>,
+    /// Spawned threads by the reason the runtime created them.
+    pub threads_by_cause: Vec<CauseRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CauseRow {
+    /// e.g. "syscall handoff (sysmon retake)", "LockOSThread (template thread)".
+    pub cause: String,
+    pub threads: u64,
+    /// For syscall handoffs: the syscall whose P was handed off, and where
+    /// it was made (matched by time: the call that was in progress, and lost
+    /// its P, when the runtime decided to start the thread).
+    pub syscall: Option<String>,
+    pub call_site: Option<Frame>,
+}
+
+/// Why the runtime wanted a new M, from the symbolized `newm1` stack.
+fn classify(stack: &[Frame]) -> String {
+    let has = |prefix: &str| stack.iter().any(|f| f.function.starts_with(prefix));
+    let cause = if has("runtime.retake") {
+        "syscall handoff (sysmon retake)"
+    } else if has("runtime.entersyscallblock") {
+        "syscall handoff (blocking syscall)"
+    } else if has("runtime.stoplockedm") {
+        "locked goroutine blocked (LockOSThread)"
+    } else if has("runtime.templateThread") || has("runtime.startTemplateThread") {
+        "LockOSThread (template thread)"
+    } else if has("runtime.forEachP") || has("runtime.startTheWorld") || has("runtime.gc") {
+        "garbage collector"
+    } else if has("runtime.wakep") {
+        "runnable work (spinning M)"
+    } else if has("runtime.main") || has("runtime.rt0_go") {
+        "start-up (sysmon, first workers)"
+    } else {
+        return format!(
+            "other runtime path ({})",
+            stack.first().map_or("?", |f| f.function.as_str())
+        );
+    };
+    cause.to_owned()
+}
+
+fn cause_rows(model: &Model, sym: &Symbolizer) -> Vec<CauseRow> {
+    let mut used = vec![false; model.lost_calls.len()];
+    let mut rows: Vec<CauseRow> = Vec::new();
+    for spawn in &model.spawns {
+        let (cause, syscall, call_site) = match &spawn.newm {
+            Some((ts, frames)) => {
+                let stack: Vec<Frame> = frames
+                    .iter()
+                    .filter_map(|&pc| sym.frame(pc, true))
+                    .collect();
+                let cause = classify(&stack);
+                let mut syscall = None;
+                let mut call_site = None;
+                if cause.starts_with("syscall handoff") {
+                    let found = model
+                        .lost_calls
+                        .iter()
+                        .enumerate()
+                        .find(|(i, c)| !used[*i] && c.start_ns <= *ts && *ts <= c.end_ns);
+                    if let Some((i, call)) = found {
+                        used[i] = true;
+                        syscall = Some(syscall_names::name(call.site.sysno));
+                        call_site = call
+                            .site
+                            .frames
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, &pc)| sym.frame(pc, i > 0))
+                            .find(|f| !is_plumbing(&f.function));
+                    }
+                }
+                (cause, syscall, call_site)
+            }
+            None if sym.binary.cgo => (
+                "C code (pthread_create outside the Go runtime)".to_owned(),
+                None,
+                None,
+            ),
+            None => ("unknown (no runtime newm seen)".to_owned(), None, None),
+        };
+        match rows
+            .iter_mut()
+            .find(|r| r.cause == cause && r.syscall == syscall && r.call_site == call_site)
+        {
+            Some(row) => row.threads += 1,
+            None => rows.push(CauseRow {
+                cause,
+                threads: 1,
+                syscall,
+                call_site,
+            }),
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.threads));
+    rows
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -342,6 +439,11 @@ impl Report {
             lockosthread_leaks: go
                 .as_ref()
                 .map(|g| leak_rows(model, g.symbolizer))
+                .unwrap_or_default(),
+            threads_by_cause: go
+                .as_ref()
+                .filter(|g| g.attribution)
+                .map(|g| cause_rows(model, g.symbolizer))
                 .unwrap_or_default(),
             go: go.map(|g| {
                 let bin = &g.symbolizer.binary;

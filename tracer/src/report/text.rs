@@ -174,6 +174,27 @@ impl<W: Write> Sink for TextSink<W> {
             }
         }
 
+        if !r.threads_by_cause.is_empty() {
+            let total: u64 = r.threads_by_cause.iter().map(|c| c.threads).sum();
+            writeln!(o)?;
+            let top = &r.threads_by_cause[0];
+            let site = |c: &super::CauseRow| match (&c.syscall, &c.call_site) {
+                (Some(sc), Some(f)) => format!(" from {sc} in {f}"),
+                (Some(sc), None) => format!(" from {sc}"),
+                _ => String::new(),
+            };
+            writeln!(
+                o,
+                "{total} threads spawned: {} {}{}",
+                top.threads,
+                top.cause,
+                site(top)
+            )?;
+            for c in &r.threads_by_cause {
+                writeln!(o, "  {:>6}  {}{}", c.threads, c.cause, site(c))?;
+            }
+        }
+
         if !r.lockosthread_leaks.is_empty() {
             let total: u64 = r.lockosthread_leaks.iter().map(|l| l.threads).sum();
             writeln!(o)?;
