@@ -134,6 +134,23 @@ fn thread_explosion_is_attributed_to_the_blocking_call_site() {
         // 64 goroutines sleeping in the kernel at once, 10 times each: each
         // blocked goroutine ends up holding a thread.
         let (report, _) = trace_run(&bin, &["-g", &N.to_string(), "-n", "10"]);
+        // Slow exits (no P free at exit) can only follow a lost P, and each
+        // is tied to the call that just ended on its thread.
+        let row = report["blocking"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["call_site"]["function"] == "main.sleeper")
+            .unwrap_or_else(|| panic!("{context}: no main.sleeper row"));
+        assert!(
+            u64_at(row, "slow_exits") <= u64_at(row, "p_handoffs"),
+            "{context}: {row}"
+        );
+        assert_eq!(
+            u64_at(&report["go"], "slow_exits_unattributed"),
+            0,
+            "{context}"
+        );
         let spawned = u64_at(&report["threads"], "spawned");
         assert!(
             spawned.abs_diff(N) <= gomaxprocs + 3,

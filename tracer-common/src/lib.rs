@@ -189,6 +189,9 @@ pub enum EventKind {
     SlowCall = 4,
     /// [`NewMEvent`]: the Go runtime is about to start a thread (`newm1`).
     NewM = 5,
+    /// [`ThreadEvent`]: a goroutine left a syscall on the slow path (no P:
+    /// `exitsyscall0` / `exitsyscallNoP`), so it is queued and its thread parks.
+    SlowExit = 6,
 }
 
 impl EventKind {
@@ -199,6 +202,7 @@ impl EventKind {
             3 => Some(Self::ThreadExit),
             4 => Some(Self::SlowCall),
             5 => Some(Self::NewM),
+            6 => Some(Self::SlowExit),
             _ => None,
         }
     }
@@ -353,6 +357,7 @@ mod tests {
             EventKind::ThreadExit,
             EventKind::SlowCall,
             EventKind::NewM,
+            EventKind::SlowExit,
         ] {
             assert_eq!(EventKind::from_u32(kind as u32), Some(kind));
         }

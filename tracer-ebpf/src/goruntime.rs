@@ -14,6 +14,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     EventHeader, EventKind, GoOffsets, LOCK_FRAMES, MAX_FRAMES, NewMEvent, PState, SlowCallEvent,
+    ThreadEvent,
 };
 
 use crate::{
@@ -66,6 +67,29 @@ pub fn gt_newm1(ctx: ProbeContext) -> u32 {
         (*event).nframes = entry_stack(&ctx, ret, &mut (*event).frames);
     }
     entry.submit(0);
+    0
+}
+
+/// Uprobe on the slow syscall exit (`runtime.exitsyscall0` up to Go 1.25,
+/// `runtime.exitsyscallNoP` from 1.26): the goroutine found no P, so it is
+/// queued and this thread parks. Runs at most once per P-losing call.
+#[uprobe]
+pub fn gt_slow_exit(_ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let event = ThreadEvent {
+        header: EventHeader {
+            kind: EventKind::SlowExit as u32,
+            tid,
+            ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+        },
+        tid,
+        during_group_exit: 0,
+    };
+    if EVENTS.output::<ThreadEvent>(&event, 0).is_err() {
+        count(tracer_common::Counter::RingBufFull);
+    }
     0
 }
 

@@ -73,6 +73,9 @@ pub enum Event {
         p: PHandoff,
         frames: Vec<u64>,
     },
+    /// A goroutine on thread `tid` left its syscall on the slow path: no P
+    /// was free, so it was queued and the thread parked.
+    SlowExit { tid: u32, ts_ns: u64 },
     /// The runtime entered `newm1` on thread `tid`: the next thread it
     /// spawns is a new M, wanted for the reason the stack shows.
     NewM {
@@ -168,6 +171,13 @@ impl Event {
                     goid: e.goid,
                     p: PState::from_u32(e.p_state).into(),
                     frames: e.frames[..n].to_vec(),
+                })
+            }
+            Some(EventKind::SlowExit) => {
+                let e: ThreadEvent = read(bytes, "slow-exit record")?;
+                Ok(Self::SlowExit {
+                    tid: e.tid,
+                    ts_ns: e.header.ts_ns,
                 })
             }
             Some(EventKind::NewM) => {

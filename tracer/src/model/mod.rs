@@ -102,6 +102,8 @@ pub struct SiteStats {
     pub max_ns: u64,
     /// Calls during which the goroutine's P was taken.
     pub p_lost: u64,
+    /// Calls that then exited on the slow path (no P: queued, thread parked).
+    pub slow_exits: u64,
     pub goroutines: HashSet<u64>,
     pub histogram: Histogram<u64>,
 }
@@ -142,6 +144,11 @@ pub struct Model {
     /// Calls that lost their P (up to a cap), to find which call's handoff
     /// a new thread served.
     pub lost_calls: Vec<LostCall>,
+    /// Slow-path exits in all, and those not tied to a reported call.
+    pub slow_exits: u64,
+    pub slow_exits_unattributed: u64,
+    /// The last reported call per thread: where its slow exit belongs.
+    last_call: HashMap<u32, (u64, SiteKey)>,
     /// `newm1` entries not yet followed by a spawn: creator tid → stacks.
     pending_newm: HashMap<u32, Vec<(u64, Vec<u64>)>>,
     /// LockOSThread leaks: locking call stack → (threads ended, goroutines).
@@ -171,6 +178,9 @@ impl Model {
             spawns: Vec::new(),
             lost_calls: Vec::new(),
             pending_newm: HashMap::new(),
+            slow_exits: 0,
+            slow_exits_unattributed: 0,
+            last_call: HashMap::new(),
             seen_spawn: HashSet::new(),
         }
     }
@@ -218,6 +228,19 @@ impl Model {
                 *calls += 1;
                 *total = total.saturating_add(duration_ns);
             }
+            Event::SlowExit { tid, ts_ns } => {
+                self.slow_exits += 1;
+                // exitsyscall runs right after the kernel returned: the call
+                // reported last on this thread is the one exiting.
+                let site = self
+                    .last_call
+                    .remove(&tid)
+                    .filter(|(end, _)| ts_ns.saturating_sub(*end) < 100_000_000);
+                match site.and_then(|(_, key)| self.sites.get_mut(&key)) {
+                    Some(site) => site.slow_exits += 1,
+                    None => self.slow_exits_unattributed += 1,
+                }
+            }
             Event::NewM {
                 tid,
                 ts_ns,
@@ -229,6 +252,7 @@ impl Model {
                     .push((ts_ns, frames.clone()));
             }
             Event::SlowCall {
+                tid,
                 sysno,
                 duration_ns,
                 goid,
@@ -241,6 +265,7 @@ impl Model {
                     sysno,
                     frames: frames.iter().take(SITE_FRAMES).copied().collect(),
                 };
+                self.last_call.insert(tid, (ts_ns, key.clone()));
                 if p == PHandoff::Lost && self.lost_calls.len() < MAX_LOST_CALLS {
                     self.lost_calls.push(LostCall {
                         start_ns: ts_ns.saturating_sub(duration_ns),
@@ -253,6 +278,7 @@ impl Model {
                     total_ns: 0,
                     max_ns: 0,
                     p_lost: 0,
+                    slow_exits: 0,
                     goroutines: HashSet::new(),
                     histogram: new_histogram(),
                 });

@@ -188,6 +188,10 @@ pub struct GoRow {
     pub slow_threshold_ns: u64,
     /// Calls during which the goroutine's P was taken, by syscall.
     pub p_handoffs: Vec<HandoffRow>,
+    /// Syscall exits on the slow path (no P), and those not tied to a
+    /// reported call.
+    pub slow_exits: u64,
+    pub slow_exits_unattributed: u64,
     /// Slow calls the runtime made on its own system stack (sysmon's
     /// sleeps, idle threads parking): no goroutine waited on them.
     pub runtime_slow: Vec<RuntimeRow>,
@@ -217,6 +221,9 @@ pub struct BlockingRow {
     pub p99_ns: u64,
     pub max_ns: u64,
     pub p_handoffs: u64,
+    /// Calls that exited on the slow path: no P was free, so the goroutine
+    /// was queued and its thread parked.
+    pub slow_exits: u64,
     /// The symbolized user stack, innermost first.
     pub stack: Vec<Frame>,
 }
@@ -253,6 +260,7 @@ fn blocking_rows(model: &Model, sym: &Symbolizer) -> Vec<BlockingRow> {
                     p99_ns: 0,
                     max_ns: 0,
                     p_handoffs: 0,
+                    slow_exits: 0,
                     stack,
                 };
                 (row, site.histogram.clone())
@@ -266,6 +274,7 @@ fn blocking_rows(model: &Model, sym: &Symbolizer) -> Vec<BlockingRow> {
         row.total_ns += site.total_ns;
         row.max_ns = row.max_ns.max(site.max_ns);
         row.p_handoffs += site.p_lost;
+        row.slow_exits += site.slow_exits;
     }
     let mut out: Vec<BlockingRow> = rows
         .into_values()
@@ -461,6 +470,8 @@ impl Report {
                             p_handoffs: c,
                         })
                         .collect(),
+                    slow_exits: model.slow_exits,
+                    slow_exits_unattributed: model.slow_exits_unattributed,
                     runtime_slow: model
                         .runtime_slow
                         .iter()

@@ -130,6 +130,13 @@ impl<W: Write> Sink for TextSink<W> {
                     handoffs.join(", ")
                 )?;
             }
+            if go.slow_exits > 0 {
+                writeln!(
+                    o,
+                    "slow syscall exits (no P free: goroutine queued, thread parked): {}",
+                    go.slow_exits
+                )?;
+            }
             let runtime: Vec<String> = go
                 .runtime_slow
                 .iter()
@@ -151,8 +158,8 @@ impl<W: Write> Sink for TextSink<W> {
                 )?;
                 writeln!(
                     o,
-                    "{:<16} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9}  call site",
-                    "syscall", "calls", "gors", "total", "p99", "max", "handoffs"
+                    "{:<16} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9} {:>10}  call site",
+                    "syscall", "calls", "gors", "total", "p99", "max", "handoffs", "slow exits"
                 )?;
                 for b in r.blocking.iter().take(15) {
                     let site = b
@@ -161,14 +168,15 @@ impl<W: Write> Sink for TextSink<W> {
                         .map_or_else(|| "?".to_owned(), ToString::to_string);
                     writeln!(
                         o,
-                        "{:<16} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9}  {site}",
+                        "{:<16} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9} {:>10}  {site}",
                         b.syscall,
                         b.calls,
                         b.goroutines,
                         human_ns(b.total_ns),
                         human_ns(b.p99_ns),
                         human_ns(b.max_ns),
-                        b.p_handoffs
+                        b.p_handoffs,
+                        b.slow_exits
                     )?;
                 }
             }
