@@ -172,3 +172,81 @@ fn thread_explosion_is_attributed_to_the_blocking_call_site() {
         );
     }
 }
+
+#[test]
+fn cgo_thread_growth_is_attributed_to_the_cgo_call_site() {
+    skip_unless!(cannot_trace_go());
+    let cc = std::process::Command::new("cc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    skip_unless!((!cc).then_some("no C compiler for cgo"));
+    const N: u64 = 64;
+    const BOUND: u64 = 8;
+    let line = marked_line("cgo/sleep.go", "// CGO CALL");
+    let gomaxprocs = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    for (version, go) in toolchains() {
+        let bin = build_go_with(&go, &version, "cgo/sleep.go", "cgo");
+        let context = format!("go {version} cgo");
+        let (report, _) = trace_run(&bin, &["-n", &N.to_string(), "-calls", "20"]);
+        assert_eq!(report["go"]["cgo"], true, "{context}");
+        // The C code's sleeps are cgo calls, made from the marked Go line
+        // by all N goroutines.
+        let row = report["blocking"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["cgo"] == true && r["call_site"]["line"] == line)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{context}: no cgo row at line {line}: {:#}",
+                    report["blocking"]
+                )
+            });
+        assert!(
+            row["call_site"]["function"]
+                .as_str()
+                .unwrap()
+                .starts_with("main.main"),
+            "{context}: {row}"
+        );
+        assert_eq!(u64_at(row, "goroutines"), N, "{context}");
+        assert!(u64_at(row, "calls") >= N * 20 * 9 / 10, "{context}: {row}");
+        // The threads grew with the goroutines in C, and most of the growth
+        // is pinned on that cgo call.
+        let spawned = u64_at(&report["threads"], "spawned");
+        assert!(spawned >= N / 3, "{context}: only {spawned} threads");
+        let at_site: u64 = report["threads_by_cause"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["cause"].as_str().unwrap().starts_with("cgo call handoff"))
+            .filter(|c| c["call_site"]["line"] == line)
+            .map(|c| u64_at(c, "threads"))
+            .sum();
+        assert!(
+            at_site * 2 >= spawned,
+            "{context}: {at_site} of {spawned}: {:#}",
+            report["threads_by_cause"]
+        );
+
+        // Bounded: at most BOUND goroutines in C at once, so threads stay
+        // near BOUND + GOMAXPROCS.
+        let (bounded, _) = trace_run(
+            &bin,
+            &[
+                "-n",
+                &N.to_string(),
+                "-calls",
+                "20",
+                "-bound",
+                &BOUND.to_string(),
+            ],
+        );
+        let spawned = u64_at(&bounded["threads"], "spawned");
+        assert!(
+            spawned <= BOUND + gomaxprocs + 4,
+            "{context} bounded: {spawned} threads"
+        );
+    }
+}

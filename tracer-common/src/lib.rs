@@ -142,6 +142,13 @@ pub struct GoOffsets {
     /// for "my P was taken and used while I was in the syscall".
     pub m_syscalltick: u32,
     pub p_syscalltick: u32,
+    /// For calls made from C code (cgo), where R14 is not `g`: the M's
+    /// current goroutine, its in-C flag, and where `entersyscall` saved the
+    /// goroutine's pc and frame pointer (the Go stack above the C call).
+    pub m_curg: u32,
+    pub m_incgo: u32,
+    pub g_sched_pc: u32,
+    pub g_sched_bp: u32,
     pub _pad: u32,
 }
 
@@ -257,9 +264,14 @@ pub struct SlowCallEvent {
     /// 0 when unknown.
     pub goid: u64,
     pub nframes: u32,
-    pub _pad: u32,
+    /// Bit 0: the call was made by C code in a cgo call (frames are then
+    /// the Go stack that made the cgo call).
+    pub flags: u32,
     pub frames: [u64; MAX_FRAMES],
 }
+
+/// [`SlowCallEvent::flags`]: made from C code during a cgo call.
+pub const SLOW_CALL_CGO: u32 = 1;
 
 /// `runtime.newm1` was entered: the next thread this thread spawns is a
 /// new M, and the stack says why the runtime wanted it.
@@ -334,7 +346,7 @@ mod tests {
 
     #[test]
     fn go_layouts() {
-        assert_eq!(size_of::<GoOffsets>(), 48);
+        assert_eq!(size_of::<GoOffsets>(), 64);
         assert_eq!(size_of::<SlowCallEvent>(), 56 + 8 * MAX_FRAMES);
         assert_eq!(offset_of!(SlowCallEvent, goid), 40);
         assert_eq!(offset_of!(SlowCallEvent, frames), 56);

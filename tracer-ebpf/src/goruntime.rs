@@ -13,12 +13,12 @@ use aya_ebpf::{
     programs::{ProbeContext, RawTracePointContext},
 };
 use tracer_common::{
-    EventHeader, EventKind, GoOffsets, LOCK_FRAMES, MAX_FRAMES, NewMEvent, PState, SlowCallEvent,
-    ThreadEvent,
+    EventHeader, EventKind, GoOffsets, LOCK_FRAMES, MAX_FRAMES, NewMEvent, PState, SLOW_CALL_CGO,
+    SlowCallEvent, ThreadEvent,
 };
 
 use crate::{
-    maps::{EVENTS, LOCK_SCRATCH, LOCK_SITES, count},
+    maps::{EVENTS, LOCK_SCRATCH, LOCK_SITES, TID_M, count},
     target_tid,
 };
 
@@ -133,6 +133,10 @@ static GO_OFFSETS: aya_ebpf::Global<GoOffsets> = aya_ebpf::Global::new(GoOffsets
     p_status: 0,
     m_syscalltick: 0,
     p_syscalltick: 0,
+    m_curg: 0,
+    m_incgo: 0,
+    g_sched_pc: 0,
+    g_sched_bp: 0,
     _pad: 0,
 });
 
@@ -142,52 +146,99 @@ const P_SYSCALL: u32 = 2;
 /// Offset of `r14` in the x86_64 `struct pt_regs` (r15, r14, ...).
 const PT_REGS_R14: usize = 8;
 
-/// What the runtime state says about the current call: (goid, P state).
+/// What the runtime state says about the current call.
+#[derive(Clone, Copy)]
+pub struct GoState {
+    pub goid: u64,
+    pub p_state: PState,
+    /// The goroutine, when the call is made by C code inside a cgo call
+    /// (its Go stack is then walked from the frame `entersyscall` saved).
+    pub cgo_g: u64,
+}
+
+const UNKNOWN: GoState = GoState {
+    goid: 0,
+    p_state: PState::Unknown,
+    cgo_g: 0,
+};
+
 #[inline(always)]
-pub fn inspect(ctx: &RawTracePointContext, tid: u32) -> (u64, PState) {
+pub fn inspect(ctx: &RawTracePointContext, tid: u32) -> GoState {
     let o = GO_OFFSETS.load();
     if o.enabled == 0 {
-        return (0, PState::Unknown);
+        return UNKNOWN;
     }
-    read_state(ctx, tid, &o).unwrap_or((0, PState::Unknown))
+    read_state(ctx, tid, &o).unwrap_or(UNKNOWN)
 }
 
 #[inline(always)]
-fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<(u64, PState), i32> {
+fn user(addr: u64) -> Result<u64, i32> {
+    unsafe { bpf_probe_read_user(addr as *const u64) }
+}
+
+#[inline(always)]
+fn user32(addr: u64) -> Result<u32, i32> {
+    unsafe { bpf_probe_read_user(addr as *const u32) }
+}
+
+/// The M of this thread: from R14 when it holds a valid g (Go code), else
+/// the M this thread was last seen running (C code keeps anything in R14).
+#[inline(always)]
+fn current_m(r14: u64, tid: u32, o: &GoOffsets) -> Result<u64, i32> {
+    if r14 != 0
+        && let Ok(m) = user(r14 + u64::from(o.g_m))
+        && m != 0
+        && user(m + u64::from(o.m_procid)).is_ok_and(|id| id as u32 == tid)
+    {
+        let _ = TID_M.insert(tid, m, 0);
+        return Ok(m);
+    }
+    unsafe { TID_M.get(tid) }.copied().ok_or(0)
+}
+
+#[inline(always)]
+fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoState, i32> {
     // TP_PROTO(struct pt_regs *regs, long ret): the user registers at entry.
     let regs: *const u8 = ctx.arg(0);
-    let g: u64 = unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_R14).cast())? };
-    let user =
-        |addr: u64| -> Result<u64, i32> { unsafe { bpf_probe_read_user(addr as *const u64) } };
-    let user32 =
-        |addr: u64| -> Result<u32, i32> { unsafe { bpf_probe_read_user(addr as *const u32) } };
-    if g == 0 {
+    let r14: u64 = unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_R14).cast())? };
+    let m = current_m(r14, tid, o)?;
+    let in_c = unsafe { bpf_probe_read_user((m + u64::from(o.m_incgo)) as *const u8)? } != 0;
+    let g = if in_c {
+        // A cgo call: the goroutine that made it is the M's current one.
+        user(m + u64::from(o.m_curg))?
+    } else {
+        // m.g0 is the first field of m: on the system stack no goroutine
+        // is making the call, the runtime is (sysmon, idle Ms, scheduler).
+        if user(m)? == r14 {
+            return Ok(GoState {
+                goid: 0,
+                p_state: PState::Runtime,
+                cgo_g: 0,
+            });
+        }
+        r14
+    };
+    if g == 0 || (!in_c && user(g + u64::from(o.g_m))? != m) {
         return Err(0);
-    }
-    let m = user(g + u64::from(o.g_m))?;
-    // R14 is g only in Go code; C code (cgo) or a foreign thread may hold
-    // anything there. The M must be this very thread.
-    if m == 0 || user(m + u64::from(o.m_procid))? as u32 != tid {
-        return Err(0);
-    }
-    // m.g0 is the first field of m: on the system stack no goroutine is
-    // making the call, the runtime is (sysmon, idle Ms, scheduler work).
-    if user(m)? == g {
-        return Ok((0, PState::Runtime));
     }
     let goid = user(g + u64::from(o.g_goid))?;
+    let cgo_g = if in_c { g } else { 0 };
     if user32(g + u64::from(o.g_atomicstatus))? != G_SYSCALL {
         // No entersyscall: a raw syscall, the P was held throughout.
-        return Ok((goid, PState::Raw));
+        return Ok(GoState {
+            goid,
+            p_state: PState::Raw,
+            cgo_g,
+        });
     }
     let p = user(m + u64::from(o.m_p))?;
-    let state = if o.p_stays_wired != 0 {
+    let p_state = if o.p_stays_wired != 0 {
         // 1.26+: the P stays wired during the syscall unless retaken.
         if p == 0 { PState::Lost } else { PState::Kept }
     } else {
         // ≤1.25: entersyscall parks the P in m.oldp with status _Psyscall;
-        // sysmon's retake (or entersyscallblock) changes that status.
-        // The status alone can mislead: the P may have been taken, used, and
+        // sysmon's retake (or entersyscallblock) changes that status. The
+        // status alone can mislead: the P may have been taken, used, and
         // put in a syscall again by another goroutine; the syscall ticks
         // (what exitsyscallfast_reacquired compares) tell.
         let oldp = user(m + u64::from(o.m_oldp))?;
@@ -201,7 +252,44 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<(u6
             PState::Lost
         }
     };
-    Ok((goid, state))
+    Ok(GoState {
+        goid,
+        p_state,
+        cgo_g,
+    })
+}
+
+/// The Go frames of a goroutine that is in a cgo call: `entersyscall`
+/// saved its pc and frame pointer in `g.sched`; follow the frame pointers.
+#[inline(always)]
+fn go_frames(g: u64, frames: &mut [u64; MAX_FRAMES]) -> u32 {
+    let o = GO_OFFSETS.load();
+    let Ok(pc) = user(g + u64::from(o.g_sched_pc)) else {
+        return 0;
+    };
+    frames[0] = pc;
+    let Ok(mut bp) = user(g + u64::from(o.g_sched_bp)) else {
+        return 1;
+    };
+    let mut n = 1u32;
+    for slot in frames.iter_mut().skip(1) {
+        if bp == 0 {
+            break;
+        }
+        let (Ok(ret), Ok(next)) = (user(bp + 8), user(bp)) else {
+            break;
+        };
+        if ret == 0 {
+            break;
+        }
+        *slot = ret;
+        n += 1;
+        if next <= bp {
+            break;
+        }
+        bp = next;
+    }
+    n
 }
 
 /// Sends a slow or P-losing call to userspace with its user stack.
@@ -212,8 +300,7 @@ pub fn report(
     sysno: u32,
     ret: i64,
     duration_ns: u64,
-    goid: u64,
-    p_state: PState,
+    state: GoState,
 ) {
     let Some(mut entry) = EVENTS.reserve::<SlowCallEvent>(0) else {
         count(tracer_common::Counter::RingBufFull);
@@ -226,15 +313,22 @@ pub fn report(
             ..header
         };
         (*event).sysno = sysno;
-        (*event).p_state = p_state as u32;
+        (*event).p_state = state.p_state as u32;
         (*event).ret = ret;
         (*event).duration_ns = duration_ns;
-        (*event).goid = goid;
-        (*event)._pad = 0;
-        let frames = (&raw mut (*event).frames).cast();
-        let size = (MAX_FRAMES * 8) as u32;
-        let n = bpf_get_stack(ctx.as_ptr(), frames, size, u64::from(BPF_F_USER_STACK));
-        (*event).nframes = if n > 0 { (n / 8) as u32 } else { 0 };
+        (*event).goid = state.goid;
+        if state.cgo_g != 0 {
+            // C frames have no frame pointers: report the Go stack that
+            // made the cgo call instead.
+            (*event).flags = SLOW_CALL_CGO;
+            (*event).nframes = go_frames(state.cgo_g, &mut (*event).frames);
+        } else {
+            (*event).flags = 0;
+            let frames = (&raw mut (*event).frames).cast();
+            let size = (MAX_FRAMES * 8) as u32;
+            let n = bpf_get_stack(ctx.as_ptr(), frames, size, u64::from(BPF_F_USER_STACK));
+            (*event).nframes = if n > 0 { (n / 8) as u32 } else { 0 };
+        }
     }
     entry.submit(0);
 }

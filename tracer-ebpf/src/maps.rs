@@ -45,6 +45,12 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 #[map]
 pub static LOCK_SITES: HashMap<u32, LockSite> = HashMap::with_max_entries(16_384, 0);
 
+/// tid → the Go `m` running on that thread, learned whenever R14 holds a
+/// valid g, so calls from C code (cgo, where R14 is arbitrary) can still
+/// find their goroutine. Ms never change threads.
+#[map]
+pub static TID_M: HashMap<u32, u64> = HashMap::with_max_entries(16_384, 0);
+
 /// Scratch space to build a `LockSite` (too big for the BPF stack).
 #[map]
 pub static LOCK_SCRATCH: PerCpuArray<LockSite> = PerCpuArray::with_max_entries(1, 0);

@@ -125,14 +125,14 @@ fn sys_exit(ctx: &RawTracePointContext, tid: u32) {
 /// call with its stack when it did or when it was slow.
 #[inline(always)]
 fn slow_path(ctx: &RawTracePointContext, tid: u32, now: u64, sysno: u32, ret: i64, duration: u64) {
-    let (goid, p_state) = goruntime::inspect(ctx, tid);
-    if duration >= SLOW_NS.load() || p_state == PState::Lost {
+    let state = goruntime::inspect(ctx, tid);
+    if duration >= SLOW_NS.load() || state.p_state == PState::Lost {
         let header = EventHeader {
             kind: 0,
             tid,
             ts_ns: now,
         };
-        goruntime::report(ctx, header, sysno, ret, duration, goid, p_state);
+        goruntime::report(ctx, header, sysno, ret, duration, state);
     }
 }
 

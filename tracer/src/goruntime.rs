@@ -19,22 +19,26 @@ struct Row {
     m_oldp: u32,
     p_status: u32,
     m_syscalltick: u32,
+    m_curg: u32,
+    m_incgo: u32,
+    /// `g.sched.bp`: 0x38 + 0x30 up to 1.24, 0x38 + 0x28 from 1.25.
+    g_sched_bp: u32,
     /// Go 1.26 removed `_Psyscall`: the P stays wired to the M in a syscall.
     p_stays_wired: bool,
 }
 
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
-    //   minor       g.m   g.goid g.status m.procid m.p  m.oldp p.status m.syscalltick wired
-    Row { minor: 19, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x48, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x29c, p_stays_wired: false },
+    //   minor, then g.m g.goid g.status m.procid m.p m.oldp p.status m.syscalltick m.curg m.incgo g.sched.bp wired
+    Row { minor: 19, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x48, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x29c, m_curg: 0xc0, m_incgo: 0x118, g_sched_bp: 0x68, p_stays_wired: false },
     // 1.20 is not in the table: no toolchain here to verify its layout.
-    Row { minor: 21, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x48, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x298, p_stays_wired: false },
-    Row { minor: 22, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x48, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x3b8, p_stays_wired: false },
-    Row { minor: 23, g_m: 0x30, g_goid: 0xa0, g_atomicstatus: 0x98, m_procid: 0x48, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x2e4, p_stays_wired: false },
-    Row { minor: 24, g_m: 0x30, g_goid: 0xa0, g_atomicstatus: 0x98, m_procid: 0x48, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x2fc, p_stays_wired: false },
-    Row { minor: 25, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x40, m_p: 0xc8, m_oldp: 0xd8, p_status: 0x4, m_syscalltick: 0x2f4, p_stays_wired: false },
-    Row { minor: 26, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x40, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x314, p_stays_wired: true },
-    Row { minor: 27, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x40, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x314, p_stays_wired: true },
+    Row { minor: 21, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x48, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x298, m_curg: 0xc0, m_incgo: 0x118, g_sched_bp: 0x68, p_stays_wired: false },
+    Row { minor: 22, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x48, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x3b8, m_curg: 0xc0, m_incgo: 0x118, g_sched_bp: 0x68, p_stays_wired: false },
+    Row { minor: 23, g_m: 0x30, g_goid: 0xa0, g_atomicstatus: 0x98, m_procid: 0x48, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x2e4, m_curg: 0xc0, m_incgo: 0x118, g_sched_bp: 0x68, p_stays_wired: false },
+    Row { minor: 24, g_m: 0x30, g_goid: 0xa0, g_atomicstatus: 0x98, m_procid: 0x48, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x2fc, m_curg: 0xc0, m_incgo: 0x118, g_sched_bp: 0x68, p_stays_wired: false },
+    Row { minor: 25, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x40, m_p: 0xc8, m_oldp: 0xd8, p_status: 0x4, m_syscalltick: 0x2f4, m_curg: 0xb8, m_incgo: 0x110, g_sched_bp: 0x60, p_stays_wired: false },
+    Row { minor: 26, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x40, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x314, m_curg: 0xb8, m_incgo: 0x118, g_sched_bp: 0x60, p_stays_wired: true },
+    Row { minor: 27, g_m: 0x30, g_goid: 0x98, g_atomicstatus: 0x90, m_procid: 0x40, m_p: 0xd0, m_oldp: 0xe0, p_status: 0x4, m_syscalltick: 0x314, m_curg: 0xb8, m_incgo: 0x118, g_sched_bp: 0x60, p_stays_wired: true },
 ];
 
 /// The offsets for a Go release, or `None` when this tracer has no verified
@@ -56,6 +60,10 @@ pub fn offsets(version: &GoVersion) -> Option<GoOffsets> {
         p_status: row.p_status,
         m_syscalltick: row.m_syscalltick,
         p_syscalltick: 0x14,
+        m_curg: row.m_curg,
+        m_incgo: row.m_incgo,
+        g_sched_pc: 0x40,
+        g_sched_bp: row.g_sched_bp,
         _pad: 0,
     })
 }

@@ -80,8 +80,10 @@ pub fn is_plumbing(function: &str) -> bool {
         "internal/",
         "golang.org/x/sys/",
         "runtime/",
+        "_cgo_",
     ];
-    PREFIXES.iter().any(|p| function.starts_with(p))
+    // `pkg._Cfunc_name` are the stubs cgo generates around each C call.
+    PREFIXES.iter().any(|p| function.starts_with(p)) || function.contains("._Cfunc_")
 }
 
 #[cfg(test)]
@@ -95,6 +97,7 @@ mod tests {
         assert!(is_plumbing("runtime.entersyscall"));
         assert!(!is_plumbing("main.sleeper"));
         assert!(!is_plumbing("os.ReadFile"));
+        assert!(is_plumbing("main._Cfunc_block_in_c"));
         let f = Frame {
             function: "main.main".into(),
             file: "/src/app/main.go".into(),

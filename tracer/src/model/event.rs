@@ -71,6 +71,9 @@ pub enum Event {
         /// 0 when unknown (not Go, or the runtime state could not be read).
         goid: u64,
         p: PHandoff,
+        /// Made by C code during a cgo call (frames: the Go stack that
+        /// made the cgo call).
+        cgo: bool,
         frames: Vec<u64>,
     },
     /// A goroutine on thread `tid` left its syscall on the slow path: no P
@@ -170,6 +173,7 @@ impl Event {
                     duration_ns: e.duration_ns,
                     goid: e.goid,
                     p: PState::from_u32(e.p_state).into(),
+                    cgo: e.flags & tracer_common::SLOW_CALL_CGO != 0,
                     frames: e.frames[..n].to_vec(),
                 })
             }

@@ -104,6 +104,8 @@ pub struct SiteStats {
     pub p_lost: u64,
     /// Calls that then exited on the slow path (no P: queued, thread parked).
     pub slow_exits: u64,
+    /// Made by C code inside cgo calls.
+    pub cgo: bool,
     pub goroutines: HashSet<u64>,
     pub histogram: Histogram<u64>,
 }
@@ -126,6 +128,8 @@ pub struct Spawn {
 pub struct LostCall {
     pub start_ns: u64,
     pub end_ns: u64,
+    /// A cgo call (time in C) rather than a syscall.
+    pub cgo: bool,
     pub site: SiteKey,
 }
 
@@ -257,6 +261,7 @@ impl Model {
                 duration_ns,
                 goid,
                 p,
+                cgo,
                 ref frames,
                 ts_ns,
                 ..
@@ -270,6 +275,7 @@ impl Model {
                     self.lost_calls.push(LostCall {
                         start_ns: ts_ns.saturating_sub(duration_ns),
                         end_ns: ts_ns,
+                        cgo,
                         site: key.clone(),
                     });
                 }
@@ -279,6 +285,7 @@ impl Model {
                     max_ns: 0,
                     p_lost: 0,
                     slow_exits: 0,
+                    cgo,
                     goroutines: HashSet::new(),
                     histogram: new_histogram(),
                 });
@@ -410,6 +417,7 @@ mod tests {
             duration_ns: 20_000_000,
             goid,
             p,
+            cgo: false,
             frames: frames.to_vec(),
         };
         model.apply(&slow(7, PHandoff::Lost, &[1, 2, 3]));

@@ -93,7 +93,7 @@ fn cause_rows(model: &Model, sym: &Symbolizer) -> Vec<CauseRow> {
                     .iter()
                     .filter_map(|&pc| sym.frame(pc, true))
                     .collect();
-                let cause = classify(&stack);
+                let mut cause = classify(&stack);
                 let mut syscall = None;
                 let mut call_site = None;
                 if cause.starts_with("syscall handoff") {
@@ -104,6 +104,9 @@ fn cause_rows(model: &Model, sym: &Symbolizer) -> Vec<CauseRow> {
                         .find(|(i, c)| !used[*i] && c.start_ns <= *ts && *ts <= c.end_ns);
                     if let Some((i, call)) = found {
                         used[i] = true;
+                        if call.cgo {
+                            cause = cause.replace("syscall handoff", "cgo call handoff");
+                        }
                         syscall = Some(syscall_names::name(call.site.sysno));
                         call_site = call
                             .site
@@ -224,6 +227,9 @@ pub struct BlockingRow {
     /// Calls that exited on the slow path: no P was free, so the goroutine
     /// was queued and its thread parked.
     pub slow_exits: u64,
+    /// A cgo call: the syscall was made by C code, and the call site is
+    /// the Go code that called into C.
+    pub cgo: bool,
     /// The symbolized user stack, innermost first.
     pub stack: Vec<Frame>,
 }
@@ -238,8 +244,9 @@ pub struct GoContext<'a> {
 /// Groups the model's call sites by symbolized call site and syscall.
 fn blocking_rows(model: &Model, sym: &Symbolizer) -> Vec<BlockingRow> {
     use std::collections::HashMap;
-    let mut rows: HashMap<(u32, Option<Frame>), (BlockingRow, hdrhistogram::Histogram<u64>)> =
-        HashMap::new();
+    /// (syscall, cgo, call site) → the row and its merged histogram.
+    type Rows = HashMap<(u32, bool, Option<Frame>), (BlockingRow, hdrhistogram::Histogram<u64>)>;
+    let mut rows: Rows = HashMap::new();
     for (key, site) in &model.sites {
         let stack: Vec<Frame> = key
             .frames
@@ -249,7 +256,7 @@ fn blocking_rows(model: &Model, sym: &Symbolizer) -> Vec<BlockingRow> {
             .collect();
         let call_site = stack.iter().find(|f| !is_plumbing(&f.function)).cloned();
         let entry = rows
-            .entry((key.sysno, call_site.clone()))
+            .entry((key.sysno, site.cgo, call_site.clone()))
             .or_insert_with(|| {
                 let row = BlockingRow {
                     syscall: syscall_names::name(key.sysno),
@@ -261,6 +268,7 @@ fn blocking_rows(model: &Model, sym: &Symbolizer) -> Vec<BlockingRow> {
                     max_ns: 0,
                     p_handoffs: 0,
                     slow_exits: 0,
+                    cgo: site.cgo,
                     stack,
                 };
                 (row, site.histogram.clone())

@@ -169,7 +169,11 @@ impl<W: Write> Sink for TextSink<W> {
                     writeln!(
                         o,
                         "{:<16} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9} {:>10}  {site}",
-                        b.syscall,
+                        if b.cgo {
+                            format!("{} [cgo]", b.syscall)
+                        } else {
+                            b.syscall.clone()
+                        },
                         b.calls,
                         b.goroutines,
                         human_ns(b.total_ns),
