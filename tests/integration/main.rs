@@ -11,4 +11,5 @@ mod bad_input;
 mod clean_exit;
 mod counts;
 mod gobin;
+mod ground_truth;
 mod latency;
