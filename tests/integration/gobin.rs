@@ -262,3 +262,57 @@ fn inspects_a_running_process() {
     assert!(v["go_version"].as_str().unwrap().starts_with("go1."));
     assert_eq!(v["cgo"], false);
 }
+
+/// The tracer symbolizes a real stripped, externally linked cgo program
+/// from Debian while it runs: `restic init` (Go 1.19, pclntab only).
+#[test]
+fn symbolizes_restic_while_it_runs() {
+    crate::skip_unless!(cannot_trace());
+    let restic = PathBuf::from("/usr/bin/restic");
+    if !restic.exists() {
+        eprintln!("skipped: restic is not installed (run `cargo xtask setup`)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let _guard = PROBES.read().unwrap();
+    let report_file = dir.path().join("report.json");
+    let out = tracer()
+        .args(["run", "--slow", "100us", "--json", "-o"])
+        .arg(&report_file)
+        .arg("--")
+        .arg(&restic)
+        .args(["-r", repo.to_str().unwrap(), "init"])
+        .env("RESTIC_PASSWORD", "tracer-test")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = read_report(&report_file);
+    let go = &report["go"];
+    assert_eq!(go["symbols"], "pclntab");
+    assert_eq!(go["cgo"], true);
+    assert!(go["version"].as_str().unwrap().starts_with("go1."));
+    // Creating a repository makes hundreds of directories: those calls are
+    // pinned on restic's own code, by function, file and line.
+    let rows = report["blocking"].as_array().unwrap();
+    let mkdir = rows
+        .iter()
+        .filter(|r| r["syscall"] == "mkdirat")
+        .find(|r| {
+            r["call_site"]["function"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("github.com/restic/restic/"))
+        })
+        .unwrap_or_else(|| panic!("no mkdirat row in restic's code: {rows:#?}"));
+    assert!(
+        mkdir["call_site"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with(".go")
+    );
+    assert!(u64_at(&mkdir["call_site"], "line") > 0);
+}

@@ -71,6 +71,28 @@ fn exe_load_address(pid: u32) -> Option<u64> {
         .min()
 }
 
+/// The frame to name as a call's call site: the first one in the program's
+/// own code (package `main`, or a package outside the standard library,
+/// whose import path starts with a domain), else the first one outside the
+/// runtime and syscall plumbing.
+pub fn call_site(stack: &[Frame]) -> Option<Frame> {
+    stack
+        .iter()
+        .find(|f| !is_plumbing(&f.function) && is_program_code(&f.function))
+        .or_else(|| stack.iter().find(|f| !is_plumbing(&f.function)))
+        .cloned()
+}
+
+/// Package `main`, or a non-standard-library package (its import path's
+/// first element has a dot: `github.com/...`).
+fn is_program_code(function: &str) -> bool {
+    function.starts_with("main.")
+        || function
+            .split('/')
+            .next()
+            .is_some_and(|first| first.contains('.') && function.contains('/'))
+}
+
 /// `true` for frames inside the runtime and syscall plumbing, which are the
 /// same for every call; the call site is the first frame after them.
 pub fn is_plumbing(function: &str) -> bool {
@@ -98,6 +120,25 @@ mod tests {
         assert!(!is_plumbing("main.sleeper"));
         assert!(!is_plumbing("os.ReadFile"));
         assert!(is_plumbing("main._Cfunc_block_in_c"));
+        let frame = |name: &str| Frame {
+            function: name.into(),
+            file: "f.go".into(),
+            line: 1,
+        };
+        let stack = [
+            frame("syscall.Syscall"),
+            frame("os.Mkdir"),
+            frame("github.com/x/y.Save"),
+            frame("main.main"),
+        ];
+        assert_eq!(call_site(&stack).unwrap().function, "github.com/x/y.Save");
+        let std_only = [
+            frame("syscall.Syscall"),
+            frame("os.Mkdir"),
+            frame("net/http.(*conn).serve"),
+        ];
+        assert_eq!(call_site(&std_only).unwrap().function, "os.Mkdir");
+        assert!(call_site(&[frame("runtime.goexit")]).is_none());
         let f = Frame {
             function: "main.main".into(),
             file: "/src/app/main.go".into(),

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::{
     gobin::{
         SymbolsSource,
-        symbolize::{Frame, Symbolizer, is_plumbing},
+        symbolize::{Frame, Symbolizer, call_site as call_site_of},
     },
     model::{LossCounters, Model, SyscallStats},
     syscall_names,
@@ -108,13 +108,14 @@ fn cause_rows(model: &Model, sym: &Symbolizer) -> Vec<CauseRow> {
                             cause = cause.replace("syscall handoff", "cgo call handoff");
                         }
                         syscall = Some(syscall_names::name(call.site.sysno));
-                        call_site = call
+                        let stack: Vec<Frame> = call
                             .site
                             .frames
                             .iter()
                             .enumerate()
                             .filter_map(|(i, &pc)| sym.frame(pc, i > 0))
-                            .find(|f| !is_plumbing(&f.function));
+                            .collect();
+                        call_site = call_site_of(&stack);
                     }
                 }
                 (cause, syscall, call_site)
@@ -161,7 +162,7 @@ fn leak_rows(model: &Model, sym: &Symbolizer) -> Vec<LeakRow> {
             .iter()
             .filter_map(|&pc| sym.frame(pc, true))
             .collect();
-        let call_site = stack.iter().find(|f| !is_plumbing(&f.function)).cloned();
+        let call_site = call_site_of(&stack);
         match rows.iter_mut().find(|r| r.call_site == call_site) {
             Some(row) => {
                 row.threads += threads;
@@ -254,7 +255,7 @@ fn blocking_rows(model: &Model, sym: &Symbolizer) -> Vec<BlockingRow> {
             .enumerate()
             .filter_map(|(i, &pc)| sym.frame(pc, i > 0))
             .collect();
-        let call_site = stack.iter().find(|f| !is_plumbing(&f.function)).cloned();
+        let call_site = call_site_of(&stack);
         let entry = rows
             .entry((key.sysno, site.cgo, call_site.clone()))
             .or_insert_with(|| {
