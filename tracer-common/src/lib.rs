@@ -199,6 +199,8 @@ pub enum EventKind {
     /// [`ThreadEvent`]: a goroutine left a syscall on the slow path (no P:
     /// `exitsyscall0` / `exitsyscallNoP`), so it is queued and its thread parks.
     SlowExit = 6,
+    /// [`HandoffEvent`]: `runtime.handoffp` was called (a P changes hands).
+    Handoff = 7,
 }
 
 impl EventKind {
@@ -210,6 +212,7 @@ impl EventKind {
             4 => Some(Self::SlowCall),
             5 => Some(Self::NewM),
             6 => Some(Self::SlowExit),
+            7 => Some(Self::Handoff),
             _ => None,
         }
     }
@@ -283,6 +286,16 @@ pub struct NewMEvent {
     pub _pad: u32,
     /// The caller of newm1 first (return address), then its callers.
     pub frames: [u64; LOCK_FRAMES],
+}
+
+/// `runtime.handoffp` was entered; its caller says who took the P (sysmon's
+/// retake, a blocking syscall, the GC's forEachP, a locked goroutine...).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HandoffEvent {
+    pub header: EventHeader,
+    /// Return address into the caller of handoffp.
+    pub caller: u64,
 }
 
 /// Frames kept for a `runtime.LockOSThread` call site.
@@ -370,6 +383,7 @@ mod tests {
             EventKind::SlowCall,
             EventKind::NewM,
             EventKind::SlowExit,
+            EventKind::Handoff,
         ] {
             assert_eq!(EventKind::from_u32(kind as u32), Some(kind));
         }

@@ -13,8 +13,8 @@ use aya_ebpf::{
     programs::{ProbeContext, RawTracePointContext},
 };
 use tracer_common::{
-    EventHeader, EventKind, GoOffsets, LOCK_FRAMES, MAX_FRAMES, NewMEvent, PState, SLOW_CALL_CGO,
-    SlowCallEvent, ThreadEvent,
+    EventHeader, EventKind, GoOffsets, HandoffEvent, LOCK_FRAMES, MAX_FRAMES, NewMEvent, PState,
+    SLOW_CALL_CGO, SlowCallEvent, ThreadEvent,
 };
 
 use crate::{
@@ -88,6 +88,29 @@ pub fn gt_slow_exit(_ctx: ProbeContext) -> u32 {
         during_group_exit: 0,
     };
     if EVENTS.output::<ThreadEvent>(&event, 0).is_err() {
+        count(tracer_common::Counter::RingBufFull);
+    }
+    0
+}
+
+/// Uprobe on `runtime.handoffp` (once per P handoff, a rare path): who
+/// handed the P off, from the caller's return address.
+#[uprobe]
+pub fn gt_handoffp(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let regs = unsafe { &*ctx.regs };
+    let caller: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
+    let event = HandoffEvent {
+        header: EventHeader {
+            kind: EventKind::Handoff as u32,
+            tid,
+            ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+        },
+        caller,
+    };
+    if EVENTS.output::<HandoffEvent>(&event, 0).is_err() {
         count(tracer_common::Counter::RingBufFull);
     }
     0

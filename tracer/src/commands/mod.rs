@@ -116,6 +116,7 @@ pub fn attach_options(config: &Config, go: Option<&GoTarget>, exe: &Path) -> Att
         for (program, function) in [
             ("gt_lock_os_thread", "runtime.LockOSThread"),
             ("gt_newm1", "runtime.newm1"),
+            ("gt_handoffp", "runtime.handoffp"),
             ("gt_slow_exit", "runtime.exitsyscall0"), // <= 1.25
             ("gt_slow_exit", "runtime.exitsyscallNoP"), // >= 1.26
         ] {

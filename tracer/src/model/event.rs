@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 use tracer_common::{
-    EventKind, NewMEvent, PState, SlowCallEvent, SyscallEvent, SyscallHist, ThreadEvent,
+    EventKind, HandoffEvent, NewMEvent, PState, SlowCallEvent, SyscallEvent, SyscallHist,
+    ThreadEvent,
 };
 
 /// What happened to the goroutine's P during a call (see `tracer_common::PState`).
@@ -79,6 +80,8 @@ pub enum Event {
     /// A goroutine on thread `tid` left its syscall on the slow path: no P
     /// was free, so it was queued and the thread parked.
     SlowExit { tid: u32, ts_ns: u64 },
+    /// `runtime.handoffp` was called from `caller` (a return address).
+    Handoff { tid: u32, ts_ns: u64, caller: u64 },
     /// The runtime entered `newm1` on thread `tid`: the next thread it
     /// spawns is a new M, wanted for the reason the stack shows.
     NewM {
@@ -182,6 +185,14 @@ impl Event {
                 Ok(Self::SlowExit {
                     tid: e.tid,
                     ts_ns: e.header.ts_ns,
+                })
+            }
+            Some(EventKind::Handoff) => {
+                let e: HandoffEvent = read(bytes, "handoff record")?;
+                Ok(Self::Handoff {
+                    tid: e.header.tid,
+                    ts_ns: e.header.ts_ns,
+                    caller: e.caller,
                 })
             }
             Some(EventKind::NewM) => {

@@ -148,6 +148,8 @@ pub struct Model {
     /// Calls that lost their P (up to a cap), to find which call's handoff
     /// a new thread served.
     pub lost_calls: Vec<LostCall>,
+    /// `handoffp` calls by caller address (who handed a P off).
+    pub handoffs_by_caller: HashMap<u64, u64>,
     /// Slow-path exits in all, and those not tied to a reported call.
     pub slow_exits: u64,
     pub slow_exits_unattributed: u64,
@@ -184,6 +186,7 @@ impl Model {
             pending_newm: HashMap::new(),
             slow_exits: 0,
             slow_exits_unattributed: 0,
+            handoffs_by_caller: HashMap::new(),
             last_call: HashMap::new(),
             seen_spawn: HashSet::new(),
         }
@@ -231,6 +234,9 @@ impl Model {
                 let (calls, total) = self.runtime_slow.entry(sysno).or_default();
                 *calls += 1;
                 *total = total.saturating_add(duration_ns);
+            }
+            Event::Handoff { caller, .. } => {
+                *self.handoffs_by_caller.entry(caller).or_default() += 1;
             }
             Event::SlowExit { tid, ts_ns } => {
                 self.slow_exits += 1;

@@ -192,6 +192,11 @@ pub struct GoRow {
     pub slow_threshold_ns: u64,
     /// Calls during which the goroutine's P was taken, by syscall.
     pub p_handoffs: Vec<HandoffRow>,
+    /// P handoffs from syscalls by who took the P: sysmon's retake, a
+    /// blocking syscall handing off its own P, the GC's forEachP, and the
+    /// rest (steal-back by an exiting goroutine, stop-the-world), which
+    /// does not go through handoffp and is counted as the difference.
+    pub handoff_causes: Vec<HandoffCauseRow>,
     /// Syscall exits on the slow path (no P), and those not tied to a
     /// reported call.
     pub slow_exits: u64,
@@ -206,6 +211,52 @@ pub struct RuntimeRow {
     pub syscall: String,
     pub calls: u64,
     pub total_ns: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HandoffCauseRow {
+    pub cause: String,
+    pub handoffs: u64,
+}
+
+/// Splits the P handoffs from syscalls by who took the P (see
+/// [`GoRow::handoff_causes`]).
+fn handoff_causes(model: &Model, sym: &Symbolizer) -> Vec<HandoffCauseRow> {
+    let total: u64 = model.p_lost.values().sum();
+    let mut by_cause: Vec<HandoffCauseRow> = Vec::new();
+    let mut add = |cause: &str, n: u64| match by_cause.iter_mut().find(|r| r.cause == cause) {
+        Some(r) => r.handoffs += n,
+        None => by_cause.push(HandoffCauseRow {
+            cause: cause.to_owned(),
+            handoffs: n,
+        }),
+    };
+    let mut explained = 0;
+    for (&caller, &n) in &model.handoffs_by_caller {
+        let function = sym
+            .frame(caller, true)
+            .map(|f| f.function)
+            .unwrap_or_default();
+        let cause = if function == "runtime.retake" {
+            "sysmon retake"
+        } else if function.starts_with("runtime.entersyscallblock") {
+            "blocking syscall (entersyscallblock)"
+        } else if function.starts_with("runtime.forEachP") {
+            "GC (forEachP)"
+        } else {
+            continue; // not a syscall's P (stoplockedm, exitsyscall, ...)
+        };
+        add(cause, n);
+        explained += n;
+    }
+    if total > explained {
+        add(
+            "steal-back by an exiting goroutine or stop-the-world",
+            total - explained,
+        );
+    }
+    by_cause.sort_by_key(|r| std::cmp::Reverse(r.handoffs));
+    by_cause
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -479,6 +530,7 @@ impl Report {
                             p_handoffs: c,
                         })
                         .collect(),
+                    handoff_causes: handoff_causes(model, g.symbolizer),
                     slow_exits: model.slow_exits,
                     slow_exits_unattributed: model.slow_exits_unattributed,
                     runtime_slow: model

@@ -130,6 +130,14 @@ impl<W: Write> Sink for TextSink<W> {
                     handoffs.join(", ")
                 )?;
             }
+            let causes: Vec<String> = go
+                .handoff_causes
+                .iter()
+                .map(|c| format!("{} {}", c.cause, c.handoffs))
+                .collect();
+            if !causes.is_empty() {
+                writeln!(o, "  taken by: {}", causes.join(", "))?;
+            }
             if go.slow_exits > 0 {
                 writeln!(
                     o,
