@@ -28,7 +28,7 @@ fn blocking_calls_are_attributed_to_goroutines_and_their_call_site() {
     skip_unless!(cannot_trace_go());
     let line = marked_line("sleeper.go", "// CALL SITE");
     for (version, go) in toolchains() {
-        for flavour in ["default", "stripped"] {
+        for flavour in ["default", "stripped", "pie"] {
             let bin = build_go_with(&go, &version, "sleeper.go", flavour);
             let (report, _) = trace_run(&bin, &["-g", "4", "-n", "25"]);
             let context = format!("go {version} {flavour}");

@@ -55,6 +55,9 @@ pub struct GoBinary {
     pub cgo: bool,
     /// Position-independent (relocated at load time).
     pub pie: bool,
+    /// The lowest PT_LOAD address, page-aligned: what a PIE's load bias is
+    /// measured from.
+    pub link_base: u64,
     /// `(vaddr, file offset)` of the executable PT_LOAD, for uprobe offsets.
     text_segment: Option<(u64, u64, u64)>,
 }
@@ -91,6 +94,11 @@ impl GoBinary {
             pclntab,
             cgo,
             pie: file.kind() == object::ObjectKind::Dynamic,
+            link_base: file
+                .segments()
+                .map(|s| s.address() & !0xfff)
+                .min()
+                .unwrap_or(0),
             text_segment,
         })
     }

@@ -33,8 +33,10 @@ impl Symbolizer {
     /// For a live process: PIE binaries are relocated, so the load bias is
     /// read from `/proc/PID/maps` (the lowest mapping of the executable).
     pub fn for_process(binary: GoBinary, pid: u32) -> Self {
+        // Load bias = where the lowest segment was mapped - where it was
+        // linked (Go's PIE links at 0x400000 too, but is moved at load).
         let bias = if binary.pie {
-            exe_load_address(pid).unwrap_or(0)
+            exe_load_address(pid).map_or(0, |start| start.wrapping_sub(binary.link_base))
         } else {
             0
         };

@@ -97,11 +97,23 @@ fn cause_rows(model: &Model, sym: &Symbolizer) -> Vec<CauseRow> {
                 let mut syscall = None;
                 let mut call_site = None;
                 if cause.starts_with("syscall handoff") {
+                    // The call in progress when the runtime decided to
+                    // start the thread; failing that (a cgo call loses its
+                    // P while in C, maybe between two syscalls), the
+                    // nearest P-losing call within 5 ms.
+                    let distance = |c: &crate::model::LostCall| {
+                        if *ts < c.start_ns {
+                            c.start_ns - *ts
+                        } else {
+                            ts.saturating_sub(c.end_ns)
+                        }
+                    };
                     let found = model
                         .lost_calls
                         .iter()
                         .enumerate()
-                        .find(|(i, c)| !used[*i] && c.start_ns <= *ts && *ts <= c.end_ns);
+                        .filter(|(i, c)| !used[*i] && distance(c) <= 5_000_000)
+                        .min_by_key(|(_, c)| distance(c));
                     if let Some((i, call)) = found {
                         used[i] = true;
                         if call.cgo {
