@@ -250,3 +250,58 @@ fn cgo_thread_growth_is_attributed_to_the_cgo_call_site() {
         );
     }
 }
+
+/// A Go release this tracer has no runtime layout for degrades to
+/// syscall-only tracing with one warning, never wrong numbers: simulated by
+/// rewriting the version in a copy's build info (go1.27.3 → go1.99.3).
+#[test]
+fn unknown_go_release_degrades_to_syscall_tracing() {
+    skip_unless!(cannot_trace_go());
+    let Some((version, go)) = toolchains()
+        .into_iter()
+        .find(|(v, _)| v.starts_with("1.27"))
+    else {
+        eprintln!("skipped: needs Go 1.27 to make the binary");
+        return;
+    };
+    let bin = build_go_with(&go, &version, "sleeper.go", "default");
+    let mut data = std::fs::read(&bin).unwrap();
+    let needle = format!("go{version}");
+    let fake = needle.replacen("1.27", "1.99", 1);
+    // Every copy of the string: the build info's and the runtime's.
+    let mut replaced = 0;
+    let mut at = 0;
+    while let Some(i) = data[at..]
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+    {
+        data[at + i..at + i + fake.len()].copy_from_slice(fake.as_bytes());
+        at += i + fake.len();
+        replaced += 1;
+    }
+    assert!(replaced > 0, "no version string in the binary");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("sleeper-future");
+    std::fs::write(&copy, &data).unwrap();
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let (report, out) = trace_run(&copy, &["-g", "2", "-n", "5"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("go1.99.3") && warnings[0].contains("syscalls only"),
+        "{stderr}"
+    );
+    assert_eq!(report["go"]["attribution"], false);
+    // Slow calls are still listed by call site (frame pointers and pclntab
+    // do not depend on the runtime's layout), but nothing is read from the
+    // runtime's structures: no goroutines, no handoffs.
+    for row in report["blocking"].as_array().unwrap() {
+        assert_eq!(u64_at(row, "goroutines"), 0, "{row}");
+        assert_eq!(u64_at(row, "p_handoffs"), 0, "{row}");
+    }
+    assert_eq!(report["threads_by_cause"].as_array().map_or(0, Vec::len), 0);
+    // The syscall counts are untouched.
+    assert!(u64_at(syscall(&report, "nanosleep"), "calls") >= 10);
+}
