@@ -177,12 +177,15 @@ pub struct GoState {
     /// The goroutine, when the call is made by C code inside a cgo call
     /// (its Go stack is then walked from the frame `entersyscall` saved).
     pub cgo_g: u64,
+    /// The id + 1 of the P the call started with (0: unknown).
+    pub p_id_plus1: u32,
 }
 
 const UNKNOWN: GoState = GoState {
     goid: 0,
     p_state: PState::Unknown,
     cgo_g: 0,
+    p_id_plus1: 0,
 };
 
 #[inline(always)]
@@ -233,10 +236,18 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
         // m.g0 is the first field of m: on the system stack no goroutine
         // is making the call, the runtime is (sysmon, idle Ms, scheduler).
         if user(m)? == r14 {
+            // An M on its system stack may hold a P (spinning, scheduling).
+            let p = user(m + u64::from(o.m_p))?;
+            let p_id_plus1 = if p != 0 {
+                user32(p).map_or(0, |id| id.wrapping_add(1))
+            } else {
+                0
+            };
             return Ok(GoState {
                 goid: 0,
                 p_state: PState::Runtime,
                 cgo_g: 0,
+                p_id_plus1,
             });
         }
         r14
@@ -248,13 +259,26 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
     let cgo_g = if in_c { g } else { 0 };
     if user32(g + u64::from(o.g_atomicstatus))? != G_SYSCALL {
         // No entersyscall: a raw syscall, the P was held throughout.
+        let p = user(m + u64::from(o.m_p))?;
+        let p_id_plus1 = if p != 0 {
+            user32(p).map_or(0, |id| id.wrapping_add(1))
+        } else {
+            0
+        };
         return Ok(GoState {
             goid,
             p_state: PState::Raw,
             cgo_g,
+            p_id_plus1,
         });
     }
     let p = user(m + u64::from(o.m_p))?;
+    // p.id is the first field of p.
+    let mut p_id_plus1 = if p != 0 {
+        user32(p).map_or(0, |id| id.wrapping_add(1))
+    } else {
+        0
+    };
     let p_state = if o.p_stays_wired != 0 {
         // 1.26+: the P stays wired during the syscall unless retaken.
         if p == 0 { PState::Lost } else { PState::Kept }
@@ -265,6 +289,9 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
         // put in a syscall again by another goroutine; the syscall ticks
         // (what exitsyscallfast_reacquired compares) tell.
         let oldp = user(m + u64::from(o.m_oldp))?;
+        if p == 0 && oldp != 0 {
+            p_id_plus1 = user32(oldp).map_or(0, |id| id.wrapping_add(1));
+        }
         if p == 0
             && oldp != 0
             && user32(oldp + u64::from(o.p_status))? == P_SYSCALL
@@ -279,6 +306,7 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
         goid,
         p_state,
         cgo_g,
+        p_id_plus1,
     })
 }
 
@@ -340,13 +368,15 @@ pub fn report(
         (*event).ret = ret;
         (*event).duration_ns = duration_ns;
         (*event).goid = state.goid;
+        // Bits 8..24: the P's id + 1.
+        let p_bits = (state.p_id_plus1 & 0xffff) << 8;
         if state.cgo_g != 0 {
             // C frames have no frame pointers: report the Go stack that
             // made the cgo call instead.
-            (*event).flags = SLOW_CALL_CGO;
+            (*event).flags = SLOW_CALL_CGO | p_bits;
             (*event).nframes = go_frames(state.cgo_g, &mut (*event).frames);
         } else {
-            (*event).flags = 0;
+            (*event).flags = p_bits;
             let frames = (&raw mut (*event).frames).cast();
             let size = (MAX_FRAMES * 8) as u32;
             let n = bpf_get_stack(ctx.as_ptr(), frames, size, u64::from(BPF_F_USER_STACK));

@@ -75,6 +75,8 @@ pub enum Event {
         /// Made by C code during a cgo call (frames: the Go stack that
         /// made the cgo call).
         cgo: bool,
+        /// The id of the P the call started with, when read.
+        p_id: Option<u32>,
         frames: Vec<u64>,
     },
     /// A goroutine on thread `tid` left its syscall on the slow path: no P
@@ -177,6 +179,7 @@ impl Event {
                     goid: e.goid,
                     p: PState::from_u32(e.p_state).into(),
                     cgo: e.flags & tracer_common::SLOW_CALL_CGO != 0,
+                    p_id: ((e.flags >> 8) & 0xffff).checked_sub(1),
                     frames: e.frames[..n].to_vec(),
                 })
             }

@@ -148,6 +148,8 @@ pub struct Model {
     /// Calls that lost their P (up to a cap), to find which call's handoff
     /// a new thread served.
     pub lost_calls: Vec<LostCall>,
+    /// Highest P id seen in a goroutine's call (GOMAXPROCS is above it).
+    pub max_p_id: Option<u32>,
     /// `handoffp` calls by caller address (who handed a P off).
     pub handoffs_by_caller: HashMap<u64, u64>,
     /// Slow-path exits in all, and those not tied to a reported call.
@@ -187,6 +189,7 @@ impl Model {
             slow_exits: 0,
             slow_exits_unattributed: 0,
             handoffs_by_caller: HashMap::new(),
+            max_p_id: None,
             last_call: HashMap::new(),
             seen_spawn: HashSet::new(),
         }
@@ -229,8 +232,12 @@ impl Model {
                 sysno,
                 duration_ns,
                 p: PHandoff::Runtime,
+                p_id,
                 ..
             } => {
+                if let Some(id) = p_id {
+                    self.max_p_id = Some(self.max_p_id.map_or(id, |m| m.max(id)));
+                }
                 let (calls, total) = self.runtime_slow.entry(sysno).or_default();
                 *calls += 1;
                 *total = total.saturating_add(duration_ns);
@@ -268,6 +275,7 @@ impl Model {
                 goid,
                 p,
                 cgo,
+                p_id,
                 ref frames,
                 ts_ns,
                 ..
@@ -277,6 +285,9 @@ impl Model {
                     frames: frames.iter().take(SITE_FRAMES).copied().collect(),
                 };
                 self.last_call.insert(tid, (ts_ns, key.clone()));
+                if let Some(id) = p_id {
+                    self.max_p_id = Some(self.max_p_id.map_or(id, |m| m.max(id)));
+                }
                 if p == PHandoff::Lost && self.lost_calls.len() < MAX_LOST_CALLS {
                     self.lost_calls.push(LostCall {
                         start_ns: ts_ns.saturating_sub(duration_ns),
@@ -424,6 +435,7 @@ mod tests {
             goid,
             p,
             cgo: false,
+            p_id: None,
             frames: frames.to_vec(),
         };
         model.apply(&slow(7, PHandoff::Lost, &[1, 2, 3]));

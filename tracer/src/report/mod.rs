@@ -197,6 +197,9 @@ pub struct GoRow {
     pub version: String,
     pub symbols: SymbolsSource,
     pub cgo: bool,
+    /// Ps seen in use (the highest P id seen + 1): GOMAXPROCS is at least
+    /// this; 0 when no call long enough to read it was seen.
+    pub ps_seen: u64,
     /// Whether goroutines and P handoffs are read (a known Go release).
     pub attribution: bool,
     /// Calls at least this long are listed by call site (as are calls that
@@ -532,6 +535,7 @@ impl Report {
                     version: bin.build.raw_version.clone(),
                     symbols: bin.symbols,
                     cgo: bin.cgo,
+                    ps_seen: model.max_p_id.map_or(0, |id| u64::from(id) + 1),
                     attribution: g.attribution,
                     slow_threshold_ns: g.slow_ns,
                     p_handoffs: model

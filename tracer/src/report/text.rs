@@ -109,9 +109,17 @@ impl<W: Write> Sink for TextSink<W> {
             };
             writeln!(
                 o,
-                "Go runtime: {}, symbols from {symbols}, {}; goroutine attribution {}",
+                "Go runtime: {}, symbols from {symbols}, {}{}; goroutine attribution {}",
                 go.version,
                 if go.cgo { "cgo" } else { "no cgo" },
+                if go.ps_seen > 0 {
+                    format!(
+                        ", {} Ps seen in use (GOMAXPROCS is at least that)",
+                        go.ps_seen
+                    )
+                } else {
+                    String::new()
+                },
                 if go.attribution {
                     "on"
                 } else {
