@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use crate::{
     cli::Config,
-    gobin::symbolize::Symbolizer,
     probes::{self, ProbeError, privileges},
     report::{Report, TargetInfo},
     session::{Session, SignalPolicy, StopReason},
@@ -47,10 +46,7 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
         exit_code: None,
     };
     // PIE load addresses are read while the process may still be there.
-    let symbolizer = go.map(|g| {
-        let attribution = g.offsets.is_some();
-        (Symbolizer::for_process(g.binary, pid), attribution)
-    });
+    let symbolizer = super::symbolizer(go, pid);
     let report = Report::build(
         &model,
         info,

@@ -138,6 +138,15 @@ pub fn attach_options(config: &Config, go: Option<&GoTarget>, exe: &Path) -> Att
     }
 }
 
+/// The symbolizer for a Go target (read while the process is still there:
+/// PIE load addresses come from its maps), and whether attribution is on.
+pub fn symbolizer(go: Option<GoTarget>, pid: u32) -> Option<(Symbolizer, bool)> {
+    go.map(|g| {
+        let attribution = g.offsets.is_some();
+        (Symbolizer::for_process(g.binary, pid), attribution)
+    })
+}
+
 /// Builds the report's Go context from a symbolizer.
 pub fn go_context<'a>(
     config: &Config,

@@ -6,7 +6,6 @@ use std::{ffi::OsString, path::Path, time::Instant};
 
 use crate::{
     cli::Config,
-    gobin::symbolize::Symbolizer,
     probes::{self, ProbeError, privileges},
     report::{Report, TargetInfo},
     session::{Session, SignalPolicy, StopReason},
@@ -39,10 +38,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         );
         child.release()?;
         // Exec has happened: the new image's mappings (PIE base) are there.
-        let symbolizer = go.map(|g| {
-            let attribution = g.offsets.is_some();
-            (Symbolizer::for_process(g.binary, pid), attribution)
-        });
+        let symbolizer = super::symbolizer(go, pid);
         let started = Instant::now();
         let reason = session
             .run(pidfd, config.duration, SignalPolicy::ForwardTo(pid))

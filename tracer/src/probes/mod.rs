@@ -184,42 +184,22 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     }
 
     let maps = ProbeMaps {
-        lock_sites: AyaHashMap::try_from(take(&mut ebpf, maps::LOCK_SITES)?).map_err(|source| {
-            ProbeError::Map {
-                name: maps::LOCK_SITES,
-                source,
-            }
-        })?,
-        events: RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?).map_err(|source| {
-            ProbeError::Map {
-                name: maps::EVENTS,
-                source,
-            }
-        })?,
-        hist_slot: Array::try_from(take(&mut ebpf, maps::HIST_SLOT)?).map_err(|source| {
-            ProbeError::Map {
-                name: maps::HIST_SLOT,
-                source,
-            }
-        })?,
-        hists: PerCpuArray::try_from(take(&mut ebpf, maps::HISTS)?).map_err(|source| {
-            ProbeError::Map {
-                name: maps::HISTS,
-                source,
-            }
-        })?,
-        counters: PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?).map_err(|source| {
-            ProbeError::Map {
-                name: maps::COUNTERS,
-                source,
-            }
-        })?,
+        lock_sites: take(&mut ebpf, maps::LOCK_SITES)?,
+        events: take(&mut ebpf, maps::EVENTS)?,
+        hist_slot: take(&mut ebpf, maps::HIST_SLOT)?,
+        hists: take(&mut ebpf, maps::HISTS)?,
+        counters: take(&mut ebpf, maps::COUNTERS)?,
     };
     Ok((Links { _ebpf: ebpf }, maps))
 }
 
-fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {
-    ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))
+/// Takes a map out of the object as its typed wrapper.
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ProbeError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))?;
+    T::try_from(map).map_err(|source| ProbeError::Map { name, source })
 }
 
 fn attach_raw(ebpf: &mut Ebpf, program: &str, tracepoint: &str) -> Result<(), ProbeError> {
