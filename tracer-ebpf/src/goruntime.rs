@@ -18,7 +18,7 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{EVENTS, LOCK_SCRATCH, LOCK_SITES, TID_M, count},
+    maps::{EVENTS, LOCK_SCRATCH, LOCK_SITES, NEW_M, TID_M, count},
     target_tid,
 };
 
@@ -50,6 +50,10 @@ pub fn gt_newm1(ctx: ProbeContext) -> u32 {
     let Some(tid) = target_tid() else {
         return 0;
     };
+    // newm1(mp *m): the M the next thread spawned here will run, so its
+    // tid → m is known before its first call (which may be from C code).
+    let mp = unsafe { (*ctx.regs).rax };
+    let _ = NEW_M.insert(tid, mp, 0);
     let Some(mut entry) = EVENTS.reserve::<NewMEvent>(0) else {
         count(tracer_common::Counter::RingBufFull);
         return 0;

@@ -51,6 +51,10 @@ pub static LOCK_SITES: HashMap<u32, LockSite> = HashMap::with_max_entries(16_384
 #[map]
 pub static TID_M: HashMap<u32, u64> = HashMap::with_max_entries(16_384, 0);
 
+/// creator tid → the M its `newm1` is starting (until the spawn).
+#[map]
+pub static NEW_M: HashMap<u32, u64> = HashMap::with_max_entries(1_024, 0);
+
 /// Scratch space to build a `LockSite` (too big for the BPF stack).
 #[map]
 pub static LOCK_SCRATCH: PerCpuArray<LockSite> = PerCpuArray::with_max_entries(1, 0);

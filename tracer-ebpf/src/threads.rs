@@ -9,7 +9,7 @@ use aya_ebpf::{
 use tracer_common::{CLONE_THREAD, Counter, EventHeader, EventKind, ThreadEvent};
 
 use crate::{
-    maps::{EVENTS, GROUP_EXIT, INFLIGHT, count},
+    maps::{EVENTS, GROUP_EXIT, INFLIGHT, NEW_M, TID_M, count},
     syscalls::inflight_mask,
     target_tid,
 };
@@ -38,6 +38,12 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i32> {
         return Ok(()); // a child process, not a thread of the target
     }
     let new_tid: i32 = unsafe { ctx.read_at(NEWTASK_PID_OFFSET.load() as usize)? };
+    // The runtime's newm1 on this thread said which M the new thread runs.
+    let parent = aya_ebpf::helpers::bpf_get_current_pid_tgid() as u32;
+    if let Some(&m) = unsafe { NEW_M.get(parent) } {
+        let _ = TID_M.insert(new_tid as u32, m, 0);
+        let _ = NEW_M.remove(parent);
+    }
     emit(EventKind::ThreadSpawn, new_tid as u32);
     Ok(())
 }
@@ -56,6 +62,8 @@ pub fn gt_task_exit(_ctx: TracePointContext) -> u32 {
             slot.tid = 0;
         }
     }
+    // The tid may be reused by a thread of another M.
+    let _ = TID_M.remove(tid);
     emit(EventKind::ThreadExit, tid);
     0
 }
