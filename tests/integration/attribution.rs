@@ -30,7 +30,7 @@ fn blocking_calls_are_attributed_to_goroutines_and_their_call_site() {
     for (version, go) in toolchains() {
         for flavour in ["default", "stripped", "pie"] {
             let bin = build_go_with(&go, &version, "sleeper.go", flavour);
-            let (report, _) = trace_run(&bin, &["-g", "4", "-n", "25"]);
+            let (report, _) = trace_run_exclusive(&bin, &["-g", "4", "-n", "25"], &[]);
             let context = format!("go {version} {flavour}");
             let g = &report["go"];
             assert_eq!(g["attribution"], true, "{context}");
@@ -133,7 +133,7 @@ fn thread_explosion_is_attributed_to_the_blocking_call_site() {
         let context = format!("go {version}");
         // 64 goroutines sleeping in the kernel at once, 10 times each: each
         // blocked goroutine ends up holding a thread.
-        let (report, _) = trace_run(&bin, &["-g", &N.to_string(), "-n", "10"]);
+        let (report, _) = trace_run_exclusive(&bin, &["-g", &N.to_string(), "-n", "10"], &[]);
         // Slow exits (no P free at exit) can only follow a lost P, and each
         // is tied to the call that just ended on its thread.
         let row = report["blocking"]
@@ -188,7 +188,7 @@ fn cgo_thread_growth_is_attributed_to_the_cgo_call_site() {
     for (version, go) in toolchains() {
         let bin = build_go_with(&go, &version, "cgo/sleep.go", "cgo");
         let context = format!("go {version} cgo");
-        let (report, _) = trace_run(&bin, &["-n", &N.to_string(), "-calls", "20"]);
+        let (report, _) = trace_run_exclusive(&bin, &["-n", &N.to_string(), "-calls", "20"], &[]);
         assert_eq!(report["go"]["cgo"], true, "{context}");
         // The C code's sleeps are cgo calls, made from the marked Go line
         // by all N goroutines.

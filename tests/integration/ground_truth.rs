@@ -126,7 +126,8 @@ fn handoffs_and_slow_exits_match_go_execution_trace() {
         let bin = build_go_with(&go, &version, "tracegt.go", "default");
         let dir = tempfile::tempdir().unwrap();
         let trace = dir.path().join("trace.out");
-        let (report, _) = trace_run_env(&bin, &[trace.to_str().unwrap()], &[("GOMAXPROCS", "2")]);
+        let (report, _) =
+            trace_run_exclusive(&bin, &[trace.to_str().unwrap()], &[("GOMAXPROCS", "2")]);
         let ours_handoffs: u64 = report["go"]["p_handoffs"]
             .as_array()
             .unwrap()

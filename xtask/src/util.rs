@@ -21,6 +21,10 @@ pub fn step(what: &str) {
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
+    // Builds through xtask must carry the real kernel programs: a missing
+    // piece fails the build instead of quietly producing a stub (and
+    // privileged tests then fail instead of skipping).
+    cmd.env("TRACER_REQUIRE_EBPF", "1");
     cmd
 }
 
