@@ -18,7 +18,7 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{EVENTS, LOCK_SCRATCH, LOCK_SITES, NEW_M, TID_M, count},
+    maps::{EVENTS, LOCK_SCRATCH, LOCK_SITES, NEW_M, TID_M, count, output},
     target_tid,
 };
 
@@ -91,9 +91,7 @@ pub fn gt_slow_exit(_ctx: ProbeContext) -> u32 {
         tid,
         during_group_exit: 0,
     };
-    if EVENTS.output::<ThreadEvent>(&event, 0).is_err() {
-        count(tracer_common::Counter::RingBufFull);
-    }
+    output(&event);
     0
 }
 
@@ -114,9 +112,7 @@ pub fn gt_handoffp(ctx: ProbeContext) -> u32 {
         },
         caller,
     };
-    if EVENTS.output::<HandoffEvent>(&event, 0).is_err() {
-        count(tracer_common::Counter::RingBufFull);
-    }
+    output(&event);
     0
 }
 
@@ -351,7 +347,8 @@ fn go_frames(g: u64, frames: &mut [u64; MAX_FRAMES]) -> u32 {
 #[inline(always)]
 pub fn report(
     ctx: &RawTracePointContext,
-    header: EventHeader,
+    tid: u32,
+    now: u64,
     sysno: u32,
     ret: i64,
     duration_ns: u64,
@@ -365,7 +362,8 @@ pub fn report(
     unsafe {
         (*event).header = EventHeader {
             kind: EventKind::SlowCall as u32,
-            ..header
+            tid,
+            ts_ns: now,
         };
         (*event).sysno = sysno;
         (*event).p_state = state.p_state as u32;

@@ -59,6 +59,15 @@ pub static NEW_M: HashMap<u32, u64> = HashMap::with_max_entries(1_024, 0);
 #[map]
 pub static LOCK_SCRATCH: PerCpuArray<LockSite> = PerCpuArray::with_max_entries(1, 0);
 
+/// Sends a fixed-size record to userspace, counting it when the ring
+/// buffer is full (never lost silently).
+#[inline(always)]
+pub fn output<T>(record: &T) {
+    if EVENTS.output::<T>(record, 0).is_err() {
+        count(tracer_common::Counter::RingBufFull);
+    }
+}
+
 /// Adds one to a loss/anomaly counter.
 #[inline(always)]
 pub fn count(counter: tracer_common::Counter) {

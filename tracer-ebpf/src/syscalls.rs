@@ -11,7 +11,7 @@ use tracer_common::{
 
 use crate::{
     goruntime,
-    maps::{EVENTS, GROUP_EXIT, HIST_SLOT, HISTS, INFLIGHT, count},
+    maps::{GROUP_EXIT, HIST_SLOT, HISTS, INFLIGHT, count, output},
     target_tid,
 };
 
@@ -96,13 +96,15 @@ fn sys_exit(ctx: &RawTracePointContext, tid: u32) {
         count(Counter::UnknownSyscall);
         return;
     }
+    // Before the histogram/stream split: a syscall seen for the first time
+    // (streamed) can lose its P as well.
+    if duration >= HANDOFF_MIN_NS {
+        slow_path(ctx, tid, now, call.sysno, ret, duration);
+    }
     let slot_index = match HIST_SLOT.get(call.sysno) {
         Some(&n) if n != 0 => n - 1,
         _ => return stream(tid, now, call.sysno, ret, duration),
     };
-    if duration >= HANDOFF_MIN_NS {
-        slow_path(ctx, tid, now, call.sysno, ret, duration);
-    }
     let Some(hist) = HISTS.get_ptr_mut(slot_index) else {
         count(Counter::HistMissing);
         return stream(tid, now, call.sysno, ret, duration);
@@ -127,12 +129,7 @@ fn sys_exit(ctx: &RawTracePointContext, tid: u32) {
 fn slow_path(ctx: &RawTracePointContext, tid: u32, now: u64, sysno: u32, ret: i64, duration: u64) {
     let state = goruntime::inspect(ctx, tid);
     if duration >= SLOW_NS.load() || state.p_state == PState::Lost {
-        let header = EventHeader {
-            kind: 0,
-            tid,
-            ts_ns: now,
-        };
-        goruntime::report(ctx, header, sysno, ret, duration, state);
+        goruntime::report(ctx, tid, now, sysno, ret, duration, state);
     }
 }
 
@@ -150,7 +147,5 @@ fn stream(tid: u32, now: u64, sysno: u32, ret: i64, duration_ns: u64) {
         ret,
         duration_ns,
     };
-    if EVENTS.output::<SyscallEvent>(&event, 0).is_err() {
-        count(Counter::RingBufFull);
-    }
+    output(&event);
 }

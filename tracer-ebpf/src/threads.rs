@@ -6,10 +6,10 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use tracer_common::{CLONE_THREAD, Counter, EventHeader, EventKind, ThreadEvent};
+use tracer_common::{CLONE_THREAD, EventHeader, EventKind, ThreadEvent};
 
 use crate::{
-    maps::{EVENTS, GROUP_EXIT, INFLIGHT, NEW_M, TID_M, count},
+    maps::{GROUP_EXIT, INFLIGHT, NEW_M, TID_M, output},
     syscalls::inflight_mask,
     target_tid,
 };
@@ -80,7 +80,5 @@ fn emit(kind: EventKind, tid: u32) {
         tid,
         during_group_exit: u32::from(during_group_exit),
     };
-    if EVENTS.output::<ThreadEvent>(&event, 0).is_err() {
-        count(Counter::RingBufFull);
-    }
+    output(&event);
 }

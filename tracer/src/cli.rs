@@ -106,6 +106,13 @@ pub struct Config {
     pub probes: ProbeSet,
 }
 
+impl Config {
+    /// `--slow` in nanoseconds, as the kernel side compares it.
+    pub fn slow_ns(&self) -> u64 {
+        u64::try_from(self.slow.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum TargetSpec {
     Launch {

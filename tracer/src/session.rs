@@ -239,12 +239,4 @@ impl Session {
         losses.unknown_syscalls += counter(Counter::UnknownSyscall)?;
         Ok(ingest.model)
     }
-
-    /// The floor programs' hit counter (benchmarks: proves they ran).
-    pub fn floor_hits(&self) -> u64 {
-        self.counters
-            .get(&(Counter::FloorHits as u32), 0)
-            .map(|v| v.iter().sum())
-            .unwrap_or(0)
-    }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::{
     cli::Config,
     probes::{self, ProbeError, privileges},
-    report::{Report, TargetInfo},
+    report::TargetInfo,
     session::{Session, SignalPolicy, StopReason},
     target::{self, Process},
 };
@@ -20,6 +20,8 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let exe = std::path::PathBuf::from(format!("/proc/{pid}/exe"));
     let go = super::go_target(&exe);
     let options = super::attach_options(config, go.as_ref(), &exe);
+    // PIE load addresses are read now, while the process surely exists.
+    let symbolizer = super::symbolizer(go, pid);
     let rt = super::runtime()?;
     let (model, started, exited) = rt.block_on(async {
         let pidfd = target::pidfd_open(pid)?;
@@ -45,15 +47,13 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
         exited,
         exit_code: None,
     };
-    // PIE load addresses are read while the process may still be there.
-    let symbolizer = super::symbolizer(go, pid);
-    let report = Report::build(
+    super::report(
+        config,
         &model,
         info,
-        super::elapsed(started),
+        started,
         threads_at_end,
-        super::go_context(config, symbolizer.as_ref()),
-    );
-    super::write_report(&report, &config.output)?;
+        symbolizer.as_ref(),
+    )?;
     Ok(0)
 }

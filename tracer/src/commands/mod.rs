@@ -20,8 +20,9 @@ use crate::{
     cli::{Config, OutputConfig, TargetSpec},
     gobin::{GoBinError, GoBinary, symbolize::Symbolizer},
     goruntime,
+    model::Model,
     probes::AttachOptions,
-    report::{GoContext, Report, Sink, json::JsonSink, text::TextSink},
+    report::{GoContext, Report, Sink, TargetInfo, json::JsonSink, text::TextSink},
 };
 
 /// Runs the configured command; returns the process exit code.
@@ -132,7 +133,7 @@ pub fn attach_options(config: &Config, go: Option<&GoTarget>, exe: &Path) -> Att
     }
     AttachOptions {
         set: config.probes,
-        slow_ns: u64::try_from(config.slow.as_nanos()).unwrap_or(u64::MAX),
+        slow_ns: config.slow_ns(),
         go: go.and_then(|g| g.offsets),
         uprobes,
     }
@@ -147,21 +148,23 @@ pub fn symbolizer(go: Option<GoTarget>, pid: u32) -> Option<(Symbolizer, bool)> 
     })
 }
 
-/// Builds the report's Go context from a symbolizer.
-pub fn go_context<'a>(
+/// Builds the report from the session's model and writes it where asked.
+pub fn report(
     config: &Config,
-    sym: Option<&'a (Symbolizer, bool)>,
-) -> Option<GoContext<'a>> {
-    sym.map(|(symbolizer, attribution)| GoContext {
+    model: &Model,
+    target: TargetInfo,
+    started: Instant,
+    threads_at_end: u64,
+    symbolizer: Option<&(Symbolizer, bool)>,
+) -> anyhow::Result<()> {
+    let go = symbolizer.map(|(symbolizer, attribution)| GoContext {
         symbolizer,
         attribution: *attribution,
-        slow_ns: u64::try_from(config.slow.as_nanos()).unwrap_or(u64::MAX),
-    })
-}
-
-/// Seconds since `start`, for the report.
-fn elapsed(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64()
+        slow_ns: config.slow_ns(),
+    });
+    let traced_seconds = started.elapsed().as_secs_f64();
+    let report = Report::build(model, target, traced_seconds, threads_at_end, go);
+    write_report(&report, &config.output)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -7,7 +7,7 @@ use std::{ffi::OsString, path::Path, time::Instant};
 use crate::{
     cli::Config,
     probes::{self, ProbeError, privileges},
-    report::{Report, TargetInfo},
+    report::TargetInfo,
     session::{Session, SignalPolicy, StopReason},
     target::{
         self,
@@ -70,14 +70,14 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
     } else {
         target::thread_count(pid)
     };
-    let report = Report::build(
+    super::report(
+        config,
         &model,
         info,
-        super::elapsed(started),
+        started,
         threads_at_end,
-        super::go_context(config, symbolizer.as_ref()),
-    );
-    super::write_report(&report, &config.output)?;
+        symbolizer.as_ref(),
+    )?;
     match (exit_code, reason) {
         (Some(code), _) => Ok(code),
         // Stopped early by --duration: keep the command's status as ours.

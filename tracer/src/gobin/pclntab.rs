@@ -169,11 +169,6 @@ impl Pclntab {
         (pc < f.end).then_some(f)
     }
 
-    /// Whether a function is an ABI wrapper.
-    pub fn is_wrapper(&self, f: &Function) -> bool {
-        f.func_id == self.wrapper_id
-    }
-
     /// Source file and line of `pc` (for symbolizing stacks).
     pub fn file_line(&self, pc: u64) -> Option<(&str, u32)> {
         let f = self.function_at(pc)?;

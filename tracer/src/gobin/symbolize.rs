@@ -63,6 +63,27 @@ impl Symbolizer {
     }
 }
 
+impl Symbolizer {
+    /// A stack captured at a syscall: the innermost frame is the
+    /// interrupted instruction, the others are return addresses.
+    pub fn syscall_stack(&self, frames: &[u64]) -> Vec<Frame> {
+        frames
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &pc)| self.frame(pc, i > 0))
+            .collect()
+    }
+
+    /// A stack captured at a function entry (uprobe): every frame, the
+    /// first included, is a return address.
+    pub fn entry_stack(&self, frames: &[u64]) -> Vec<Frame> {
+        frames
+            .iter()
+            .filter_map(|&pc| self.frame(pc, true))
+            .collect()
+    }
+}
+
 fn exe_load_address(pid: u32) -> Option<u64> {
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let exe = exe.to_str()?.trim_end_matches(" (deleted)").to_owned();

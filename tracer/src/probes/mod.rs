@@ -70,6 +70,8 @@ pub enum ProbeError {
     },
     #[error("eBPF map {0} is missing from the object")]
     MissingMap(&'static str),
+    #[error("eBPF program {0} is missing from the object")]
+    MissingProgram(String),
 }
 
 /// Which programs to attach to the syscall tracepoints.
@@ -153,33 +155,18 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         attach_tracepoint(&mut ebpf, "gt_task_newtask", "task", "task_newtask")?;
         attach_tracepoint(&mut ebpf, "gt_task_exit", "sched", "sched_process_exit")?;
         for (program, binary, offset) in &opts.uprobes {
-            let what = || {
-                format!(
-                    "attaching uprobe {program} in {} at {offset:#x}",
-                    binary.display()
-                )
-            };
-            let prog: &mut UProbe = ebpf
-                .program_mut(program)
-                .ok_or(ProbeError::MissingMap(program))?
-                .try_into()
-                .map_err(|source| ProbeError::Program {
-                    what: what(),
-                    source,
-                })?;
-            prog.load().map_err(|source| ProbeError::Program {
-                what: what(),
-                source,
-            })?;
+            let what = format!(
+                "attaching uprobe {program} in {} at {offset:#x}",
+                binary.display()
+            );
+            let prog: &mut UProbe = program_ref(&mut ebpf, program, &what)?;
+            prog.load().map_err(failed(&what))?;
             prog.attach(
                 UProbeAttachLocation::AbsoluteOffset(*offset),
                 binary,
                 UProbeScope::OneProcess(pid),
             )
-            .map_err(|source| ProbeError::Program {
-                what: what(),
-                source,
-            })?;
+            .map_err(failed(&what))?;
         }
     }
 
@@ -202,28 +189,30 @@ where
     T::try_from(map).map_err(|source| ProbeError::Map { name, source })
 }
 
-fn attach_raw(ebpf: &mut Ebpf, program: &str, tracepoint: &str) -> Result<(), ProbeError> {
-    let what = || format!("attaching {program} to raw tracepoint {tracepoint}");
-    let prog: &mut RawTracePoint = ebpf
-        .program_mut(program)
-        .ok_or_else(|| ProbeError::Field {
-            tracepoint: "object".into(),
-            field: program.into(),
-        })?
-        .try_into()
-        .map_err(|source| ProbeError::Program {
-            what: what(),
-            source,
-        })?;
-    prog.load().map_err(|source| ProbeError::Program {
-        what: what(),
+/// A program of the object as its typed wrapper.
+fn program_ref<'a, P>(ebpf: &'a mut Ebpf, name: &str, what: &str) -> Result<&'a mut P, ProbeError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let program = ebpf
+        .program_mut(name)
+        .ok_or_else(|| ProbeError::MissingProgram(name.to_owned()))?;
+    program.try_into().map_err(failed(what))
+}
+
+/// Wraps a program error with what was being done.
+fn failed(what: &str) -> impl Fn(aya::programs::ProgramError) -> ProbeError + '_ {
+    move |source| ProbeError::Program {
+        what: what.to_owned(),
         source,
-    })?;
-    prog.attach(tracepoint)
-        .map_err(|source| ProbeError::Program {
-            what: what(),
-            source,
-        })?;
+    }
+}
+
+fn attach_raw(ebpf: &mut Ebpf, program: &str, tracepoint: &str) -> Result<(), ProbeError> {
+    let what = format!("attaching {program} to raw tracepoint {tracepoint}");
+    let prog: &mut RawTracePoint = program_ref(ebpf, program, &what)?;
+    prog.load().map_err(failed(&what))?;
+    prog.attach(tracepoint).map_err(failed(&what))?;
     Ok(())
 }
 
@@ -233,27 +222,10 @@ fn attach_tracepoint(
     category: &str,
     name: &str,
 ) -> Result<(), ProbeError> {
-    let what = || format!("attaching {program} to tracepoint {category}:{name}");
-    let prog: &mut TracePoint = ebpf
-        .program_mut(program)
-        .ok_or_else(|| ProbeError::Field {
-            tracepoint: "object".into(),
-            field: program.into(),
-        })?
-        .try_into()
-        .map_err(|source| ProbeError::Program {
-            what: what(),
-            source,
-        })?;
-    prog.load().map_err(|source| ProbeError::Program {
-        what: what(),
-        source,
-    })?;
-    prog.attach(category, name)
-        .map_err(|source| ProbeError::Program {
-            what: what(),
-            source,
-        })?;
+    let what = format!("attaching {program} to tracepoint {category}:{name}");
+    let prog: &mut TracePoint = program_ref(ebpf, program, &what)?;
+    prog.load().map_err(failed(&what))?;
+    prog.attach(category, name).map_err(failed(&what))?;
     Ok(())
 }
 

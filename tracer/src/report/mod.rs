@@ -89,10 +89,7 @@ fn cause_rows(model: &Model, sym: &Symbolizer) -> Vec<CauseRow> {
     for spawn in &model.spawns {
         let (cause, syscall, call_site) = match &spawn.newm {
             Some((ts, frames)) => {
-                let stack: Vec<Frame> = frames
-                    .iter()
-                    .filter_map(|&pc| sym.frame(pc, true))
-                    .collect();
+                let stack = sym.entry_stack(frames);
                 let mut cause = classify(&stack);
                 let mut syscall = None;
                 let mut call_site = None;
@@ -120,14 +117,7 @@ fn cause_rows(model: &Model, sym: &Symbolizer) -> Vec<CauseRow> {
                             cause = cause.replace("syscall handoff", "cgo call handoff");
                         }
                         syscall = Some(syscall_names::name(call.site.sysno));
-                        let stack: Vec<Frame> = call
-                            .site
-                            .frames
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(i, &pc)| sym.frame(pc, i > 0))
-                            .collect();
-                        call_site = call_site_of(&stack);
+                        call_site = call_site_of(&sym.syscall_stack(&call.site.frames));
                     }
                 }
                 (cause, syscall, call_site)
@@ -169,11 +159,7 @@ pub struct LeakRow {
 fn leak_rows(model: &Model, sym: &Symbolizer) -> Vec<LeakRow> {
     let mut rows: Vec<LeakRow> = Vec::new();
     for (frames, (threads, goroutines)) in &model.lock_leaks {
-        // Every frame here is a return address.
-        let stack: Vec<Frame> = frames
-            .iter()
-            .filter_map(|&pc| sym.frame(pc, true))
-            .collect();
+        let stack = sym.entry_stack(frames);
         let call_site = call_site_of(&stack);
         match rows.iter_mut().find(|r| r.call_site == call_site) {
             Some(row) => {
@@ -315,12 +301,7 @@ fn blocking_rows(model: &Model, sym: &Symbolizer) -> Vec<BlockingRow> {
     type Rows = HashMap<(u32, bool, Option<Frame>), (BlockingRow, hdrhistogram::Histogram<u64>)>;
     let mut rows: Rows = HashMap::new();
     for (key, site) in &model.sites {
-        let stack: Vec<Frame> = key
-            .frames
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &pc)| sym.frame(pc, i > 0))
-            .collect();
+        let stack = sym.syscall_stack(&key.frames);
         let call_site = call_site_of(&stack);
         let entry = rows
             .entry((key.sysno, site.cgo, call_site.clone()))
