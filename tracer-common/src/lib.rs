@@ -34,6 +34,7 @@ pub mod maps {
     pub const EVENTS: &str = "EVENTS";
     pub const GROUP_EXIT: &str = "GROUP_EXIT";
     pub const LOCK_SITES: &str = "LOCK_SITES";
+    pub const VDSO_CALLS: &str = "VDSO_CALLS";
 }
 
 /// Highest syscall number (exclusive) tracked per syscall. x86_64 numbers are
@@ -106,6 +107,11 @@ pub enum Counter {
     HistMissing = 4,
     /// Floor programs only: syscall events that passed the tgid filter.
     FloorHits = 5,
+    /// A vDSO-fallback syscall's user stack could not be read (counted
+    /// with no frames).
+    VdsoStackMissing = 6,
+    /// The vDSO-fallback call-site map was full: calls not counted.
+    VdsoMapFull = 7,
 }
 
 /// Number of entries in the `COUNTERS` array.
@@ -298,6 +304,36 @@ pub struct HandoffEvent {
     pub caller: u64,
 }
 
+/// Syscalls the vDSO normally answers in user space (x86_64 numbers):
+/// a real syscall of one of these is a vDSO fallback worth explaining.
+pub const SYS_GETTIMEOFDAY: u32 = 96;
+pub const SYS_TIME: u32 = 201;
+pub const SYS_CLOCK_GETTIME: u32 = 228;
+pub const SYS_GETCPU: u32 = 309;
+
+/// Whether `sysno` is one the vDSO serves without entering the kernel.
+#[inline(always)]
+pub fn is_vdso_syscall(sysno: u64) -> bool {
+    matches!(sysno, 96 | 201 | 228 | 309)
+}
+
+/// User frames kept per vDSO-fallback call site.
+pub const VDSO_FRAMES: usize = 8;
+
+/// Key of the in-kernel count of real syscalls the vDSO normally serves:
+/// one entry per (syscall, clock, user stack).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VdsoKey {
+    pub sysno: u32,
+    /// `clock_gettime`'s clock id (an `i32`: dynamic clocks are negative);
+    /// 0 for the other syscalls.
+    pub clock: u32,
+    /// The user stack at the syscall, innermost first (frame 0 is the
+    /// syscall instruction's address); unused entries are 0.
+    pub frames: [u64; VDSO_FRAMES],
+}
+
 /// Frames kept for a `runtime.LockOSThread` call site.
 pub const LOCK_FRAMES: usize = 16;
 
@@ -322,6 +358,7 @@ mod pod {
     // padding (checked by the layout tests), so any byte pattern is valid.
     unsafe impl aya::Pod for super::InFlight {}
     unsafe impl aya::Pod for super::SyscallHist {}
+    unsafe impl aya::Pod for super::VdsoKey {}
 }
 
 #[cfg(test)]
@@ -372,6 +409,17 @@ mod tests {
         ] {
             assert_eq!(PState::from_u32(s as u32), s);
         }
+    }
+
+    #[test]
+    fn vdso_key_layout() {
+        assert_eq!(size_of::<VdsoKey>(), 8 + 8 * VDSO_FRAMES);
+        assert_eq!(offset_of!(VdsoKey, clock), 4);
+        assert_eq!(offset_of!(VdsoKey, frames), 8);
+        for sysno in [SYS_GETTIMEOFDAY, SYS_TIME, SYS_CLOCK_GETTIME, SYS_GETCPU] {
+            assert!(is_vdso_syscall(u64::from(sysno)));
+        }
+        assert!(!is_vdso_syscall(0) && !is_vdso_syscall(230));
     }
 
     #[test]

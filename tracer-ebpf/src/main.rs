@@ -9,6 +9,7 @@ mod goruntime;
 mod maps;
 mod syscalls;
 mod threads;
+mod vdso;
 
 /// The target process; every program compares against it before anything else.
 #[unsafe(no_mangle)]

@@ -3,11 +3,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
     DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, InFlight, LockSite, MAX_SYSCALLS, NUM_COUNTERS,
-    SyscallHist,
+    SyscallHist, VdsoKey,
 };
 
 /// Syscalls in progress, indexed by `tid & (len - 1)` and tagged with the
@@ -54,6 +54,12 @@ pub static TID_M: HashMap<u32, u64> = HashMap::with_max_entries(16_384, 0);
 /// creator tid → the M its `newm1` is starting (until the spawn).
 #[map]
 pub static NEW_M: HashMap<u32, u64> = HashMap::with_max_entries(1_024, 0);
+
+/// Real syscalls of calls the vDSO normally serves, counted per (syscall,
+/// clock, user stack) in the kernel: exact counts at any rate, no record
+/// per call. Per-CPU so a hot fallback loop needs no atomics.
+#[map]
+pub static VDSO_CALLS: PerCpuHashMap<VdsoKey, u64> = PerCpuHashMap::with_max_entries(4_096, 0);
 
 /// Scratch space to build a `LockSite` (too big for the BPF stack).
 #[map]

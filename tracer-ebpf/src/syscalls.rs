@@ -6,13 +6,13 @@
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::{
     Counter, EventHeader, EventKind, HANDOFF_MIN_NS, InFlight, MAX_SYSCALLS, PState,
-    SYS_EXIT_GROUP, SyscallEvent, buckets,
+    SYS_EXIT_GROUP, SyscallEvent, buckets, is_vdso_syscall,
 };
 
 use crate::{
     goruntime,
     maps::{GROUP_EXIT, HIST_SLOT, HISTS, INFLIGHT, count, output},
-    target_tid,
+    target_tid, vdso,
 };
 
 /// Calls at least this long are reported with their stack (u64::MAX: never).
@@ -47,6 +47,9 @@ fn sys_enter(ctx: &RawTracePointContext, tid: u32) {
         && let Some(at) = GROUP_EXIT.get_ptr_mut(0)
     {
         unsafe { *at = now };
+    }
+    if is_vdso_syscall(id) {
+        vdso::count_fallback(ctx, id as u32);
     }
     let Some(slot) = INFLIGHT.get_ptr_mut(tid & inflight_mask()) else {
         return;

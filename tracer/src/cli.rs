@@ -68,6 +68,10 @@ pub struct OutputArgs {
     /// (Go targets; calls that lost their P are always listed).
     #[arg(long, value_parser = parse_duration, default_value = "1ms")]
     pub slow: Duration,
+    /// Also print a compact summary every INTERVAL while tracing (calls, p99
+    /// per syscall, threads, handoffs for that interval), e.g. 1s.
+    #[arg(short = 'i', long, value_parser = parse_duration, value_name = "INTERVAL")]
+    pub interval: Option<Duration>,
     /// Which kernel programs to attach (floor: overhead baseline for benchmarks).
     #[arg(long, value_enum, default_value = "full", hide = true)]
     pub probes: ProbeSet,
@@ -103,6 +107,7 @@ pub struct Config {
     pub output: OutputConfig,
     pub duration: Option<Duration>,
     pub slow: Duration,
+    pub interval: Option<Duration>,
     pub probes: ProbeSet,
 }
 
@@ -171,6 +176,7 @@ impl TryFrom<Cli> for Config {
                     output: None,
                     duration: None,
                     slow: Duration::from_millis(1),
+                    interval: None,
                     probes: ProbeSet::Full,
                 };
                 (TargetSpec::Inspect { binary, pid }, output)
@@ -190,6 +196,7 @@ impl TryFrom<Cli> for Config {
             },
             duration: out.duration,
             slow: out.slow,
+            interval: out.interval,
             probes: out.probes,
         })
     }

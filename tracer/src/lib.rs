@@ -5,8 +5,10 @@
 
 pub mod cli;
 pub mod commands;
+pub mod facts;
 pub mod gobin;
 pub mod goruntime;
+pub mod live;
 pub mod model;
 pub mod probes;
 pub mod report;

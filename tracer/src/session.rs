@@ -6,12 +6,12 @@
 
 use std::{collections::HashMap, io, os::fd::OwnedFd, time::Duration};
 
-use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
 };
-use tracer_common::{Counter, SyscallHist, maps};
+use tracer_common::{Counter, SyscallHist, VdsoKey, maps};
 
 use crate::{
     model::{Event, Model},
@@ -33,6 +33,8 @@ pub enum StopReason {
     /// SIGINT or SIGTERM (the number).
     Signal(i32),
     Deadline,
+    /// The ticker (a live view) asked to stop.
+    Quit,
 }
 
 /// What a first SIGINT/SIGTERM does.
@@ -133,6 +135,7 @@ pub struct Session {
     events: AsyncFd<RingBuf<MapData>>,
     hists: PerCpuArray<MapData, SyscallHist>,
     counters: PerCpuArray<MapData, u64>,
+    vdso_calls: PerCpuHashMap<MapData, VdsoKey, u64>,
     ingest: Ingest,
 }
 
@@ -145,6 +148,7 @@ impl Session {
             hists,
             counters,
             lock_sites,
+            vdso_calls,
         } = maps;
         let max_slots = hists.len();
         Ok(Self {
@@ -152,6 +156,7 @@ impl Session {
             events: register(events)?,
             hists,
             counters,
+            vdso_calls,
             ingest: Ingest {
                 model: Model::new(threads_at_start),
                 lock_sites,
@@ -163,22 +168,29 @@ impl Session {
         })
     }
 
-    /// Runs until the target exits, a signal arrives, or `deadline` passes.
+    /// Runs until the target exits, a signal arrives, `deadline` passes, or
+    /// the ticker asks to stop. The ticker is called every `every` with the
+    /// session, to read snapshots while tracing goes on.
     pub async fn run(
         &mut self,
         target_exit: OwnedFd,
         deadline: Option<Duration>,
         policy: SignalPolicy,
+        mut ticker: Option<Ticker<'_>>,
     ) -> Result<StopReason, SessionError> {
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let target_exit = register(target_exit)?;
         // A deadline far enough away to never fire stands for "none".
-        let sleep = tokio::time::sleep(deadline.unwrap_or(Duration::from_secs(100 * 365 * 86_400)));
+        let far = Duration::from_secs(100 * 365 * 86_400);
+        let sleep = tokio::time::sleep(deadline.unwrap_or(far));
         tokio::pin!(sleep);
+        let period = ticker.as_ref().map_or(far, |t| t.every);
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut forwarded = false;
         loop {
-            let signo = tokio::select! {
+            let wake = tokio::select! {
                 guard = self.events.readable_mut() => {
                     let mut guard = guard?;
                     self.ingest.drain(guard.get_inner_mut());
@@ -187,8 +199,22 @@ impl Session {
                 }
                 _ = target_exit.readable() => return Ok(StopReason::TargetExited),
                 () = &mut sleep => return Ok(StopReason::Deadline),
-                _ = sigint.recv() => libc::SIGINT,
-                _ = sigterm.recv() => libc::SIGTERM,
+                _ = interval.tick() => Wake::Tick,
+                _ = sigint.recv() => Wake::Signal(libc::SIGINT),
+                _ = sigterm.recv() => Wake::Signal(libc::SIGTERM),
+            };
+            let signo = match wake {
+                Wake::Tick => {
+                    if let Some(t) = ticker.as_mut() {
+                        // Events up to now belong in the snapshot.
+                        self.ingest.drain(self.events.get_mut());
+                        if (t.on_tick)(self).is_break() {
+                            return Ok(StopReason::Quit);
+                        }
+                    }
+                    continue;
+                }
+                Wake::Signal(signo) => signo,
             };
             match policy {
                 SignalPolicy::ForwardTo(pid) if !forwarded => {
@@ -201,6 +227,20 @@ impl Session {
         }
     }
 
+    /// The model so far with the in-kernel aggregates folded in, while the
+    /// probes keep running (for interval reports and live views).
+    pub fn snapshot(&self) -> Result<Model, SessionError> {
+        let mut model = self.ingest.model.clone();
+        fold_kernel(
+            &mut model,
+            &self.ingest.slots,
+            &self.hists,
+            &self.counters,
+            &self.vdso_calls,
+        )?;
+        Ok(model)
+    }
+
     /// Detaches the probes, drains what is left, and returns the model with
     /// the in-kernel aggregates and loss counters folded in.
     pub fn finish(self) -> Result<Model, SessionError> {
@@ -209,34 +249,75 @@ impl Session {
             events,
             hists,
             counters,
+            vdso_calls,
             mut ingest,
         } = self;
         drop(links);
         let mut events = events.into_inner();
         ingest.drain(&mut events);
-        for (slot, &sysno) in ingest.slots.iter().enumerate() {
-            let per_cpu = hists
-                .get(&(slot as u32), 0)
-                .map_err(|source| ProbeError::Map {
-                    name: maps::HISTS,
-                    source,
-                })?;
-            ingest.model.apply(&Event::aggregate(sysno, per_cpu.iter()));
-        }
-        let counter = |c: Counter| -> Result<u64, SessionError> {
-            let values = counters
-                .get(&(c as u32), 0)
-                .map_err(|source| ProbeError::Map {
-                    name: maps::COUNTERS,
-                    source,
-                })?;
-            Ok(values.iter().sum())
-        };
-        let losses = &mut ingest.model.losses;
-        losses.ringbuf_full += counter(Counter::RingBufFull)?;
-        losses.inflight_collisions += counter(Counter::InFlightCollision)?;
-        losses.unmatched_exits += counter(Counter::UnmatchedExit)?;
-        losses.unknown_syscalls += counter(Counter::UnknownSyscall)?;
+        fold_kernel(
+            &mut ingest.model,
+            &ingest.slots,
+            &hists,
+            &counters,
+            &vdso_calls,
+        )?;
         Ok(ingest.model)
     }
+}
+
+/// Why the event loop woke up, besides ring-buffer data.
+enum Wake {
+    Tick,
+    Signal(i32),
+}
+
+/// Periodic access to a running session.
+pub struct Ticker<'a> {
+    pub every: Duration,
+    /// Called with the session each period; `Break` stops tracing.
+    pub on_tick: &'a mut dyn FnMut(&Session) -> std::ops::ControlFlow<()>,
+}
+
+/// Adds the kernel's cumulative aggregates (histograms, vDSO call sites,
+/// loss counters) to `model`.
+fn fold_kernel(
+    model: &mut Model,
+    slots: &[u32],
+    hists: &PerCpuArray<MapData, SyscallHist>,
+    counters: &PerCpuArray<MapData, u64>,
+    vdso_calls: &PerCpuHashMap<MapData, VdsoKey, u64>,
+) -> Result<(), SessionError> {
+    for (slot, &sysno) in slots.iter().enumerate() {
+        let per_cpu = hists
+            .get(&(slot as u32), 0)
+            .map_err(|source| ProbeError::Map {
+                name: maps::HISTS,
+                source,
+            })?;
+        model.apply(&Event::aggregate(sysno, per_cpu.iter()));
+    }
+    for entry in vdso_calls.iter() {
+        let (key, per_cpu) = entry.map_err(|source| ProbeError::Map {
+            name: maps::VDSO_CALLS,
+            source,
+        })?;
+        model.apply(&Event::vdso_calls(&key, per_cpu.iter()));
+    }
+    let counter = |c: Counter| -> Result<u64, SessionError> {
+        let values = counters
+            .get(&(c as u32), 0)
+            .map_err(|source| ProbeError::Map {
+                name: maps::COUNTERS,
+                source,
+            })?;
+        Ok(values.iter().sum())
+    };
+    let losses = &mut model.losses;
+    losses.ringbuf_full += counter(Counter::RingBufFull)?;
+    losses.inflight_collisions += counter(Counter::InFlightCollision)?;
+    losses.unmatched_exits += counter(Counter::UnmatchedExit)?;
+    losses.unknown_syscalls += counter(Counter::UnknownSyscall)?;
+    losses.vdso_map_full += counter(Counter::VdsoMapFull)?;
+    Ok(())
 }

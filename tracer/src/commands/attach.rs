@@ -22,6 +22,8 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let options = super::attach_options(config, go.as_ref(), &exe);
     // PIE load addresses are read now, while the process surely exists.
     let symbolizer = super::symbolizer(go, pid);
+    let mut facts = super::facts_collector(pid, symbolizer.as_ref());
+    facts.refresh();
     let rt = super::runtime()?;
     let (model, started, exited) = rt.block_on(async {
         let pidfd = target::pidfd_open(pid)?;
@@ -33,12 +35,14 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
             "tracer: probes live on pid {pid} ({}), {threads_at_start} threads; Ctrl-C to stop",
             process.comm
         );
-        let reason = session
-            .run(pidfd, config.duration, SignalPolicy::Stop)
-            .await?;
+        let reason =
+            super::drive(&mut session, pidfd, config, SignalPolicy::Stop, &mut facts).await?;
         let model = session.finish()?;
         anyhow::Ok((model, started, reason == StopReason::TargetExited))
     })?;
+    if !exited {
+        facts.refresh();
+    }
     let threads_at_end = if exited { 0 } else { target::thread_count(pid) };
     let info = TargetInfo {
         pid,
@@ -54,6 +58,7 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
         started,
         threads_at_end,
         symbolizer.as_ref(),
+        &facts.facts,
     )?;
     Ok(0)
 }

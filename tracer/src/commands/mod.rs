@@ -8,8 +8,9 @@ pub mod run;
 use std::{
     fs,
     io::{self, BufWriter, Write},
+    ops::ControlFlow,
     path::Path,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -18,11 +19,14 @@ use tracer_common::GoOffsets;
 
 use crate::{
     cli::{Config, OutputConfig, TargetSpec},
+    facts::{Facts, FactsCollector},
     gobin::{GoBinError, GoBinary, symbolize::Symbolizer},
     goruntime,
+    live::interval::IntervalDiff,
     model::Model,
     probes::AttachOptions,
     report::{GoContext, Report, Sink, TargetInfo, json::JsonSink, text::TextSink},
+    session::{Session, SessionError, SignalPolicy, StopReason, Ticker},
 };
 
 /// Runs the configured command; returns the process exit code.
@@ -148,6 +152,13 @@ pub fn symbolizer(go: Option<GoTarget>, pid: u32) -> Option<(Symbolizer, bool)> 
     })
 }
 
+/// The facts reader for a target; Go targets also get the runtime's vDSO
+/// symbol read from their memory.
+pub fn facts_collector(pid: u32, symbolizer: Option<&(Symbolizer, bool)>) -> FactsCollector {
+    let vdso_sym = symbolizer.and_then(|(s, _)| s.runtime_address("runtime.vdsoClockgettimeSym"));
+    FactsCollector::new(pid, vdso_sym)
+}
+
 /// Builds the report from the session's model and writes it where asked.
 pub fn report(
     config: &Config,
@@ -156,6 +167,7 @@ pub fn report(
     started: Instant,
     threads_at_end: u64,
     symbolizer: Option<&(Symbolizer, bool)>,
+    facts: &Facts,
 ) -> anyhow::Result<()> {
     let go = symbolizer.map(|(symbolizer, attribution)| GoContext {
         symbolizer,
@@ -163,8 +175,61 @@ pub fn report(
         slow_ns: config.slow_ns(),
     });
     let traced_seconds = started.elapsed().as_secs_f64();
-    let report = Report::build(model, target, traced_seconds, threads_at_end, go);
+    let report = Report::build(model, target, traced_seconds, threads_at_end, go, facts);
     write_report(&report, &config.output)
+}
+
+/// How often a session refreshes process facts (cheap /proc reads).
+const FACTS_EVERY: Duration = Duration::from_millis(250);
+
+/// Runs a session to its end with the per-tick work of `run` and `attach`:
+/// refreshing the process facts, and printing `--interval` summaries to
+/// stdout.
+pub async fn drive(
+    session: &mut Session,
+    target_exit: std::os::fd::OwnedFd,
+    config: &Config,
+    policy: SignalPolicy,
+    facts: &mut FactsCollector,
+) -> Result<StopReason, SessionError> {
+    let started = Instant::now();
+    let mut diff = IntervalDiff::default();
+    let mut last_print = Duration::ZERO;
+    // Short intervals tick at the interval; long ones at the facts period,
+    // printing when the interval has (about) passed.
+    let every = match config.interval {
+        Some(i) if i <= Duration::from_secs(1) => i,
+        _ => FACTS_EVERY,
+    };
+    let mut on_tick = |s: &Session| {
+        facts.refresh();
+        let elapsed = started.elapsed();
+        if let Some(interval) = config.interval
+            && elapsed.saturating_sub(last_print) + every / 2 >= interval
+        {
+            last_print = elapsed;
+            match s.snapshot() {
+                Ok(model) => {
+                    let summary = diff.next(model, elapsed.as_secs_f64());
+                    let mut out = io::stdout().lock();
+                    let _ = if config.output.json {
+                        summary.write_json(&mut out)
+                    } else {
+                        summary.write_text(&mut out)
+                    };
+                }
+                Err(e) => log::warn!("cannot read the session for --interval: {e}"),
+            }
+        }
+        ControlFlow::Continue(())
+    };
+    let ticker = Ticker {
+        every,
+        on_tick: &mut on_tick,
+    };
+    session
+        .run(target_exit, config.duration, policy, Some(ticker))
+        .await
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -39,14 +39,15 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         child.release()?;
         // Exec has happened: the new image's mappings (PIE base) are there.
         let symbolizer = super::symbolizer(go, pid);
+        let mut facts = super::facts_collector(pid, symbolizer.as_ref());
+        facts.refresh();
         let started = Instant::now();
-        let reason = session
-            .run(pidfd, config.duration, SignalPolicy::ForwardTo(pid))
-            .await?;
+        let policy = SignalPolicy::ForwardTo(pid);
+        let reason = super::drive(&mut session, pidfd, config, policy, &mut facts).await?;
         let model = session.finish()?;
-        anyhow::Ok((model, started, reason, symbolizer))
+        anyhow::Ok((model, started, reason, symbolizer, facts))
     });
-    let (model, started, reason, symbolizer) = match outcome {
+    let (model, started, reason, symbolizer, mut facts) = match outcome {
         Ok(v) => v,
         Err(e) => {
             // The child never ran (or failed to exec): make sure it is gone.
@@ -68,6 +69,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
     let threads_at_end = if exit_code.is_some() {
         0
     } else {
+        facts.refresh();
         target::thread_count(pid)
     };
     super::report(
@@ -77,6 +79,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         started,
         threads_at_end,
         symbolizer.as_ref(),
+        &facts.facts,
     )?;
     match (exit_code, reason) {
         (Some(code), _) => Ok(code),

@@ -64,6 +64,12 @@ impl Symbolizer {
 }
 
 impl Symbolizer {
+    /// Where a runtime variable is in this process (its link address plus
+    /// the load bias), when the binary says where it is.
+    pub fn runtime_address(&self, _variable: &str) -> Option<u64> {
+        None // TEMPORARY until data symbols land.
+    }
+
     /// A stack captured at a syscall: the innermost frame is the
     /// interrupted instruction, the others are return addresses.
     pub fn syscall_stack(&self, frames: &[u64]) -> Vec<Frame> {

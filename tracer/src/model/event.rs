@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use tracer_common::{
     EventKind, HandoffEvent, NewMEvent, PState, SlowCallEvent, SyscallEvent, SyscallHist,
-    ThreadEvent,
+    ThreadEvent, VdsoKey,
 };
 
 /// What happened to the goroutine's P during a call (see `tracer_common::PState`).
@@ -100,6 +100,16 @@ pub enum Event {
         goid: u64,
         /// The LockOSThread call site first, then its callers.
         frames: Vec<u64>,
+    },
+    /// Real syscalls of a call the vDSO normally serves, from one user stack:
+    /// the cumulative in-kernel count, summed over CPUs.
+    VdsoCalls {
+        sysno: u32,
+        /// `clock_gettime`'s clock id (0 for the other syscalls).
+        clock: i32,
+        /// The user stack, innermost first; frame 0 is the syscall's address.
+        frames: Vec<u64>,
+        calls: u64,
     },
     /// The cumulative in-kernel aggregate of one syscall, summed over CPUs.
     /// Buckets are `(bucket index, count)` in the `tracer_common::buckets`
@@ -213,6 +223,21 @@ impl Event {
                 })
             }
             None => Err(DecodeError::UnknownKind(kind)),
+        }
+    }
+
+    /// One vDSO-fallback call site from its in-kernel key and per-CPU counts.
+    pub fn vdso_calls<'a>(key: &VdsoKey, per_cpu: impl IntoIterator<Item = &'a u64>) -> Self {
+        let n = key
+            .frames
+            .iter()
+            .position(|&f| f == 0)
+            .unwrap_or(key.frames.len());
+        Self::VdsoCalls {
+            sysno: key.sysno,
+            clock: key.clock as i32,
+            frames: key.frames[..n].to_vec(),
+            calls: per_cpu.into_iter().sum(),
         }
     }
 

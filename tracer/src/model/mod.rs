@@ -72,13 +72,19 @@ pub struct LossCounters {
     pub unmatched_exits: u64,
     /// Syscall numbers beyond the tracked table.
     pub unknown_syscalls: u64,
+    /// vDSO-fallback calls not counted (call-site map full).
+    pub vdso_map_full: u64,
 }
 
 impl LossCounters {
     /// Events lost in total: every one of them is a call or a thread change
     /// missing from the report.
     pub fn lost(&self) -> u64 {
-        self.ringbuf_full + self.inflight_collisions + self.undecodable + self.unknown_syscalls
+        self.ringbuf_full
+            + self.inflight_collisions
+            + self.undecodable
+            + self.unknown_syscalls
+            + self.vdso_map_full
     }
 }
 
@@ -110,6 +116,16 @@ pub struct SiteStats {
     pub histogram: Histogram<u64>,
 }
 
+/// Where a vDSO-served call became a real syscall.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VdsoSite {
+    pub sysno: u32,
+    /// `clock_gettime`'s clock id (0 for the other syscalls).
+    pub clock: i32,
+    /// The user stack, innermost first (frame 0: the syscall's address).
+    pub frames: Vec<u64>,
+}
+
 /// Caps on the per-event lists kept for thread-cause matching.
 const MAX_SPAWNS: usize = 100_000;
 const MAX_LOST_CALLS: usize = 200_000;
@@ -134,7 +150,7 @@ pub struct LostCall {
 }
 
 /// The aggregate state of one tracing session.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Model {
     pub syscalls: BTreeMap<u32, SyscallStats>,
     pub threads: ThreadStats,
@@ -161,6 +177,8 @@ pub struct Model {
     pending_newm: HashMap<u32, Vec<(u64, Vec<u64>)>>,
     /// LockOSThread leaks: locking call stack → (threads ended, goroutines).
     pub lock_leaks: HashMap<Vec<u64>, (u64, HashSet<u64>)>,
+    /// Real syscalls of calls the vDSO normally serves, by call site.
+    pub vdso_calls: HashMap<VdsoSite, u64>,
     /// Slow calls the runtime made on its system stack (sysmon, idle Ms):
     /// per syscall, (calls, total ns).
     pub runtime_slow: BTreeMap<u32, (u64, u64)>,
@@ -182,6 +200,7 @@ impl Model {
             sites: HashMap::new(),
             p_lost: BTreeMap::new(),
             runtime_slow: BTreeMap::new(),
+            vdso_calls: HashMap::new(),
             lock_leaks: HashMap::new(),
             spawns: Vec::new(),
             lost_calls: Vec::new(),
@@ -317,6 +336,19 @@ impl Model {
                     site.p_lost += 1;
                     *self.p_lost.entry(sysno).or_default() += 1;
                 }
+            }
+            Event::VdsoCalls {
+                sysno,
+                clock,
+                ref frames,
+                calls,
+            } => {
+                let site = VdsoSite {
+                    sysno,
+                    clock,
+                    frames: frames.clone(),
+                };
+                *self.vdso_calls.entry(site).or_default() += calls;
             }
             Event::LockedThreadExit {
                 goid, ref frames, ..

@@ -10,14 +10,15 @@ use std::{io, path::PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap as AyaHashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap as AyaHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
         RawTracePoint, TracePoint, UProbe,
         uprobe::{UProbeAttachLocation, UProbeScope},
     },
 };
 use tracer_common::{
-    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, GoOffsets, LockSite, SyscallHist, globals, maps,
+    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, GoOffsets, LockSite, SyscallHist, VdsoKey, globals,
+    maps,
 };
 
 /// The compiled kernel programs (empty when built without bpf-linker).
@@ -91,6 +92,7 @@ pub struct ProbeMaps {
     pub hists: PerCpuArray<MapData, SyscallHist>,
     pub counters: PerCpuArray<MapData, u64>,
     pub lock_sites: AyaHashMap<MapData, u32, LockSite>,
+    pub vdso_calls: PerCpuHashMap<MapData, VdsoKey, u64>,
 }
 
 /// The attached programs: dropping this value detaches them all.
@@ -176,6 +178,7 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         hist_slot: take(&mut ebpf, maps::HIST_SLOT)?,
         hists: take(&mut ebpf, maps::HISTS)?,
         counters: take(&mut ebpf, maps::COUNTERS)?,
+        vdso_calls: take(&mut ebpf, maps::VDSO_CALLS)?,
     };
     Ok((Links { _ebpf: ebpf }, maps))
 }

@@ -4,12 +4,14 @@
 
 pub mod json;
 pub mod text;
+pub mod vdso;
 
 use std::io;
 
 use serde::Serialize;
 
 use crate::{
+    facts::Facts,
     gobin::{
         SymbolsSource,
         symbolize::{Frame, Symbolizer, call_site as call_site_of},
@@ -43,6 +45,8 @@ pub struct Report {
     pub lockosthread_leaks: Vec<LeakRow>,
     /// Spawned threads by the reason the runtime created them.
     pub threads_by_cause: Vec<CauseRow>,
+    /// Real syscalls of calls the vDSO normally serves.
+    pub vdso: vdso::VdsoSection,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -474,6 +478,7 @@ impl Report {
         traced_seconds: f64,
         threads_at_end: u64,
         go: Option<GoContext<'_>>,
+        facts: &Facts,
     ) -> Self {
         let mut syscalls: Vec<SyscallRow> = model
             .syscalls
@@ -510,6 +515,12 @@ impl Report {
                 .filter(|g| g.attribution)
                 .map(|g| cause_rows(model, g.symbolizer))
                 .unwrap_or_default(),
+            vdso: vdso::VdsoSection::build(
+                model,
+                facts.vdso.clone(),
+                go.as_ref().map(|g| g.symbolizer),
+                traced_seconds,
+            ),
             go: go.map(|g| {
                 let bin = &g.symbolizer.binary;
                 GoRow {
@@ -588,7 +599,7 @@ pub(crate) mod tests {
             exited: true,
             exit_code: Some(0),
         };
-        Report::build(&model, target, 1.5, 0, None)
+        Report::build(&model, target, 1.5, 0, None, &Facts::default())
     }
 
     #[test]

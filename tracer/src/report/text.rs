@@ -244,6 +244,8 @@ impl<W: Write> Sink for TextSink<W> {
             }
         }
 
+        write_vdso(o, &r.vdso)?;
+
         let th = &r.threads;
         writeln!(o)?;
         writeln!(
@@ -266,6 +268,58 @@ impl<W: Write> Sink for TextSink<W> {
         )?;
         o.flush()
     }
+}
+
+/// vDSO fallbacks: only printed when there are some, or when the process
+/// facts show a setup that forces them.
+fn write_vdso(o: &mut impl Write, v: &super::vdso::VdsoSection) -> io::Result<()> {
+    let f = &v.facts;
+    let runtime_off = f.runtime_clock_gettime_sym == Some(0);
+    let clocksource_bad = f.clocksource_vdso_capable == Some(false);
+    if v.fallbacks.is_empty() && !runtime_off && !clocksource_bad {
+        return Ok(());
+    }
+    writeln!(o)?;
+    writeln!(
+        o,
+        "vDSO fallbacks: {} real syscalls of calls the vDSO serves (≈{} per second in the kernel)",
+        v.total_calls,
+        human_ns(v.est_cost_ns_per_second as u64)
+    )?;
+    let mapping = match f.mapping {
+        Some((start, end)) => format!("[vdso] at {start:#x}-{end:#x}"),
+        None => "no [vdso] mapping".to_owned(),
+    };
+    let clocksource = match (&f.clocksource, f.clocksource_vdso_capable) {
+        (Some(c), Some(true)) => format!("clocksource {c} (readable by the vDSO)"),
+        (Some(c), Some(false)) => {
+            format!("clocksource {c} (NOT readable by the vDSO: every clock read is a syscall)")
+        }
+        (Some(c), None) => format!("clocksource {c}"),
+        (None, _) => "clocksource unknown".to_owned(),
+    };
+    let runtime = match f.runtime_clock_gettime_sym {
+        Some(0) => "; runtime.vdsoClockgettimeSym = 0: the Go runtime has no vDSO".to_owned(),
+        Some(addr) => format!("; runtime.vdsoClockgettimeSym = {addr:#x}"),
+        None => String::new(),
+    };
+    writeln!(o, "  {mapping}, {clocksource}{runtime}")?;
+    for row in v.fallbacks.iter().take(10) {
+        let what = match &row.clock {
+            Some(clock) => format!("{}({clock})", row.syscall),
+            None => row.syscall.clone(),
+        };
+        let site = row
+            .call_site
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), ToString::to_string);
+        writeln!(
+            o,
+            "  {:>10} {:<40} {:>9.0}/s at {site}: {}",
+            row.calls, what, row.calls_per_second, row.why
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,4 @@
+//! Reading a session while it runs: interval summaries, process facts
+//! refreshed on each tick, thread sampling and the live terminal view.
+
+pub mod interval;
