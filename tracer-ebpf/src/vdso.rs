@@ -42,11 +42,11 @@ pub fn count_fallback(ctx: &RawTracePointContext, sysno: u32) {
     if n <= 0 {
         count(Counter::VdsoStackMissing);
     }
-    if let Some(calls) = VDSO_CALLS.get_ptr_mut(&key) {
+    if let Some(calls) = VDSO_CALLS.get_ptr_mut(key) {
         // SAFETY: this CPU's value; BPF programs do not nest on a CPU for
         // the same tracepoint.
         unsafe { *calls += 1 };
-    } else if VDSO_CALLS.insert(&key, &1, 0).is_err() {
+    } else if VDSO_CALLS.insert(key, 1, 0).is_err() {
         count(Counter::VdsoMapFull);
     }
 }
