@@ -38,6 +38,17 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Diagnose a thread explosion on a live process: every interval (1s),
+    /// its thread count, spawns by cause, what holds the threads now (by
+    /// call site), GOMAXPROCS and the limits ahead, with a warning before
+    /// one is reached; then the full report with verdicts.
+    Threads {
+        /// The process to watch.
+        #[arg(short = 'p', long = "pid")]
+        pid: u32,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Read a Go binary (or a running process's) without running it: Go
     /// version, module, cgo, symbol source, runtime function addresses.
     Inspect {
@@ -127,6 +138,9 @@ pub enum TargetSpec {
     Attach {
         pid: u32,
     },
+    Threads {
+        pid: u32,
+    },
     Inspect {
         binary: Option<PathBuf>,
         pid: Option<u32>,
@@ -169,6 +183,12 @@ impl TryFrom<Cli> for Config {
                     return Err(ConfigError::PidZero);
                 }
                 (TargetSpec::Attach { pid }, output)
+            }
+            Command::Threads { pid, output } => {
+                if pid == 0 {
+                    return Err(ConfigError::PidZero);
+                }
+                (TargetSpec::Threads { pid }, output)
             }
             Command::Inspect { binary, pid, json } => {
                 let output = OutputArgs {

@@ -4,28 +4,115 @@
 
 use serde::Serialize;
 
-use crate::report::vdso::VdsoFacts;
+use crate::{
+    gobin::symbolize::Symbolizer,
+    live::threads::ThreadSample,
+    procinfo::{cgroup, cpus, gomaxprocs, limits, mem, sockets, tasks, vdso},
+    report::vdso::VdsoFacts,
+};
+
+/// The Go runtime's own thread cap (`debug.SetMaxThreads` default).
+pub const GO_DEFAULT_MAX_THREADS: u64 = 10_000;
 
 /// Everything read about the process besides the event stream.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Facts {
     pub vdso: VdsoFacts,
+    pub limits: LimitFacts,
+    pub cpu: CpuFacts,
+    pub sockets: Option<SocketFacts>,
+    /// Thread counts (and, in `threads`/`top`, what holds them) over time.
+    pub samples: Vec<ThreadSample>,
+}
+
+/// The limits a growing thread count runs into.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LimitFacts {
+    /// The Go runtime's thread cap: 10 000 unless the program called
+    /// `debug.SetMaxThreads` (read from `runtime.sched.maxmcount` when the
+    /// binary has symbols).
+    pub go_max_threads: Option<u64>,
+    pub go_max_threads_source: Option<&'static str>,
+    /// The cgroup's effective `pids.max` (threads count as pids) and its
+    /// current count.
+    pub pids_max: Option<u64>,
+    pub pids_current: Option<u64>,
+    pub pids_cgroup: Option<String>,
+    /// RLIMIT_NPROC (counts every thread of the user), and whether the
+    /// process is exempt (root).
+    pub nproc_soft: Option<u64>,
+    pub nproc_exempt: bool,
+}
+
+/// CPUs, the cgroup's CPU quota, and GOMAXPROCS.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CpuFacts {
+    pub affinity_cpus: Option<u32>,
+    /// The cgroup CPU quota in CPUs (quota / period), when limited.
+    pub quota_cpus: Option<f64>,
+    pub quota_cgroup: Option<String>,
+    /// CFS throttling while traced: periods, throttled periods, time.
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_ns: u64,
+    /// GOMAXPROCS, and where the value comes from (read from the process,
+    /// or the runtime's default rule for this version).
+    pub gomaxprocs: Option<u32>,
+    pub gomaxprocs_source: Option<String>,
+    /// What the runtime's default would be here, and the rule (per Go
+    /// version: 1.25+ follow the cgroup quota).
+    pub default_gomaxprocs: Option<u32>,
+    pub default_rule: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SocketFacts {
+    pub sockets: u64,
+    pub tcp_established: u64,
+    pub tcp_listen: u64,
+}
+
+/// Runtime variables the collector reads from the process.
+#[derive(Clone, Copy, Debug, Default)]
+struct RuntimeVars {
+    vdso_clock_gettime_sym: Option<u64>,
+    gomaxprocs: Option<u64>,
+    maxmcount: Option<u64>,
 }
 
 /// Re-reads the facts while the process runs (each tick), keeping the last
 /// values read, so a process that exits before the report still has them.
 pub struct FactsCollector {
     pid: u32,
-    /// Where `runtime.vdsoClockgettimeSym` is in the process (Go targets).
-    vdso_sym_addr: Option<u64>,
+    vars: RuntimeVars,
+    go_version: Option<(u32, u32)>,
+    godebug: String,
+    /// CFS counters at the first reading: the report shows the difference.
+    throttle_base: Option<cgroup::Throttling>,
     pub facts: Facts,
 }
 
 impl FactsCollector {
-    pub fn new(pid: u32, vdso_sym_addr: Option<u64>) -> Self {
+    pub fn new(pid: u32, sym: Option<&Symbolizer>) -> Self {
+        let vars = sym.map_or_else(RuntimeVars::default, |s| RuntimeVars {
+            vdso_clock_gettime_sym: s.runtime_address("runtime.vdsoClockgettimeSym"),
+            gomaxprocs: s.runtime_address("runtime.gomaxprocs"),
+            maxmcount: s.runtime_address("runtime.sched").and_then(|sched| {
+                let offset = crate::goruntime::sched_maxmcount_offset(&s.binary.build.version)?;
+                Some(sched + offset)
+            }),
+        });
+        let go_version = sym.map(|s| (s.binary.build.version.major, s.binary.build.version.minor));
+        let godebug = sym
+            .and_then(|s| s.binary.build.setting("DefaultGODEBUG"))
+            .unwrap_or_default()
+            .to_owned();
         Self {
             pid,
-            vdso_sym_addr,
+            vars,
+            go_version,
+            godebug,
+            throttle_base: None,
             facts: Facts::default(),
         }
     }
@@ -33,58 +120,124 @@ impl FactsCollector {
     /// Reads what can be read now; values that cannot be read (the process
     /// is gone) keep their last reading.
     pub fn refresh(&mut self) {
+        let pid = self.pid;
+        self.refresh_vdso();
+        let l = &mut self.facts.limits;
+        if let Some(p) = cgroup::pids_limit(pid) {
+            l.pids_max = p.max;
+            l.pids_current = Some(p.current);
+            l.pids_cgroup = Some(p.cgroup_path);
+        }
+        if let Ok(n) = limits::nproc(pid) {
+            l.nproc_soft = n.soft;
+        }
+        l.nproc_exempt = limits::real_uid(pid).is_ok_and(|uid| uid == 0);
+        if self.go_version.is_some() {
+            match self.vars.maxmcount.and_then(|a| mem::read_u32(pid, a).ok()) {
+                Some(n) if n > 0 => {
+                    l.go_max_threads = Some(u64::from(n));
+                    l.go_max_threads_source = Some("runtime.sched.maxmcount");
+                }
+                _ => {
+                    l.go_max_threads = Some(GO_DEFAULT_MAX_THREADS);
+                    l.go_max_threads_source = Some("runtime default (SetMaxThreads not readable)");
+                }
+            }
+        }
+        self.refresh_cpu();
+        if let Ok(s) = sockets::count(pid) {
+            self.facts.sockets = Some(SocketFacts {
+                sockets: s.total,
+                tcp_established: s.tcp_established,
+                tcp_listen: s.tcp_listen,
+            });
+        }
+    }
+
+    fn refresh_vdso(&mut self) {
+        let pid = self.pid;
         let v = &mut self.facts.vdso;
-        if let Ok(mapping) = tmp::vdso_mapping(self.pid) {
+        if let Ok(mapping) = vdso::vdso_mapping(pid) {
             v.mapping = mapping;
         }
-        if let Ok(ehdr) = tmp::sysinfo_ehdr(self.pid) {
+        if let Ok(ehdr) = vdso::sysinfo_ehdr(pid) {
             v.auxv_sysinfo_ehdr = ehdr;
         }
         if v.clocksource.is_none()
-            && let Ok(source) = tmp::current_clocksource()
+            && let Ok(source) = vdso::current_clocksource()
         {
-            v.clocksource_vdso_capable = Some(tmp::clocksource_vdso_capable(&source));
+            v.clocksource_vdso_capable = Some(vdso::clocksource_vdso_capable(&source));
             v.clocksource = Some(source);
         }
-        if let Some(addr) = self.vdso_sym_addr
-            && let Ok(value) = tmp::read_u64(self.pid, addr)
+        if let Some(addr) = self.vars.vdso_clock_gettime_sym
+            && let Ok(value) = mem::read_u64(pid, addr)
         {
             v.runtime_clock_gettime_sym = Some(value);
         }
     }
+
+    fn refresh_cpu(&mut self) {
+        let pid = self.pid;
+        let c = &mut self.facts.cpu;
+        if let Ok(n) = cpus::affinity_count(pid) {
+            c.affinity_cpus = Some(n);
+        }
+        if let Some(q) = cgroup::cpu_quota(pid) {
+            c.quota_cpus = Some(q.cpus);
+            c.quota_cgroup = Some(q.cgroup_path);
+        }
+        if let Some(t) = cgroup::cpu_throttling(pid) {
+            let base = *self.throttle_base.get_or_insert(t);
+            c.periods = t.periods.saturating_sub(base.periods);
+            c.throttled_periods = t.throttled_periods.saturating_sub(base.throttled_periods);
+            c.throttled_ns = t.throttled_ns.saturating_sub(base.throttled_ns);
+        }
+        let env = cpus::env_var(pid, "GOMAXPROCS").ok().flatten();
+        if let Some((major, minor)) = self.go_version {
+            let rule = gomaxprocs::default_gomaxprocs(
+                (major, minor),
+                c.affinity_cpus.unwrap_or(1),
+                c.quota_cpus,
+                env.as_deref(),
+                &self.godebug,
+            );
+            c.default_gomaxprocs = Some(rule.value);
+            c.default_rule = Some(rule.rule.to_string());
+            match self
+                .vars
+                .gomaxprocs
+                .and_then(|a| mem::read_u32(pid, a).ok())
+            {
+                Some(n) if n > 0 => {
+                    c.gomaxprocs = Some(n);
+                    c.gomaxprocs_source = Some("read from runtime.gomaxprocs".into());
+                }
+                _ if c.gomaxprocs_source.as_deref() != Some("read from runtime.gomaxprocs") => {
+                    c.gomaxprocs = Some(rule.value);
+                    c.gomaxprocs_source = Some(
+                        "the runtime's default rule (stripped binary: runtime.gomaxprocs not readable)"
+                            .into(),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Adds a thread sample to the facts (kept for the report's timeline).
+    pub fn record_sample(&mut self, sample: ThreadSample) {
+        const MAX_SAMPLES: usize = 10_000;
+        if self.facts.samples.len() < MAX_SAMPLES {
+            self.facts.samples.push(sample);
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
 }
 
-// TEMPORARY until procinfo lands.
-mod tmp {
-    use std::io;
-    pub fn vdso_mapping(pid: u32) -> io::Result<Option<(u64, u64)>> {
-        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
-        Ok(maps.lines().find(|l| l.ends_with("[vdso]")).and_then(|l| {
-            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
-            Some((
-                u64::from_str_radix(a, 16).ok()?,
-                u64::from_str_radix(b, 16).ok()?,
-            ))
-        }))
-    }
-    pub fn sysinfo_ehdr(_pid: u32) -> io::Result<Option<u64>> {
-        Ok(None)
-    }
-    pub fn current_clocksource() -> io::Result<String> {
-        Ok(std::fs::read_to_string(
-            "/sys/devices/system/clocksource/clocksource0/current_clocksource",
-        )?
-        .trim()
-        .to_owned())
-    }
-    pub fn clocksource_vdso_capable(s: &str) -> bool {
-        matches!(s, "tsc" | "kvm-clock")
-    }
-    pub fn read_u64(pid: u32, addr: u64) -> io::Result<u64> {
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::File::open(format!("/proc/{pid}/mem"))?;
-        let mut b = [0u8; 8];
-        f.read_exact_at(&mut b, addr)?;
-        Ok(u64::from_ne_bytes(b))
-    }
+/// The thread count of a process right now (0 when it is gone).
+pub fn thread_count(pid: u32) -> u64 {
+    tasks::thread_count(pid).unwrap_or(0)
 }

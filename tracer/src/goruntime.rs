@@ -68,6 +68,19 @@ pub fn offsets(version: &GoVersion) -> Option<GoOffsets> {
     })
 }
 
+/// Offset of `maxmcount` (the `debug.SetMaxThreads` cap) in `runtime.schedt`
+/// (Appendix A of go-runtime.md; 1.19 shares 1.21's prefix of schedt,
+/// checked live by the integration tests, which read 10 000 from every
+/// release).
+pub fn sched_maxmcount_offset(version: &GoVersion) -> Option<u64> {
+    match (version.major, version.minor) {
+        (1, 19 | 21..=24) => Some(0x38),
+        (1, 25) => Some(0x40),
+        (1, 26 | 27) => Some(0x50),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

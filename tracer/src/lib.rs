@@ -11,6 +11,7 @@ pub mod goruntime;
 pub mod live;
 pub mod model;
 pub mod probes;
+pub mod procinfo;
 pub mod report;
 pub mod session;
 pub mod syscall_names;

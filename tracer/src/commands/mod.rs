@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod inspect;
 pub mod run;
+pub mod threads;
 
 use std::{
     fs,
@@ -34,6 +35,7 @@ pub fn execute(config: Config) -> anyhow::Result<i32> {
     match &config.target {
         TargetSpec::Launch { program, args } => run::execute(&config, program, args),
         TargetSpec::Attach { pid } => attach::execute(&config, *pid),
+        TargetSpec::Threads { pid } => threads::execute(&config, *pid),
         TargetSpec::Inspect { binary, pid } => {
             inspect::execute(binary.as_deref(), *pid, config.output.json)
         }
@@ -155,8 +157,7 @@ pub fn symbolizer(go: Option<GoTarget>, pid: u32) -> Option<(Symbolizer, bool)> 
 /// The facts reader for a target; Go targets also get the runtime's vDSO
 /// symbol read from their memory.
 pub fn facts_collector(pid: u32, symbolizer: Option<&(Symbolizer, bool)>) -> FactsCollector {
-    let vdso_sym = symbolizer.and_then(|(s, _)| s.runtime_address("runtime.vdsoClockgettimeSym"));
-    FactsCollector::new(pid, vdso_sym)
+    FactsCollector::new(pid, symbolizer.map(|(s, _)| s))
 }
 
 /// Builds the report from the session's model and writes it where asked.

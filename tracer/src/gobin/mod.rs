@@ -7,7 +7,7 @@ pub mod buildinfo;
 pub mod pclntab;
 pub mod symbolize;
 
-use std::{fs, path::Path};
+use std::{collections::HashMap, fs, path::Path};
 
 use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _};
 
@@ -60,7 +60,18 @@ pub struct GoBinary {
     pub link_base: u64,
     /// `(vaddr, file offset)` of the executable PT_LOAD, for uprobe offsets.
     text_segment: Option<(u64, u64, u64)>,
+    /// Link addresses of the runtime variables the tracer reads.
+    data_symbols: HashMap<&'static str, u64>,
 }
+
+/// Runtime variables read from live processes (see `facts`).
+const DATA_SYMBOLS: &[&str] = &[
+    "runtime.vdsoClockgettimeSym",
+    "runtime.gomaxprocs",
+    "runtime.ncpu",
+    "runtime.sched",
+    "runtime.allm",
+];
 
 impl GoBinary {
     pub fn open(path: &Path) -> Result<Self, GoBinError> {
@@ -76,6 +87,20 @@ impl GoBinary {
         let build = BuildInfo::from_elf(&file)?;
         let pclntab = Pclntab::from_elf(&file, &build.version)?;
         let has_symtab = file.symbols().any(|s| s.name() == Ok("runtime.main"));
+        let mut data_symbols: HashMap<&'static str, u64> = file
+            .symbols()
+            .filter_map(|s| {
+                let name = DATA_SYMBOLS.iter().find(|&&n| s.name() == Ok(n))?;
+                Some((*name, s.address()))
+            })
+            .collect();
+        if !data_symbols.contains_key("runtime.vdsoClockgettimeSym") {
+            // Stripped: nanotime1 loads the variable first thing it reads
+            // from memory by address (go-runtime.md §6).
+            if let Some(addr) = rip_relative_load(&file, &pclntab, "runtime.nanotime1") {
+                data_symbols.insert("runtime.vdsoClockgettimeSym", addr);
+            }
+        }
         let cgo =
             pclntab.entry("crosscall2").is_some() || pclntab.entry("_cgo_topofstack").is_some();
         let text_segment = file
@@ -100,7 +125,14 @@ impl GoBinary {
                 .min()
                 .unwrap_or(0),
             text_segment,
+            data_symbols,
         })
+    }
+
+    /// The link address of a runtime variable the tracer reads (`.symtab`,
+    /// or decoded from code for stripped binaries where possible).
+    pub fn data_symbol(&self, name: &str) -> Option<u64> {
+        self.data_symbols.get(name).copied()
     }
 
     /// The file offset of a virtual address in the executable segment (what
@@ -111,6 +143,29 @@ impl GoBinary {
             .contains(&vaddr)
             .then(|| vaddr - start + offset)
     }
+}
+
+/// The address loaded by the first RIP-relative 64-bit `mov disp32(%rip),
+/// %reg` (REX.W 8B /r with ModRM mod=00 rm=101) in `function`.
+fn rip_relative_load(file: &object::File<'_>, tab: &Pclntab, function: &str) -> Option<u64> {
+    let f = tab.functions.iter().find(|f| f.name == function)?;
+    let text = file
+        .sections()
+        .find(|s| (s.address()..s.address() + s.size()).contains(&f.entry))?;
+    let data = text.data().ok()?;
+    let start = usize::try_from(f.entry - text.address()).ok()?;
+    let end = usize::try_from(f.end - text.address())
+        .ok()?
+        .min(data.len());
+    let code = data.get(start..end)?;
+    code.windows(7).enumerate().find_map(|(i, w)| {
+        let rex_w = w[0] & 0xf8 == 0x48;
+        (rex_w && w[1] == 0x8b && w[2] & 0xc7 == 0x05).then(|| {
+            let disp = i32::from_le_bytes([w[3], w[4], w[5], w[6]]);
+            let next = f.entry + i as u64 + 7;
+            next.wrapping_add_signed(i64::from(disp))
+        })
+    })
 }
 
 /// Reads the bytes of the first section with one of `names`, with its address.

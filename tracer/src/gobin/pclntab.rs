@@ -183,6 +183,15 @@ impl Pclntab {
         Some((file, u32::try_from(line).ok()?))
     }
 
+    /// The stack pointer's distance below its value at function entry, at
+    /// `pc` (the `pcsp` table: the frame size so far, not counting the
+    /// return address). Lets a stack be unwound without frame pointers.
+    pub fn sp_delta(&self, pc: u64) -> Option<u64> {
+        let f = self.function_at(pc)?;
+        let pcsp = u32_at(&self.data, f.func_off + 16).ok()?;
+        u64::try_from(self.pcvalue(pcsp, f.entry, pc)?).ok()
+    }
+
     /// Decodes a pc-value table (runtime `pcvalue`): zigzag value deltas and
     /// pc deltas, varint-encoded, starting from value -1 at the entry.
     fn pcvalue(&self, table: u32, entry: u64, target: u64) -> Option<i64> {

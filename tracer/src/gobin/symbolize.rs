@@ -66,8 +66,50 @@ impl Symbolizer {
 impl Symbolizer {
     /// Where a runtime variable is in this process (its link address plus
     /// the load bias), when the binary says where it is.
-    pub fn runtime_address(&self, _variable: &str) -> Option<u64> {
-        None // TEMPORARY until data symbols land.
+    pub fn runtime_address(&self, variable: &str) -> Option<u64> {
+        Some(self.binary.data_symbol(variable)? + self.bias)
+    }
+
+    /// Unwinds a Go stack from a thread's `pc` and `sp` the way the
+    /// runtime's traceback does (frame sizes from pclntab, no frame
+    /// pointers needed), reading stack words with `read`. Returns process
+    /// addresses, innermost first (like a captured syscall stack); stops at
+    /// the bottom of a goroutine or system stack, or at non-Go code.
+    pub fn unwind(
+        &self,
+        pc: u64,
+        sp: u64,
+        mut read: impl FnMut(u64) -> Option<u64>,
+        max_frames: usize,
+    ) -> Vec<u64> {
+        let tab = &self.binary.pclntab;
+        let mut frames = vec![pc];
+        let (mut pc, mut sp) = (pc, sp);
+        while frames.len() < max_frames {
+            let Some(link_pc) = pc.checked_sub(self.bias) else {
+                break;
+            };
+            // Return addresses point after the call: look up the call.
+            let lookup = if frames.len() == 1 {
+                link_pc
+            } else {
+                link_pc - 1
+            };
+            let Some(function) = tab.function_at(lookup) else {
+                break;
+            };
+            if is_stack_bottom(&function.name) {
+                break;
+            }
+            let Some(delta) = tab.sp_delta(lookup) else {
+                break;
+            };
+            let Some(ret) = read(sp + delta) else { break };
+            sp += delta + 8;
+            pc = ret;
+            frames.push(ret);
+        }
+        frames
     }
 
     /// A stack captured at a syscall: the innermost frame is the
@@ -88,6 +130,22 @@ impl Symbolizer {
             .filter_map(|&pc| self.frame(pc, true))
             .collect()
     }
+}
+
+/// Functions below which a Go stack does not continue (the goroutine's or
+/// thread's first frame, or a switch to another stack).
+fn is_stack_bottom(function: &str) -> bool {
+    matches!(
+        function,
+        "runtime.goexit"
+            | "runtime.mstart"
+            | "runtime.mstart0"
+            | "runtime.rt0_go"
+            | "runtime.systemstack"
+            | "runtime.mcall"
+            | "runtime.morestack"
+            | "runtime.asmcgocall"
+    )
 }
 
 fn exe_load_address(pid: u32) -> Option<u64> {

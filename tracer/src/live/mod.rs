@@ -2,3 +2,6 @@
 //! refreshed on each tick, thread sampling and the live terminal view.
 
 pub mod interval;
+pub mod limits;
+pub mod threads;
+pub mod view;

@@ -2,6 +2,7 @@
 //! (`text`, `json`). Every sink renders the same [`Report`], so what the text
 //! shows and what the JSON holds cannot drift apart.
 
+pub mod diagnosis;
 pub mod json;
 pub mod text;
 pub mod vdso;
@@ -47,6 +48,11 @@ pub struct Report {
     pub threads_by_cause: Vec<CauseRow>,
     /// Real syscalls of calls the vDSO normally serves.
     pub vdso: vdso::VdsoSection,
+    /// What was read about the process outside the probes: limits, CPU
+    /// quota and GOMAXPROCS, sockets, thread samples.
+    pub facts: Facts,
+    /// The diagnosis in plain words, with the fix.
+    pub verdicts: Vec<diagnosis::Verdict>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -88,9 +94,15 @@ fn classify(stack: &[Frame]) -> String {
 }
 
 fn cause_rows(model: &Model, sym: &Symbolizer) -> Vec<CauseRow> {
+    cause_rows_since(model, sym, 0)
+}
+
+/// Thread causes of the spawns from index `first` on (a live view's latest
+/// interval).
+pub fn cause_rows_since(model: &Model, sym: &Symbolizer, first: usize) -> Vec<CauseRow> {
     let mut used = vec![false; model.lost_calls.len()];
     let mut rows: Vec<CauseRow> = Vec::new();
-    for spawn in &model.spawns {
+    for spawn in model.spawns.iter().skip(first) {
         let (cause, syscall, call_site) = match &spawn.newm {
             Some((ts, frames)) => {
                 let stack = sym.entry_stack(frames);
@@ -351,7 +363,7 @@ fn blocking_rows(model: &Model, sym: &Symbolizer) -> Vec<BlockingRow> {
 pub struct TargetInfo {
     pub pid: u32,
     pub command: String,
-    /// "run" or "attach".
+    /// "run", "attach" or "threads".
     pub mode: &'static str,
     /// Whether the process exited while traced.
     pub exited: bool,
@@ -488,7 +500,7 @@ impl Report {
             .collect();
         syscalls.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)));
         let t = &model.threads;
-        Self {
+        let mut report = Self {
             schema: SCHEMA,
             target,
             traced_seconds,
@@ -521,6 +533,8 @@ impl Report {
                 go.as_ref().map(|g| g.symbolizer),
                 traced_seconds,
             ),
+            facts: facts.clone(),
+            verdicts: Vec::new(),
             go: go.map(|g| {
                 let bin = &g.symbolizer.binary;
                 GoRow {
@@ -552,7 +566,9 @@ impl Report {
                         .collect(),
                 }
             }),
-        }
+        };
+        report.verdicts = diagnosis::diagnose(&report, facts);
+        report
     }
 }
 

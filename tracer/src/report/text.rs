@@ -44,6 +44,7 @@ impl<W: Write> Sink for TextSink<W> {
             "tracer: {} pid {} ({}) for {:.2}s{ending}",
             t.mode, t.pid, t.command, r.traced_seconds
         )?;
+        write_verdicts(o, r)?;
         writeln!(o)?;
         writeln!(
             o,
@@ -268,6 +269,41 @@ impl<W: Write> Sink for TextSink<W> {
         )?;
         o.flush()
     }
+}
+
+/// The diagnosis first: what a reader needs in seconds.
+fn write_verdicts(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    if r.verdicts.is_empty() {
+        return Ok(());
+    }
+    writeln!(o)?;
+    writeln!(o, "Diagnosis:")?;
+    for v in &r.verdicts {
+        let mark = match v.severity {
+            "problem" => "!",
+            "ok" => "✓",
+            _ => "-",
+        };
+        writeln!(o, "  {mark} {}", v.summary)?;
+        if let Some(fix) = &v.fix {
+            writeln!(o, "      fix: {fix}")?;
+        }
+    }
+    let c = &r.facts.cpu;
+    if let (Some(g), Some(source)) = (c.gomaxprocs, &c.gomaxprocs_source) {
+        let quota = c.quota_cpus.map_or_else(
+            || "no CPU quota".to_owned(),
+            |q| format!("CPU quota {q:.2}"),
+        );
+        writeln!(
+            o,
+            "  GOMAXPROCS {g} ({source}); {quota}; {} CPUs; default here: {}",
+            c.affinity_cpus
+                .map_or_else(|| "?".to_owned(), |n| n.to_string()),
+            c.default_rule.as_deref().unwrap_or("?")
+        )?;
+    }
+    Ok(())
 }
 
 /// vDSO fallbacks: only printed when there are some, or when the process

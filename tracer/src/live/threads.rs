@@ -1,0 +1,240 @@
+//! What every thread of the process is doing right now, without probes:
+//! `/proc/PID/task/TID/syscall` gives a blocked thread's syscall and user
+//! SP/PC, the binary's pclntab unwinds its Go stack from there (no frame
+//! pointers needed), and the stack says who holds the thread: a goroutine
+//! in a syscall at some call site, C code, an idle M, the netpoller, sysmon.
+
+use serde::Serialize;
+
+use crate::{
+    gobin::symbolize::{Frame, Symbolizer, call_site as call_site_of},
+    procinfo::{
+        mem,
+        tasks::{self, TaskSyscall},
+    },
+    syscall_names,
+};
+
+/// Frames unwound per thread: enough to get past the runtime's plumbing.
+const UNWIND_FRAMES: usize = 24;
+
+/// What holds a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holder {
+    /// A goroutine blocked in a syscall (it holds this thread while the
+    /// kernel works).
+    Syscall,
+    /// C code (a cgo call, or a thread C started).
+    Cgo,
+    /// A thread locked to a goroutine (LockOSThread), waiting for it.
+    Locked,
+    /// An idle M, parked until the scheduler needs it (costs memory only).
+    Idle,
+    /// An M waiting in the network poller for ready connections.
+    Netpoller,
+    /// The runtime's monitor thread.
+    Sysmon,
+    /// On a CPU, or runnable.
+    Running,
+    /// Anything else (a page fault, a runtime lock, an unreadable stack).
+    Other,
+}
+
+impl Holder {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Syscall => "in a syscall",
+            Self::Cgo => "in C (cgo)",
+            Self::Locked => "locked (LockOSThread), waiting",
+            Self::Idle => "idle M (parked)",
+            Self::Netpoller => "netpoller",
+            Self::Sysmon => "sysmon",
+            Self::Running => "running",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Threads held the same way, from the same place.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HolderRow {
+    pub holder: Holder,
+    pub syscall: Option<String>,
+    pub call_site: Option<Frame>,
+    pub threads: u64,
+}
+
+/// One look at all the threads.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ThreadSample {
+    /// Seconds since tracing began.
+    pub elapsed_seconds: f64,
+    pub threads: u64,
+    /// Most threads first.
+    pub holders: Vec<HolderRow>,
+}
+
+impl ThreadSample {
+    /// Threads with this holder.
+    pub fn count(&self, holder: Holder) -> u64 {
+        self.holders
+            .iter()
+            .filter(|r| r.holder == holder)
+            .map(|r| r.threads)
+            .sum()
+    }
+}
+
+/// Reads every thread of `pid` and groups them by holder and call site.
+pub fn sample(pid: u32, sym: Option<&Symbolizer>, elapsed_seconds: f64) -> ThreadSample {
+    let tids = tasks::thread_ids(pid).unwrap_or_default();
+    let mut rows: Vec<HolderRow> = Vec::new();
+    for &tid in &tids {
+        let (holder, syscall, call_site) = match tasks::task_syscall(pid, tid) {
+            Ok(TaskSyscall::Running) => (Holder::Running, None, None),
+            Ok(TaskSyscall::InSyscall { sysno, sp, pc, .. }) => {
+                classify_blocked(pid, sym, sysno, sp, pc)
+            }
+            Ok(TaskSyscall::NotInSyscall { .. }) | Err(_) => (Holder::Other, None, None),
+        };
+        match rows
+            .iter_mut()
+            .find(|r| r.holder == holder && r.syscall == syscall && r.call_site == call_site)
+        {
+            Some(row) => row.threads += 1,
+            None => rows.push(HolderRow {
+                holder,
+                syscall,
+                call_site,
+                threads: 1,
+            }),
+        }
+    }
+    rows.sort_by(|a, b| b.threads.cmp(&a.threads).then(a.holder.cmp(&b.holder)));
+    ThreadSample {
+        elapsed_seconds,
+        threads: tids.len() as u64,
+        holders: rows,
+    }
+}
+
+fn classify_blocked(
+    pid: u32,
+    sym: Option<&Symbolizer>,
+    sysno: u64,
+    sp: u64,
+    pc: u64,
+) -> (Holder, Option<String>, Option<Frame>) {
+    let syscall = u32::try_from(sysno).ok().map(syscall_names::name);
+    let Some(sym) = sym else {
+        return (Holder::Syscall, syscall, None);
+    };
+    if sym.frame(pc, false).is_none() {
+        // Not Go code: C (cgo, or a C-created thread), or libc's syscall.
+        let holder = if sym.binary.cgo {
+            Holder::Cgo
+        } else {
+            Holder::Other
+        };
+        return (holder, syscall, None);
+    }
+    let frames = sym.unwind(pc, sp, |addr| mem::read_u64(pid, addr).ok(), UNWIND_FRAMES);
+    let stack = sym.syscall_stack(&frames);
+    let holder = holder_of(&stack);
+    let call_site = (holder == Holder::Syscall)
+        .then(|| call_site_of(&stack))
+        .flatten();
+    (holder, syscall, call_site)
+}
+
+/// Who holds a thread blocked in a syscall, from its symbolized stack.
+pub fn holder_of(stack: &[Frame]) -> Holder {
+    let has = |name: &str| stack.iter().any(|f| f.function == name);
+    if has("runtime.netpoll") {
+        Holder::Netpoller
+    } else if has("runtime.sysmon") {
+        Holder::Sysmon
+    } else if has("runtime.stoplockedm") {
+        Holder::Locked
+    } else if has("runtime.stopm")
+        || has("runtime.mPark")
+        || has("runtime.templateThread")
+        || has("runtime.notesleep")
+    {
+        Holder::Idle
+    } else if stack
+        .iter()
+        .any(|f| !f.function.starts_with("runtime.") && !f.function.starts_with("runtime/"))
+    {
+        // A goroutine's own call (through syscall/os/net plumbing).
+        Holder::Syscall
+    } else {
+        Holder::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(functions: &[&str]) -> Vec<Frame> {
+        functions
+            .iter()
+            .map(|f| Frame {
+                function: (*f).to_owned(),
+                file: String::new(),
+                line: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn holders_from_stacks() {
+        assert_eq!(
+            holder_of(&stack(&[
+                "internal/runtime/syscall.Syscall6",
+                "syscall.Syscall",
+                "syscall.read",
+                "os.(*File).Read",
+                "main.reader",
+            ])),
+            Holder::Syscall
+        );
+        assert_eq!(
+            holder_of(&stack(&[
+                "runtime.futex",
+                "runtime.futexsleep",
+                "runtime.notesleep",
+                "runtime.mPark",
+                "runtime.stopm",
+                "runtime.findRunnable",
+            ])),
+            Holder::Idle
+        );
+        assert_eq!(
+            holder_of(&stack(&[
+                "runtime.epollwait",
+                "runtime.netpoll",
+                "runtime.findRunnable"
+            ])),
+            Holder::Netpoller
+        );
+        assert_eq!(
+            holder_of(&stack(&[
+                "runtime.usleep",
+                "runtime.sysmon",
+                "runtime.mstart1"
+            ])),
+            Holder::Sysmon
+        );
+        assert_eq!(
+            holder_of(&stack(&[
+                "runtime.futex",
+                "runtime.stoplockedm",
+                "runtime.schedule"
+            ])),
+            Holder::Locked
+        );
+    }
+}
