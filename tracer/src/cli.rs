@@ -49,6 +49,15 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// A live, top-like terminal view of a process: syscalls of the last
+    /// interval, what holds its threads, spawns and limits. q or Ctrl-C quits.
+    Top {
+        /// The process to watch.
+        #[arg(short = 'p', long = "pid")]
+        pid: u32,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Read a Go binary (or a running process's) without running it: Go
     /// version, module, cgo, symbol source, runtime function addresses.
     Inspect {
@@ -141,6 +150,9 @@ pub enum TargetSpec {
     Threads {
         pid: u32,
     },
+    Top {
+        pid: u32,
+    },
     Inspect {
         binary: Option<PathBuf>,
         pid: Option<u32>,
@@ -189,6 +201,12 @@ impl TryFrom<Cli> for Config {
                     return Err(ConfigError::PidZero);
                 }
                 (TargetSpec::Threads { pid }, output)
+            }
+            Command::Top { pid, output } => {
+                if pid == 0 {
+                    return Err(ConfigError::PidZero);
+                }
+                (TargetSpec::Top { pid }, output)
             }
             Command::Inspect { binary, pid, json } => {
                 let output = OutputArgs {

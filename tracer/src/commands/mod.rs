@@ -5,6 +5,7 @@ pub mod attach;
 pub mod inspect;
 pub mod run;
 pub mod threads;
+pub mod top;
 
 use std::{
     fs,
@@ -36,6 +37,7 @@ pub fn execute(config: Config) -> anyhow::Result<i32> {
         TargetSpec::Launch { program, args } => run::execute(&config, program, args),
         TargetSpec::Attach { pid } => attach::execute(&config, *pid),
         TargetSpec::Threads { pid } => threads::execute(&config, *pid),
+        TargetSpec::Top { pid } => top::execute(&config, *pid),
         TargetSpec::Inspect { binary, pid } => {
             inspect::execute(binary.as_deref(), *pid, config.output.json)
         }

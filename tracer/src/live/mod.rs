@@ -4,4 +4,5 @@
 pub mod interval;
 pub mod limits;
 pub mod threads;
+pub mod top;
 pub mod view;
