@@ -151,3 +151,51 @@ fn inspecting_a_non_go_binary() {
     let out = tracer().args(["inspect", "/nonexistent"]).output().unwrap();
     assert_one_line_error(&out, "cannot read /nonexistent");
 }
+
+#[test]
+fn output_to_a_fifo_is_written_in_place() {
+    skip_unless!(cannot_trace());
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("report.fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let _guard = PROBES
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let out = tracer()
+        .args(["run", "--json", "-o"])
+        .arg(&fifo)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = reader.join().unwrap();
+    let report: serde_json::Value = serde_json::from_str(&text).expect("JSON through the FIFO");
+    assert_eq!(report["schema"], "gotracer.report/1");
+    use std::os::unix::fs::FileTypeExt as _;
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the FIFO was replaced by a file"
+    );
+}
+
+#[test]
+fn live_modes_refuse_what_they_cannot_do() {
+    // `top` draws in a terminal; a pipe gets a pointer to the line modes.
+    let out = tracer().args(["top", "-p", "1"]).output().unwrap();
+    assert_one_line_error(&out, "tracer threads");
+    let out = tracer()
+        .args(["threads", "-p", "4194304"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "4194304");
+}

@@ -2,6 +2,7 @@
 //! SIGKILL), none of its BPF programs stays loaded, and a process it was
 //! attached to keeps running unharmed.
 
+use std::sync::PoisonError;
 use std::{
     path::Path,
     process::Child,
@@ -58,7 +59,7 @@ fn assert_alive_and_beating(workload: &mut Child, file: &Path, context: &str) {
 }
 
 fn attach_and_end(ending: Ending, context: &str) {
-    let _exclusive = PROBES.write().unwrap();
+    let _exclusive = PROBES.write().unwrap_or_else(PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let beat = dir.path().join("beat");
     let heartbeat = go_workload("heartbeat");
@@ -121,7 +122,7 @@ fn sigkill_of_the_tracer_leaves_nothing_behind() {
 #[test]
 fn target_exit_ends_the_trace_cleanly() {
     skip_unless!(cannot_trace_go());
-    let _exclusive = PROBES.write().unwrap();
+    let _exclusive = PROBES.write().unwrap_or_else(PoisonError::into_inner);
     let heartbeat = go_workload("heartbeat");
     let mut workload = spawn_ready(&heartbeat, &[]);
     let dir = tempfile::tempdir().unwrap();
@@ -137,7 +138,7 @@ fn target_exit_ends_the_trace_cleanly() {
     // And in run mode, when the command finishes.
     drop(_exclusive);
     let openfirst = go_workload("openfirst");
-    let _exclusive = PROBES.write().unwrap();
+    let _exclusive = PROBES.write().unwrap_or_else(PoisonError::into_inner);
     let out = tracer()
         .args(["run", "--"])
         .arg(&openfirst)

@@ -1,5 +1,6 @@
 //! Exact counts: syscalls a workload issues, and threads it creates and ends.
 
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use crate::{skip_unless, support::*};
@@ -49,7 +50,7 @@ fn pread_count_is_exact_in_run_mode() {
 #[test]
 fn pread_count_is_exact_in_attach_mode() {
     skip_unless!(cannot_trace_go());
-    let _guard = PROBES.read().unwrap();
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
     let pread = go_workload("pread");
     let mut workload = spawn_ready(&pread, &["-n", &N.to_string(), "-g", "4", "-wait"]);
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 //! come out of the report as a verdict in plain words with the numbers, and
 //! the numbers must match what the workload did.
 
+use std::sync::PoisonError;
 use std::{
     fs,
     io::{BufRead, BufReader, Write},
@@ -198,7 +199,7 @@ fn a_runtime_without_vdso_is_classified() {
         .open(format!("/proc/{pid}/mem"))
         .unwrap();
     std::os::unix::fs::FileExt::write_all_at(&mem, &[0u8; 8], addr).unwrap();
-    let _guard = PROBES.read().unwrap();
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
     let tmp = tempfile::tempdir().unwrap();
     let path = report_path(&tmp);
     let mut tracer = spawn_attach(pid, &[], &path);
@@ -283,10 +284,12 @@ fn thread_growth_warns_before_pids_max_is_hit() {
     let mut w = spawn_ready(&bin, &["-max", "40", "-every", "100ms", "-hold", "20s"]);
     let pid = w.id();
     cg.add(pid);
-    let _guard = PROBES.read().unwrap();
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
+    let tmp = tempfile::tempdir().unwrap();
     let out = tracer()
         .args(["threads", "-p", &pid.to_string(), "--json", "-d", "5s"])
-        .args(["-i", "500ms", "-o", "/dev/null"])
+        .args(["-i", "500ms", "-o"])
+        .arg(report_path(&tmp))
         .output()
         .unwrap();
     assert!(
@@ -344,7 +347,7 @@ fn gomaxprocs_above_the_cpu_quota_is_reported() {
     let mut w = spawn_ready(&bin, &[]);
     let pid = w.id();
     cg.add(pid);
-    let _guard = PROBES.read().unwrap();
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
     let tmp = tempfile::tempdir().unwrap();
     let path = report_path(&tmp);
     let mut tracer = spawn_attach(pid, &["-d", "1s"], &path);
@@ -375,7 +378,7 @@ fn live_view_renders_in_a_terminal_and_quits_cleanly() {
     let mut w = spawn_ready(&bin, &["-max", "8", "-every", "20ms", "-hold", "30s"]);
     let pid = w.id();
     // Checks that no program of ours is left: no other tracer may run.
-    let _guard = PROBES.write().unwrap();
+    let _guard = PROBES.write().unwrap_or_else(PoisonError::into_inner);
     let session = format!("gotracer-{}", std::process::id());
     let done = tempfile::tempdir().unwrap();
     let marker = done.path().join("exited");

@@ -4,6 +4,7 @@
 //! pclntab reader finds sits at the address the ELF symbol table gives for it
 //! (checked on the unstripped build; the stripped build must agree with it).
 
+use std::sync::PoisonError;
 use std::{collections::HashMap, path::PathBuf, process::Command};
 
 use object::{Object as _, ObjectSymbol as _};
@@ -275,7 +276,7 @@ fn symbolizes_restic_while_it_runs() {
     }
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
-    let _guard = PROBES.read().unwrap();
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
     let report_file = dir.path().join("report.json");
     let out = tracer()
         .args(["run", "--slow", "100us", "--json", "-o"])

@@ -1,6 +1,7 @@
 //! Shared helpers: skip reasons, building workloads, running the tracer and
 //! reading its JSON report.
 
+use std::sync::PoisonError;
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
@@ -145,7 +146,7 @@ pub fn trace_run(program: &Path, args: &[&str]) -> (Value, Output) {
 
 /// [`trace_run`] with extra environment for the command.
 pub fn trace_run_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (Value, Output) {
-    let _guard = PROBES.read().unwrap();
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
     trace_run_unlocked(program, args, env)
 }
 
@@ -153,7 +154,7 @@ pub fn trace_run_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (Va
 /// for tests whose ground truth is timing (threads created while goroutines
 /// block), which a loaded 2-core machine would blur.
 pub fn trace_run_exclusive(program: &Path, args: &[&str], env: &[(&str, &str)]) -> (Value, Output) {
-    let _guard = PROBES.write().unwrap();
+    let _guard = PROBES.write().unwrap_or_else(PoisonError::into_inner);
     trace_run_unlocked(program, args, env)
 }
 

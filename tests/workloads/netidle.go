@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 )
 
 func serve(c net.Conn) {
@@ -32,6 +33,7 @@ func serve(c net.Conn) {
 func main() {
 	conns := flag.Int("conns", 2000, "connections")
 	bursts := flag.Int("bursts", 3, "rounds of traffic on every connection")
+	hold := flag.Duration("hold", 500*time.Millisecond, "keep the idle connections open this long after the bursts")
 	wait := flag.Bool("wait", false, "print ready, wait for a line on stdin, then send")
 	flag.Parse()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -72,6 +74,7 @@ func main() {
 		}
 		wg.Wait()
 	}
+	time.Sleep(*hold)
 	if *wait {
 		fmt.Println("done")
 		in.ReadString('\n')

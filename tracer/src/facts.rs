@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{
     gobin::symbolize::Symbolizer,
     live::threads::ThreadSample,
-    procinfo::{cgroup, cpus, gomaxprocs, limits, mem, sockets, tasks, vdso},
+    procinfo::{cgroup, cpus, gomaxprocs, limits, mem, sockets, vdso},
     report::vdso::VdsoFacts,
 };
 
@@ -63,6 +63,9 @@ pub struct CpuFacts {
     /// version: 1.25+ follow the cgroup quota).
     pub default_gomaxprocs: Option<u32>,
     pub default_rule: Option<String>,
+    /// The default came from the cgroup quota (Go 1.25+, quota below the
+    /// CPU count): `max(2, ceil(quota))`.
+    pub default_follows_quota: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -123,15 +126,17 @@ impl FactsCollector {
         let pid = self.pid;
         self.refresh_vdso();
         let l = &mut self.facts.limits;
-        if let Some(p) = cgroup::pids_limit(pid) {
+        if let Ok(Some(p)) = cgroup::pids_limit(pid) {
             l.pids_max = p.max;
-            l.pids_current = Some(p.current);
-            l.pids_cgroup = Some(p.cgroup_path);
+            l.pids_current = p.current;
+            l.pids_cgroup = Some(p.limited_by.unwrap_or(p.cgroup_path).display().to_string());
         }
-        if let Ok(n) = limits::nproc(pid) {
+        if let Ok(n) = limits::nproc_limit(pid) {
             l.nproc_soft = n.soft;
         }
-        l.nproc_exempt = limits::real_uid(pid).is_ok_and(|uid| uid == 0);
+        if let Ok(c) = limits::credentials(pid) {
+            l.nproc_exempt = c.nproc_exempt();
+        }
         if self.go_version.is_some() {
             match self.vars.maxmcount.and_then(|a| mem::read_u32(pid, a).ok()) {
                 Some(n) if n > 0 => {
@@ -145,20 +150,33 @@ impl FactsCollector {
             }
         }
         self.refresh_cpu();
-        if let Ok(s) = sockets::count(pid) {
-            self.facts.sockets = Some(SocketFacts {
-                sockets: s.total,
-                tcp_established: s.tcp_established,
-                tcp_listen: s.tcp_listen,
-            });
+        // The most sockets seen: a short-lived process may close them all
+        // before the last reading.
+        if let Ok(by_state) = sockets::tcp_sockets_by_state(pid)
+            && let Ok(total) = sockets::socket_count(pid)
+        {
+            let count = |s: sockets::TcpState| by_state.get(&s).copied().unwrap_or(0) as u64;
+            let now = SocketFacts {
+                sockets: total as u64,
+                tcp_established: count(sockets::TcpState::Established),
+                tcp_listen: count(sockets::TcpState::Listen),
+            };
+            if self
+                .facts
+                .sockets
+                .as_ref()
+                .is_none_or(|s| now.sockets >= s.sockets)
+            {
+                self.facts.sockets = Some(now);
+            }
         }
     }
 
     fn refresh_vdso(&mut self) {
         let pid = self.pid;
         let v = &mut self.facts.vdso;
-        if let Ok(mapping) = vdso::vdso_mapping(pid) {
-            v.mapping = mapping;
+        if let Ok(range) = vdso::vdso_range(pid) {
+            v.mapping = range.map(|r| (r.start, r.end));
         }
         if let Ok(ehdr) = vdso::sysinfo_ehdr(pid) {
             v.auxv_sysinfo_ehdr = ehdr;
@@ -166,7 +184,11 @@ impl FactsCollector {
         if v.clocksource.is_none()
             && let Ok(source) = vdso::current_clocksource()
         {
-            v.clocksource_vdso_capable = Some(vdso::clocksource_vdso_capable(&source));
+            v.clocksource_vdso_capable = match vdso::vdso_clock(&source) {
+                vdso::VdsoClock::Capable => Some(true),
+                vdso::VdsoClock::Syscall => Some(false),
+                vdso::VdsoClock::Conditional(_) => None,
+            };
             v.clocksource = Some(source);
         }
         if let Some(addr) = self.vars.vdso_clock_gettime_sym
@@ -179,30 +201,39 @@ impl FactsCollector {
     fn refresh_cpu(&mut self) {
         let pid = self.pid;
         let c = &mut self.facts.cpu;
-        if let Ok(n) = cpus::affinity_count(pid) {
+        if let Ok(n) = cpus::affinity_cpus(pid) {
             c.affinity_cpus = Some(n);
         }
-        if let Some(q) = cgroup::cpu_quota(pid) {
+        let mut leaf_quota = None;
+        if let Ok(Some(q)) = cgroup::cpu_quota(pid) {
             c.quota_cpus = Some(q.cpus);
-            c.quota_cgroup = Some(q.cgroup_path);
+            c.quota_cgroup = Some(q.cgroup_path.display().to_string());
+            leaf_quota = q.leaf_cpus;
         }
-        if let Some(t) = cgroup::cpu_throttling(pid) {
-            let base = *self.throttle_base.get_or_insert(t);
+        if let Ok(Some(t)) = cgroup::cpu_throttling(pid) {
+            let base = self.throttle_base.get_or_insert(t.clone()).clone();
             c.periods = t.periods.saturating_sub(base.periods);
             c.throttled_periods = t.throttled_periods.saturating_sub(base.throttled_periods);
             c.throttled_ns = t.throttled_ns.saturating_sub(base.throttled_ns);
         }
         let env = cpus::env_var(pid, "GOMAXPROCS").ok().flatten();
         if let Some((major, minor)) = self.go_version {
+            let env_godebug = cpus::env_var(pid, "GODEBUG").ok().flatten();
+            let godebug = gomaxprocs::effective_godebug(
+                Some(self.godebug.as_str()).filter(|s| !s.is_empty()),
+                env_godebug.as_deref(),
+            );
+            // The runtime reads only its own cgroup's quota.
             let rule = gomaxprocs::default_gomaxprocs(
                 (major, minor),
                 c.affinity_cpus.unwrap_or(1),
-                c.quota_cpus,
+                leaf_quota,
                 env.as_deref(),
-                &self.godebug,
+                &godebug,
             );
             c.default_gomaxprocs = Some(rule.value);
-            c.default_rule = Some(rule.rule.to_string());
+            c.default_rule = Some(rule.explanation.clone());
+            c.default_follows_quota = rule.rule == gomaxprocs::GomaxprocsRule::CpuQuota;
             match self
                 .vars
                 .gomaxprocs
@@ -235,9 +266,4 @@ impl FactsCollector {
     pub fn pid(&self) -> u32 {
         self.pid
     }
-}
-
-/// The thread count of a process right now (0 when it is gone).
-pub fn thread_count(pid: u32) -> u64 {
-    tasks::thread_count(pid).unwrap_or(0)
 }

@@ -63,6 +63,19 @@ pub fn write_report(report: &Report, output: &OutputConfig) -> anyhow::Result<()
             r => r.context("writing the report to stdout"),
         };
     };
+    // A device or a FIFO (`-o /dev/stdout`, `-o /dev/null`, a named pipe)
+    // is written in place: renaming over it would replace it.
+    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| {
+                let mut w = BufWriter::new(f);
+                render(report, output.json, &mut w)?;
+                w.flush()
+            })
+            .with_context(|| format!("writing the report to {}", path.display()));
+    }
     let tmp = tmp_path(path);
     let result = fs::File::create(&tmp)
         .and_then(|f| {

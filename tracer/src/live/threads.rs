@@ -122,11 +122,11 @@ pub fn sample(pid: u32, sym: Option<&Symbolizer>, elapsed_seconds: f64) -> Threa
 fn classify_blocked(
     pid: u32,
     sym: Option<&Symbolizer>,
-    sysno: u64,
+    sysno: u32,
     sp: u64,
     pc: u64,
 ) -> (Holder, Option<String>, Option<Frame>) {
-    let syscall = u32::try_from(sysno).ok().map(syscall_names::name);
+    let syscall = Some(syscall_names::name(sysno));
     let Some(sym) = sym else {
         return (Holder::Syscall, syscall, None);
     };

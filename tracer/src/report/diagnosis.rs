@@ -307,7 +307,7 @@ fn quota(r: &Report, facts: &Facts, out: &mut Vec<Verdict>) {
     };
     let version = r.go.as_ref().map_or("?", |g| g.version.as_str());
     let rule = c.default_rule.as_deref().unwrap_or("");
-    let follows = c.default_gomaxprocs == Some(g) && rule.contains("cgroup quota");
+    let follows = c.default_follows_quota && c.default_gomaxprocs == Some(g);
     out.push(Verdict {
         kind: VerdictKind::GomaxprocsAboveQuota,
         severity: "problem",
