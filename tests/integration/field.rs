@@ -73,9 +73,10 @@ impl Drop for Waiting {
     }
 }
 
+/// A directory kept between runs: the workload reuses its 1 GiB of files
+/// (and drops them from the page cache before every run).
 fn files_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -86,8 +87,8 @@ fn unbounded_file_reads_are_diagnosed_and_the_bounded_fix_is_recognised() {
     let bin = go_workload("fileread");
     let dir = files_dir("fileread-files");
     let dir = dir.to_str().unwrap();
-    // The workload writes its files, fsyncs them and drops them from the
-    // page cache (fadvise DONTNEED), so every os.ReadFile waits for disk.
+    // 1 000 files of 1 MiB, dropped from the page cache (fsync, fadvise
+    // DONTNEED) before the reads, so every os.ReadFile waits for the disk.
     let (report, _) = trace_run_exclusive(&bin, &["-dir", dir, "-files", "1000"], &[]);
     let g = gomaxprocs(&report);
     let peak = u64_at(&report["threads"], "peak");
@@ -100,7 +101,7 @@ fn unbounded_file_reads_are_diagnosed_and_the_bounded_fix_is_recognised() {
         "{summary}"
     );
     assert!(v["fix"].as_str().unwrap().contains("semaphore"));
-    assert!(peak > g + 16, "an explosion: peak {peak}, GOMAXPROCS {g}");
+    assert!(peak > g + 32, "an explosion: peak {peak}, GOMAXPROCS {g}");
 
     let (bounded, _) =
         trace_run_exclusive(&bin, &["-dir", dir, "-files", "1000", "-sem", "8"], &[]);
