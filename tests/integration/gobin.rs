@@ -5,10 +5,20 @@
 //! (checked on the unstripped build; the stripped build must agree with it).
 
 use std::sync::PoisonError;
-use std::{collections::HashMap, path::PathBuf, process::Command};
+use std::{
+    collections::HashMap,
+    fs,
+    os::unix::fs::FileExt as _,
+    path::PathBuf,
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
 
-use object::{Object as _, ObjectSymbol as _};
-use tracer::gobin::GoBinary;
+use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+use tracer::gobin::{
+    GoBinary, VDSO_CLOCK_GETTIME_SYM, rip_relative_load,
+    symbolize::{Frame, Symbolizer},
+};
 
 use crate::support::*;
 
@@ -240,6 +250,12 @@ fn reads_a_real_stripped_cgo_program() {
     assert_eq!(addr("runtime.retake"), "0x445ec0");
     assert_eq!(addr("runtime.entersyscall"), "0x464540");
     assert_eq!(addr("runtime.exitsyscall"), "0x464580");
+    // The vDSO clock_gettime pointer, from nanotime1's code: a variable.
+    let data = fs::read(&restic).unwrap();
+    let bin = GoBinary::parse(&data).unwrap();
+    let clock = bin.data_symbol(VDSO_CLOCK_GETTIME_SYM).unwrap();
+    assert_eq!(section_of(&data, clock).as_deref(), Some(".noptrbss"));
+    assert_eq!(bin.data_symbol("runtime.sched"), None);
 }
 
 /// `inspect -p PID` reads a running process's executable.
@@ -316,4 +332,414 @@ fn symbolizes_restic_while_it_runs() {
             .ends_with(".go")
     );
     assert!(u64_at(&mkdir["call_site"], "line") > 0);
+}
+
+/// name → (address, section name) of the variables in `.symtab`.
+fn data_symtab(data: &[u8]) -> HashMap<String, (u64, String)> {
+    let file = object::File::parse(data).unwrap();
+    file.symbols()
+        .filter(|s| s.kind() == object::SymbolKind::Data)
+        .filter_map(|s| {
+            let section = file.section_by_index(s.section_index()?).ok()?;
+            let section = section.name().ok()?.to_owned();
+            Some((s.name().ok()?.to_owned(), (s.address(), section)))
+        })
+        .collect()
+}
+
+/// The name of the section holding `addr`.
+fn section_of(data: &[u8], addr: u64) -> Option<String> {
+    let file = object::File::parse(data).unwrap();
+    file.sections()
+        .find(|s| (s.address()..s.address() + s.size()).contains(&addr))
+        .and_then(|s| s.name().ok().map(str::to_owned))
+}
+
+/// `runtime.vdsoClockgettimeSym` decoded from `runtime.nanotime1`'s code is
+/// the address `.symtab` gives it, in every version and flavour that has a
+/// symbol table; stripped builds still find it (in the same section as the
+/// default build's), and lose the other runtime variables.
+#[test]
+fn runtime_variables_from_symtab_and_from_code() {
+    let chains = toolchains();
+    if chains.is_empty() {
+        eprintln!("skipped: no Go toolchain (run `cargo xtask setup`)");
+        return;
+    }
+    let cc = Command::new("cc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    const OTHERS: [&str; 4] = [
+        "runtime.gomaxprocs",
+        "runtime.ncpu",
+        "runtime.sched",
+        "runtime.allm",
+    ];
+    for (version, go) in &chains {
+        let mut flavours = vec!["default", "stripped", "pie"];
+        if cc {
+            flavours.push("cgo");
+        }
+        let mut default_section = None;
+        for flavour in flavours {
+            let context = format!("go {version} {flavour}");
+            let path = build(go, version, flavour);
+            let data = fs::read(&path).unwrap();
+            let bin = GoBinary::parse(&data).unwrap_or_else(|e| panic!("{context}: {e}"));
+            let file = object::File::parse(&*data).unwrap();
+            let decoded = rip_relative_load(&file, &bin.pclntab, "runtime.nanotime1", 0)
+                .unwrap_or_else(|| panic!("{context}: no RIP-relative load in nanotime1"));
+            let section = section_of(&data, decoded);
+            eprintln!("{context}: vdsoClockgettimeSym at {decoded:#x} in {section:?}");
+            assert_eq!(
+                bin.data_symbol(VDSO_CLOCK_GETTIME_SYM),
+                Some(decoded),
+                "{context}"
+            );
+            let symtab = data_symtab(&data);
+            if flavour == "stripped" {
+                assert!(symtab.is_empty(), "{context}: has a symbol table");
+                assert_eq!(section, default_section, "{context}");
+                for name in OTHERS {
+                    assert_eq!(bin.data_symbol(name), None, "{context}: {name}");
+                }
+                continue;
+            }
+            let (addr, sym_section) = &symtab[VDSO_CLOCK_GETTIME_SYM];
+            assert_eq!(decoded, *addr, "{context}: decoded vs .symtab");
+            assert_eq!(section.as_ref(), Some(sym_section), "{context}");
+            if flavour == "default" {
+                default_section = section;
+            }
+            for name in OTHERS {
+                // Go 1.25 renamed ncpu.
+                let in_symtab = match name {
+                    "runtime.ncpu" if bin.build.version.minor >= 25 => "runtime.numCPUStartup",
+                    _ => name,
+                };
+                let (addr, _) = symtab
+                    .get(in_symtab)
+                    .unwrap_or_else(|| panic!("{context}: no {in_symtab} in .symtab"));
+                assert_eq!(bin.data_symbol(name), Some(*addr), "{context}: {name}");
+            }
+            assert_eq!(bin.data_symbol("runtime.noSuchVariable"), None);
+        }
+    }
+}
+
+/// The pcsp table of every function starts at its entry, where SP is where
+/// the call left it (delta 0), and most functions open a frame (the
+/// tables end at the function's code, before the padding up to the next
+/// function, which `end` includes); and the runtime's own
+/// flags mark where its traceback stops: TOPFRAME on the first frames of
+/// goroutines and threads, SPWRITE on the stack switches (the flag byte
+/// moved in Go 1.20).
+#[test]
+fn frame_sizes_and_stack_boundaries() {
+    use tracer::gobin::pclntab::{FLAG_SPWRITE, FLAG_TOPFRAME};
+    let chains = toolchains();
+    if chains.is_empty() {
+        eprintln!("skipped: no Go toolchain (run `cargo xtask setup`)");
+        return;
+    }
+    for (version, go) in &chains {
+        for flavour in ["default", "pie"] {
+            let context = format!("go {version} {flavour}");
+            let bin = GoBinary::open(&build(go, version, flavour)).unwrap();
+            let tab = &bin.pclntab;
+            for f in &tab.functions {
+                // Only linker markers (`go:textfipsstart`, 1.24+) have none.
+                match tab.sp_delta(f.entry) {
+                    None => assert!(f.name.starts_with("go:text"), "{context}: {}", f.name),
+                    delta => assert_eq!(delta, Some(0), "{context}: {}", f.name),
+                }
+            }
+            // Most functions open a frame: the table is not all zeros.
+            let framed = tab
+                .functions
+                .iter()
+                .filter(|f| (f.entry..f.end).any(|pc| tab.sp_delta(pc).unwrap_or(0) > 0))
+                .count();
+            assert!(
+                framed * 2 > tab.functions.len(),
+                "{context}: {framed} framed"
+            );
+            // Of all functions of that name (ABI wrappers share it).
+            let flag = |name: &str| {
+                let named = tab.functions.iter().filter(|f| f.name == name);
+                named
+                    .fold(None, |acc, f| Some(acc.unwrap_or(0) | f.flag))
+                    .unwrap_or_else(|| panic!("{context}: no {name}"))
+            };
+            for name in ["runtime.goexit", "runtime.mstart", "runtime.rt0_go"] {
+                assert_ne!(flag(name) & FLAG_TOPFRAME, 0, "{context}: {name}");
+            }
+            for name in ["runtime.systemstack", "runtime.mcall", "runtime.morestack"] {
+                assert_ne!(flag(name) & FLAG_SPWRITE, 0, "{context}: {name}");
+            }
+            assert_eq!(flag("main.main"), 0, "{context}");
+        }
+    }
+}
+
+/// Kills the workload when the test ends, passed or not.
+struct Workload(Child);
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `(syscall number, SP, PC)` of a thread blocked in a system call, from
+/// `/proc/PID/task/TID/syscall` (`nr arg1..arg6 sp pc`; `running` or
+/// `-1 sp pc` otherwise).
+fn in_syscall(pid: u32, tid: u32) -> Option<(i64, u64, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let [nr, .., sp, pc] = fields.as_slice() else {
+        return None;
+    };
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    (fields.len() == 9).then_some((nr.parse().ok()?, hex(sp)?, hex(pc)?))
+}
+
+fn threads(pid: u32) -> Vec<u32> {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Reads `len` bytes (up to 8) of `pid`'s memory at `addr`, little-endian.
+fn read_mem(pid: u32, addr: u64, len: usize) -> u64 {
+    let mem = fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut word = [0u8; 8];
+    mem.read_exact_at(&mut word[..len], addr)
+        .unwrap_or_else(|e| panic!("read {len} bytes at {addr:#x}: {e}"));
+    u64::from_le_bytes(word)
+}
+
+/// The address range of `pid`'s `[vdso]` mapping.
+fn vdso_range(pid: u32) -> std::ops::Range<u64> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let line = maps
+        .lines()
+        .find(|l| l.ends_with("[vdso]"))
+        .expect("a [vdso] mapping");
+    let range = line.split_whitespace().next().unwrap();
+    let (lo, hi) = range.split_once('-').unwrap();
+    u64::from_str_radix(lo, 16).unwrap()..u64::from_str_radix(hi, 16).unwrap()
+}
+
+/// How many CPUs `pid` may run on (what the Go runtime's ncpu counts).
+fn cpus_allowed(pid: u32) -> u64 {
+    // SAFETY: cpu_set_t is plain bits; all zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    let rc = unsafe {
+        libc::sched_getaffinity(
+            libc::pid_t::try_from(pid).unwrap(),
+            size_of::<libc::cpu_set_t>(),
+            &raw mut set,
+        )
+    };
+    assert_eq!(rc, 0, "sched_getaffinity");
+    // SAFETY: `set` was filled in by the kernel.
+    u64::try_from(unsafe { libc::CPU_COUNT(&set) }).unwrap()
+}
+
+/// The runtime variables, read in the live process at their link-time
+/// address plus the load bias: the vDSO `clock_gettime` pointer (found from
+/// code when stripped) points into `[vdso]`, and, with a symbol table,
+/// `ncpu` is the affinity mask's CPU count and `gomaxprocs` is within it.
+fn check_runtime_variables(context: &str, sym: &Symbolizer, pid: u32) {
+    let bin = &sym.binary;
+    let at = |name: &str| {
+        bin.data_symbol(name)
+            .map(|addr| addr.wrapping_add(sym.bias()))
+    };
+    let clock_gettime = read_mem(pid, at(VDSO_CLOCK_GETTIME_SYM).unwrap(), 8);
+    let vdso = vdso_range(pid);
+    assert!(
+        vdso.contains(&clock_gettime),
+        "{context}: vdsoClockgettimeSym = {clock_gettime:#x}, [vdso] is {vdso:x?}"
+    );
+    if bin.symbols == tracer::gobin::SymbolsSource::Pclntab {
+        return;
+    }
+    let ncpu = read_mem(pid, at("runtime.ncpu").unwrap(), 4);
+    let gomaxprocs = read_mem(pid, at("runtime.gomaxprocs").unwrap(), 4);
+    eprintln!("{context}: ncpu {ncpu}, gomaxprocs {gomaxprocs}");
+    assert_eq!(ncpu, cpus_allowed(pid), "{context}: ncpu");
+    assert!((1..=ncpu).contains(&gomaxprocs), "{context}: gomaxprocs");
+}
+
+/// One blocked thread's stack, symbolized.
+struct Blocked {
+    tid: u32,
+    nr: i64,
+    frames: Vec<Frame>,
+}
+
+impl Blocked {
+    fn has(&self, function: &str) -> bool {
+        self.frames.iter().any(|f| f.function == function)
+    }
+
+    /// The outermost frame is one where a stack legitimately ends.
+    fn ends_at(&self, functions: &[&str]) -> bool {
+        self.frames
+            .last()
+            .is_some_and(|f| functions.contains(&f.function.as_str()))
+    }
+}
+
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tid {} syscall {}:", self.tid, self.nr)?;
+        for frame in &self.frames {
+            write!(f, "\n    {frame}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every thread of `pid` blocked in a system call at a PC in Go code,
+/// unwound twice: by the symbolizer's own `process_vm_readv` reader and by
+/// a reader of `/proc/PID/mem` (the two must agree). A thread whose
+/// syscall file changed meanwhile (it returned) is left out.
+fn blocked_threads(sym: &Symbolizer, pid: u32) -> Vec<Blocked> {
+    let mem = fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let read = |addr: u64| {
+        let mut word = [0u8; 8];
+        mem.read_exact_at(&mut word, addr).ok()?;
+        Some(u64::from_le_bytes(word))
+    };
+    let mut out = Vec::new();
+    for tid in threads(pid) {
+        let Some(before @ (nr, sp, pc)) = in_syscall(pid, tid) else {
+            continue;
+        };
+        if sym.frame(pc, false).is_none() {
+            continue;
+        }
+        let live = sym.unwind_live(pid, pc, sp);
+        let via_mem = sym.unwind(pc, sp, read);
+        if in_syscall(pid, tid) != Some(before) {
+            continue;
+        }
+        assert_eq!(live, via_mem, "tid {tid}: the two memory readers disagree");
+        out.push(Blocked {
+            tid,
+            nr,
+            frames: sym.syscall_stack(&live),
+        });
+    }
+    out
+}
+
+/// The line of `tests/workloads/<file>` marked `// CALL SITE`.
+fn call_site_line(file: &str) -> u32 {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/workloads")
+        .join(file);
+    let text = fs::read_to_string(src).unwrap();
+    let index = text
+        .lines()
+        .position(|l| l.contains("// CALL SITE"))
+        .expect("a CALL SITE line");
+    u32::try_from(index + 1).unwrap()
+}
+
+const NANOSLEEP: i64 = 35;
+const CLOCK_NANOSLEEP: i64 = 230;
+const FUTEX: i64 = 202;
+
+/// The stacks of threads blocked in system calls, unwound from nothing but
+/// `/proc/PID/task/TID/syscall`'s SP and PC and the process's memory: a
+/// goroutine sleeping in `syscall.Nanosleep` is traced back to the
+/// workload's call site and on to `runtime.goexit`, and an idle M parked on
+/// a futex back to the scheduler's `stopm`, for every toolchain in the
+/// default, stripped and PIE builds.
+#[test]
+fn unwinds_threads_blocked_in_system_calls() {
+    crate::skip_unless!((!is_root()).then_some("needs root to read another process's stack"));
+    let chains = toolchains();
+    crate::skip_unless!(
+        chains
+            .is_empty()
+            .then_some("no Go toolchain (run `cargo xtask setup`)")
+    );
+    let line = call_site_line("sleeper.go");
+    for (version, go) in &chains {
+        for flavour in ["default", "stripped", "pie"] {
+            let context = format!("go {version} {flavour}");
+            let path = build_go_with(go, version, "sleeper.go", flavour);
+            let child = Command::new(&path)
+                .args(["-g", "4", "-n", "500"])
+                .env("GODEBUG", "updatemaxprocs=0")
+                .spawn()
+                .unwrap();
+            let workload = Workload(child);
+            let pid = workload.0.id();
+            let bin = GoBinary::open(&path).unwrap();
+            let sym = Symbolizer::for_process(bin, pid);
+            let (mut sleeper, mut idle_m) = (None, None);
+            let start = Instant::now();
+            while (sleeper.is_none() || idle_m.is_none())
+                && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+                for t in blocked_threads(&sym, pid) {
+                    let sleeping = t.nr == NANOSLEEP || t.nr == CLOCK_NANOSLEEP;
+                    if sleeping {
+                        // A goroutine ends at goexit, sysmon at mstart:
+                        // nothing in between may stop the walk.
+                        assert!(
+                            t.ends_at(&["runtime.goexit", "runtime.mstart"]),
+                            "{context}: stack cut short\n{t}"
+                        );
+                    }
+                    let at_call_site = t
+                        .frames
+                        .iter()
+                        .any(|f| f.function == "main.sleeper" && f.line == line);
+                    if sleeping && at_call_site && sleeper.is_none() {
+                        sleeper = Some(t);
+                    } else if t.nr == FUTEX
+                        && t.has("runtime.notesleep")
+                        && (t.has("runtime.stopm") || t.has("runtime.mPark"))
+                        && idle_m.is_none()
+                    {
+                        idle_m = Some(t);
+                    }
+                }
+            }
+            let sleeper =
+                sleeper.unwrap_or_else(|| panic!("{context}: no thread at sleeper.go:{line}"));
+            eprintln!("{context}: {sleeper}");
+            let idle_m = idle_m.unwrap_or_else(|| {
+                let all: Vec<String> = blocked_threads(&sym, pid)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                panic!("{context}: no idle M in futex:\n{}", all.join("\n"))
+            });
+            eprintln!("{context}: {idle_m}");
+            check_runtime_variables(&context, &sym, pid);
+            // An idle M's stack runs from the futex down to where the
+            // scheduler was entered on g0: mstart for a new M, mcall for
+            // an M whose goroutine blocked.
+            assert_eq!(idle_m.frames[0].function, "runtime.futex", "{context}");
+            assert!(
+                idle_m.ends_at(&["runtime.mstart", "runtime.mcall"]),
+                "{context}: idle M's stack cut short\n{idle_m}"
+            );
+        }
+    }
 }

@@ -2,7 +2,9 @@
 // blocking phase, so the tracer's P handoffs and slow exits can be compared
 // with the runtime/trace events. 8 goroutines x 40 raw nanosleep(5 ms), 4 x
 // 5000 getpid, and 4 CPU spinners that keep run queues busy so sysmon
-// retakes Ps from syscalls.
+// retakes Ps from syscalls. With ALLOC=1 in the environment, one more
+// goroutine allocates 64 KiB objects non-stop, so GC stop-the-worlds and
+// forEachP meet Ps that are in syscalls.
 package main
 
 import (
@@ -14,6 +16,8 @@ import (
 	"unsafe"
 )
 
+var sink []byte
+
 func main() {
 	f, err := os.Create(os.Args[1])
 	if err != nil {
@@ -24,6 +28,15 @@ func main() {
 	}
 	var stop atomic.Bool
 	var spin sync.WaitGroup
+	if os.Getenv("ALLOC") == "1" {
+		spin.Add(1)
+		go func() {
+			defer spin.Done()
+			for !stop.Load() {
+				sink = make([]byte, 64<<10)
+			}
+		}()
+	}
 	for i := 0; i < 4; i++ {
 		spin.Add(1)
 		go func() {

@@ -207,6 +207,15 @@ pub enum EventKind {
     SlowExit = 6,
     /// [`HandoffEvent`]: `runtime.handoffp` was called (a P changes hands).
     Handoff = 7,
+    /// [`EventHeader`] only: the runtime began stopping the world
+    /// (`stopTheWorldWithSema`): every P in a syscall is taken.
+    StwStart = 8,
+    /// [`EventHeader`] only: the world restarts (`startTheWorldWithSema`).
+    StwEnd = 9,
+    /// [`HandoffEvent`]: Go 1.26+ `syscallingThread.releaseP`: a P really
+    /// was taken from a thread in a syscall (`new_state` 3: by a
+    /// stop-the-world).
+    PTaken = 10,
 }
 
 impl EventKind {
@@ -219,6 +228,9 @@ impl EventKind {
             5 => Some(Self::NewM),
             6 => Some(Self::SlowExit),
             7 => Some(Self::Handoff),
+            8 => Some(Self::StwStart),
+            9 => Some(Self::StwEnd),
+            10 => Some(Self::PTaken),
             _ => None,
         }
     }
@@ -302,6 +314,11 @@ pub struct HandoffEvent {
     pub header: EventHeader,
     /// Return address into the caller of handoffp.
     pub caller: u64,
+    /// The handed-off P's id + 1 (0: not read).
+    pub p_id_plus1: u32,
+    /// [`EventKind::PTaken`]: the state the P is put in (0 idle, 3
+    /// gcstop); 0 for handoffp.
+    pub new_state: u32,
 }
 
 /// Syscalls the vDSO normally answers in user space (x86_64 numbers):
@@ -412,6 +429,13 @@ mod tests {
     }
 
     #[test]
+    fn handoff_layout() {
+        assert_eq!(size_of::<HandoffEvent>(), 32);
+        assert_eq!(offset_of!(HandoffEvent, caller), 16);
+        assert_eq!(offset_of!(HandoffEvent, p_id_plus1), 24);
+    }
+
+    #[test]
     fn vdso_key_layout() {
         assert_eq!(size_of::<VdsoKey>(), 8 + 8 * VDSO_FRAMES);
         assert_eq!(offset_of!(VdsoKey, clock), 4);
@@ -432,6 +456,9 @@ mod tests {
             EventKind::NewM,
             EventKind::SlowExit,
             EventKind::Handoff,
+            EventKind::StwStart,
+            EventKind::StwEnd,
+            EventKind::PTaken,
         ] {
             assert_eq!(EventKind::from_u32(kind as u32), Some(kind));
         }

@@ -104,6 +104,12 @@ pub fn gt_handoffp(ctx: ProbeContext) -> u32 {
     };
     let regs = unsafe { &*ctx.regs };
     let caller: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
+    // handoffp(pp *p): pp in RAX (register ABI); p.id is its first field.
+    let p_id_plus1 = if regs.rax != 0 {
+        user32(regs.rax).map_or(0, |id| id.wrapping_add(1))
+    } else {
+        0
+    };
     let event = HandoffEvent {
         header: EventHeader {
             kind: EventKind::Handoff as u32,
@@ -111,9 +117,70 @@ pub fn gt_handoffp(ctx: ProbeContext) -> u32 {
             ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
         },
         caller,
+        p_id_plus1,
+        new_state: 0,
     };
     output(&event);
     0
+}
+
+/// Uprobe on `runtime.syscallingThread.releaseP` (Go 1.26+, once per P
+/// taken from a thread in a syscall): the receiver is passed in registers
+/// (RAX gp, RBX mp, RCX pp, RDI status) and RSI is the P's new state (3:
+/// `_Pgcstop`, a stop-the-world); the caller says who took it (sysmon's
+/// retake, a goroutine stealing it back on exit, the GC's forEachP).
+#[uprobe]
+pub fn gt_release_p(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let regs = unsafe { &*ctx.regs };
+    let caller: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
+    let p_id_plus1 = if regs.rcx != 0 {
+        user32(regs.rcx).map_or(0, |id| id.wrapping_add(1))
+    } else {
+        0
+    };
+    let event = HandoffEvent {
+        header: EventHeader {
+            kind: EventKind::PTaken as u32,
+            tid,
+            ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+        },
+        caller,
+        p_id_plus1,
+        new_state: regs.rsi as u32,
+    };
+    output(&event);
+    0
+}
+
+/// Uprobe on `runtime.stopTheWorldWithSema` (a few times per GC cycle):
+/// from here until the world restarts, every P left in a syscall is taken.
+#[uprobe]
+pub fn gt_stw_start(_ctx: ProbeContext) -> u32 {
+    stw_mark(EventKind::StwStart);
+    0
+}
+
+/// Uprobe on `runtime.startTheWorldWithSema`: the end of a stop-the-world.
+#[uprobe]
+pub fn gt_stw_end(_ctx: ProbeContext) -> u32 {
+    stw_mark(EventKind::StwEnd);
+    0
+}
+
+#[inline(always)]
+fn stw_mark(kind: EventKind) {
+    let Some(tid) = target_tid() else {
+        return;
+    };
+    let header = EventHeader {
+        kind: kind as u32,
+        tid,
+        ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+    };
+    output(&header);
 }
 
 /// Uprobe on `runtime.LockOSThread` (a rare path): remember where this

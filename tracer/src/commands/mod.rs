@@ -141,6 +141,9 @@ pub fn attach_options(config: &Config, go: Option<&GoTarget>, exe: &Path) -> Att
             ("gt_handoffp", "runtime.handoffp"),
             ("gt_slow_exit", "runtime.exitsyscall0"), // <= 1.25
             ("gt_slow_exit", "runtime.exitsyscallNoP"), // >= 1.26
+            ("gt_stw_start", "runtime.stopTheWorldWithSema"),
+            ("gt_stw_end", "runtime.startTheWorldWithSema"),
+            ("gt_release_p", "runtime.syscallingThread.releaseP"), // >= 1.26
         ] {
             let offset = g
                 .binary

@@ -1,17 +1,22 @@
 //! Reading a Go binary without a Go toolchain: its exact Go version and
-//! module from `.go.buildinfo`, and its functions (name, entry, file and
-//! line) from `.gopclntab`, which survives `-s -w` stripping. The layouts
-//! per version are described in `buildinfo.rs` and `pclntab.rs`.
+//! module from `.go.buildinfo`, and its functions (name, entry, file, line
+//! and frame size at every pc) from `.gopclntab`, which survives `-s -w`
+//! stripping. The layouts per version are described in `buildinfo.rs` and
+//! `pclntab.rs`; `unwind.rs` walks a Go stack with the frame sizes, and
+//! `datasym.rs` finds runtime variables, from code when stripped.
 
 pub mod buildinfo;
+pub mod datasym;
 pub mod pclntab;
 pub mod symbolize;
+pub mod unwind;
 
 use std::{collections::HashMap, fs, path::Path};
 
 use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _};
 
 pub use buildinfo::{BuildInfo, GoVersion};
+pub use datasym::{VDSO_CLOCK_GETTIME_SYM, rip_relative_load};
 pub use pclntab::{Function, Pclntab};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,18 +65,11 @@ pub struct GoBinary {
     pub link_base: u64,
     /// `(vaddr, file offset)` of the executable PT_LOAD, for uprobe offsets.
     text_segment: Option<(u64, u64, u64)>,
-    /// Link addresses of the runtime variables the tracer reads.
-    data_symbols: HashMap<&'static str, u64>,
+    /// Variables (`STT_OBJECT`) from `.symtab`: empty when stripped.
+    data_symbols: HashMap<String, u64>,
+    /// [`VDSO_CLOCK_GETTIME_SYM`] as decoded from `runtime.nanotime1`'s code.
+    vdso_clock_gettime_decoded: Option<u64>,
 }
-
-/// Runtime variables read from live processes (see `facts`).
-const DATA_SYMBOLS: &[&str] = &[
-    "runtime.vdsoClockgettimeSym",
-    "runtime.gomaxprocs",
-    "runtime.ncpu",
-    "runtime.sched",
-    "runtime.allm",
-];
 
 impl GoBinary {
     pub fn open(path: &Path) -> Result<Self, GoBinError> {
@@ -87,20 +85,12 @@ impl GoBinary {
         let build = BuildInfo::from_elf(&file)?;
         let pclntab = Pclntab::from_elf(&file, &build.version)?;
         let has_symtab = file.symbols().any(|s| s.name() == Ok("runtime.main"));
-        let mut data_symbols: HashMap<&'static str, u64> = file
+        let data_symbols = file
             .symbols()
-            .filter_map(|s| {
-                let name = DATA_SYMBOLS.iter().find(|&&n| s.name() == Ok(n))?;
-                Some((*name, s.address()))
-            })
+            .filter(|s| s.kind() == object::SymbolKind::Data)
+            .filter_map(|s| Some((s.name().ok()?.to_owned(), s.address())))
             .collect();
-        if !data_symbols.contains_key("runtime.vdsoClockgettimeSym") {
-            // Stripped: nanotime1 loads the variable first thing it reads
-            // from memory by address (go-runtime.md §6).
-            if let Some(addr) = rip_relative_load(&file, &pclntab, "runtime.nanotime1") {
-                data_symbols.insert("runtime.vdsoClockgettimeSym", addr);
-            }
-        }
+        let vdso_clock_gettime_decoded = rip_relative_load(&file, &pclntab, datasym::NANOTIME1, 0);
         let cgo =
             pclntab.entry("crosscall2").is_some() || pclntab.entry("_cgo_topofstack").is_some();
         let text_segment = file
@@ -126,13 +116,28 @@ impl GoBinary {
                 .unwrap_or(0),
             text_segment,
             data_symbols,
+            vdso_clock_gettime_decoded,
         })
     }
 
-    /// The link address of a runtime variable the tracer reads (`.symtab`,
-    /// or decoded from code for stripped binaries where possible).
+    /// The link-time address of a global variable, e.g. `runtime.sched`,
+    /// `runtime.allm`, `runtime.gomaxprocs`, `runtime.ncpu`: from `.symtab`,
+    /// so `None` on a stripped binary, except for
+    /// [`VDSO_CLOCK_GETTIME_SYM`], which is then found from the code that
+    /// reads it (see [`rip_relative_load`]). A variable the runtime renamed
+    /// is found by its old name too (`runtime.ncpu` is
+    /// `runtime.numCPUStartup` since Go 1.25; see [`datasym::RENAMED`]).
     pub fn data_symbol(&self, name: &str) -> Option<u64> {
-        self.data_symbols.get(name).copied()
+        if let Some(&addr) = self.data_symbols.get(name) {
+            return Some(addr);
+        }
+        if name == VDSO_CLOCK_GETTIME_SYM {
+            return self.vdso_clock_gettime_decoded;
+        }
+        datasym::RENAMED
+            .iter()
+            .find(|(old, _)| *old == name)
+            .and_then(|(_, new)| self.data_symbols.get(*new).copied())
     }
 
     /// The file offset of a virtual address in the executable segment (what
@@ -143,29 +148,6 @@ impl GoBinary {
             .contains(&vaddr)
             .then(|| vaddr - start + offset)
     }
-}
-
-/// The address loaded by the first RIP-relative 64-bit `mov disp32(%rip),
-/// %reg` (REX.W 8B /r with ModRM mod=00 rm=101) in `function`.
-fn rip_relative_load(file: &object::File<'_>, tab: &Pclntab, function: &str) -> Option<u64> {
-    let f = tab.functions.iter().find(|f| f.name == function)?;
-    let text = file
-        .sections()
-        .find(|s| (s.address()..s.address() + s.size()).contains(&f.entry))?;
-    let data = text.data().ok()?;
-    let start = usize::try_from(f.entry - text.address()).ok()?;
-    let end = usize::try_from(f.end - text.address())
-        .ok()?
-        .min(data.len());
-    let code = data.get(start..end)?;
-    code.windows(7).enumerate().find_map(|(i, w)| {
-        let rex_w = w[0] & 0xf8 == 0x48;
-        (rex_w && w[1] == 0x8b && w[2] & 0xc7 == 0x05).then(|| {
-            let disp = i32::from_le_bytes([w[3], w[4], w[5], w[6]]);
-            let next = f.entry + i as u64 + 7;
-            next.wrapping_add_signed(i64::from(disp))
-        })
-    })
 }
 
 /// Reads the bytes of the first section with one of `names`, with its address.

@@ -5,11 +5,11 @@
 //! `magic u32, pad u16, minLC u8, ptrSize u8`, then eight words: `nfunc,
 //! nfiles, textStart, funcnameOff, cuOff, filetabOff, pctabOff, pclnOff`.
 //! The function table at `pclnOff` is `nfunc + 1` pairs of `(entryOff u32,
-//! funcOff u32)`; each `_func` holds offsets of its name and of its pc→file
-//! and pc→line tables. Entry addresses are `textStart + entryOff`; Go 1.26+
-//! writes 0 for textStart, so it is then read from `runtime.firstmoduledata`
-//! (`moduledata.text`, found by its first two words: the pclntab address and
-//! the function-name table address).
+//! funcOff u32)`; each `_func` holds offsets of its name and of its pc→SP
+//! delta, pc→file and pc→line tables. Entry addresses are `textStart +
+//! entryOff`; Go 1.26+ writes 0 for textStart, so it is then read from
+//! `runtime.firstmoduledata` (`moduledata.text`, found by its first two
+//! words: the pclntab address and the function-name table address).
 
 use object::{Object as _, ObjectSection as _, read::File};
 
@@ -19,6 +19,18 @@ const MAGIC_118: u32 = 0xffff_fff0;
 const MAGIC_120: u32 = 0xffff_fff1;
 /// Offset of `text` in `runtime.moduledata` (1.18 to 1.27).
 const MODULEDATA_TEXT: usize = 0xb0;
+/// Offset of the `pcsp` table offset in `_func` (1.18 to 1.27).
+const FUNC_PCSP: usize = 16;
+
+/// `_func.flag` bit: the function is the outermost frame of a stack
+/// (`runtime.goexit`, `runtime.mstart`, `runtime.rt0_go`).
+pub const FLAG_TOPFRAME: u8 = 1;
+/// `_func.flag` bit: the function writes SP other than by its prologue and
+/// epilogue (stack switches such as `runtime.systemstack`, `runtime.mcall`),
+/// so its pcsp table does not describe its frame everywhere.
+pub const FLAG_SPWRITE: u8 = 2;
+/// `_func.flag` bit: written in assembly.
+pub const FLAG_ASM: u8 = 4;
 
 /// A function from the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +40,8 @@ pub struct Function {
     /// First address past the function.
     pub end: u64,
     pub func_id: u8,
+    /// `_func.flag`: [`FLAG_TOPFRAME`], [`FLAG_SPWRITE`], [`FLAG_ASM`].
+    pub flag: u8,
     /// Offset of the `_func` record (for file/line lookups).
     func_off: usize,
 }
@@ -97,7 +111,8 @@ impl Pclntab {
     /// (which may be 0 on Go 1.26+: see [`Pclntab::from_elf`]).
     pub fn parse(data: &[u8], version: &GoVersion) -> Result<Self, GoBinError> {
         let magic = u32_at(data, 0)?;
-        // The funcID field of `_func`: 1.20 added startLine before it.
+        // The funcID field of `_func` (the flag byte follows it): 1.20 added
+        // startLine before it.
         let func_id_at = match magic {
             MAGIC_118 => 36,
             MAGIC_120 => 40,
@@ -135,6 +150,9 @@ impl Pclntab {
                 end: u64::from(next_entry),
                 func_id: *data
                     .get(func_off + func_id_at)
+                    .ok_or(GoBinError::Pclntab("_func"))?,
+                flag: *data
+                    .get(func_off + func_id_at + 1)
                     .ok_or(GoBinError::Pclntab("_func"))?,
                 func_off,
             });
@@ -183,12 +201,15 @@ impl Pclntab {
         Some((file, u32::try_from(line).ok()?))
     }
 
-    /// The stack pointer's distance below its value at function entry, at
-    /// `pc` (the `pcsp` table: the frame size so far, not counting the
-    /// return address). Lets a stack be unwound without frame pointers.
+    /// How far SP is below its value at the function's entry when `pc`
+    /// executes, not counting the return address the call pushed: the
+    /// `pcsp` table (runtime `funcspdelta`). The return address of the frame
+    /// at `pc` is at `SP + sp_delta`, and the caller's SP is 8 above it.
+    /// `None` outside the known functions, for a function without a table
+    /// (external code), or for a negative delta (a corrupt table).
     pub fn sp_delta(&self, pc: u64) -> Option<u64> {
         let f = self.function_at(pc)?;
-        let pcsp = u32_at(&self.data, f.func_off + 16).ok()?;
+        let pcsp = u32_at(&self.data, f.func_off + FUNC_PCSP).ok()?;
         u64::try_from(self.pcvalue(pcsp, f.entry, pc)?).ok()
     }
 
@@ -264,6 +285,110 @@ fn moduledata_text(file: &File<'_>, pclntab_addr: u64, funcname_off: u64) -> Opt
     })
 }
 
+/// A hand-built pclntab (Go 1.20+ layout) for unit tests.
+#[cfg(test)]
+pub(crate) mod synthetic {
+    use super::*;
+
+    /// One function: name, `[entry, end)` relative to textStart, `_func.flag`,
+    /// and its pcsp table as `(sp delta, up to this pc offset)` runs.
+    pub struct Func<'a> {
+        pub name: &'a str,
+        pub entry: u32,
+        pub end: u32,
+        pub flag: u8,
+        pub pcsp: &'a [(i64, u32)],
+    }
+
+    fn uvarint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// Encodes a pc-value table the way `cmd/internal/obj` does: zigzag
+    /// value deltas from -1, pc deltas, a 0 terminator.
+    pub fn pcvalue_table(runs: &[(i64, u32)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let (mut value, mut pc) = (-1i64, 0u32);
+        for &(v, until) in runs {
+            let delta = v - value;
+            let zigzag = if delta < 0 {
+                (!delta as u64) << 1 | 1
+            } else {
+                (delta as u64) << 1
+            };
+            uvarint(&mut out, zigzag);
+            uvarint(&mut out, u64::from(until - pc));
+            (value, pc) = (v, until);
+        }
+        out.push(0);
+        out
+    }
+
+    /// Lays out header, names, pc tables, functab and `_func` records.
+    pub fn pclntab(text_start: u64, funcs: &[Func<'_>]) -> Pclntab {
+        const HEADER: usize = 72;
+        let mut names = Vec::new();
+        let mut name_offs = Vec::new();
+        for f in funcs {
+            name_offs.push(names.len() as u32);
+            names.extend(f.name.as_bytes());
+            names.push(0);
+        }
+        // Offset 0 of pctab means "no table": start with a pad byte.
+        let mut pctab = vec![0u8];
+        let mut pcsp_offs = Vec::new();
+        for f in funcs {
+            pcsp_offs.push(pctab.len() as u32);
+            pctab.extend(pcvalue_table(f.pcsp));
+        }
+        let funcname_off = HEADER;
+        let pctab_off = funcname_off + names.len();
+        let pcln_off = pctab_off + pctab.len();
+        let functab_len = 8 * (funcs.len() + 1);
+        let mut pcln = Vec::new();
+        for (i, f) in funcs.iter().enumerate() {
+            pcln.extend(f.entry.to_le_bytes());
+            pcln.extend(((functab_len + 44 * i) as u32).to_le_bytes());
+        }
+        pcln.extend(funcs.last().map_or(0, |f| f.end).to_le_bytes());
+        pcln.extend(0u32.to_le_bytes());
+        for (i, f) in funcs.iter().enumerate() {
+            let mut rec = [0u8; 44];
+            rec[0..4].copy_from_slice(&f.entry.to_le_bytes());
+            rec[4..8].copy_from_slice(&name_offs[i].to_le_bytes());
+            rec[16..20].copy_from_slice(&pcsp_offs[i].to_le_bytes());
+            rec[41] = f.flag;
+            pcln.extend(rec);
+        }
+        let mut data = vec![0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8];
+        for word in [
+            funcs.len(),
+            0,
+            text_start as usize,
+            funcname_off,
+            0,
+            0,
+            pctab_off,
+            pcln_off,
+        ] {
+            data.extend((word as u64).to_le_bytes());
+        }
+        data.extend(names);
+        data.extend(pctab);
+        data.extend(pcln);
+        let version = GoVersion {
+            major: 1,
+            minor: 27,
+            patch: 0,
+        };
+        Pclntab::parse(&data, &version).expect("synthetic pclntab parses")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +419,56 @@ mod tests {
             Pclntab::parse(&data, &v),
             Err(GoBinError::UnsupportedPclntab(0xffff_fffb))
         ));
+    }
+
+    #[test]
+    fn sp_delta_follows_the_pcsp_table() {
+        // A function whose prologue (4 bytes) opens a 0x18-byte frame and
+        // whose epilogue (at +0x30) closes it again before the RET.
+        let tab = synthetic::pclntab(
+            0x40_1000,
+            &[synthetic::Func {
+                name: "main.f",
+                entry: 0x20,
+                end: 0x40,
+                flag: 0,
+                pcsp: &[(0, 4), (0x18, 0x1c), (0, 0x20)],
+            }],
+        );
+        let f = &tab.functions[0];
+        assert_eq!(
+            (f.name.as_str(), f.entry, f.end),
+            ("main.f", 0x40_1020, 0x40_1040)
+        );
+        assert_eq!(tab.sp_delta(0x40_1020), Some(0));
+        assert_eq!(tab.sp_delta(0x40_1023), Some(0));
+        assert_eq!(tab.sp_delta(0x40_1024), Some(0x18));
+        assert_eq!(tab.sp_delta(0x40_103b), Some(0x18));
+        assert_eq!(tab.sp_delta(0x40_103c), Some(0));
+        assert_eq!(tab.sp_delta(0x40_1040), None, "past the end");
+        assert_eq!(tab.sp_delta(0x40_101f), None, "before the entry");
+    }
+
+    #[test]
+    fn pcvalue_encoding_round_trips_negative_and_large_deltas() {
+        // Two-byte varints and a negative step (a frame that shrinks).
+        let runs = [(0, 1), (0x1000, 0x200), (8, 0x300)];
+        let table = synthetic::pcvalue_table(&runs);
+        assert_eq!(table[..2], [0x02, 0x01]);
+        let tab = synthetic::pclntab(
+            0x1000,
+            &[synthetic::Func {
+                name: "f",
+                entry: 0,
+                end: 0x300,
+                flag: 0,
+                pcsp: &runs,
+            }],
+        );
+        assert_eq!(tab.sp_delta(0x1000), Some(0));
+        assert_eq!(tab.sp_delta(0x1001), Some(0x1000));
+        assert_eq!(tab.sp_delta(0x11ff), Some(0x1000));
+        assert_eq!(tab.sp_delta(0x1200), Some(8));
+        assert_eq!(tab.sp_delta(0x12ff), Some(8));
     }
 }

@@ -4,7 +4,10 @@
 
 use std::fs;
 
-use super::GoBinary;
+use super::{
+    GoBinary,
+    unwind::{self, MAX_FRAMES},
+};
 
 /// One symbolized frame.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -43,6 +46,19 @@ impl Symbolizer {
         Self { binary, bias }
     }
 
+    /// Load address minus link address: add it to a link-time address
+    /// (a [`GoBinary::data_symbol`], a pclntab entry) to get the address in
+    /// this process.
+    /// Where a runtime variable is in this process (its link address plus
+    /// the load bias), when the binary says where it is.
+    pub fn runtime_address(&self, variable: &str) -> Option<u64> {
+        Some(self.binary.data_symbol(variable)? + self.bias)
+    }
+
+    pub fn bias(&self) -> u64 {
+        self.bias
+    }
+
     /// The frame at `pc`. Return addresses (every frame but the innermost)
     /// point after the call, so they are looked up one byte earlier.
     pub fn frame(&self, pc: u64, is_return_address: bool) -> Option<Frame> {
@@ -64,52 +80,43 @@ impl Symbolizer {
 }
 
 impl Symbolizer {
-    /// Where a runtime variable is in this process (its link address plus
-    /// the load bias), when the binary says where it is.
-    pub fn runtime_address(&self, variable: &str) -> Option<u64> {
-        Some(self.binary.data_symbol(variable)? + self.bias)
-    }
-
-    /// Unwinds a Go stack from a thread's `pc` and `sp` the way the
-    /// runtime's traceback does (frame sizes from pclntab, no frame
-    /// pointers needed), reading stack words with `read`. Returns process
-    /// addresses, innermost first (like a captured syscall stack); stops at
-    /// the bottom of a goroutine or system stack, or at non-Go code.
+    /// The call stack of a thread of this process stopped at `pc` with
+    /// stack pointer `sp` (run-time addresses, e.g. from
+    /// `/proc/PID/task/TID/syscall` for a thread blocked in a system call),
+    /// unwound from the binary's pcsp tables (see [`unwind::unwind`]),
+    /// reading stack words with `read_u64`. Run-time addresses again, `pc`
+    /// first and return addresses after it, as [`Self::syscall_stack`]
+    /// takes them.
     pub fn unwind(
         &self,
         pc: u64,
         sp: u64,
-        mut read: impl FnMut(u64) -> Option<u64>,
-        max_frames: usize,
+        mut read_u64: impl FnMut(u64) -> Option<u64>,
     ) -> Vec<u64> {
-        let tab = &self.binary.pclntab;
-        let mut frames = vec![pc];
-        let (mut pc, mut sp) = (pc, sp);
-        while frames.len() < max_frames {
-            let Some(link_pc) = pc.checked_sub(self.bias) else {
-                break;
-            };
-            // Return addresses point after the call: look up the call.
-            let lookup = if frames.len() == 1 {
-                link_pc
-            } else {
-                link_pc - 1
-            };
-            let Some(function) = tab.function_at(lookup) else {
-                break;
-            };
-            if is_stack_bottom(&function.name) {
-                break;
+        // The unwinder reads nothing but return addresses: made link-time
+        // here, like the pc. Stack addresses are not biased.
+        let mut frames = unwind::unwind(
+            &self.binary.pclntab,
+            pc.wrapping_sub(self.bias),
+            sp,
+            |addr| read_u64(addr).map(|ret| ret.wrapping_sub(self.bias)),
+            MAX_FRAMES,
+        );
+        if let Some((first, callers)) = frames.split_first_mut() {
+            *first = pc;
+            for ret in callers {
+                *ret = ret.wrapping_add(self.bias);
             }
-            let Some(delta) = tab.sp_delta(lookup) else {
-                break;
-            };
-            let Some(ret) = read(sp + delta) else { break };
-            sp += delta + 8;
-            pc = ret;
-            frames.push(ret);
         }
         frames
+    }
+
+    /// [`Self::unwind`] reading the stack of the live process `pid` (the
+    /// one this symbolizer was made for), with ptrace-attach permission.
+    pub fn unwind_live(&self, pid: u32, pc: u64, sp: u64) -> Vec<u64> {
+        self.unwind(pc, sp, |addr| {
+            crate::procinfo::mem::read_u64(pid, addr).ok()
+        })
     }
 
     /// A stack captured at a syscall: the innermost frame is the
@@ -130,22 +137,6 @@ impl Symbolizer {
             .filter_map(|&pc| self.frame(pc, true))
             .collect()
     }
-}
-
-/// Functions below which a Go stack does not continue (the goroutine's or
-/// thread's first frame, or a switch to another stack).
-fn is_stack_bottom(function: &str) -> bool {
-    matches!(
-        function,
-        "runtime.goexit"
-            | "runtime.mstart"
-            | "runtime.mstart0"
-            | "runtime.rt0_go"
-            | "runtime.systemstack"
-            | "runtime.mcall"
-            | "runtime.morestack"
-            | "runtime.asmcgocall"
-    )
 }
 
 fn exe_load_address(pid: u32) -> Option<u64> {
@@ -197,7 +188,75 @@ pub fn is_plumbing(function: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::HashMap;
+
+    use super::{
+        super::{
+            BuildInfo, GoVersion, SymbolsSource,
+            pclntab::{FLAG_TOPFRAME, synthetic},
+        },
+        *,
+    };
+
+    /// A PIE loaded `bias` above its link address, with goexit at 0x401000
+    /// and a frameless syscall function after it.
+    fn pie(bias: u64) -> Symbolizer {
+        let version = GoVersion {
+            major: 1,
+            minor: 27,
+            patch: 0,
+        };
+        let func = |name, entry, flag| synthetic::Func {
+            name,
+            entry,
+            end: entry + 0x20,
+            flag,
+            pcsp: &[(0, 0x20)],
+        };
+        let binary = GoBinary {
+            build: BuildInfo {
+                raw_version: "go1.27.0".into(),
+                version,
+                path: None,
+                main_module: None,
+                settings: Vec::new(),
+            },
+            symbols: SymbolsSource::Pclntab,
+            pclntab: synthetic::pclntab(
+                0x40_1000,
+                &[
+                    func("runtime.goexit", 0, FLAG_TOPFRAME),
+                    func("syscall.Syscall6", 0x20, 0),
+                ],
+            ),
+            cgo: false,
+            pie: true,
+            link_base: 0x40_0000,
+            text_segment: None,
+            data_symbols: HashMap::new(),
+            vdso_clock_gettime_decoded: None,
+        };
+        Symbolizer { binary, bias }
+    }
+
+    #[test]
+    fn unwinds_a_relocated_binary_in_run_time_addresses() {
+        let bias = 0x7f00_0000_0000;
+        let sym = pie(bias);
+        let (pc, sp) = (bias + 0x40_102e, 0xc000_1000);
+        let goexit_ret = bias + 0x40_1001;
+        let frames = sym.unwind(pc, sp, |a| (a == sp).then_some(goexit_ret));
+        assert_eq!(frames, [pc, goexit_ret]);
+        let names: Vec<_> = sym
+            .syscall_stack(&frames)
+            .into_iter()
+            .map(|f| f.function)
+            .collect();
+        assert_eq!(names, ["syscall.Syscall6", "runtime.goexit"]);
+        // Not debiased, the same word is no return address.
+        let frames = pie(0).unwind(pc - bias, sp, |a| (a == sp).then_some(goexit_ret));
+        assert_eq!(frames, [pc - bias]);
+    }
 
     #[test]
     fn plumbing_is_skipped_but_user_code_and_os_are_not() {

@@ -8,10 +8,7 @@ use serde::Serialize;
 
 use crate::{
     gobin::symbolize::{Frame, Symbolizer, call_site as call_site_of},
-    procinfo::{
-        mem,
-        tasks::{self, TaskSyscall},
-    },
+    procinfo::tasks::{self, TaskSyscall},
     syscall_names,
 };
 
@@ -139,7 +136,8 @@ fn classify_blocked(
         };
         return (holder, syscall, None);
     }
-    let frames = sym.unwind(pc, sp, |addr| mem::read_u64(pid, addr).ok(), UNWIND_FRAMES);
+    let mut frames = sym.unwind_live(pid, pc, sp);
+    frames.truncate(UNWIND_FRAMES);
     let stack = sym.syscall_stack(&frames);
     let holder = holder_of(&stack);
     let call_site = (holder == Holder::Syscall)

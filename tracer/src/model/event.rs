@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 use tracer_common::{
-    EventKind, HandoffEvent, NewMEvent, PState, SlowCallEvent, SyscallEvent, SyscallHist,
-    ThreadEvent, VdsoKey,
+    EventHeader, EventKind, HandoffEvent, NewMEvent, PState, SlowCallEvent, SyscallEvent,
+    SyscallHist, ThreadEvent, VdsoKey,
 };
 
 /// What happened to the goroutine's P during a call (see `tracer_common::PState`).
@@ -83,7 +83,28 @@ pub enum Event {
     /// was free, so it was queued and the thread parked.
     SlowExit { tid: u32, ts_ns: u64 },
     /// `runtime.handoffp` was called from `caller` (a return address).
-    Handoff { tid: u32, ts_ns: u64, caller: u64 },
+    Handoff {
+        tid: u32,
+        ts_ns: u64,
+        caller: u64,
+        /// The P handed off, when read.
+        p_id: Option<u32>,
+    },
+    /// Go 1.26+: a P was taken from a thread in a syscall
+    /// (`syscallingThread.releaseP`), by `caller` (a return address).
+    PTaken {
+        tid: u32,
+        ts_ns: u64,
+        caller: u64,
+        p_id: Option<u32>,
+        /// The P's new state: 3 (`_Pgcstop`) when a stop-the-world took it.
+        new_state: u32,
+    },
+    /// The runtime began stopping the world: every P still in a syscall
+    /// is taken until the world restarts.
+    StwStart { tid: u32, ts_ns: u64 },
+    /// The world restarts.
+    StwEnd { tid: u32, ts_ns: u64 },
     /// The runtime entered `newm1` on thread `tid`: the next thread it
     /// spawns is a new M, wanted for the reason the stack shows.
     NewM {
@@ -206,6 +227,31 @@ impl Event {
                     tid: e.header.tid,
                     ts_ns: e.header.ts_ns,
                     caller: e.caller,
+                    p_id: e.p_id_plus1.checked_sub(1),
+                })
+            }
+            Some(EventKind::PTaken) => {
+                let e: HandoffEvent = read(bytes, "P-taken record")?;
+                Ok(Self::PTaken {
+                    tid: e.header.tid,
+                    ts_ns: e.header.ts_ns,
+                    caller: e.caller,
+                    p_id: e.p_id_plus1.checked_sub(1),
+                    new_state: e.new_state,
+                })
+            }
+            Some(kind @ (EventKind::StwStart | EventKind::StwEnd)) => {
+                let h: EventHeader = read(bytes, "stop-the-world record")?;
+                Ok(if kind == EventKind::StwStart {
+                    Self::StwStart {
+                        tid: h.tid,
+                        ts_ns: h.ts_ns,
+                    }
+                } else {
+                    Self::StwEnd {
+                        tid: h.tid,
+                        ts_ns: h.ts_ns,
+                    }
                 })
             }
             Some(EventKind::NewM) => {
@@ -340,8 +386,8 @@ mod tests {
             Err(DecodeError::TooShort { .. })
         ));
         assert_eq!(
-            Event::decode(&[9, 0, 0, 0]),
-            Err(DecodeError::UnknownKind(9))
+            Event::decode(&[99, 0, 0, 0]),
+            Err(DecodeError::UnknownKind(99))
         );
         let short = [1u8, 0, 0, 0, 0, 0, 0, 0];
         assert!(matches!(

@@ -116,6 +116,15 @@ pub struct SiteStats {
     pub histogram: Histogram<u64>,
 }
 
+/// One `runtime.handoffp` call.
+#[derive(Clone, Debug)]
+pub struct Handoff {
+    pub ts_ns: u64,
+    pub p_id: Option<u32>,
+    /// Return address into the caller: who handed the P off.
+    pub caller: u64,
+}
+
 /// Where a vDSO-served call became a real syscall.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct VdsoSite {
@@ -144,6 +153,8 @@ pub struct Spawn {
 pub struct LostCall {
     pub start_ns: u64,
     pub end_ns: u64,
+    /// The P the call started with, when read.
+    pub p_id: Option<u32>,
     /// A cgo call (time in C) rather than a syscall.
     pub cgo: bool,
     pub site: SiteKey,
@@ -168,6 +179,15 @@ pub struct Model {
     pub max_p_id: Option<u32>,
     /// `handoffp` calls by caller address (who handed a P off).
     pub handoffs_by_caller: HashMap<u64, u64>,
+    /// Every `handoffp` call (up to a cap), to tell which call lost its P
+    /// to which taker.
+    pub handoffs: Vec<Handoff>,
+    /// Go 1.26+: Ps taken from threads in syscalls, by (caller, new P
+    /// state): the runtime's own record of who took each.
+    pub p_taken: HashMap<(u64, u32), u64>,
+    /// Stop-the-world windows `(start, end)`: Ps in syscalls are taken.
+    pub stw_windows: Vec<(u64, u64)>,
+    stw_started: Option<u64>,
     /// Slow-path exits in all, and those not tied to a reported call.
     pub slow_exits: u64,
     pub slow_exits_unattributed: u64,
@@ -208,6 +228,10 @@ impl Model {
             slow_exits: 0,
             slow_exits_unattributed: 0,
             handoffs_by_caller: HashMap::new(),
+            handoffs: Vec::new(),
+            stw_windows: Vec::new(),
+            p_taken: HashMap::new(),
+            stw_started: None,
             max_p_id: None,
             last_call: HashMap::new(),
             seen_spawn: HashSet::new(),
@@ -261,8 +285,33 @@ impl Model {
                 *calls += 1;
                 *total = total.saturating_add(duration_ns);
             }
-            Event::Handoff { caller, .. } => {
+            Event::Handoff {
+                caller,
+                ts_ns,
+                p_id,
+                ..
+            } => {
                 *self.handoffs_by_caller.entry(caller).or_default() += 1;
+                if self.handoffs.len() < MAX_LOST_CALLS {
+                    self.handoffs.push(Handoff {
+                        ts_ns,
+                        p_id,
+                        caller,
+                    });
+                }
+            }
+            Event::PTaken {
+                caller, new_state, ..
+            } => {
+                *self.p_taken.entry((caller, new_state)).or_default() += 1;
+            }
+            Event::StwStart { ts_ns, .. } => self.stw_started = Some(ts_ns),
+            Event::StwEnd { ts_ns, .. } => {
+                if let Some(start) = self.stw_started.take()
+                    && self.stw_windows.len() < MAX_LOST_CALLS
+                {
+                    self.stw_windows.push((start, ts_ns));
+                }
             }
             Event::SlowExit { tid, ts_ns } => {
                 self.slow_exits += 1;
@@ -311,6 +360,7 @@ impl Model {
                     self.lost_calls.push(LostCall {
                         start_ns: ts_ns.saturating_sub(duration_ns),
                         end_ns: ts_ns,
+                        p_id,
                         cgo,
                         site: key.clone(),
                     });

@@ -236,44 +236,147 @@ pub struct HandoffCauseRow {
     pub handoffs: u64,
 }
 
+/// Causes of P handoffs from syscalls, as named in the report.
+pub const CAUSE_SYSMON: &str = "sysmon retake";
+pub const CAUSE_BLOCKING: &str = "blocking syscall (entersyscallblock)";
+pub const CAUSE_GC_FOREACHP: &str = "GC (forEachP)";
+pub const CAUSE_STW: &str = "stop-the-world";
+pub const CAUSE_STW_ENTERED: &str = "stop-the-world (syscall entered during it)";
+pub const CAUSE_STEAL_BACK: &str = "steal-back by an exiting goroutine";
+
 /// Splits the P handoffs from syscalls by who took the P (see
-/// [`GoRow::handoff_causes`]).
+/// [`GoRow::handoff_causes`]): each `handoffp` from a taker of syscall Ps
+/// claims the P-losing call in progress on that P (sysmon, a blocking
+/// syscall, the GC's forEachP); an unclaimed call that spans a
+/// stop-the-world lost its P to it; the rest were stolen back by another
+/// goroutine leaving its syscall, which does not go through handoffp.
 fn handoff_causes(model: &Model, sym: &Symbolizer) -> Vec<HandoffCauseRow> {
+    if !model.p_taken.is_empty() {
+        return handoff_causes_recorded(model, sym);
+    }
     let total: u64 = model.p_lost.values().sum();
     let mut by_cause: Vec<HandoffCauseRow> = Vec::new();
     let mut add = |cause: &str, n: u64| match by_cause.iter_mut().find(|r| r.cause == cause) {
         Some(r) => r.handoffs += n,
-        None => by_cause.push(HandoffCauseRow {
+        None if n > 0 => by_cause.push(HandoffCauseRow {
             cause: cause.to_owned(),
             handoffs: n,
         }),
+        None => {}
     };
+    let mut cause_of = std::collections::HashMap::new();
+    let mut taker = |caller: u64| -> Option<&'static str> {
+        *cause_of.entry(caller).or_insert_with(|| {
+            let function = sym
+                .frame(caller, true)
+                .map(|f| f.function)
+                .unwrap_or_default();
+            if function == "runtime.retake" {
+                Some(CAUSE_SYSMON)
+            } else if function.starts_with("runtime.entersyscallblock") {
+                Some(CAUSE_BLOCKING)
+            } else if function.starts_with("runtime.forEachP") {
+                Some(CAUSE_GC_FOREACHP)
+            } else {
+                None // not a syscall's P (stoplockedm, exitsyscall, ...)
+            }
+        })
+    };
+    let mut claimed = vec![false; model.lost_calls.len()];
+    let mut handoffs: Vec<&crate::model::Handoff> = model.handoffs.iter().collect();
+    handoffs.sort_by_key(|h| h.ts_ns);
     let mut explained = 0;
-    for (&caller, &n) in &model.handoffs_by_caller {
-        let function = sym
-            .frame(caller, true)
-            .map(|f| f.function)
-            .unwrap_or_default();
-        let cause = if function == "runtime.retake" {
-            "sysmon retake"
-        } else if function.starts_with("runtime.entersyscallblock") {
-            "blocking syscall (entersyscallblock)"
-        } else if function.starts_with("runtime.forEachP") {
-            "GC (forEachP)"
-        } else {
-            continue; // not a syscall's P (stoplockedm, exitsyscall, ...)
+    for h in handoffs {
+        let Some(cause) = taker(h.caller) else {
+            continue;
         };
-        add(cause, n);
-        explained += n;
+        add(cause, 1);
+        explained += 1;
+        // The call in progress on that P (any P when either id is unknown).
+        let victim = model.lost_calls.iter().enumerate().position(|(i, c)| {
+            !claimed[i]
+                && c.start_ns <= h.ts_ns
+                && h.ts_ns <= c.end_ns
+                && (c.p_id.is_none() || h.p_id.is_none() || c.p_id == h.p_id)
+        });
+        if let Some(i) = victim {
+            claimed[i] = true;
+        }
     }
-    if total > explained {
-        add(
-            "steal-back by an exiting goroutine or stop-the-world",
-            total - explained,
-        );
+    // Handoffs past the kept list's cap are counted by caller only.
+    let listed = model.handoffs.len() as u64;
+    let all: u64 = model.handoffs_by_caller.values().sum();
+    if all > listed {
+        for (&caller, &n) in &model.handoffs_by_caller {
+            if let Some(cause) = taker(caller) {
+                let share = n * (all - listed) / all.max(1);
+                add(cause, share);
+                explained += share;
+            }
+        }
     }
+    // An unclaimed call in a syscall when a stop-the-world began lost its P
+    // to it; one that entered its syscall during it gave the P up itself
+    // (entersyscall's gcwait path).
+    let (mut stw, mut stw_entered) = (0u64, 0u64);
+    for (c, _) in model.lost_calls.iter().zip(&claimed).filter(|(_, c)| !**c) {
+        for &(start, end) in &model.stw_windows {
+            if c.start_ns <= start && start <= c.end_ns {
+                stw += 1;
+                break;
+            }
+            if start < c.start_ns && c.start_ns <= end {
+                stw_entered += 1;
+                break;
+            }
+        }
+    }
+    let rest = total.saturating_sub(explained);
+    let stw = stw.min(rest);
+    let stw_entered = stw_entered.min(rest - stw);
+    add(CAUSE_STW, stw);
+    add(CAUSE_STW_ENTERED, stw_entered);
+    add(CAUSE_STEAL_BACK, rest - stw - stw_entered);
     by_cause.sort_by_key(|r| std::cmp::Reverse(r.handoffs));
     by_cause
+}
+
+/// Go 1.26+: the causes as the runtime recorded them, one
+/// `syscallingThread.releaseP` per P taken from a syscall (plus the
+/// blocking syscalls that hand their own P off through handoffp).
+fn handoff_causes_recorded(model: &Model, sym: &Symbolizer) -> Vec<HandoffCauseRow> {
+    let mut rows: Vec<HandoffCauseRow> = Vec::new();
+    let mut add = |cause: String, n: u64| match rows.iter_mut().find(|r| r.cause == cause) {
+        Some(r) => r.handoffs += n,
+        None => rows.push(HandoffCauseRow { cause, handoffs: n }),
+    };
+    let function = |caller: u64| {
+        sym.frame(caller, true)
+            .map(|f| f.function)
+            .unwrap_or_default()
+    };
+    for (&(caller, new_state), &n) in &model.p_taken {
+        let f = function(caller);
+        let cause = if new_state == 3 || f.contains("gcstopP") {
+            CAUSE_STW.to_owned()
+        } else if f == "runtime.retake" {
+            CAUSE_SYSMON.to_owned()
+        } else if f.starts_with("runtime.exitsyscall") {
+            CAUSE_STEAL_BACK.to_owned()
+        } else if f.starts_with("runtime.forEachP") {
+            CAUSE_GC_FOREACHP.to_owned()
+        } else {
+            format!("other ({f})")
+        };
+        add(cause, n);
+    }
+    for (&caller, &n) in &model.handoffs_by_caller {
+        if function(caller).starts_with("runtime.entersyscallblock") {
+            add(CAUSE_BLOCKING.to_owned(), n);
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.handoffs));
+    rows
 }
 
 #[derive(Clone, Debug, Serialize)]
