@@ -113,13 +113,14 @@ impl<W: Write> Sink for TextSink<W> {
                 "Go runtime: {}, symbols from {symbols}, {}{}; goroutine attribution {}",
                 go.version,
                 if go.cgo { "cgo" } else { "no cgo" },
-                if go.ps_seen > 0 {
-                    format!(
-                        ", {} Ps seen in use (GOMAXPROCS is at least that)",
-                        go.ps_seen
-                    )
-                } else {
-                    String::new()
+                match (r.facts.cpu.gomaxprocs, go.ps_seen) {
+                    (Some(n), seen) if seen > 0 =>
+                        format!(", GOMAXPROCS {n} ({seen} Ps seen in use)"),
+                    (Some(n), _) => format!(", GOMAXPROCS {n}"),
+                    (None, seen) if seen > 0 => {
+                        format!(", {seen} Ps seen in use (GOMAXPROCS is at least that)")
+                    }
+                    _ => String::new(),
                 },
                 if go.attribution {
                     "on"
