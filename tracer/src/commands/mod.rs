@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod inspect;
+mod live_target;
 pub mod run;
 pub mod threads;
 pub mod top;

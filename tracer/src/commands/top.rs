@@ -3,16 +3,14 @@
 use std::{
     io::IsTerminal as _,
     ops::ControlFlow,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
+use super::live_target::LiveTarget;
 use crate::{
     cli::Config,
     live::{top, view::LiveState},
-    probes::{self, ProbeError, privileges},
     session::{Session, SignalPolicy, Ticker},
-    target::{self, Process},
 };
 
 /// How often keys are checked.
@@ -25,26 +23,15 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
              or `tracer attach -p {pid} --interval 1s` for line output"
         );
     }
-    let process = Process::validate(pid)?;
-    if !privileges::can_trace() {
-        return Err(ProbeError::NoPrivileges.into());
-    }
-    let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-    let go = super::go_target(&exe);
-    let options = super::attach_options(config, go.as_ref(), &exe);
-    let symbolizer = super::symbolizer(go, pid);
-    let sym = symbolizer.as_ref().map(|(s, _)| s);
-    let mut facts = super::facts_collector(pid, symbolizer.as_ref());
-    facts.refresh();
+    let mut target = LiveTarget::prepare(config, pid)?;
     let every = config.interval.unwrap_or(Duration::from_secs(1));
-    let header = format!("pid {pid} ({})", process.comm);
+    let header = format!("pid {pid} ({})", target.process.comm);
     let rt = super::runtime()?;
     rt.block_on(async {
-        let pidfd = target::pidfd_open(pid)?;
-        let (links, maps) = probes::attach(pid, &options)?;
-        let mut session = Session::new(links, maps, target::thread_count(pid))?;
+        let (mut session, pidfd, _) = target.start(false)?;
+        let facts = &mut target.facts;
         let mut terminal = ratatui::init();
-        let mut live = LiveState::new(pid, sym);
+        let mut live = LiveState::new(pid, target.symbolizer.as_ref().map(|(s, _)| s));
         let mut last: Option<crate::live::view::LiveFrame> = None;
         let mut drawn_at = Instant::now();
         let _ = terminal.draw(|f| top::draw(f, &header, None));
@@ -54,7 +41,7 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
             }
             if drawn_at.elapsed() + KEY_POLL / 2 >= every {
                 drawn_at = Instant::now();
-                match live.frame(s, &mut facts) {
+                match live.frame(s, facts) {
                     Ok(frame) => last = Some(frame),
                     Err(e) => log::warn!("cannot read the session: {e}"),
                 }

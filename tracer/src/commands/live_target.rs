@@ -1,0 +1,102 @@
+//! What `attach`, `threads` and `top` share: checking a live process,
+//! reading its Go side while it surely exists, attaching the probes, and
+//! the report once tracing stops.
+
+use std::{os::fd::OwnedFd, path::PathBuf, time::Instant};
+
+use crate::{
+    cli::Config,
+    facts::FactsCollector,
+    gobin::symbolize::Symbolizer,
+    model::Model,
+    probes::{self, AttachOptions, ProbeError, privileges},
+    report::TargetInfo,
+    session::Session,
+    target::{self, Process},
+};
+
+/// A live process, checked, with its probe plan and facts reader.
+pub struct LiveTarget {
+    pub pid: u32,
+    pub process: Process,
+    options: AttachOptions,
+    /// The Go binary placed in this process, and whether attribution is on.
+    pub symbolizer: Option<(Symbolizer, bool)>,
+    pub facts: FactsCollector,
+}
+
+impl LiveTarget {
+    /// Checks the PID and privileges, then reads the executable and the
+    /// PIE load address now, while the process surely exists.
+    pub fn prepare(config: &Config, pid: u32) -> anyhow::Result<Self> {
+        let process = Process::validate(pid)?;
+        if !privileges::can_trace() {
+            return Err(ProbeError::NoPrivileges.into());
+        }
+        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let go = super::go_target(&exe);
+        let options = super::attach_options(config, go.as_ref(), &exe);
+        let symbolizer = super::symbolizer(go, pid);
+        let mut facts = super::facts_collector(pid, symbolizer.as_ref());
+        facts.refresh();
+        Ok(Self {
+            pid,
+            process,
+            options,
+            symbolizer,
+            facts,
+        })
+    }
+
+    /// Attaches the probes (inside the tokio runtime): the session, the
+    /// process's exit descriptor, and when tracing began.
+    pub fn start(&self, announce: bool) -> anyhow::Result<(Session, OwnedFd, Instant)> {
+        let pid = self.pid;
+        let pidfd = target::pidfd_open(pid)?;
+        let (links, maps) = probes::attach(pid, &self.options)?;
+        let threads_at_start = target::thread_count(pid);
+        let session = Session::new(links, maps, threads_at_start)?;
+        if announce {
+            eprintln!(
+                "tracer: probes live on pid {pid} ({}), {threads_at_start} threads; Ctrl-C to stop",
+                self.process.comm
+            );
+        }
+        Ok((session, pidfd, Instant::now()))
+    }
+
+    /// Writes the report of a finished session.
+    pub fn report(
+        mut self,
+        config: &Config,
+        model: &Model,
+        started: Instant,
+        exited: bool,
+        mode: &'static str,
+    ) -> anyhow::Result<()> {
+        if !exited {
+            self.facts.refresh();
+        }
+        let threads_at_end = if exited {
+            0
+        } else {
+            target::thread_count(self.pid)
+        };
+        let info = TargetInfo {
+            pid: self.pid,
+            command: self.process.comm,
+            mode,
+            exited,
+            exit_code: None,
+        };
+        super::report(
+            config,
+            model,
+            info,
+            started,
+            threads_at_end,
+            self.symbolizer.as_ref(),
+            &self.facts.facts,
+        )
+    }
+}
