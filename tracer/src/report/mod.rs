@@ -319,10 +319,25 @@ fn handoff_causes(model: &Model, sym: &Symbolizer) -> Vec<HandoffCauseRow> {
     // to it; one that entered its syscall during it gave the P up itself
     // (entersyscall's gcwait path).
     let (mut stw, mut stw_entered) = (0u64, 0u64);
+    // At most one call holds a given P when the world stops: of the
+    // unclaimed calls on one P spanning a stop, the latest to enter its
+    // syscall is the victim; the earlier ones lost that P before.
+    let mut victims: std::collections::HashSet<(usize, u32)> = std::collections::HashSet::new();
     for (c, _) in model.lost_calls.iter().zip(&claimed).filter(|(_, c)| !**c) {
-        for &(start, end) in &model.stw_windows {
+        for (w, &(start, end)) in model.stw_windows.iter().enumerate() {
             if c.start_ns <= start && start <= c.end_ns {
-                stw += 1;
+                let latest_on_p = c.p_id.is_none_or(|p| {
+                    !model.lost_calls.iter().zip(&claimed).any(|(o, claimed)| {
+                        !claimed
+                            && o.p_id == Some(p)
+                            && o.start_ns > c.start_ns
+                            && o.start_ns <= start
+                            && start <= o.end_ns
+                    })
+                });
+                if latest_on_p && c.p_id.is_none_or(|p| victims.insert((w, p))) {
+                    stw += 1;
+                }
                 break;
             }
             if start < c.start_ns && c.start_ns <= end {
