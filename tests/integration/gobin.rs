@@ -734,10 +734,11 @@ fn unwinds_threads_blocked_in_system_calls() {
             check_runtime_variables(&context, &sym, pid);
             // An idle M's stack runs from the futex down to where the
             // scheduler was entered on g0: mstart for a new M, mcall for
-            // an M whose goroutine blocked.
+            // an M whose goroutine blocked, morestack for one whose
+            // goroutine was preempted at a stack check.
             assert_eq!(idle_m.frames[0].function, "runtime.futex", "{context}");
             assert!(
-                idle_m.ends_at(&["runtime.mstart", "runtime.mcall"]),
+                idle_m.ends_at(&["runtime.mstart", "runtime.mcall", "runtime.morestack"]),
                 "{context}: idle M's stack cut short\n{idle_m}"
             );
         }
