@@ -156,6 +156,12 @@ pub struct GoOffsets {
     pub g_sched_pc: u32,
     pub g_sched_bp: u32,
     pub _pad: u32,
+    /// Link addresses of `runtime.allp` (a slice of `*p`) and of
+    /// `runtime.stopTheWorldWithSema`, whose probed address gives the load
+    /// bias: as the world stops, the kernel lists the Ps still in a syscall
+    /// (≤1.25), the ones the stop takes. 0 when unknown (stripped).
+    pub allp_link: u64,
+    pub stw_fn_link: u64,
 }
 
 /// What the kernel saw of the Go runtime at a syscall's exit.
@@ -207,7 +213,7 @@ pub enum EventKind {
     SlowExit = 6,
     /// [`HandoffEvent`]: `runtime.handoffp` was called (a P changes hands).
     Handoff = 7,
-    /// [`EventHeader`] only: the runtime began stopping the world
+    /// [`StwEvent`]: the runtime began stopping the world
     /// (`stopTheWorldWithSema`): every P in a syscall is taken.
     StwStart = 8,
     /// [`EventHeader`] only: the world restarts (`startTheWorldWithSema`).
@@ -351,6 +357,19 @@ pub struct VdsoKey {
     pub frames: [u64; VDSO_FRAMES],
 }
 
+/// A stop-the-world began.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StwEvent {
+    pub header: EventHeader,
+    /// Bit i: P i was in a syscall (`_Psyscall`) as the world stopped, so
+    /// the stop takes it (≤1.25; P ids below 64).
+    pub syscall_ps: u64,
+    /// 1 when `syscall_ps` was read.
+    pub read: u32,
+    pub _pad: u32,
+}
+
 /// Frames kept for a `runtime.LockOSThread` call site.
 pub const LOCK_FRAMES: usize = 16;
 
@@ -413,7 +432,9 @@ mod tests {
 
     #[test]
     fn go_layouts() {
-        assert_eq!(size_of::<GoOffsets>(), 64);
+        assert_eq!(size_of::<GoOffsets>(), 80);
+        assert_eq!(offset_of!(GoOffsets, allp_link), 64);
+        assert_eq!(size_of::<StwEvent>(), 32);
         assert_eq!(size_of::<SlowCallEvent>(), 56 + 8 * MAX_FRAMES);
         assert_eq!(offset_of!(SlowCallEvent, goid), 40);
         assert_eq!(offset_of!(SlowCallEvent, frames), 56);

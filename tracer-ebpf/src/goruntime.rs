@@ -14,7 +14,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     EventHeader, EventKind, GoOffsets, HandoffEvent, LOCK_FRAMES, MAX_FRAMES, NewMEvent, PState,
-    SLOW_CALL_CGO, SlowCallEvent, ThreadEvent,
+    SLOW_CALL_CGO, SlowCallEvent, StwEvent, ThreadEvent,
 };
 
 use crate::{
@@ -157,30 +157,71 @@ pub fn gt_release_p(ctx: ProbeContext) -> u32 {
 
 /// Uprobe on `runtime.stopTheWorldWithSema` (a few times per GC cycle):
 /// from here until the world restarts, every P left in a syscall is taken.
+/// On ≤1.25 those are the Ps in `_Psyscall` now: list them.
 #[uprobe]
-pub fn gt_stw_start(_ctx: ProbeContext) -> u32 {
-    stw_mark(EventKind::StwStart);
+pub fn gt_stw_start(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let o = GO_OFFSETS.load();
+    let (syscall_ps, read) = if o.enabled != 0 && o.allp_link != 0 && o.p_stays_wired == 0 {
+        // The probed address minus its link address is the load bias (a
+        // page multiple; the trap may leave the IP a byte further).
+        let rip = unsafe { (*ctx.regs).rip };
+        let bias = rip.wrapping_sub(o.stw_fn_link) & !0xfff;
+        syscall_ps(o.allp_link.wrapping_add(bias), o.p_status)
+    } else {
+        (0, 0)
+    };
+    let event = StwEvent {
+        header: EventHeader {
+            kind: EventKind::StwStart as u32,
+            tid,
+            ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+        },
+        syscall_ps,
+        read,
+        _pad: 0,
+    };
+    output(&event);
     0
+}
+
+/// Bit mask of the Ps of `allp` (a `[]*p` at address `allp`, indexed by P
+/// id) whose status is `_Psyscall`, and 1; `(0, 0)` when unreadable.
+#[inline(always)]
+fn syscall_ps(allp: u64, p_status: u32) -> (u64, u32) {
+    let (Ok(ptr), Ok(len)) = (user(allp), user(allp + 8)) else {
+        return (0, 0);
+    };
+    let mut mask = 0u64;
+    for i in 0..64u64 {
+        if i >= len {
+            break;
+        }
+        let Ok(p) = user(ptr + 8 * i) else {
+            return (0, 0);
+        };
+        if p != 0 && user32(p + u64::from(p_status)) == Ok(P_SYSCALL) {
+            mask |= 1 << i;
+        }
+    }
+    (mask, 1)
 }
 
 /// Uprobe on `runtime.startTheWorldWithSema`: the end of a stop-the-world.
 #[uprobe]
 pub fn gt_stw_end(_ctx: ProbeContext) -> u32 {
-    stw_mark(EventKind::StwEnd);
-    0
-}
-
-#[inline(always)]
-fn stw_mark(kind: EventKind) {
     let Some(tid) = target_tid() else {
-        return;
+        return 0;
     };
     let header = EventHeader {
-        kind: kind as u32,
+        kind: EventKind::StwEnd as u32,
         tid,
         ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
     };
     output(&header);
+    0
 }
 
 /// Uprobe on `runtime.LockOSThread` (a rare path): remember where this
@@ -228,6 +269,8 @@ static GO_OFFSETS: aya_ebpf::Global<GoOffsets> = aya_ebpf::Global::new(GoOffsets
     g_sched_pc: 0,
     g_sched_bp: 0,
     _pad: 0,
+    allp_link: 0,
+    stw_fn_link: 0,
 });
 
 /// `_Gsyscall` and `_Psyscall` in every supported release.

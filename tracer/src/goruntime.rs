@@ -65,6 +65,8 @@ pub fn offsets(version: &GoVersion) -> Option<GoOffsets> {
         g_sched_pc: 0x40,
         g_sched_bp: row.g_sched_bp,
         _pad: 0,
+        allp_link: 0,
+        stw_fn_link: 0,
     })
 }
 

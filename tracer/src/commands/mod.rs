@@ -156,10 +156,22 @@ pub fn attach_options(config: &Config, go: Option<&GoTarget>, exe: &Path) -> Att
             }
         }
     }
+    // Where the Ps are, for the stop-the-world probe (symtab only).
+    let go_offsets = go.and_then(|g| {
+        let mut o = g.offsets?;
+        if let (Some(allp), Some(stw)) = (
+            g.binary.data_symbol("runtime.allp"),
+            g.binary.pclntab.entry("runtime.stopTheWorldWithSema"),
+        ) {
+            o.allp_link = allp;
+            o.stw_fn_link = stw;
+        }
+        Some(o)
+    });
     AttachOptions {
         set: config.probes,
         slow_ns: config.slow_ns(),
-        go: go.and_then(|g| g.offsets),
+        go: go_offsets,
         uprobes,
     }
 }

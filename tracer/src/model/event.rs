@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use tracer_common::{
-    EventHeader, EventKind, HandoffEvent, NewMEvent, PState, SlowCallEvent, SyscallEvent,
+    EventHeader, EventKind, HandoffEvent, NewMEvent, PState, SlowCallEvent, StwEvent, SyscallEvent,
     SyscallHist, ThreadEvent, VdsoKey,
 };
 
@@ -102,7 +102,13 @@ pub enum Event {
     },
     /// The runtime began stopping the world: every P still in a syscall
     /// is taken until the world restarts.
-    StwStart { tid: u32, ts_ns: u64 },
+    StwStart {
+        tid: u32,
+        ts_ns: u64,
+        /// Bit i: P i was in a syscall as the world stopped, so the stop
+        /// takes it (≤1.25, when the runtime's P list could be read).
+        syscall_ps: Option<u64>,
+    },
     /// The world restarts.
     StwEnd { tid: u32, ts_ns: u64 },
     /// The runtime entered `newm1` on thread `tid`: the next thread it
@@ -240,18 +246,19 @@ impl Event {
                     new_state: e.new_state,
                 })
             }
-            Some(kind @ (EventKind::StwStart | EventKind::StwEnd)) => {
+            Some(EventKind::StwStart) => {
+                let e: StwEvent = read(bytes, "stop-the-world record")?;
+                Ok(Self::StwStart {
+                    tid: e.header.tid,
+                    ts_ns: e.header.ts_ns,
+                    syscall_ps: (e.read != 0).then_some(e.syscall_ps),
+                })
+            }
+            Some(EventKind::StwEnd) => {
                 let h: EventHeader = read(bytes, "stop-the-world record")?;
-                Ok(if kind == EventKind::StwStart {
-                    Self::StwStart {
-                        tid: h.tid,
-                        ts_ns: h.ts_ns,
-                    }
-                } else {
-                    Self::StwEnd {
-                        tid: h.tid,
-                        ts_ns: h.ts_ns,
-                    }
+                Ok(Self::StwEnd {
+                    tid: h.tid,
+                    ts_ns: h.ts_ns,
                 })
             }
             Some(EventKind::NewM) => {

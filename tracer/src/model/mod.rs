@@ -116,6 +116,15 @@ pub struct SiteStats {
     pub histogram: Histogram<u64>,
 }
 
+/// A stop-the-world, from the stop to the restart.
+#[derive(Clone, Debug)]
+pub struct StwWindow {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Bit i: P i was in a syscall as the world stopped (when read).
+    pub syscall_ps: Option<u64>,
+}
+
 /// One `runtime.handoffp` call.
 #[derive(Clone, Debug)]
 pub struct Handoff {
@@ -185,9 +194,9 @@ pub struct Model {
     /// Go 1.26+: Ps taken from threads in syscalls, by (caller, new P
     /// state): the runtime's own record of who took each.
     pub p_taken: HashMap<(u64, u32), u64>,
-    /// Stop-the-world windows `(start, end)`: Ps in syscalls are taken.
-    pub stw_windows: Vec<(u64, u64)>,
-    stw_started: Option<u64>,
+    /// Stop-the-world windows: Ps in syscalls are taken.
+    pub stw_windows: Vec<StwWindow>,
+    stw_started: Option<(u64, Option<u64>)>,
     /// Slow-path exits in all, and those not tied to a reported call.
     pub slow_exits: u64,
     pub slow_exits_unattributed: u64,
@@ -305,12 +314,18 @@ impl Model {
             } => {
                 *self.p_taken.entry((caller, new_state)).or_default() += 1;
             }
-            Event::StwStart { ts_ns, .. } => self.stw_started = Some(ts_ns),
+            Event::StwStart {
+                ts_ns, syscall_ps, ..
+            } => self.stw_started = Some((ts_ns, syscall_ps)),
             Event::StwEnd { ts_ns, .. } => {
-                if let Some(start) = self.stw_started.take()
+                if let Some((start, syscall_ps)) = self.stw_started.take()
                     && self.stw_windows.len() < MAX_LOST_CALLS
                 {
-                    self.stw_windows.push((start, ts_ns));
+                    self.stw_windows.push(StwWindow {
+                        start_ns: start,
+                        end_ns: ts_ns,
+                        syscall_ps,
+                    });
                 }
             }
             Event::SlowExit { tid, ts_ns } => {

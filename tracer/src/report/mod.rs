@@ -315,16 +315,26 @@ fn handoff_causes(model: &Model, sym: &Symbolizer) -> Vec<HandoffCauseRow> {
             }
         }
     }
-    // An unclaimed call in a syscall when a stop-the-world began lost its P
-    // to it; one that entered its syscall during it gave the P up itself
-    // (entersyscall's gcwait path).
+    // Stop-the-worlds take every P still in a syscall. When the kernel
+    // listed those Ps as the world stopped (binaries with symbols), that
+    // count is exact; otherwise an unclaimed call in its syscall when the
+    // world stopped is taken to have lost its P to it (of several on one P,
+    // the latest to enter: the others lost that P before). A call that
+    // entered its syscall during a stop gave its P up itself (gcwait).
+    let listed =
+        !model.stw_windows.is_empty() && model.stw_windows.iter().all(|w| w.syscall_ps.is_some());
     let (mut stw, mut stw_entered) = (0u64, 0u64);
-    // At most one call holds a given P when the world stops: of the
-    // unclaimed calls on one P spanning a stop, the latest to enter its
-    // syscall is the victim; the earlier ones lost that P before.
+    if listed {
+        stw = model
+            .stw_windows
+            .iter()
+            .map(|w| u64::from(w.syscall_ps.unwrap_or(0).count_ones()))
+            .sum();
+    }
     let mut victims: std::collections::HashSet<(usize, u32)> = std::collections::HashSet::new();
     for (c, _) in model.lost_calls.iter().zip(&claimed).filter(|(_, c)| !**c) {
-        for (w, &(start, end)) in model.stw_windows.iter().enumerate() {
+        for (w, win) in model.stw_windows.iter().enumerate() {
+            let (start, end) = (win.start_ns, win.end_ns);
             if c.start_ns <= start && start <= c.end_ns {
                 let latest_on_p = c.p_id.is_none_or(|p| {
                     !model.lost_calls.iter().zip(&claimed).any(|(o, claimed)| {
@@ -335,7 +345,7 @@ fn handoff_causes(model: &Model, sym: &Symbolizer) -> Vec<HandoffCauseRow> {
                             && start <= o.end_ns
                     })
                 });
-                if latest_on_p && c.p_id.is_none_or(|p| victims.insert((w, p))) {
+                if !listed && latest_on_p && c.p_id.is_none_or(|p| victims.insert((w, p))) {
                     stw += 1;
                 }
                 break;
