@@ -232,7 +232,10 @@ fn threads_from_syscalls(
         } else {
             String::new()
         };
-        if extra > EXPLOSION {
+        // Files drive the growth when most new threads came from their
+        // handoffs, or many threads were seen blocked in them at once.
+        let file_driven = file_spawns * 2 >= r.threads.spawned.max(1) || file_holding > EXPLOSION;
+        if extra > EXPLOSION && file_driven {
             out.push(Verdict {
                 kind: VerdictKind::FileIoThreads,
                 severity: "problem",
@@ -249,7 +252,7 @@ fn threads_from_syscalls(
                         .to_owned(),
                 ),
             });
-        } else {
+        } else if extra <= EXPLOSION {
             out.push(Verdict {
                 kind: VerdictKind::FileIoBounded,
                 severity: "ok",
@@ -396,4 +399,60 @@ fn vdso(r: &Report, out: &mut Vec<Verdict>) {
         ),
         fix: Some(fix.to_owned()),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{BlockingRow, CauseRow, tests::sample};
+
+    fn cause(syscall: &str, threads: u64) -> CauseRow {
+        CauseRow {
+            cause: "syscall handoff (sysmon retake)".into(),
+            threads,
+            syscall: Some(syscall.into()),
+            call_site: None,
+        }
+    }
+
+    fn blocking(syscall: &str, p_handoffs: u64) -> BlockingRow {
+        BlockingRow {
+            syscall: syscall.into(),
+            call_site: None,
+            calls: p_handoffs,
+            goroutines: 1,
+            total_ns: 0,
+            p99_ns: 0,
+            max_ns: 0,
+            p_handoffs,
+            slow_exits: 0,
+            cgo: false,
+            stack: Vec::new(),
+        }
+    }
+
+    fn kinds(r: &Report) -> Vec<VerdictKind> {
+        let mut facts = Facts::default();
+        facts.cpu.gomaxprocs = Some(2);
+        diagnose(r, &facts).into_iter().map(|v| v.kind).collect()
+    }
+
+    #[test]
+    fn file_verdicts_follow_what_drove_the_threads() {
+        let mut r = sample();
+        r.threads.spawned = 100;
+        r.threads.peak = 101;
+        r.threads_by_cause = vec![cause("read", 90), cause("nanosleep", 10)];
+        r.blocking = vec![blocking("read", 300)];
+        assert_eq!(kinds(&r), vec![VerdictKind::FileIoThreads]);
+        // The same growth driven by nanosleep: a syscall verdict, and the
+        // few file handoffs do not get blamed.
+        r.threads_by_cause = vec![cause("read", 2), cause("nanosleep", 90)];
+        assert_eq!(kinds(&r), vec![VerdictKind::SyscallThreads]);
+        // No explosion: file I/O is reported bounded.
+        r.threads.peak = 12;
+        r.threads.spawned = 11;
+        r.threads_by_cause = vec![cause("read", 6)];
+        assert_eq!(kinds(&r), vec![VerdictKind::FileIoBounded]);
+    }
 }
