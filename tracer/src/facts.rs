@@ -11,6 +11,9 @@ use crate::{
     report::vdso::VdsoFacts,
 };
 
+/// How often the socket count (a readlink per descriptor) is re-read.
+const SOCKETS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The Go runtime's own thread cap (`debug.SetMaxThreads` default).
 pub const GO_DEFAULT_MAX_THREADS: u64 = 10_000;
 
@@ -92,6 +95,7 @@ pub struct FactsCollector {
     godebug: String,
     /// CFS counters at the first reading: the report shows the difference.
     throttle_base: Option<cgroup::Throttling>,
+    sockets_read_at: Option<std::time::Instant>,
     pub facts: Facts,
 }
 
@@ -116,6 +120,7 @@ impl FactsCollector {
             go_version,
             godebug,
             throttle_base: None,
+            sockets_read_at: None,
             facts: Facts::default(),
         }
     }
@@ -150,6 +155,14 @@ impl FactsCollector {
             }
         }
         self.refresh_cpu();
+        // Sockets cost a readlink per descriptor: at most twice a second.
+        if self
+            .sockets_read_at
+            .is_some_and(|t| t.elapsed() < SOCKETS_EVERY)
+        {
+            return;
+        }
+        self.sockets_read_at = Some(std::time::Instant::now());
         // The most sockets seen: a short-lived process may close them all
         // before the last reading.
         if let Ok(by_state) = sockets::tcp_sockets_by_state(pid)
