@@ -99,28 +99,9 @@ pub fn gt_slow_exit(_ctx: ProbeContext) -> u32 {
 /// handed the P off, from the caller's return address.
 #[uprobe]
 pub fn gt_handoffp(ctx: ProbeContext) -> u32 {
-    let Some(tid) = target_tid() else {
-        return 0;
-    };
+    // handoffp(pp *p): pp in RAX (register ABI).
     let regs = unsafe { &*ctx.regs };
-    let caller: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
-    // handoffp(pp *p): pp in RAX (register ABI); p.id is its first field.
-    let p_id_plus1 = if regs.rax != 0 {
-        user32(regs.rax).map_or(0, |id| id.wrapping_add(1))
-    } else {
-        0
-    };
-    let event = HandoffEvent {
-        header: EventHeader {
-            kind: EventKind::Handoff as u32,
-            tid,
-            ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
-        },
-        caller,
-        p_id_plus1,
-        new_state: 0,
-    };
-    output(&event);
+    p_changed_hands(regs, EventKind::Handoff, regs.rax, 0);
     0
 }
 
@@ -131,28 +112,40 @@ pub fn gt_handoffp(ctx: ProbeContext) -> u32 {
 /// retake, a goroutine stealing it back on exit, the GC's forEachP).
 #[uprobe]
 pub fn gt_release_p(ctx: ProbeContext) -> u32 {
-    let Some(tid) = target_tid() else {
-        return 0;
-    };
     let regs = unsafe { &*ctx.regs };
-    let caller: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
-    let p_id_plus1 = if regs.rcx != 0 {
-        user32(regs.rcx).map_or(0, |id| id.wrapping_add(1))
-    } else {
-        0
+    p_changed_hands(regs, EventKind::PTaken, regs.rcx, regs.rsi as u32);
+    0
+}
+
+/// Reports P `pp` changing hands at a function entry, with the caller (the
+/// return address on top of the stack).
+#[inline(always)]
+fn p_changed_hands(regs: &aya_ebpf::bindings::pt_regs, kind: EventKind, pp: u64, new_state: u32) {
+    let Some(tid) = target_tid() else {
+        return;
     };
+    let caller: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
     let event = HandoffEvent {
         header: EventHeader {
-            kind: EventKind::PTaken as u32,
+            kind: kind as u32,
             tid,
             ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
         },
         caller,
-        p_id_plus1,
-        new_state: regs.rsi as u32,
+        p_id_plus1: id_plus1_of(pp),
+        new_state,
     };
     output(&event);
-    0
+}
+
+/// The id + 1 of the P at `p` (p.id is its first field); 0 for no P or an
+/// unreadable one.
+#[inline(always)]
+fn id_plus1_of(p: u64) -> u32 {
+    if p == 0 {
+        return 0;
+    }
+    user32(p).map_or(0, |id| id.wrapping_add(1))
 }
 
 /// Uprobe on `runtime.stopTheWorldWithSema` (a few times per GC cycle):
@@ -348,11 +341,7 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
         if user(m)? == r14 {
             // An M on its system stack may hold a P (spinning, scheduling).
             let p = user(m + u64::from(o.m_p))?;
-            let p_id_plus1 = if p != 0 {
-                user32(p).map_or(0, |id| id.wrapping_add(1))
-            } else {
-                0
-            };
+            let p_id_plus1 = id_plus1_of(p);
             return Ok(GoState {
                 goid: 0,
                 p_state: PState::Runtime,
@@ -370,11 +359,7 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
     if user32(g + u64::from(o.g_atomicstatus))? != G_SYSCALL {
         // No entersyscall: a raw syscall, the P was held throughout.
         let p = user(m + u64::from(o.m_p))?;
-        let p_id_plus1 = if p != 0 {
-            user32(p).map_or(0, |id| id.wrapping_add(1))
-        } else {
-            0
-        };
+        let p_id_plus1 = id_plus1_of(p);
         return Ok(GoState {
             goid,
             p_state: PState::Raw,
@@ -383,12 +368,7 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
         });
     }
     let p = user(m + u64::from(o.m_p))?;
-    // p.id is the first field of p.
-    let mut p_id_plus1 = if p != 0 {
-        user32(p).map_or(0, |id| id.wrapping_add(1))
-    } else {
-        0
-    };
+    let mut p_id_plus1 = id_plus1_of(p);
     let p_state = if o.p_stays_wired != 0 {
         // 1.26+: the P stays wired during the syscall unless retaken.
         if p == 0 { PState::Lost } else { PState::Kept }
@@ -400,7 +380,7 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
         // (what exitsyscallfast_reacquired compares) tell.
         let oldp = user(m + u64::from(o.m_oldp))?;
         if p == 0 && oldp != 0 {
-            p_id_plus1 = user32(oldp).map_or(0, |id| id.wrapping_add(1));
+            p_id_plus1 = id_plus1_of(oldp);
         }
         if p == 0
             && oldp != 0

@@ -275,8 +275,4 @@ impl FactsCollector {
             self.facts.samples.push(sample);
         }
     }
-
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
 }

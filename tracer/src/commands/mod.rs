@@ -211,6 +211,24 @@ pub fn report(
     write_report(&report, &config.output)
 }
 
+/// Prints one live record to stdout while tracing: a JSON object on one
+/// line, or its text form. Errors (a closed pipe) are not the session's.
+pub fn print_live(
+    json: bool,
+    value: &impl serde::Serialize,
+    text: impl FnOnce(&mut io::StdoutLock<'static>) -> io::Result<()>,
+) {
+    let mut out = io::stdout().lock();
+    let _ = if json {
+        serde_json::to_writer(&mut out, value)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out))
+            .and_then(|()| out.flush())
+    } else {
+        text(&mut out)
+    };
+}
+
 /// How often a session refreshes process facts (cheap /proc reads).
 const FACTS_EVERY: Duration = Duration::from_millis(250);
 
@@ -243,12 +261,7 @@ pub async fn drive(
             match s.snapshot() {
                 Ok(model) => {
                     let summary = diff.next(model, elapsed.as_secs_f64());
-                    let mut out = io::stdout().lock();
-                    let _ = if config.output.json {
-                        summary.write_json(&mut out)
-                    } else {
-                        summary.write_text(&mut out)
-                    };
+                    print_live(config.output.json, &summary, |o| summary.write_text(o));
                 }
                 Err(e) => log::warn!("cannot read the session for --interval: {e}"),
             }

@@ -4,7 +4,7 @@
 //! ahead with a warning before one is reached; at the end, the full report
 //! with its verdicts.
 
-use std::{io, ops::ControlFlow, time::Duration};
+use std::{ops::ControlFlow, time::Duration};
 
 use super::live_target::LiveTarget;
 use crate::{
@@ -24,14 +24,7 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
         let mut on_tick = |s: &Session| {
             match live.frame(s, facts) {
                 Ok(frame) => {
-                    let mut out = io::stdout().lock();
-                    let _ = if config.output.json {
-                        serde_json::to_writer(&mut out, &frame)
-                            .map_err(io::Error::from)
-                            .and_then(|()| io::Write::write_all(&mut out, b"\n"))
-                    } else {
-                        frame.write_text(&mut out)
-                    };
+                    super::print_live(config.output.json, &frame, |o| frame.write_text(o));
                 }
                 Err(e) => log::warn!("cannot read the session: {e}"),
             }

@@ -148,13 +148,6 @@ impl IntervalSummary {
         }
         o.flush()
     }
-
-    /// One JSON object per line.
-    pub fn write_json(&self, o: &mut impl Write) -> io::Result<()> {
-        serde_json::to_writer(&mut *o, self)?;
-        writeln!(o)?;
-        o.flush()
-    }
 }
 
 #[cfg(test)]

@@ -321,32 +321,45 @@ fn handoff_causes(model: &Model, sym: &Symbolizer) -> Vec<HandoffCauseRow> {
     // world stopped is taken to have lost its P to it (of several on one P,
     // the latest to enter: the others lost that P before). A call that
     // entered its syscall during a stop gave its P up itself (gcwait).
-    let listed =
+    let ps_listed =
         !model.stw_windows.is_empty() && model.stw_windows.iter().all(|w| w.syscall_ps.is_some());
-    let (mut stw, mut stw_entered) = (0u64, 0u64);
-    if listed {
-        stw = model
+    let mut stw: u64 = if ps_listed {
+        model
             .stw_windows
             .iter()
             .map(|w| u64::from(w.syscall_ps.unwrap_or(0).count_ones()))
-            .sum();
-    }
+            .sum()
+    } else {
+        0
+    };
+    let mut stw_entered = 0u64;
+    let unclaimed = || {
+        model
+            .lost_calls
+            .iter()
+            .zip(&claimed)
+            .filter(|(_, c)| !**c)
+            .map(|(call, _)| call)
+    };
     let mut victims: std::collections::HashSet<(usize, u32)> = std::collections::HashSet::new();
-    for (c, _) in model.lost_calls.iter().zip(&claimed).filter(|(_, c)| !**c) {
+    for c in unclaimed() {
         for (w, win) in model.stw_windows.iter().enumerate() {
             let (start, end) = (win.start_ns, win.end_ns);
             if c.start_ns <= start && start <= c.end_ns {
-                let latest_on_p = c.p_id.is_none_or(|p| {
-                    !model.lost_calls.iter().zip(&claimed).any(|(o, claimed)| {
-                        !claimed
-                            && o.p_id == Some(p)
-                            && o.start_ns > c.start_ns
-                            && o.start_ns <= start
-                            && start <= o.end_ns
-                    })
-                });
-                if !listed && latest_on_p && c.p_id.is_none_or(|p| victims.insert((w, p))) {
-                    stw += 1;
+                if !ps_listed {
+                    let later_on_p = |p| {
+                        unclaimed().any(|o| {
+                            o.p_id == Some(p)
+                                && o.start_ns > c.start_ns
+                                && o.start_ns <= start
+                                && start <= o.end_ns
+                        })
+                    };
+                    let victim = match c.p_id {
+                        Some(p) => !later_on_p(p) && victims.insert((w, p)),
+                        None => true,
+                    };
+                    stw += u64::from(victim);
                 }
                 break;
             }

@@ -88,7 +88,7 @@ fn parse_stat(stat: &str) -> Option<(String, u64)> {
 
 /// Number of threads of `pid` now (0 if it is gone).
 pub fn thread_count(pid: u32) -> u64 {
-    fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count() as u64)
+    crate::procinfo::tasks::thread_count(pid).map_or(0, u64::from)
 }
 
 /// `true` while `pid` exists and is not a zombie.
