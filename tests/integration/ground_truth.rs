@@ -208,13 +208,23 @@ fn handoffs_by_cause_and_slow_exits_match_go_execution_trace() {
             // stealing M, so every cause is held to 5%; the old format has
             // no taker, and its stop-the-world count is itself inferred
             // from event order (GoSysBlock+ProcStop between STWStart and
-            // STWDone): those are held to 5% of all handoffs.
-            let exact = minor >= 22;
+            // STWDone): those are held to 5% of all handoffs. Steal-backs
+            // before Go 1.26 are the difference, and one that hits a call
+            // shorter than the 20 µs below which the tracer does not read
+            // the runtime is not seen: also held to 5% of all handoffs.
+            let of_all = |ours: u64, truth: u64| ours.abs_diff(truth) * 20 <= t.handoffs.max(40);
             let close = |ours: u64, truth: u64| {
-                if exact {
+                if minor >= 22 {
                     within_5_percent(ours, truth)
                 } else {
-                    ours.abs_diff(truth) * 20 <= t.handoffs.max(40)
+                    of_all(ours, truth)
+                }
+            };
+            let rest_close = |ours: u64, truth: u64| {
+                if minor >= 26 {
+                    within_5_percent(ours, truth)
+                } else {
+                    of_all(ours, truth)
                 }
             };
             if minor <= 21 {
@@ -225,12 +235,12 @@ fn handoffs_by_cause_and_slow_exits_match_go_execution_trace() {
                     "{context}"
                 );
                 assert!(close(stw + stw_entered, t.stw), "{context}");
-                assert!(close(steal_back, t.rest), "{context}");
+                assert!(rest_close(steal_back, t.rest), "{context}");
             } else {
                 assert!(within_5_percent(sysmon, t.by_sysmon), "{context}");
                 assert!(close(stw, t.stw), "{context}");
                 assert!(
-                    close(steal_back + foreachp + blocking + stw_entered, t.rest),
+                    rest_close(steal_back + foreachp + blocking + stw_entered, t.rest),
                     "{context}"
                 );
             }
