@@ -17,23 +17,6 @@ enum Ending {
     Deadline,
 }
 
-/// Waits until none of our programs is loaded; panics after 5 s.
-fn assert_programs_unloaded(context: &str) {
-    let start = Instant::now();
-    loop {
-        let left = our_programs();
-        if left.is_empty() {
-            return;
-        }
-        // Program teardown is deferred (RCU): give it a moment.
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{context}: programs {left:?} still loaded"
-        );
-        sleep(Duration::from_millis(50));
-    }
-}
-
 fn heartbeat_count(file: &Path) -> u64 {
     std::fs::read_to_string(file)
         .ok()

@@ -428,5 +428,5 @@ fn live_view_renders_in_a_terminal_and_quits_cleanly() {
     assert!(w.try_wait().unwrap().is_none(), "the target was harmed");
     let _ = w.kill();
     let _ = w.wait();
-    assert_eq!(our_programs(), Vec::<u32>::new(), "probes outlived top");
+    assert_programs_unloaded("after tracer top quit");
 }

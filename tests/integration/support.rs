@@ -264,3 +264,20 @@ pub fn our_programs() -> Vec<u32> {
         .map(|p| p.id())
         .collect()
 }
+
+/// Waits until none of our programs is loaded; panics after 5 s.
+pub fn assert_programs_unloaded(context: &str) {
+    let start = Instant::now();
+    loop {
+        let left = our_programs();
+        if left.is_empty() {
+            return;
+        }
+        // Program teardown is deferred (RCU): give it a moment.
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{context}: programs {left:?} still loaded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
