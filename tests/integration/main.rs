@@ -13,4 +13,6 @@ mod counts;
 mod field;
 mod gobin;
 mod ground_truth;
+mod harness;
+mod inline;
 mod latency;

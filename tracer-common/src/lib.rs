@@ -19,10 +19,16 @@ pub mod globals {
     pub const NEWTASK_FLAGS_OFFSET: &str = "NEWTASK_FLAGS_OFFSET";
     /// `u32`: size of the `INFLIGHT` map minus one (a power of two minus one).
     pub const INFLIGHT_MASK: &str = "INFLIGHT_MASK";
+    /// `u32`: histogram slots per half of `HISTS` (goroutine calls first,
+    /// then the runtime's idle waits).
+    pub const HIST_SLOTS: &str = "HIST_SLOTS";
     /// `u64`: calls at least this long (ns) are reported with a user stack.
     pub const SLOW_NS: &str = "SLOW_NS";
     /// [`crate::GoOffsets`]: where to find the goroutine state (Go targets).
     pub const GO_OFFSETS: &str = "GO_OFFSETS";
+    /// [`crate::KernelOffsets`]: where to find a descriptor's file in the
+    /// running kernel's structures (from its BTF).
+    pub const KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
 }
 
 /// Names of the maps, shared so a rename breaks the build, not the run.
@@ -32,9 +38,9 @@ pub mod maps {
     pub const HISTS: &str = "HISTS";
     pub const COUNTERS: &str = "COUNTERS";
     pub const EVENTS: &str = "EVENTS";
-    pub const GROUP_EXIT: &str = "GROUP_EXIT";
     pub const LOCK_SITES: &str = "LOCK_SITES";
     pub const VDSO_CALLS: &str = "VDSO_CALLS";
+    pub const SYSCALL_CLASS: &str = "SYSCALL_CLASS";
 }
 
 /// Highest syscall number (exclusive) tracked per syscall. x86_64 numbers are
@@ -50,8 +56,13 @@ pub const DEFAULT_HIST_SLOTS: u32 = 96;
 /// placed at `tid & (size - 1)` and tagged with their tid).
 pub const DEFAULT_INFLIGHT_SLOTS: u32 = 1 << 16;
 
-/// Linux `exit_group` on x86_64: marks the start of process teardown.
-pub const SYS_EXIT_GROUP: u64 = 231;
+/// Linux `exit` on x86_64: a thread ending itself (the process goes on).
+pub const SYS_EXIT: u16 = 60;
+/// Linux `exit_group` on x86_64: the process ending.
+pub const SYS_EXIT_GROUP: u16 = 231;
+/// Linux `rt_sigreturn`: its return value is the restored register, not a
+/// result, so it is never counted as an error.
+pub const SYS_RT_SIGRETURN: u32 = 15;
 
 /// Linux `CLONE_THREAD`: a new task that joins its parent's thread group.
 pub const CLONE_THREAD: u64 = 0x0001_0000;
@@ -62,12 +73,55 @@ pub const CLONE_THREAD: u64 = 0x0001_0000;
 pub struct InFlight {
     /// Owner of the slot; 0 when the slot is free.
     pub tid: u32,
-    pub sysno: u32,
+    pub sysno: u16,
+    /// [`INFLIGHT_TAKEN_HANDOFF`], [`INFLIGHT_TAKEN_STW`]: set by the probes
+    /// that take Ps from syscalls, so the call is checked and reported at
+    /// its exit however short it was.
+    pub flags: u16,
     pub start_ns: u64,
 }
 
-/// Per-CPU aggregate for one syscall slot: counts, time and a log-linear
-/// duration histogram (see [`buckets`]).
+/// [`InFlight::flags`]: a P handoff (`handoffp`, Go 1.26+ `releaseP`) named
+/// this call's thread as the one whose P was taken.
+pub const INFLIGHT_TAKEN_HANDOFF: u16 = 1;
+/// [`InFlight::flags`]: a stop-the-world began while this call held a P in
+/// `_Psyscall`: the stop takes it unless the call returns first.
+pub const INFLIGHT_TAKEN_STW: u16 = 2;
+
+/// Error numbers counted one by one per syscall: 1..=133 are the Linux
+/// errnos; 134..=139 are the kernel's restart codes (ERESTARTSYS 512 ..
+/// ERESTART_RESTARTBLOCK 516, and 517), which a traced exit can show for a
+/// call a signal interrupted; slot 0 counts anything else.
+pub const ERRNO_SLOTS: usize = 140;
+const ERRNO_LINUX_MAX: u64 = 133;
+const ERRNO_RESTART_FIRST: u64 = 512;
+
+/// The [`SyscallHist::errnos`] slot of an error number (a positive errno).
+#[inline(always)]
+pub fn errno_slot(errno: u64) -> usize {
+    if (1..=ERRNO_LINUX_MAX).contains(&errno) {
+        errno as usize
+    } else if (ERRNO_RESTART_FIRST..ERRNO_RESTART_FIRST + 6).contains(&errno) {
+        (ERRNO_LINUX_MAX + 1 + errno - ERRNO_RESTART_FIRST) as usize
+    } else {
+        0
+    }
+}
+
+/// The error number counted in a [`SyscallHist::errnos`] slot (0: other).
+pub fn errno_of_slot(slot: usize) -> u32 {
+    let slot = slot as u64;
+    if (1..=ERRNO_LINUX_MAX).contains(&slot) {
+        slot as u32
+    } else if slot > ERRNO_LINUX_MAX && slot < ERRNO_SLOTS as u64 {
+        (ERRNO_RESTART_FIRST + slot - ERRNO_LINUX_MAX - 1) as u32
+    } else {
+        0
+    }
+}
+
+/// Per-CPU aggregate for one syscall slot: counts, time, errors by errno
+/// and a log-linear duration histogram (see [`buckets`]).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SyscallHist {
@@ -75,6 +129,8 @@ pub struct SyscallHist {
     pub errors: u64,
     pub total_ns: u64,
     pub max_ns: u64,
+    /// Failed calls by [`errno_slot`].
+    pub errnos: [u64; ERRNO_SLOTS],
     pub buckets: [u64; buckets::NUM_BUCKETS],
 }
 
@@ -84,8 +140,25 @@ impl SyscallHist {
         errors: 0,
         total_ns: 0,
         max_ns: 0,
+        errnos: [0; ERRNO_SLOTS],
         buckets: [0; buckets::NUM_BUCKETS],
     };
+}
+
+/// Per-syscall facts the slow path needs, one byte per syscall number in
+/// the `SYSCALL_CLASS` map (filled by userspace from one table).
+pub mod class {
+    /// The descriptor the call waits on is its first argument.
+    pub const FD_ARG0: u8 = 1;
+    /// ... its second argument (e.g. `sendfile`'s input, `splice`'s).
+    pub const FD_ARG1: u8 = 2;
+    /// ... the descriptor it returns (`openat`, `accept4`): the kind of
+    /// what was opened.
+    pub const FD_RET: u8 = 4;
+    /// A wait the Go runtime makes when it has nothing to do (futex,
+    /// epoll_pwait, nanosleep...): made on the system stack it is an idle
+    /// wait, not work.
+    pub const IDLE_WAIT: u8 = 8;
 }
 
 /// Indexes into the per-CPU `COUNTERS` array: everything the kernel side
@@ -99,7 +172,7 @@ pub enum Counter {
     /// call was not timed.
     InFlightCollision = 1,
     /// A `sys_exit` without a matching `sys_enter` (the call began before the
-    /// probes were attached): counted, not timed.
+    /// probes were attached, or a new thread returned from clone).
     UnmatchedExit = 2,
     /// A syscall number at or above [`MAX_SYSCALLS`].
     UnknownSyscall = 3,
@@ -112,18 +185,39 @@ pub enum Counter {
     VdsoStackMissing = 6,
     /// The vDSO-fallback call-site map was full: calls not counted.
     VdsoMapFull = 7,
+    /// Reading the Go runtime's state from user memory failed in a probe
+    /// (the call is reported without it).
+    GoReadFailed = 8,
+    /// A map of the Go side (thread → M, LockOSThread sites) was full.
+    GoMapFull = 9,
+    /// The search for the thread whose P was taken stopped at its limit of
+    /// Ms (a process with more threads than that).
+    VictimScanLimit = 10,
+    /// A slow call's descriptor could not be followed to its file.
+    FdReadFailed = 11,
+    /// A slow call's user stack could not be read.
+    StackMissing = 12,
 }
 
 /// Number of entries in the `COUNTERS` array.
-pub const NUM_COUNTERS: u32 = 8;
+pub const NUM_COUNTERS: u32 = 13;
 
 /// Calls shorter than this cannot have lost their P: sysmon's shortest
 /// sleep is 20 µs, and it retakes only Ps it saw in a syscall on an earlier
-/// tick. Only longer calls pay for reading the Go runtime's state.
+/// tick. Only longer calls pay for reading the Go runtime's state (and any
+/// call a P-taking probe flagged).
 pub const HANDOFF_MIN_NS: u64 = 20_000;
 
 /// Frames of user stack captured per slow call.
 pub const MAX_FRAMES: usize = 32;
+
+/// Go runtime status values the kernel side compares against (the same in
+/// every supported release; `_Psyscall` exists up to Go 1.25).
+pub mod gostate {
+    pub const G_SYSCALL: u32 = 3;
+    pub const P_SYSCALL: u32 = 2;
+    pub const P_GCSTOP: u32 = 3;
+}
 
 /// Byte offsets into the Go runtime's `g`, `m` and `p` for the traced
 /// binary's version (`tracer::goruntime` keeps the table). `enabled == 0`
@@ -155,14 +249,93 @@ pub struct GoOffsets {
     pub m_incgo: u32,
     pub g_sched_pc: u32,
     pub g_sched_bp: u32,
-    pub _pad: u32,
-    /// Link addresses of `runtime.allp` (a slice of `*p`) and of
-    /// `runtime.stopTheWorldWithSema`, whose probed address gives the load
-    /// bias: as the world stops, the kernel lists the Ps still in a syscall
-    /// (≤1.25), the ones the stop takes. 0 when unknown (stripped).
+    /// `m.id` (0 is m0, the main thread), `m.alllink` (the list of all Ms
+    /// from `runtime.allm`), `m.lockedExt`/`m.lockedInt` (LockOSThread by
+    /// the program / by the runtime itself).
+    pub m_id: u32,
+    pub m_alllink: u32,
+    pub m_locked_ext: u32,
+    pub m_locked_int: u32,
+    /// `m.g0` and `p.id` (the first fields of their structs in every
+    /// supported release).
+    pub m_g0: u32,
+    pub p_id: u32,
+    /// Execs before the traced program runs: 1 when the tracer launched
+    /// it (the launch is an exec), 0 when it attached. Past that, an exec
+    /// replaced the program and its Go state is not read any more.
+    pub execs_expected: u32,
+    /// Link addresses of `runtime.allp` (a slice of `*p`) and
+    /// `runtime.allm` (the first M), and of the functions whose probes read
+    /// them (`stopTheWorldWithSema`, `handoffp`): the probed address minus
+    /// the link address gives the load bias. 0 when unknown (stripped).
     pub allp_link: u64,
+    pub allm_link: u64,
     pub stw_fn_link: u64,
+    pub handoffp_link: u64,
 }
+
+/// Byte offsets of kernel struct members, read from the running kernel's
+/// BTF by userspace (the kernel programs have no CO-RE relocations). Each is
+/// from the start of the struct named by the prefix (`file_f_inode`: `struct
+/// file`'s `f_inode`). `enabled == 0` (the default) means "not read": the
+/// kernel side then reads nothing. An optional member absent on this kernel
+/// is [`OFFSET_ABSENT`].
+///
+/// Sizes the kernel side reads: pointers 8 bytes; `fdt_max_fds`,
+/// `file_f_flags`, `file_f_mode`, `signal_flags` 4; `inode_i_mode`,
+/// `socket_type`, `sock_family`, `sock_type`, `sock_protocol` 2;
+/// `sb_s_magic` 8 (userspace checks these against BTF).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub enabled: u32,
+    /// `task_struct.files` → `files_struct.fdt` → `fdtable.fd` (a `struct
+    /// file **`, `fdtable.max_fds` entries).
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdt_max_fds: u32,
+    pub fdt_fd: u32,
+    pub file_f_inode: u32,
+    /// `O_NONBLOCK` and the other open flags.
+    pub file_f_flags: u32,
+    pub file_f_mode: u32,
+    /// `const struct file_operations *`: identifies the file's kind when the
+    /// address is known (`tracer::procinfo::kallsyms`).
+    pub file_f_op: u32,
+    /// For a socket: its `struct socket *`.
+    pub file_private_data: u32,
+    /// `file.f_path.dentry`, then `dentry.d_name.name` (a `const char *`):
+    /// an anonymous inode's class, such as `[eventfd]`.
+    pub file_f_path_dentry: u32,
+    /// `umode_t` (`u16`): `S_IFMT` gives the file type (0 for anonymous
+    /// inodes such as eventfd and epoll).
+    pub inode_i_mode: u32,
+    /// `inode.i_sb` → `super_block.s_magic` (`unsigned long`): the file
+    /// system (anon_inodefs, pidfs, sockfs, pipefs...).
+    pub inode_i_sb: u32,
+    pub sb_s_magic: u32,
+    pub dentry_d_name_name: u32,
+    /// `socket.sk` → `sock`; `socket.type` is the `SOCK_*` type too.
+    pub socket_sk: u32,
+    pub socket_type: u32,
+    /// `sock.__sk_common.skc_family`, `sock.sk_type`, `sock.sk_protocol`.
+    pub sock_family: u32,
+    pub sock_type: u32,
+    pub sock_protocol: u32,
+    /// `task_struct.signal` → `signal_struct.flags` ([`SIGNAL_GROUP_EXIT`])
+    /// and `signal_struct.group_exec_task` (5.17+; else [`OFFSET_ABSENT`]).
+    pub task_signal: u32,
+    pub signal_flags: u32,
+    pub signal_group_exec_task: u32,
+    pub _pad: u32,
+}
+
+/// [`KernelOffsets`]: an optional member this kernel does not have.
+pub const OFFSET_ABSENT: u32 = u32::MAX;
+
+/// `signal_struct.flags`: the thread group is exiting (`exit_group` or a
+/// fatal signal). A macro, not in BTF: 0x4 since 2.6.x (checked on 6.18).
+pub const SIGNAL_GROUP_EXIT: u32 = 0x4;
 
 /// What the kernel saw of the Go runtime at a syscall's exit.
 #[repr(u32)]
@@ -172,14 +345,18 @@ pub enum PState {
     Unknown = 0,
     /// The goroutine's M still owned its P: a fast exit.
     Kept = 1,
-    /// The P was taken during the call (sysmon retake or entersyscallblock):
-    /// the goroutine has to find a P again, or park.
+    /// The P was taken during the call (sysmon's retake, the GC, a
+    /// stop-the-world, another goroutine stealing it back).
     Lost = 2,
     /// A raw syscall (no entersyscall): the P was held throughout.
     Raw = 3,
     /// The runtime's own call on a system stack (g0: sysmon, idle Ms
-    /// parking, scheduler work): no goroutine made it.
+    /// parking, the netpoller, scheduler work): no goroutine made it.
     Runtime = 4,
+    /// The runtime blocked on a goroutine's behalf after handing its P off
+    /// itself (`entersyscallblock`, only from `notetsleepg`: the os/signal
+    /// receiver, the CPU-profile reader): an idle wait.
+    RuntimeBlocked = 5,
 }
 
 impl PState {
@@ -189,6 +366,7 @@ impl PState {
             2 => Self::Lost,
             3 => Self::Raw,
             4 => Self::Runtime,
+            5 => Self::RuntimeBlocked,
             _ => Self::Unknown,
         }
     }
@@ -206,7 +384,8 @@ pub enum EventKind {
     ThreadExit = 3,
     /// [`SlowCallEvent`]: a call that was slow or lost its P, with its stack.
     SlowCall = 4,
-    /// [`NewMEvent`]: the Go runtime is about to start a thread (`newm1`).
+    /// [`NewMEvent`]: the Go runtime wants a new M (`newm`) or starts its
+    /// thread (`newm1`).
     NewM = 5,
     /// [`ThreadEvent`]: a goroutine left a syscall on the slow path (no P:
     /// `exitsyscall0` / `exitsyscallNoP`), so it is queued and its thread parks.
@@ -222,6 +401,18 @@ pub enum EventKind {
     /// was taken from a thread in a syscall (`new_state` 3: by a
     /// stop-the-world).
     PTaken = 10,
+    /// [`MexitEvent`]: `runtime.mexit`: a goroutine exited while locked to
+    /// its thread (LockOSThread), so the runtime ends the thread (or, on
+    /// the main thread, wedges it).
+    Mexit = 11,
+    /// [`EventHeader`] only: `main.main` began (the runtime's start-up is
+    /// over).
+    MainStart = 12,
+    /// [`EventHeader`] only: the process executed a new program
+    /// (`sched_process_exec`).
+    Exec = 13,
+    /// [`UnmatchedExitEvent`]: a syscall exit with no entry seen.
+    UnmatchedExit = 14,
 }
 
 impl EventKind {
@@ -237,6 +428,10 @@ impl EventKind {
             8 => Some(Self::StwStart),
             9 => Some(Self::StwEnd),
             10 => Some(Self::PTaken),
+            11 => Some(Self::Mexit),
+            12 => Some(Self::MainStart),
+            13 => Some(Self::Exec),
+            14 => Some(Self::UnmatchedExit),
             _ => None,
         }
     }
@@ -260,11 +455,34 @@ pub struct EventHeader {
 pub struct SyscallEvent {
     pub header: EventHeader,
     pub sysno: u32,
-    pub _pad: u32,
+    /// 1 when the call was one of the runtime's idle waits.
+    pub idle: u32,
     /// The raw return value (negative errno on failure).
     pub ret: i64,
     pub duration_ns: u64,
 }
+
+/// A syscall exit whose entry was not seen.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnmatchedExitEvent {
+    pub header: EventHeader,
+    /// The syscall number the kernel saved (`orig_ax`).
+    pub sysno: u32,
+    /// The thread that owns the in-flight slot (0: free): non-zero means
+    /// the entry was dropped in a collision.
+    pub slot_owner: u32,
+    pub ret: i64,
+}
+
+/// [`ThreadEvent::how`] of a thread exit: it called `exit(2)` itself (a Go
+/// thread only ends so when a goroutine exited locked to it).
+pub const THREAD_EXIT_SELF: u32 = 1;
+/// ... it called `exit_group(2)`: the process ends.
+pub const THREAD_EXIT_GROUP: u32 = 2;
+/// ... neither: it was killed with its process (another thread's
+/// `exit_group`, a fatal signal, an `exec`).
+pub const THREAD_EXIT_KILLED: u32 = 3;
 
 /// A thread spawn or exit in the target.
 #[repr(C)]
@@ -273,12 +491,53 @@ pub struct ThreadEvent {
     pub header: EventHeader,
     /// Spawn: the new thread's tid. Exit: the exiting tid (same as header).
     pub tid: u32,
-    /// 1 when the process had already entered `exit_group` (teardown).
-    pub during_group_exit: u32,
+    /// Exit: one of the `THREAD_EXIT_*` values; 0 for other events.
+    pub how: u32,
 }
 
-/// A syscall that was slow (`>= SLOW_NS`) or lost its P, with the
-/// goroutine and the user stack (frame-pointer walk, innermost first).
+/// What a slow call's descriptor refers to, read in the kernel at the
+/// call's exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdInfo {
+    /// The descriptor (-1: the call has none).
+    pub fd: i32,
+    /// One of the `FD_*` read states.
+    pub state: u32,
+    /// The inode's `i_mode` (file type in the `S_IFMT` bits).
+    pub i_mode: u32,
+    /// The open file's `f_flags` (`O_NONBLOCK`...).
+    pub f_flags: u32,
+    /// The open file's `f_op` (which kernel code serves it: eventfd,
+    /// epoll, a socket...), an address in the kernel.
+    pub f_op: u64,
+    /// The file system's magic (`inode->i_sb->s_magic`): anon_inodefs,
+    /// pidfs, sockfs, pipefs...
+    pub sb_magic: u64,
+    /// For anonymous inodes: the first bytes of the dentry name
+    /// (`[eventfd]`, `[eventpoll]`...), NUL-padded.
+    pub name: [u8; FD_NAME_LEN],
+    pub sock_family: u16,
+    pub sock_type: u16,
+    pub sock_protocol: u16,
+    pub _pad: u16,
+}
+
+/// Bytes of an anonymous inode's name kept in [`FdInfo::name`].
+pub const FD_NAME_LEN: usize = 16;
+
+/// [`FdInfo::state`]: the call has no descriptor, or it was not looked at.
+pub const FD_NONE: u32 = 0;
+/// ... read: the fields are valid.
+pub const FD_READ: u32 = 1;
+/// ... not open any more (closed by another thread before the exit).
+pub const FD_CLOSED: u32 = 2;
+/// ... the kernel structures could not be read.
+pub const FD_FAILED: u32 = 3;
+
+/// A syscall that was slow (`>= SLOW_NS`), lost its P, or was flagged by a
+/// P-taking probe, with the goroutine, the descriptor and the user stack
+/// (innermost first).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SlowCallEvent {
@@ -291,40 +550,82 @@ pub struct SlowCallEvent {
     /// 0 when unknown.
     pub goid: u64,
     pub nframes: u32,
-    /// Bit 0: the call was made by C code in a cgo call (frames are then
-    /// the Go stack that made the cgo call).
+    /// [`SLOW_CALL_CGO`], and the in-flight flags (`INFLIGHT_TAKEN_*`)
+    /// shifted by 8.
     pub flags: u32,
+    /// The id + 1 of the P the call started with (0: unknown).
+    pub p_id_plus1: u32,
+    pub _pad: u32,
+    pub fd: FdInfo,
     pub frames: [u64; MAX_FRAMES],
 }
 
 /// [`SlowCallEvent::flags`]: made from C code during a cgo call.
 pub const SLOW_CALL_CGO: u32 = 1;
 
-/// `runtime.newm1` was entered: the next thread this thread spawns is a
-/// new M, and the stack says why the runtime wanted it.
+/// [`NewMEvent::kind`]: `runtime.newm`: the runtime wants a new M; the
+/// stack says why.
+pub const NEWM_WANTED: u32 = 1;
+/// ... `runtime.newm1`: the thread is being started (on the wanting thread,
+/// or on the template thread for a deferred request).
+pub const NEWM_START: u32 = 2;
+
+/// The Go runtime wants a new M or starts its thread.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct NewMEvent {
     pub header: EventHeader,
+    /// [`NEWM_WANTED`] or [`NEWM_START`].
+    pub kind: u32,
     pub nframes: u32,
-    pub _pad: u32,
-    /// The caller of newm1 first (return address), then its callers.
+    /// The current M's `lockedExt` (LockOSThread by the program),
+    /// `lockedInt` (by the runtime), `incgo` and `id`; `u32::MAX` when
+    /// unread.
+    pub locked_ext: u32,
+    pub locked_int: u32,
+    pub incgo: u32,
+    pub m_id: u32,
+    /// The caller first (return address), then its callers.
     pub frames: [u64; LOCK_FRAMES],
 }
 
-/// `runtime.handoffp` was entered; its caller says who took the P (sysmon's
-/// retake, a blocking syscall, the GC's forEachP, a locked goroutine...).
+/// [`HandoffEvent::victim_state`]: no search was made (Go 1.26+ handoffp,
+/// or no list of Ms: a stripped binary).
+pub const VICTIM_NOT_SEARCHED: u32 = 0;
+/// ... the thread whose P was taken was in a syscall (`victim_sysno`,
+/// `victim_start_ns` are set).
+pub const VICTIM_IN_SYSCALL: u32 = 1;
+/// ... found, but not in a syscall (in C code during a cgo call, or in Go
+/// between entersyscall and the kernel).
+pub const VICTIM_NOT_IN_SYSCALL: u32 = 2;
+/// ... no M had this P in a syscall (a P given up by its own M:
+/// entersyscallblock, stoplockedm, mexit), or the M list was unreadable.
+pub const VICTIM_NOT_FOUND: u32 = 3;
+/// ... more Ms than the search visits.
+pub const VICTIM_SCAN_LIMIT: u32 = 4;
+
+/// `runtime.handoffp` was entered, or (Go 1.26+) a P was taken from a
+/// thread in a syscall; its caller says who took the P (sysmon's retake, a
+/// blocking syscall, the GC's forEachP, a locked goroutine...), and the
+/// victim is the thread that was in the syscall.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HandoffEvent {
     pub header: EventHeader,
-    /// Return address into the caller of handoffp.
+    /// Return address into the caller of handoffp/releaseP.
     pub caller: u64,
     /// The handed-off P's id + 1 (0: not read).
     pub p_id_plus1: u32,
     /// [`EventKind::PTaken`]: the state the P is put in (0 idle, 3
     /// gcstop); 0 for handoffp.
     pub new_state: u32,
+    pub victim_tid: u32,
+    pub victim_state: u32,
+    pub victim_sysno: u32,
+    pub _pad: u32,
+    /// When the victim's syscall began (its in-flight start): with the tid,
+    /// it names the call.
+    pub victim_start_ns: u64,
 }
 
 /// Syscalls the vDSO normally answers in user space (x86_64 numbers):
@@ -367,7 +668,9 @@ pub struct StwEvent {
     pub syscall_ps: u64,
     /// 1 when `syscall_ps` was read.
     pub read: u32,
-    pub _pad: u32,
+    /// Threads in a syscall whose call was flagged (the stop takes their
+    /// P unless they return first).
+    pub victims: u32,
 }
 
 /// Frames kept for a `runtime.LockOSThread` call site.
@@ -386,12 +689,27 @@ pub struct LockSite {
     pub frames: [u64; LOCK_FRAMES],
 }
 
+/// `runtime.mexit`: a goroutine exited while locked to this thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MexitEvent {
+    pub header: EventHeader,
+    /// The exiting M's id (0: m0, the main thread, which the runtime
+    /// wedges instead of ending); `u64::MAX` when unread.
+    pub m_id: u64,
+    /// 1 when `site` holds the last LockOSThread call on this thread.
+    pub has_site: u32,
+    pub _pad: u32,
+    pub site: LockSite,
+}
+
 #[cfg(feature = "user")]
 mod pod {
-    unsafe impl aya::Pod for super::LockSite {}
-    unsafe impl aya::Pod for super::GoOffsets {}
     // SAFETY: all of these are `#[repr(C)]`, `Copy`, and have no implicit
     // padding (checked by the layout tests), so any byte pattern is valid.
+    unsafe impl aya::Pod for super::LockSite {}
+    unsafe impl aya::Pod for super::GoOffsets {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::InFlight {}
     unsafe impl aya::Pod for super::SyscallHist {}
     unsafe impl aya::Pod for super::VdsoKey {}
@@ -407,16 +725,37 @@ mod tests {
     fn inflight_layout() {
         assert_eq!(size_of::<InFlight>(), 16);
         assert_eq!(offset_of!(InFlight, sysno), 4);
+        assert_eq!(offset_of!(InFlight, flags), 6);
         assert_eq!(offset_of!(InFlight, start_ns), 8);
     }
 
     #[test]
     fn hist_layout_fits_a_percpu_value() {
-        assert_eq!(offset_of!(SyscallHist, buckets), 32);
-        assert_eq!(size_of::<SyscallHist>(), 32 + 8 * buckets::NUM_BUCKETS);
+        assert_eq!(offset_of!(SyscallHist, errnos), 32);
+        assert_eq!(offset_of!(SyscallHist, buckets), 32 + 8 * ERRNO_SLOTS);
+        assert_eq!(
+            size_of::<SyscallHist>(),
+            32 + 8 * ERRNO_SLOTS + 8 * buckets::NUM_BUCKETS
+        );
         // The kernel refuses per-CPU values above PCPU_MIN_UNIT_SIZE (32 KiB).
         assert!(size_of::<SyscallHist>() <= 32 * 1024);
         assert_eq!(align_of::<SyscallHist>(), 8);
+    }
+
+    #[test]
+    fn errno_slots_round_trip() {
+        for errno in 1..=133u64 {
+            assert_eq!(errno_of_slot(errno_slot(errno)) as u64, errno);
+        }
+        for errno in 512..=517u64 {
+            let slot = errno_slot(errno);
+            assert!(slot > 133 && slot < ERRNO_SLOTS);
+            assert_eq!(errno_of_slot(slot) as u64, errno);
+        }
+        assert_eq!(errno_slot(0), 0);
+        assert_eq!(errno_slot(200), 0);
+        assert_eq!(errno_slot(4095), 0);
+        assert_eq!(errno_of_slot(0), 0);
     }
 
     #[test]
@@ -428,32 +767,61 @@ mod tests {
         assert_eq!(offset_of!(SyscallEvent, duration_ns), 32);
         assert_eq!(size_of::<ThreadEvent>(), 24);
         assert_eq!(offset_of!(ThreadEvent, tid), 16);
+        assert_eq!(size_of::<UnmatchedExitEvent>(), 32);
+        assert_eq!(offset_of!(UnmatchedExitEvent, ret), 24);
     }
 
     #[test]
     fn go_layouts() {
-        assert_eq!(size_of::<GoOffsets>(), 80);
-        assert_eq!(offset_of!(GoOffsets, allp_link), 64);
+        assert_eq!(size_of::<GoOffsets>(), 120);
+        assert_eq!(offset_of!(GoOffsets, allp_link), 88);
         assert_eq!(size_of::<StwEvent>(), 32);
-        assert_eq!(size_of::<SlowCallEvent>(), 56 + 8 * MAX_FRAMES);
+        assert_eq!(size_of::<FdInfo>(), 56);
+        assert_eq!(offset_of!(FdInfo, f_op), 16);
+        assert_eq!(offset_of!(FdInfo, name), 32);
         assert_eq!(offset_of!(SlowCallEvent, goid), 40);
-        assert_eq!(offset_of!(SlowCallEvent, frames), 56);
+        assert_eq!(offset_of!(SlowCallEvent, p_id_plus1), 56);
+        assert_eq!(offset_of!(SlowCallEvent, fd), 64);
+        assert_eq!(offset_of!(SlowCallEvent, frames), 120);
+        assert_eq!(size_of::<SlowCallEvent>(), 120 + 8 * MAX_FRAMES);
+        assert_eq!(size_of::<NewMEvent>(), 40 + 8 * LOCK_FRAMES);
+        assert_eq!(size_of::<LockSite>(), 16 + 8 * LOCK_FRAMES);
+        assert_eq!(size_of::<MexitEvent>(), 32 + size_of::<LockSite>());
         for s in [
             PState::Unknown,
             PState::Kept,
             PState::Lost,
             PState::Raw,
             PState::Runtime,
+            PState::RuntimeBlocked,
         ] {
             assert_eq!(PState::from_u32(s as u32), s);
         }
     }
 
     #[test]
+    fn kernel_offsets_layout() {
+        // 24 u32s: no implicit padding, and a multiple of 8 bytes.
+        assert_eq!(size_of::<KernelOffsets>(), 96);
+        assert_eq!(align_of::<KernelOffsets>(), 4);
+        assert_eq!(offset_of!(KernelOffsets, enabled), 0);
+        assert_eq!(offset_of!(KernelOffsets, task_files), 4);
+        assert_eq!(offset_of!(KernelOffsets, file_f_inode), 20);
+        assert_eq!(offset_of!(KernelOffsets, inode_i_mode), 44);
+        assert_eq!(offset_of!(KernelOffsets, socket_sk), 60);
+        assert_eq!(offset_of!(KernelOffsets, task_signal), 80);
+        assert_eq!(offset_of!(KernelOffsets, signal_group_exec_task), 88);
+        assert_eq!(offset_of!(KernelOffsets, _pad), 92);
+        assert_eq!(KernelOffsets::default().enabled, 0);
+    }
+
+    #[test]
     fn handoff_layout() {
-        assert_eq!(size_of::<HandoffEvent>(), 32);
+        assert_eq!(size_of::<HandoffEvent>(), 56);
         assert_eq!(offset_of!(HandoffEvent, caller), 16);
         assert_eq!(offset_of!(HandoffEvent, p_id_plus1), 24);
+        assert_eq!(offset_of!(HandoffEvent, victim_tid), 32);
+        assert_eq!(offset_of!(HandoffEvent, victim_start_ns), 48);
     }
 
     #[test]
@@ -469,20 +837,10 @@ mod tests {
 
     #[test]
     fn event_kind_round_trips() {
-        for kind in [
-            EventKind::Syscall,
-            EventKind::ThreadSpawn,
-            EventKind::ThreadExit,
-            EventKind::SlowCall,
-            EventKind::NewM,
-            EventKind::SlowExit,
-            EventKind::Handoff,
-            EventKind::StwStart,
-            EventKind::StwEnd,
-            EventKind::PTaken,
-        ] {
-            assert_eq!(EventKind::from_u32(kind as u32), Some(kind));
+        for raw in 1..=14 {
+            assert_eq!(EventKind::from_u32(raw).map(|k| k as u32), Some(raw));
         }
         assert_eq!(EventKind::from_u32(0), None);
+        assert_eq!(EventKind::from_u32(15), None);
     }
 }

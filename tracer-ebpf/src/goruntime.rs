@@ -1,248 +1,37 @@
-//! Reading the Go runtime's state from inside the syscall exit program, for
-//! the few calls that are long enough to matter (no uprobe on any
-//! per-syscall path): the goroutine (g from R14 in the saved user
-//! registers, checked against `g.m.procid == tid`), its id, and whether its
-//! P was taken while it was in the kernel. Offsets come from userspace per
-//! Go version (`GO_OFFSETS`); this file has no version branches.
+//! Reading the Go runtime's state: inside the syscall exit program for the
+//! few calls long enough to matter (no uprobe on any per-syscall path): the
+//! goroutine (g from R14 in the saved user registers, checked against
+//! `g.m.procid == tid`), its id, and whether its P was taken while it was
+//! in the kernel; and the uprobes on rare runtime paths (a new M, a P
+//! handoff, a stop-the-world, LockOSThread, a locked goroutine's exit, the
+//! start of `main.main`). Offsets come from userspace per Go version
+//! (`GO_OFFSETS`); this file has no version branches beyond the two
+//! syscall designs (`_Psyscall` up to 1.25, the P wired to the M from
+//! 1.26). What fails is counted (`COUNTERS`) and, on rare paths, logged.
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::BPF_F_USER_STACK,
-    helpers::{bpf_get_stack, bpf_probe_read_kernel, bpf_probe_read_user},
+    bindings::{BPF_F_USER_STACK, pt_regs},
+    helpers::{bpf_get_stack, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user},
     macros::uprobe,
     programs::{ProbeContext, RawTracePointContext},
 };
+use aya_log_ebpf::warn;
 use tracer_common::{
-    EventHeader, EventKind, GoOffsets, HandoffEvent, LOCK_FRAMES, MAX_FRAMES, NewMEvent, PState,
-    SLOW_CALL_CGO, SlowCallEvent, StwEvent, ThreadEvent,
+    Counter, EventHeader, EventKind, FdInfo, GoOffsets, HandoffEvent, INFLIGHT_TAKEN_HANDOFF,
+    INFLIGHT_TAKEN_STW, LOCK_FRAMES, MAX_FRAMES, MexitEvent, NEWM_START, NEWM_WANTED, NewMEvent,
+    PState, SLOW_CALL_CGO, SlowCallEvent, StwEvent, ThreadEvent, VICTIM_IN_SYSCALL,
+    VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL, VICTIM_NOT_SEARCHED, VICTIM_SCAN_LIMIT, class,
+    gostate::{G_SYSCALL, P_GCSTOP, P_SYSCALL},
 };
 
 use crate::{
-    maps::{EVENTS, LOCK_SCRATCH, LOCK_SITES, NEW_M, TID_M, count, output},
+    fd,
+    maps::{EVENTS, LOCK_SCRATCH, LOCK_SITES, NEW_M, TID_M, count, execed_away, output},
+    regs,
+    syscalls::inflight_slot,
     target_tid,
 };
-
-/// The user stack at a function entry: the caller (return address `ret`)
-/// first, since at entry the frame pointer still belongs to the caller and a
-/// frame-pointer walk would skip it; then the walk, minus its first frame
-/// (the probed instruction). Returns the number of frames.
-#[inline(always)]
-fn entry_stack(ctx: &ProbeContext, ret: u64, frames: &mut [u64; LOCK_FRAMES]) -> u32 {
-    frames[0] = ret;
-    let walked = unsafe {
-        bpf_get_stack(
-            ctx.as_ptr(),
-            (&raw mut frames[1]).cast(),
-            ((LOCK_FRAMES - 1) * 8) as u32,
-            u64::from(BPF_F_USER_STACK) | 1,
-        )
-    };
-    1 + if walked > 0 { (walked / 8) as u32 } else { 0 }
-}
-
-/// Uprobe on `runtime.newm1` (runs once per thread the runtime creates):
-/// the stack tells why the thread is wanted (sysmon's retake of a P from a
-/// syscall, a blocking syscall's handoff, a locked goroutine, new runnable
-/// work, the template thread...). The spawn that follows on this thread is
-/// that M.
-#[uprobe]
-pub fn gt_newm1(ctx: ProbeContext) -> u32 {
-    let Some(tid) = target_tid() else {
-        return 0;
-    };
-    // newm1(mp *m): the M the next thread spawned here will run, so its
-    // tid → m is known before its first call (which may be from C code).
-    let mp = unsafe { (*ctx.regs).rax };
-    let _ = NEW_M.insert(tid, mp, 0);
-    let Some(mut entry) = EVENTS.reserve::<NewMEvent>(0) else {
-        count(tracer_common::Counter::RingBufFull);
-        return 0;
-    };
-    let event = entry.as_mut_ptr();
-    let regs = unsafe { &*ctx.regs };
-    let ret: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
-    unsafe {
-        (*event).header = EventHeader {
-            kind: EventKind::NewM as u32,
-            tid,
-            ts_ns: aya_ebpf::helpers::bpf_ktime_get_ns(),
-        };
-        (*event)._pad = 0;
-        (*event).nframes = entry_stack(&ctx, ret, &mut (*event).frames);
-    }
-    entry.submit(0);
-    0
-}
-
-/// Uprobe on the slow syscall exit (`runtime.exitsyscall0` up to Go 1.25,
-/// `runtime.exitsyscallNoP` from 1.26): the goroutine found no P, so it is
-/// queued and this thread parks. Runs at most once per P-losing call.
-#[uprobe]
-pub fn gt_slow_exit(_ctx: ProbeContext) -> u32 {
-    let Some(tid) = target_tid() else {
-        return 0;
-    };
-    let event = ThreadEvent {
-        header: EventHeader {
-            kind: EventKind::SlowExit as u32,
-            tid,
-            ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
-        },
-        tid,
-        during_group_exit: 0,
-    };
-    output(&event);
-    0
-}
-
-/// Uprobe on `runtime.handoffp` (once per P handoff, a rare path): who
-/// handed the P off, from the caller's return address.
-#[uprobe]
-pub fn gt_handoffp(ctx: ProbeContext) -> u32 {
-    // handoffp(pp *p): pp in RAX (register ABI).
-    let regs = unsafe { &*ctx.regs };
-    p_changed_hands(regs, EventKind::Handoff, regs.rax, 0);
-    0
-}
-
-/// Uprobe on `runtime.syscallingThread.releaseP` (Go 1.26+, once per P
-/// taken from a thread in a syscall): the receiver is passed in registers
-/// (RAX gp, RBX mp, RCX pp, RDI status) and RSI is the P's new state (3:
-/// `_Pgcstop`, a stop-the-world); the caller says who took it (sysmon's
-/// retake, a goroutine stealing it back on exit, the GC's forEachP).
-#[uprobe]
-pub fn gt_release_p(ctx: ProbeContext) -> u32 {
-    let regs = unsafe { &*ctx.regs };
-    p_changed_hands(regs, EventKind::PTaken, regs.rcx, regs.rsi as u32);
-    0
-}
-
-/// Reports P `pp` changing hands at a function entry, with the caller (the
-/// return address on top of the stack).
-#[inline(always)]
-fn p_changed_hands(regs: &aya_ebpf::bindings::pt_regs, kind: EventKind, pp: u64, new_state: u32) {
-    let Some(tid) = target_tid() else {
-        return;
-    };
-    let caller: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
-    let event = HandoffEvent {
-        header: EventHeader {
-            kind: kind as u32,
-            tid,
-            ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
-        },
-        caller,
-        p_id_plus1: id_plus1_of(pp),
-        new_state,
-    };
-    output(&event);
-}
-
-/// The id + 1 of the P at `p` (p.id is its first field); 0 for no P or an
-/// unreadable one.
-#[inline(always)]
-fn id_plus1_of(p: u64) -> u32 {
-    if p == 0 {
-        return 0;
-    }
-    user32(p).map_or(0, |id| id.wrapping_add(1))
-}
-
-/// Uprobe on `runtime.stopTheWorldWithSema` (a few times per GC cycle):
-/// from here until the world restarts, every P left in a syscall is taken.
-/// On ≤1.25 those are the Ps in `_Psyscall` now: list them.
-#[uprobe]
-pub fn gt_stw_start(ctx: ProbeContext) -> u32 {
-    let Some(tid) = target_tid() else {
-        return 0;
-    };
-    let o = GO_OFFSETS.load();
-    let (syscall_ps, read) = if o.enabled != 0 && o.allp_link != 0 && o.p_stays_wired == 0 {
-        // The probed address minus its link address is the load bias (a
-        // page multiple; the trap may leave the IP a byte further).
-        let rip = unsafe { (*ctx.regs).rip };
-        let bias = rip.wrapping_sub(o.stw_fn_link) & !0xfff;
-        syscall_ps(o.allp_link.wrapping_add(bias), o.p_status)
-    } else {
-        (0, 0)
-    };
-    let event = StwEvent {
-        header: EventHeader {
-            kind: EventKind::StwStart as u32,
-            tid,
-            ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
-        },
-        syscall_ps,
-        read,
-        _pad: 0,
-    };
-    output(&event);
-    0
-}
-
-/// Bit mask of the Ps of `allp` (a `[]*p` at address `allp`, indexed by P
-/// id) whose status is `_Psyscall`, and 1; `(0, 0)` when unreadable.
-#[inline(always)]
-fn syscall_ps(allp: u64, p_status: u32) -> (u64, u32) {
-    let (Ok(ptr), Ok(len)) = (user(allp), user(allp + 8)) else {
-        return (0, 0);
-    };
-    let mut mask = 0u64;
-    for i in 0..64u64 {
-        if i >= len {
-            break;
-        }
-        let Ok(p) = user(ptr + 8 * i) else {
-            return (0, 0);
-        };
-        if p != 0 && user32(p + u64::from(p_status)) == Ok(P_SYSCALL) {
-            mask |= 1 << i;
-        }
-    }
-    (mask, 1)
-}
-
-/// Uprobe on `runtime.startTheWorldWithSema`: the end of a stop-the-world.
-#[uprobe]
-pub fn gt_stw_end(_ctx: ProbeContext) -> u32 {
-    let Some(tid) = target_tid() else {
-        return 0;
-    };
-    let header = EventHeader {
-        kind: EventKind::StwEnd as u32,
-        tid,
-        ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
-    };
-    output(&header);
-    0
-}
-
-/// Uprobe on `runtime.LockOSThread` (a rare path): remember where this
-/// thread was locked, with the goroutine, so that its exit can be reported
-/// as a LockOSThread leak at the locking call site.
-#[uprobe]
-pub fn gt_lock_os_thread(ctx: ProbeContext) -> u32 {
-    let Some(tid) = target_tid() else {
-        return 0;
-    };
-    let Some(site) = LOCK_SCRATCH.get_ptr_mut(0) else {
-        return 0;
-    };
-    let site = unsafe { &mut *site };
-    let regs = unsafe { &*ctx.regs };
-    let ret: u64 = unsafe { bpf_probe_read_user(regs.rsp as *const u64) }.unwrap_or(0);
-    let offsets = GO_OFFSETS.load();
-    site.goid = if offsets.enabled != 0 {
-        unsafe { bpf_probe_read_user((regs.r14 + u64::from(offsets.g_goid)) as *const u64) }
-            .unwrap_or(0)
-    } else {
-        0
-    };
-    site._pad = 0;
-    site.nframes = entry_stack(&ctx, ret, &mut site.frames);
-    let _ = LOCK_SITES.insert(tid, site, 0);
-    0
-}
 
 #[unsafe(no_mangle)]
 static GO_OFFSETS: aya_ebpf::Global<GoOffsets> = aya_ebpf::Global::new(GoOffsets {
@@ -261,16 +50,43 @@ static GO_OFFSETS: aya_ebpf::Global<GoOffsets> = aya_ebpf::Global::new(GoOffsets
     m_incgo: 0,
     g_sched_pc: 0,
     g_sched_bp: 0,
-    _pad: 0,
+    m_id: 0,
+    m_alllink: 0,
+    m_locked_ext: 0,
+    m_locked_int: 0,
+    m_g0: 0,
+    p_id: 0,
+    execs_expected: 0,
     allp_link: 0,
+    allm_link: 0,
     stw_fn_link: 0,
+    handoffp_link: 0,
 });
 
-/// `_Gsyscall` and `_Psyscall` in every supported release.
-const G_SYSCALL: u32 = 3;
-const P_SYSCALL: u32 = 2;
-/// Offset of `r14` in the x86_64 `struct pt_regs` (r15, r14, ...).
-const PT_REGS_R14: usize = 8;
+/// Ms visited when looking for the thread whose P was taken: past this
+/// (a process with more threads), the handoff is reported without it.
+const MAX_MS: u32 = 2048;
+
+#[inline(always)]
+fn user(addr: u64) -> Result<u64, i32> {
+    unsafe { bpf_probe_read_user(addr as *const u64) }
+}
+
+#[inline(always)]
+fn user32(addr: u64) -> Result<u32, i32> {
+    unsafe { bpf_probe_read_user(addr as *const u32) }
+}
+
+/// The Go offsets when Go state may be read now: a known release, and the
+/// program the loader described still runs (no exec since).
+#[inline(always)]
+fn offsets() -> Option<GoOffsets> {
+    let o = GO_OFFSETS.load();
+    (o.enabled != 0 && !execed_away(o.execs_expected)).then_some(o)
+}
+
+// ---------------------------------------------------------------------------
+// The state of a call, read at its exit.
 
 /// What the runtime state says about the current call.
 #[derive(Clone, Copy)]
@@ -293,21 +109,16 @@ const UNKNOWN: GoState = GoState {
 
 #[inline(always)]
 pub fn inspect(ctx: &RawTracePointContext, tid: u32) -> GoState {
-    let o = GO_OFFSETS.load();
-    if o.enabled == 0 {
+    let Some(o) = offsets() else {
         return UNKNOWN;
+    };
+    match read_state(ctx, tid, &o) {
+        Ok(state) => state,
+        Err(_) => {
+            count(Counter::GoReadFailed);
+            UNKNOWN
+        }
     }
-    read_state(ctx, tid, &o).unwrap_or(UNKNOWN)
-}
-
-#[inline(always)]
-fn user(addr: u64) -> Result<u64, i32> {
-    unsafe { bpf_probe_read_user(addr as *const u64) }
-}
-
-#[inline(always)]
-fn user32(addr: u64) -> Result<u32, i32> {
-    unsafe { bpf_probe_read_user(addr as *const u32) }
 }
 
 /// The M of this thread: from R14 when it holds a valid g (Go code), else
@@ -319,34 +130,44 @@ fn current_m(r14: u64, tid: u32, o: &GoOffsets) -> Result<u64, i32> {
         && m != 0
         && user(m + u64::from(o.m_procid)).is_ok_and(|id| id as u32 == tid)
     {
-        let _ = TID_M.insert(tid, m, 0);
+        if TID_M.insert(tid, m, 0).is_err() {
+            count(Counter::GoMapFull);
+        }
         return Ok(m);
     }
     unsafe { TID_M.get(tid) }.copied().ok_or(0)
 }
 
+/// The id + 1 of the P at `p`; 0 for no P or an unreadable one.
+#[inline(always)]
+fn id_plus1_of(p: u64, o: &GoOffsets) -> u32 {
+    if p == 0 {
+        return 0;
+    }
+    user32(p + u64::from(o.p_id)).map_or(0, |id| id.wrapping_add(1))
+}
+
 #[inline(always)]
 fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoState, i32> {
     // TP_PROTO(struct pt_regs *regs, long ret): the user registers at entry.
-    let regs: *const u8 = ctx.arg(0);
-    let r14: u64 = unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_R14).cast())? };
+    let user_regs: *const u8 = ctx.arg(0);
+    let r14: u64 = unsafe { bpf_probe_read_kernel(user_regs.add(regs::R14).cast())? };
     let m = current_m(r14, tid, o)?;
     let in_c = unsafe { bpf_probe_read_user((m + u64::from(o.m_incgo)) as *const u8)? } != 0;
     let g = if in_c {
         // A cgo call: the goroutine that made it is the M's current one.
         user(m + u64::from(o.m_curg))?
     } else {
-        // m.g0 is the first field of m: on the system stack no goroutine
-        // is making the call, the runtime is (sysmon, idle Ms, scheduler).
-        if user(m)? == r14 {
+        // On the system stack (g0) no goroutine is making the call: the
+        // runtime is (sysmon, idle Ms, the netpoller, scheduler work).
+        if user(m + u64::from(o.m_g0))? == r14 {
             // An M on its system stack may hold a P (spinning, scheduling).
             let p = user(m + u64::from(o.m_p))?;
-            let p_id_plus1 = id_plus1_of(p);
             return Ok(GoState {
                 goid: 0,
                 p_state: PState::Runtime,
                 cgo_g: 0,
-                p_id_plus1,
+                p_id_plus1: id_plus1_of(p, o),
             });
         }
         r14
@@ -359,31 +180,33 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
     if user32(g + u64::from(o.g_atomicstatus))? != G_SYSCALL {
         // No entersyscall: a raw syscall, the P was held throughout.
         let p = user(m + u64::from(o.m_p))?;
-        let p_id_plus1 = id_plus1_of(p);
         return Ok(GoState {
             goid,
             p_state: PState::Raw,
             cgo_g,
-            p_id_plus1,
+            p_id_plus1: id_plus1_of(p, o),
         });
     }
     let p = user(m + u64::from(o.m_p))?;
-    let mut p_id_plus1 = id_plus1_of(p);
-    let p_state = if o.p_stays_wired != 0 {
-        // 1.26+: the P stays wired during the syscall unless retaken.
+    // entersyscall records the P in m.oldp (exitsyscall clears it);
+    // entersyscallblock hands the P off first and records none.
+    let oldp = user(m + u64::from(o.m_oldp))?;
+    let mut p_id_plus1 = id_plus1_of(p, o);
+    let p_state = if p == 0 && oldp == 0 {
+        PState::RuntimeBlocked
+    } else if o.p_stays_wired != 0 {
+        // 1.26+: the P stays wired during the syscall unless taken.
         if p == 0 { PState::Lost } else { PState::Kept }
     } else {
         // ≤1.25: entersyscall parks the P in m.oldp with status _Psyscall;
-        // sysmon's retake (or entersyscallblock) changes that status. The
-        // status alone can mislead: the P may have been taken, used, and
-        // put in a syscall again by another goroutine; the syscall ticks
-        // (what exitsyscallfast_reacquired compares) tell.
-        let oldp = user(m + u64::from(o.m_oldp))?;
-        if p == 0 && oldp != 0 {
-            p_id_plus1 = id_plus1_of(oldp);
+        // a taker changes that status. The status alone can mislead: the P
+        // may have been taken, used, and put in a syscall again by another
+        // goroutine; the syscall ticks (what exitsyscallfast_reacquired
+        // compares) tell.
+        if p == 0 {
+            p_id_plus1 = id_plus1_of(oldp, o);
         }
         if p == 0
-            && oldp != 0
             && user32(oldp + u64::from(o.p_status))? == P_SYSCALL
             && user32(m + u64::from(o.m_syscalltick))? == user32(oldp + u64::from(o.p_syscalltick))?
         {
@@ -433,8 +256,29 @@ fn go_frames(g: u64, frames: &mut [u64; MAX_FRAMES]) -> u32 {
     n
 }
 
-/// Sends a slow or P-losing call to userspace with its user stack.
+/// The descriptor a call waits on, by its class: an argument, or (for
+/// calls that open one) its return value.
 #[inline(always)]
+fn call_fd(ctx: &RawTracePointContext, class: u8, ret: i64) -> Option<i64> {
+    let arg = |offset: usize| -> Option<i64> {
+        let user_regs: *const u8 = ctx.arg(0);
+        unsafe { bpf_probe_read_kernel(user_regs.add(offset).cast::<i64>()) }.ok()
+    };
+    if class & class::FD_ARG0 != 0 {
+        arg(regs::DI)
+    } else if class & class::FD_ARG1 != 0 {
+        arg(regs::SI)
+    } else if class & class::FD_RET != 0 && ret >= 0 {
+        Some(ret)
+    } else {
+        None
+    }
+}
+
+/// Sends a slow, P-losing or flagged call to userspace with its
+/// descriptor and user stack.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn report(
     ctx: &RawTracePointContext,
     tid: u32,
@@ -443,9 +287,21 @@ pub fn report(
     ret: i64,
     duration_ns: u64,
     state: GoState,
+    inflight_flags: u16,
+    class: u8,
 ) {
+    let fd = match call_fd(ctx, class, ret) {
+        Some(n) => fd::describe(n),
+        None => FdInfo {
+            fd: -1,
+            ..FdInfo::default()
+        },
+    };
+    if fd.state == tracer_common::FD_FAILED {
+        count(Counter::FdReadFailed);
+    }
     let Some(mut entry) = EVENTS.reserve::<SlowCallEvent>(0) else {
-        count(tracer_common::Counter::RingBufFull);
+        count(Counter::RingBufFull);
         return;
     };
     let event = entry.as_mut_ptr();
@@ -460,20 +316,592 @@ pub fn report(
         (*event).ret = ret;
         (*event).duration_ns = duration_ns;
         (*event).goid = state.goid;
-        // Bits 8..24: the P's id + 1.
-        let p_bits = (state.p_id_plus1 & 0xffff) << 8;
+        (*event).p_id_plus1 = state.p_id_plus1;
+        (*event)._pad = 0;
+        (*event).fd = fd;
+        let taken = u32::from(inflight_flags) << 8;
         if state.cgo_g != 0 {
             // C frames have no frame pointers: report the Go stack that
             // made the cgo call instead.
-            (*event).flags = SLOW_CALL_CGO | p_bits;
+            (*event).flags = SLOW_CALL_CGO | taken;
             (*event).nframes = go_frames(state.cgo_g, &mut (*event).frames);
         } else {
-            (*event).flags = p_bits;
+            (*event).flags = taken;
             let frames = (&raw mut (*event).frames).cast();
             let size = (MAX_FRAMES * 8) as u32;
             let n = bpf_get_stack(ctx.as_ptr(), frames, size, u64::from(BPF_F_USER_STACK));
             (*event).nframes = if n > 0 { (n / 8) as u32 } else { 0 };
+            if n <= 0 {
+                count(Counter::StackMissing);
+            }
         }
     }
     entry.submit(0);
+}
+
+// ---------------------------------------------------------------------------
+// Uprobes on rare runtime paths.
+
+/// The user stack at a function entry: the caller (return address `ret`)
+/// first, since at entry the frame pointer still belongs to the caller and a
+/// frame-pointer walk would skip it; then the walk, minus its first frame
+/// (the probed instruction). Returns the number of frames.
+#[inline(always)]
+fn entry_stack(ctx: &ProbeContext, ret: u64, frames: &mut [u64; LOCK_FRAMES]) -> u32 {
+    frames[0] = ret;
+    let walked = unsafe {
+        bpf_get_stack(
+            ctx.as_ptr(),
+            (&raw mut frames[1]).cast(),
+            ((LOCK_FRAMES - 1) * 8) as u32,
+            u64::from(BPF_F_USER_STACK) | 1,
+        )
+    };
+    1 + if walked > 0 { (walked / 8) as u32 } else { 0 }
+}
+
+/// The return address on top of the stack at a function entry.
+#[inline(always)]
+fn caller(regs: &pt_regs) -> u64 {
+    user(regs.rsp).unwrap_or(0)
+}
+
+#[inline(always)]
+fn header(kind: EventKind, tid: u32) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        tid,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    }
+}
+
+/// The M running this thread at a runtime function's entry (R14 is the
+/// current g, g0 on the system stack), checked against the thread id.
+#[inline(always)]
+fn probe_m(regs: &pt_regs, tid: u32, o: &GoOffsets) -> Option<u64> {
+    let m = user(regs.r14 + u64::from(o.g_m)).ok()?;
+    (m != 0 && user32(m + u64::from(o.m_procid)).ok()? == tid).then_some(m)
+}
+
+/// Uprobe on `runtime.newm` (once per M the runtime wants): the stack says
+/// why (sysmon's retake of a P from a syscall, a blocking syscall's
+/// handoff, a locked goroutine blocking, new runnable work, the template
+/// thread...), and the current M's lock and cgo state says whether the
+/// thread is started here or deferred to the template thread.
+#[uprobe]
+pub fn gt_newm(ctx: ProbeContext) -> u32 {
+    newm_event(&ctx, NEWM_WANTED);
+    0
+}
+
+/// Uprobe on `runtime.newm1` (once per thread the runtime starts): the
+/// spawn that follows on this thread is that M; `newm1(mp *m)` names it,
+/// so the new thread's tid → m is known before its first call (which may
+/// be from C code).
+#[uprobe]
+pub fn gt_newm1(ctx: ProbeContext) -> u32 {
+    if let Some(tid) = target_tid() {
+        let mp = unsafe { (*ctx.regs).rax };
+        if NEW_M.insert(tid, mp, 0).is_err() {
+            count(Counter::GoMapFull);
+        }
+    }
+    newm_event(&ctx, NEWM_START);
+    0
+}
+
+#[inline(always)]
+fn newm_event(ctx: &ProbeContext, kind: u32) {
+    let Some(tid) = target_tid() else {
+        return;
+    };
+    let Some(o) = offsets() else {
+        return;
+    };
+    let regs = unsafe { &*ctx.regs };
+    let m = probe_m(regs, tid, &o);
+    if m.is_none() {
+        count(Counter::GoReadFailed);
+    }
+    let field = |offset: u32| -> u32 {
+        m.and_then(|m| user32(m + u64::from(offset)).ok())
+            .unwrap_or(u32::MAX)
+    };
+    let incgo = m
+        .and_then(|m| unsafe { bpf_probe_read_user((m + u64::from(o.m_incgo)) as *const u8) }.ok())
+        .map_or(u32::MAX, u32::from);
+    let Some(mut entry) = EVENTS.reserve::<NewMEvent>(0) else {
+        count(Counter::RingBufFull);
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    unsafe {
+        (*event).header = header(EventKind::NewM, tid);
+        (*event).kind = kind;
+        (*event).locked_ext = field(o.m_locked_ext);
+        (*event).locked_int = field(o.m_locked_int);
+        (*event).incgo = incgo;
+        (*event).m_id = field(o.m_id);
+        (*event).nframes = entry_stack(ctx, caller(regs), &mut (*event).frames);
+    }
+    entry.submit(0);
+}
+
+/// Uprobe on the slow syscall exit (`runtime.exitsyscall0` up to Go 1.25,
+/// `runtime.exitsyscallNoP` from 1.26): the goroutine found no P, so it is
+/// queued and this thread parks. Runs at most once per P-losing call.
+#[uprobe]
+pub fn gt_slow_exit(_ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let event = ThreadEvent {
+        header: header(EventKind::SlowExit, tid),
+        tid,
+        how: 0,
+    };
+    output(&event);
+    0
+}
+
+/// The thread whose P changed hands, as the handoff event reports it.
+struct Victim {
+    tid: u32,
+    state: u32,
+    sysno: u32,
+    start_ns: u64,
+}
+
+const NO_VICTIM: Victim = Victim {
+    tid: 0,
+    state: VICTIM_NOT_SEARCHED,
+    sysno: 0,
+    start_ns: 0,
+};
+
+/// The victim thread `tid`: if it is in a syscall, flag the call so its
+/// exit is checked and reported however short it is.
+#[inline(always)]
+fn flag_victim(tid: u32, flag: u16) -> Victim {
+    if let Some(slot) = inflight_slot(tid) {
+        let slot = unsafe { &mut *slot };
+        if slot.tid == tid {
+            slot.flags |= flag;
+            return Victim {
+                tid,
+                state: VICTIM_IN_SYSCALL,
+                sysno: u32::from(slot.sysno),
+                start_ns: slot.start_ns,
+            };
+        }
+    }
+    Victim {
+        tid,
+        state: VICTIM_NOT_IN_SYSCALL,
+        sysno: 0,
+        start_ns: 0,
+    }
+}
+
+/// What the walk over `runtime.allm` is looking for.
+const SCAN_HANDOFF: u32 = 0;
+const SCAN_STW: u32 = 1;
+
+/// The state of a walk over the list of Ms, shared with its `bpf_loop`
+/// callback (a loop the verifier checks once, not once per M).
+#[repr(C)]
+struct MScan {
+    /// The next M to look at (0: the list ended).
+    m: u64,
+    /// [`SCAN_HANDOFF`]: find the M whose syscall held P `pp` with the
+    /// tick before `ptick`; [`SCAN_STW`]: flag every M holding a
+    /// `_Psyscall` P with the same tick.
+    mode: u32,
+    ptick: u32,
+    pp: u64,
+    /// Results: the victim's tid (handoff), calls flagged (stop), whether
+    /// the walk ended (the list's end, or the victim found) and whether a
+    /// read failed.
+    tid: u32,
+    flagged: u32,
+    done: u32,
+    failed: u32,
+}
+
+/// One step of the walk: looks at `scan.m` and moves to the next M.
+/// Returns 1 to stop the loop.
+#[inline(never)]
+extern "C" fn scan_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: bpf_loop passes back the pointer it was given: an MScan on
+    // the caller's stack.
+    let scan = unsafe { &mut *ctx.cast::<MScan>() };
+    match scan_m(scan) {
+        Ok(stop) => i64::from(stop),
+        Err(_) => {
+            scan.failed = 1;
+            1
+        }
+    }
+}
+
+#[inline(always)]
+fn scan_m(scan: &mut MScan) -> Result<bool, i32> {
+    let o = GO_OFFSETS.load();
+    let m = scan.m;
+    if m == 0 {
+        scan.done = 1;
+        return Ok(true);
+    }
+    let oldp = user(m + u64::from(o.m_oldp))?;
+    if oldp != 0 && user(m + u64::from(o.m_p))? == 0 {
+        let mtick = user32(m + u64::from(o.m_syscalltick))?;
+        if scan.mode == SCAN_HANDOFF {
+            if oldp == scan.pp && mtick.wrapping_add(1) == scan.ptick {
+                scan.tid = user32(m + u64::from(o.m_procid))?;
+                scan.done = 1;
+                return Ok(true);
+            }
+        } else if user32(oldp + u64::from(o.p_status))? == P_SYSCALL
+            && user32(oldp + u64::from(o.p_syscalltick))? == mtick
+        {
+            let tid = user32(m + u64::from(o.m_procid))?;
+            if flag_victim(tid, INFLIGHT_TAKEN_STW).state == VICTIM_IN_SYSCALL {
+                scan.flagged += 1;
+            }
+        }
+    }
+    scan.m = user(m + u64::from(o.m_alllink))?;
+    Ok(false)
+}
+
+/// Walks the Ms from `runtime.allm` (at `allm_link + bias`).
+#[inline(always)]
+fn walk_ms(scan: &mut MScan, allm: u64) -> Result<(), i32> {
+    scan.m = user(allm)?;
+    let ctx: *mut MScan = scan;
+    // SAFETY: bpf_loop calls `scan_step` at most MAX_MS times with `ctx`,
+    // which outlives the call.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            MAX_MS,
+            scan_step as *mut core::ffi::c_void,
+            ctx.cast(),
+            0,
+        );
+    }
+    if scan.failed != 0 {
+        return Err(0);
+    }
+    Ok(())
+}
+
+/// ≤1.25: the M whose syscall held `pp` until a taker set it idle and
+/// bumped its tick: the one with `oldp == pp`, no P, and the tick before.
+#[inline(always)]
+fn find_victim(pp: u64, bias: u64, o: &GoOffsets) -> Result<Victim, i32> {
+    if o.allm_link == 0 || o.p_stays_wired != 0 || pp == 0 {
+        return Ok(NO_VICTIM);
+    }
+    let mut scan = MScan {
+        m: 0,
+        mode: SCAN_HANDOFF,
+        ptick: user32(pp + u64::from(o.p_syscalltick))?,
+        pp,
+        tid: 0,
+        flagged: 0,
+        done: 0,
+        failed: 0,
+    };
+    walk_ms(&mut scan, o.allm_link.wrapping_add(bias))?;
+    if scan.done == 0 {
+        count(Counter::VictimScanLimit);
+        return Ok(Victim {
+            state: VICTIM_SCAN_LIMIT,
+            ..NO_VICTIM
+        });
+    }
+    if scan.tid == 0 {
+        return Ok(Victim {
+            state: VICTIM_NOT_FOUND,
+            ..NO_VICTIM
+        });
+    }
+    Ok(flag_victim(scan.tid, INFLIGHT_TAKEN_HANDOFF))
+}
+
+/// Uprobe on `runtime.handoffp` (once per P handoff, a rare path): who
+/// handed the P off (the caller), and on ≤1.25 which thread's syscall held
+/// it (found through `runtime.allm`).
+#[uprobe]
+pub fn gt_handoffp(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let Some(o) = offsets() else {
+        return 0;
+    };
+    // handoffp(pp *p): pp in RAX (register ABI).
+    let regs = unsafe { &*ctx.regs };
+    let pp = regs.rax;
+    // The probed address minus its link address is the load bias (a page
+    // multiple; the trap may leave the IP a byte further).
+    let bias = regs.rip.wrapping_sub(o.handoffp_link) & !0xfff;
+    let victim = match find_victim(pp, bias, &o) {
+        Ok(v) => v,
+        Err(_) => {
+            count(Counter::GoReadFailed);
+            warn!(&ctx, "handoffp: cannot read the Ms of P at {:x}", pp);
+            Victim {
+                state: VICTIM_NOT_FOUND,
+                ..NO_VICTIM
+            }
+        }
+    };
+    p_changed_hands(tid, regs, EventKind::Handoff, pp, 0, victim, &o);
+    0
+}
+
+/// Uprobe on `runtime.syscallingThread.releaseP` (Go 1.26+, once per P
+/// taken from a thread in a syscall): the receiver is passed in registers
+/// (RAX gp, RBX mp, RCX pp, RDI status) and RSI is the P's new state (3:
+/// `_Pgcstop`, a stop-the-world); the caller says who took it (sysmon's
+/// retake, a goroutine stealing it back on exit, the GC's forEachP), and
+/// mp is the thread in the syscall.
+#[uprobe]
+pub fn gt_release_p(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let Some(o) = offsets() else {
+        return 0;
+    };
+    let regs = unsafe { &*ctx.regs };
+    let new_state = regs.rsi as u32;
+    let flag = if new_state == P_GCSTOP {
+        INFLIGHT_TAKEN_STW
+    } else {
+        INFLIGHT_TAKEN_HANDOFF
+    };
+    let victim = match user32(regs.rbx + u64::from(o.m_procid)) {
+        Ok(victim_tid) => flag_victim(victim_tid, flag),
+        Err(_) => {
+            count(Counter::GoReadFailed);
+            warn!(&ctx, "releaseP: cannot read the M at {:x}", regs.rbx);
+            Victim {
+                state: VICTIM_NOT_FOUND,
+                ..NO_VICTIM
+            }
+        }
+    };
+    p_changed_hands(
+        tid,
+        regs,
+        EventKind::PTaken,
+        regs.rcx,
+        new_state,
+        victim,
+        &o,
+    );
+    0
+}
+
+/// Reports P `pp` changing hands at a function entry, with the caller (the
+/// return address on top of the stack) and the thread that had it.
+#[inline(always)]
+fn p_changed_hands(
+    tid: u32,
+    regs: &pt_regs,
+    kind: EventKind,
+    pp: u64,
+    new_state: u32,
+    victim: Victim,
+    o: &GoOffsets,
+) {
+    let event = HandoffEvent {
+        header: header(kind, tid),
+        caller: caller(regs),
+        p_id_plus1: id_plus1_of(pp, o),
+        new_state,
+        victim_tid: victim.tid,
+        victim_state: victim.state,
+        victim_sysno: victim.sysno,
+        _pad: 0,
+        victim_start_ns: victim.start_ns,
+    };
+    output(&event);
+}
+
+/// Uprobe on `runtime.stopTheWorldWithSema` (a few times per GC cycle):
+/// from here until the world restarts, every P left in a syscall is taken.
+/// On ≤1.25 those are the Ps in `_Psyscall` now: list them, and flag the
+/// calls that hold them (their exits then say whether they lost the P).
+#[uprobe]
+pub fn gt_stw_start(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let mut event = StwEvent {
+        header: header(EventKind::StwStart, tid),
+        syscall_ps: 0,
+        read: 0,
+        victims: 0,
+    };
+    if let Some(o) = offsets()
+        && o.p_stays_wired == 0
+    {
+        let rip = unsafe { (*ctx.regs).rip };
+        let bias = rip.wrapping_sub(o.stw_fn_link) & !0xfff;
+        if o.allp_link != 0
+            && let Ok(mask) = syscall_ps(o.allp_link.wrapping_add(bias), &o)
+        {
+            event.syscall_ps = mask;
+            event.read = 1;
+        }
+        match flag_stw_victims(bias, &o) {
+            Ok(n) => event.victims = n,
+            Err(_) => {
+                count(Counter::GoReadFailed);
+                warn!(&ctx, "stop-the-world: cannot read the Ms");
+            }
+        }
+    }
+    output(&event);
+    0
+}
+
+/// Bit mask of the Ps of `allp` (a `[]*p` at address `allp`, indexed by P
+/// id) whose status is `_Psyscall`.
+#[inline(always)]
+fn syscall_ps(allp: u64, o: &GoOffsets) -> Result<u64, i32> {
+    let ptr = user(allp)?;
+    let len = user(allp + 8)?;
+    let mut mask = 0u64;
+    for i in 0..64u64 {
+        if i >= len {
+            break;
+        }
+        let p = user(ptr + 8 * i)?;
+        if p != 0 && user32(p + u64::from(o.p_status))? == P_SYSCALL {
+            mask |= 1 << i;
+        }
+    }
+    Ok(mask)
+}
+
+/// ≤1.25: flags the syscall of every M whose P is still in `_Psyscall`
+/// with the same tick (the stop takes it unless the call returns first).
+#[inline(always)]
+fn flag_stw_victims(bias: u64, o: &GoOffsets) -> Result<u32, i32> {
+    if o.allm_link == 0 {
+        return Ok(0);
+    }
+    let mut scan = MScan {
+        m: 0,
+        mode: SCAN_STW,
+        ptick: 0,
+        pp: 0,
+        tid: 0,
+        flagged: 0,
+        done: 0,
+        failed: 0,
+    };
+    walk_ms(&mut scan, o.allm_link.wrapping_add(bias))?;
+    if scan.done == 0 {
+        count(Counter::VictimScanLimit);
+    }
+    Ok(scan.flagged)
+}
+
+/// Uprobe on `runtime.startTheWorldWithSema`: the end of a stop-the-world.
+#[uprobe]
+pub fn gt_stw_end(_ctx: ProbeContext) -> u32 {
+    if let Some(tid) = target_tid() {
+        output(&header(EventKind::StwEnd, tid));
+    }
+    0
+}
+
+/// Uprobe on `main.main`: the runtime's start-up is over (threads spawned
+/// before this are the runtime's own).
+#[uprobe]
+pub fn gt_main_start(_ctx: ProbeContext) -> u32 {
+    if let Some(tid) = target_tid() {
+        output(&header(EventKind::MainStart, tid));
+    }
+    0
+}
+
+/// Uprobe on `runtime.LockOSThread` (a rare path): remember where this
+/// thread was locked, with the goroutine, so that a locked goroutine's exit
+/// (`mexit`) is reported at the locking call site.
+#[uprobe]
+pub fn gt_lock_os_thread(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let Some(site) = LOCK_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    let site = unsafe { &mut *site };
+    let regs = unsafe { &*ctx.regs };
+    site.goid = match offsets() {
+        Some(o) => user(regs.r14 + u64::from(o.g_goid)).unwrap_or_else(|_| {
+            count(Counter::GoReadFailed);
+            0
+        }),
+        None => 0,
+    };
+    site._pad = 0;
+    site.nframes = entry_stack(&ctx, caller(regs), &mut site.frames);
+    if LOCK_SITES.insert(tid, site, 0).is_err() {
+        count(Counter::GoMapFull);
+        warn!(&ctx, "LockOSThread: the lock-site map is full");
+    }
+    0
+}
+
+/// Uprobe on `runtime.mexit`: a goroutine exited while locked to this
+/// thread (the runtime's only reason to end a thread): the thread ends,
+/// or, when it is the main thread (m0), is wedged for good. Either way one
+/// LockOSThread leak, reported with the call that locked it.
+#[uprobe]
+pub fn gt_mexit(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let regs = unsafe { &*ctx.regs };
+    let m_id = offsets()
+        .and_then(|o| {
+            let m = probe_m(regs, tid, &o)?;
+            user(m + u64::from(o.m_id)).ok()
+        })
+        .unwrap_or_else(|| {
+            count(Counter::GoReadFailed);
+            u64::MAX
+        });
+    let Some(mut entry) = EVENTS.reserve::<MexitEvent>(0) else {
+        count(Counter::RingBufFull);
+        return 0;
+    };
+    let event = entry.as_mut_ptr();
+    unsafe {
+        (*event).header = header(EventKind::Mexit, tid);
+        (*event).m_id = m_id;
+        (*event)._pad = 0;
+        match LOCK_SITES.get(tid) {
+            Some(site) => {
+                (*event).site = *site;
+                (*event).has_site = 1;
+            }
+            None => {
+                (*event).site.goid = 0;
+                (*event).site.nframes = 0;
+                (*event).site._pad = 0;
+                (*event).has_site = 0;
+            }
+        }
+    }
+    entry.submit(0);
+    let _ = LOCK_SITES.remove(tid);
+    0
 }

@@ -1,9 +1,11 @@
 //! Kernel programs of the tracer. Every entry point is thin: it calls a
-//! `try_*` function and turns its error into a return code; the logic lives
-//! in one file per kernel concept.
+//! function that does the work and turns what goes wrong into a counter
+//! (and, on rare paths, an `aya-log` record); the logic lives in one file
+//! per kernel concept.
 #![no_std]
 #![no_main]
 
+mod fd;
 mod floor;
 mod goruntime;
 mod maps;
@@ -25,6 +27,16 @@ fn target_tid() -> Option<u32> {
     } else {
         None
     }
+}
+
+/// Byte offsets in the x86_64 `struct pt_regs` (the user registers the
+/// syscall tracepoints get): r15, r14, r13, r12, bp, bx, r11, r10, r9, r8,
+/// ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss.
+mod regs {
+    pub const R14: usize = 8;
+    pub const SI: usize = 13 * 8;
+    pub const DI: usize = 14 * 8;
+    pub const ORIG_AX: usize = 15 * 8;
 }
 
 #[cfg(not(test))]

@@ -21,27 +21,40 @@ pub static INFLIGHT: Array<InFlight> = Array::with_max_entries(DEFAULT_INFLIGHT_
 #[map]
 pub static HIST_SLOT: Array<u32> = Array::with_max_entries(MAX_SYSCALLS, 0);
 
-/// Per-CPU histograms, one per slot: no atomics and no shared cache lines on
-/// the hot path; userspace sums the CPUs when it reads.
+/// Per-CPU histograms: slots `0..HIST_SLOTS` for the calls goroutines (and
+/// non-Go programs) make, `HIST_SLOTS..2*HIST_SLOTS` for the Go runtime's
+/// idle waits, so neither blurs the other. Per-CPU: no atomics and no
+/// shared cache lines on the hot path; userspace sums the CPUs when it
+/// reads.
 #[map]
-pub static HISTS: PerCpuArray<SyscallHist> = PerCpuArray::with_max_entries(DEFAULT_HIST_SLOTS, 0);
+pub static HISTS: PerCpuArray<SyscallHist> =
+    PerCpuArray::with_max_entries(2 * DEFAULT_HIST_SLOTS, 0);
 
 /// Per-CPU loss and anomaly counters (see `tracer_common::Counter`).
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(NUM_COUNTERS, 0);
 
-/// Index 0: `bpf_ktime_get_ns()` when the target entered `exit_group`.
+/// Syscall number → `tracer_common::class` bits (which argument is the
+/// descriptor, whether it is one of the runtime's idle waits). Read only on
+/// the slow path.
 #[map]
-pub static GROUP_EXIT: Array<u64> = Array::with_max_entries(1, 0);
+pub static SYSCALL_CLASS: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
 
-/// Per-event records: syscalls without a slot, thread spawns and exits.
-/// 4 MiB holds about 100 000 records, a burst of several milliseconds even at
-/// millions of unslotted syscalls per second.
+/// Index 0: how many times the target executed a new program. After an
+/// unexpected exec the Go offsets describe a program that is gone, so the
+/// slow path stops reading Go state.
+#[map]
+pub static EXECS: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Per-event records: syscalls without a slot, slow calls, thread spawns
+/// and exits, the rare runtime events. 4 MiB holds about 100 000 records, a
+/// burst of several milliseconds even at millions of unslotted syscalls per
+/// second.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 
 /// tid → the last `runtime.LockOSThread` call on that thread. Bounded by
-/// the runtime's own 10 000-thread limit.
+/// the runtime's own 10 000-thread limit; removed when the thread exits.
 #[map]
 pub static LOCK_SITES: HashMap<u32, LockSite> = HashMap::with_max_entries(16_384, 0);
 
@@ -82,4 +95,11 @@ pub fn count(counter: tracer_common::Counter) {
         // the same tracepoint, so this is the only writer.
         unsafe { *slot += 1 };
     }
+}
+
+/// Whether the target executed more programs than the loader expected
+/// (the Go offsets then describe a program that is gone).
+#[inline(always)]
+pub fn execed_away(expected: u32) -> bool {
+    EXECS.get(0).is_some_and(|&n| n > expected)
 }

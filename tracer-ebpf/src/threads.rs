@@ -1,16 +1,20 @@
 //! Thread creation and exit in the target (`task:task_newtask`,
-//! `sched:sched_process_exit`). Rare events: each one goes to userspace.
+//! `sched:sched_process_exit`) and program replacement
+//! (`sched:sched_process_exec`). Rare events: each one goes to userspace.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::tracepoint,
     programs::TracePointContext,
 };
-use tracer_common::{CLONE_THREAD, EventHeader, EventKind, ThreadEvent};
+use tracer_common::{
+    CLONE_THREAD, EventHeader, EventKind, SYS_EXIT, SYS_EXIT_GROUP, THREAD_EXIT_GROUP,
+    THREAD_EXIT_KILLED, THREAD_EXIT_SELF, ThreadEvent,
+};
 
 use crate::{
-    maps::{GROUP_EXIT, INFLIGHT, NEW_M, TID_M, output},
-    syscalls::inflight_mask,
+    maps::{EXECS, LOCK_SITES, NEW_M, TID_M, output},
+    syscalls::inflight_slot,
     target_tid,
 };
 
@@ -31,7 +35,7 @@ pub fn gt_task_newtask(ctx: TracePointContext) -> u32 {
     }
 }
 
-fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i32> {
+fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i64> {
     // Runs in the context of the parent (the caller of clone).
     let flags: u64 = unsafe { ctx.read_at(NEWTASK_FLAGS_OFFSET.load() as usize)? };
     if flags & CLONE_THREAD == 0 {
@@ -39,12 +43,12 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i32> {
     }
     let new_tid: i32 = unsafe { ctx.read_at(NEWTASK_PID_OFFSET.load() as usize)? };
     // The runtime's newm1 on this thread said which M the new thread runs.
-    let parent = aya_ebpf::helpers::bpf_get_current_pid_tgid() as u32;
+    let parent = bpf_get_current_pid_tgid() as u32;
     if let Some(&m) = unsafe { NEW_M.get(parent) } {
         let _ = TID_M.insert(new_tid as u32, m, 0);
         let _ = NEW_M.remove(parent);
     }
-    emit(EventKind::ThreadSpawn, new_tid as u32);
+    emit(EventKind::ThreadSpawn, new_tid as u32, 0);
     Ok(())
 }
 
@@ -54,23 +58,50 @@ pub fn gt_task_exit(_ctx: TracePointContext) -> u32 {
     let Some(tid) = target_tid() else {
         return 0;
     };
-    // A thread may die inside a syscall (exit, or killed while blocked):
-    // free its in-flight slot so no later thread sees a stale owner.
-    if let Some(slot) = INFLIGHT.get_ptr_mut(tid & inflight_mask()) {
+    // The last syscall this thread entered and never left says how it
+    // ends: exit(2) by itself, exit_group(2), or neither (killed with its
+    // process: a fatal signal, another thread's exit_group, an exec). A
+    // killed thread's interrupted call has already left the kernel.
+    let mut how = THREAD_EXIT_KILLED;
+    if let Some(slot) = inflight_slot(tid) {
         let slot = unsafe { &mut *slot };
         if slot.tid == tid {
+            how = match slot.sysno {
+                SYS_EXIT => THREAD_EXIT_SELF,
+                SYS_EXIT_GROUP => THREAD_EXIT_GROUP,
+                _ => THREAD_EXIT_KILLED,
+            };
+            // Free the slot so no later thread sees a stale owner.
             slot.tid = 0;
         }
     }
     // The tid may be reused by a thread of another M.
     let _ = TID_M.remove(tid);
-    emit(EventKind::ThreadExit, tid);
+    let _ = LOCK_SITES.remove(tid);
+    emit(EventKind::ThreadExit, tid, how);
+    0
+}
+
+/// The target executed a new program (the launch itself in `run` mode).
+#[tracepoint]
+pub fn gt_exec(_ctx: TracePointContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    if let Some(n) = EXECS.get_ptr_mut(0) {
+        unsafe { *n += 1 };
+    }
+    let header = EventHeader {
+        kind: EventKind::Exec as u32,
+        tid,
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    output(&header);
     0
 }
 
 #[inline(always)]
-fn emit(kind: EventKind, tid: u32) {
-    let during_group_exit = GROUP_EXIT.get(0).is_some_and(|&at| at != 0);
+fn emit(kind: EventKind, tid: u32, how: u32) {
     let event = ThreadEvent {
         header: EventHeader {
             kind: kind as u32,
@@ -78,7 +109,7 @@ fn emit(kind: EventKind, tid: u32) {
             ts_ns: unsafe { bpf_ktime_get_ns() },
         },
         tid,
-        during_group_exit: u32::from(during_group_exit),
+        how,
     };
     output(&event);
 }

@@ -11,10 +11,10 @@ use aya_ebpf::{
 };
 use tracer_common::{Counter, SYS_CLOCK_GETTIME, VDSO_FRAMES, VdsoKey};
 
-use crate::maps::{VDSO_CALLS, count};
-
-/// Byte offset of `di` (the first syscall argument) in x86_64 `pt_regs`.
-const PT_REGS_DI: usize = 14 * 8;
+use crate::{
+    maps::{VDSO_CALLS, count},
+    regs,
+};
 
 #[inline(always)]
 pub fn count_fallback(ctx: &RawTracePointContext, sysno: u32) {
@@ -25,8 +25,8 @@ pub fn count_fallback(ctx: &RawTracePointContext, sysno: u32) {
     };
     if sysno == SYS_CLOCK_GETTIME {
         // TP_PROTO(struct pt_regs *regs, long id)
-        let regs: *const u8 = ctx.arg(0);
-        let di = unsafe { bpf_probe_read_kernel(regs.add(PT_REGS_DI).cast::<u64>()) };
+        let user_regs: *const u8 = ctx.arg(0);
+        let di = unsafe { bpf_probe_read_kernel(user_regs.add(regs::DI).cast::<u64>()) };
         key.clock = di.unwrap_or(u64::MAX) as u32;
     }
     // Frame 0 is the syscall's user address: inside [vdso] or not is the

@@ -64,10 +64,29 @@ pub fn offsets(version: &GoVersion) -> Option<GoOffsets> {
         m_incgo: row.m_incgo,
         g_sched_pc: 0x40,
         g_sched_bp: row.g_sched_bp,
-        _pad: 0,
+        m_id: m_extra(version.minor).0,
+        m_alllink: m_extra(version.minor).1,
+        m_locked_ext: m_extra(version.minor).2,
+        m_locked_int: m_extra(version.minor).2 + 4,
+        m_g0: 0,
+        p_id: 0,
+        execs_expected: 0,
         allp_link: 0,
+        allm_link: 0,
         stw_fn_link: 0,
+        handoffp_link: 0,
     })
+}
+
+/// `m.id`, `m.alllink`, `m.lockedExt` (`lockedInt` follows it).
+fn m_extra(minor: u32) -> (u32, u32, u32) {
+    match minor {
+        19 | 21 => (0xe8, 0x150, 0x268),
+        22 | 23 => (0xe8, 0x148, 0x260),
+        24 => (0xe8, 0x160, 0x278),
+        25 => (0xe0, 0x158, 0x270),
+        _ => (0xe8, 0x160, 0x288),
+    }
 }
 
 /// Offset of `maxmcount` (the `debug.SetMaxThreads` cap) in `runtime.schedt`

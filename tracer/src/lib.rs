@@ -3,6 +3,7 @@
 //! (aggregation) → `report` (sinks); `target` handles the traced process and
 //! `commands` wires it all per subcommand.
 
+pub mod analysis;
 pub mod cli;
 pub mod commands;
 pub mod facts;
@@ -16,3 +17,4 @@ pub mod report;
 pub mod session;
 pub mod syscall_names;
 pub mod target;
+pub mod units;

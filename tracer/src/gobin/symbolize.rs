@@ -1,16 +1,23 @@
 //! Turning user program counters of a Go process into function, file and
 //! line, from the binary's own pclntab (works on stripped binaries, and after
 //! the process has exited).
+//! Every program counter is expanded into the calls the compiler inlined
+//! there, as the Go runtime's own tracebacks show them.
 
-use std::fs;
+use std::{
+    collections::HashMap,
+    fs,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use super::{
-    GoBinary,
+    Function, GoBinary,
+    pclntab::LogicalFrame,
     unwind::{self, MAX_FRAMES},
 };
 
 /// One symbolized frame.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Frame {
     pub function: String,
     pub file: String,
@@ -30,6 +37,23 @@ pub struct Symbolizer {
     pub binary: GoBinary,
     /// Load address minus link address (0 for the usual non-PIE Go build).
     bias: u64,
+    /// The logical frames decoded so far, by link-time lookup address:
+    /// stacks repeat the same call sites, and decoding walks the pc tables
+    /// from the function's entry. Cleared when it holds [`CACHE_LIMIT`].
+    cache: Mutex<HashMap<u64, Arc<[CachedFrame]>>>,
+}
+
+/// Lookup addresses [`Symbolizer`] keeps the frames of.
+const CACHE_LIMIT: usize = 1 << 16;
+
+/// A logical frame, with what wrapper elision needs to know.
+#[derive(Debug)]
+struct CachedFrame {
+    frame: Frame,
+    /// An inlined wrapper: left out unless it called a panic function.
+    wrapper: bool,
+    /// One of [`PANIC_FUNCTIONS`].
+    panics: bool,
 }
 
 impl Symbolizer {
@@ -43,7 +67,15 @@ impl Symbolizer {
         } else {
             0
         };
-        Self { binary, bias }
+        Self::with_bias(binary, bias)
+    }
+
+    fn with_bias(binary: GoBinary, bias: u64) -> Self {
+        Self {
+            binary,
+            bias,
+            cache: Mutex::default(),
+        }
     }
 
     /// Load address minus link address: add it to a link-time address
@@ -59,23 +91,132 @@ impl Symbolizer {
         self.bias
     }
 
-    /// The frame at `pc`. Return addresses (every frame but the innermost)
-    /// point after the call, so they are looked up one byte earlier.
-    pub fn frame(&self, pc: u64, is_return_address: bool) -> Option<Frame> {
+    /// The link-time address to look `pc` up at. Return addresses (every
+    /// frame but the innermost) point after the call, so they are looked
+    /// up one byte earlier, inside the call instruction.
+    fn lookup_pc(&self, pc: u64, is_return_address: bool) -> Option<u64> {
         let pc = pc.checked_sub(self.bias)?;
-        let lookup = if is_return_address {
+        Some(if is_return_address {
             pc.saturating_sub(1)
         } else {
             pc
-        };
-        let tab = &self.binary.pclntab;
-        let function = tab.function_at(lookup)?;
-        let (file, line) = tab.file_line(lookup).unwrap_or(("?", 0));
-        Some(Frame {
-            function: function.name.clone(),
-            file: file.to_owned(),
-            line,
         })
+    }
+
+    /// The innermost logical frame at `pc`: for a pc in code the compiler
+    /// inlined, the inlined function, with its own file and line (the
+    /// first of [`Self::frames_at`]).
+    pub fn frame(&self, pc: u64, is_return_address: bool) -> Option<Frame> {
+        let lookup = self.lookup_pc(pc, is_return_address)?;
+        let cached = self.lock_cache().get(&lookup).cloned();
+        let first =
+            |frames: &[CachedFrame]| frames.iter().find(|f| !f.wrapper).map(|f| f.frame.clone());
+        if let Some(frames) = cached {
+            return first(&frames);
+        }
+        // Only the innermost frame is decoded, unless it is a wrapper, which
+        // the logical stack leaves out (its caller is the innermost there).
+        let tab = &self.binary.pclntab;
+        let f = tab.innermost_frame(lookup)?;
+        if f.inlined && f.func_id == tab.wrapper_func_id() {
+            return first(&self.decode(lookup));
+        }
+        Some(to_frame(&f))
+    }
+
+    /// The physical function holding `pc` (a return address is looked up
+    /// inside its call): the function a call was made from, whatever the
+    /// compiler inlined into it around the call (unlike [`Self::frame`],
+    /// which names the innermost inlined function).
+    pub fn function(&self, pc: u64, is_return_address: bool) -> Option<&Function> {
+        let lookup = self.lookup_pc(pc, is_return_address)?;
+        self.binary.pclntab.function_at(lookup)
+    }
+
+    /// All logical frames at `pc`, innermost first: the inlined calls it
+    /// is in, then the function that holds the code, each with its own
+    /// function, file and line (the call site in the outer ones), as
+    /// `runtime.CallersFrames` gives them. Inlined wrappers are left out,
+    /// as the runtime does. Empty outside the binary's functions.
+    pub fn frames_at(&self, pc: u64, is_return_address: bool) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        self.expand(pc, is_return_address, false, &mut frames);
+        frames
+    }
+
+    /// Appends the logical frames at `pc` to `out`. An inlined wrapper is
+    /// dropped unless its callee is a panic function (runtime
+    /// `elideWrapperCalling`); `callee_panics` says whether the frame
+    /// called from the innermost one here is. Returns whether the
+    /// outermost frame is one.
+    fn expand(
+        &self,
+        pc: u64,
+        is_return_address: bool,
+        mut callee_panics: bool,
+        out: &mut Vec<Frame>,
+    ) -> bool {
+        let Some(lookup) = self.lookup_pc(pc, is_return_address) else {
+            return false;
+        };
+        for f in self.decode(lookup).iter() {
+            if !f.wrapper || callee_panics {
+                out.push(f.frame.clone());
+            }
+            callee_panics = f.panics;
+        }
+        callee_panics
+    }
+
+    /// The logical frames at link-time address `lookup`, from the cache or
+    /// decoded into it.
+    fn decode(&self, lookup: u64) -> Arc<[CachedFrame]> {
+        if let Some(frames) = self.lock_cache().get(&lookup) {
+            return Arc::clone(frames);
+        }
+        let tab = &self.binary.pclntab;
+        let frames: Arc<[CachedFrame]> = tab
+            .logical_frames(lookup)
+            .iter()
+            .map(|f| CachedFrame {
+                frame: to_frame(f),
+                wrapper: f.inlined && f.func_id == tab.wrapper_func_id(),
+                panics: PANIC_FUNCTIONS.contains(&f.function),
+            })
+            .collect();
+        let mut cache = self.lock_cache();
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(lookup, Arc::clone(&frames));
+        frames
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<[CachedFrame]>>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The logical stack of physical frames `(pc, is return address)`,
+    /// innermost first.
+    fn logical_stack(&self, pcs: impl Iterator<Item = (u64, bool)>) -> Vec<Frame> {
+        let mut out = Vec::new();
+        let mut callee_panics = false;
+        for (pc, is_return_address) in pcs {
+            callee_panics = self.expand(pc, is_return_address, callee_panics, &mut out);
+        }
+        out
+    }
+}
+
+/// The functions an inlined wrapper calling them is shown in front of.
+const PANIC_FUNCTIONS: &[&str] = &["runtime.gopanic", "runtime.sigpanic", "runtime.panicwrap"];
+
+fn to_frame(f: &LogicalFrame<'_>) -> Frame {
+    let (file, line) = f.file_line.unwrap_or(("?", 0));
+    Frame {
+        function: f.function.to_owned(),
+        file: file.to_owned(),
+        line,
     }
 }
 
@@ -120,22 +261,17 @@ impl Symbolizer {
     }
 
     /// A stack captured at a syscall: the innermost frame is the
-    /// interrupted instruction, the others are return addresses.
+    /// interrupted instruction, the others are return addresses. Each is
+    /// expanded into its logical frames (see [`Self::frames_at`]).
     pub fn syscall_stack(&self, frames: &[u64]) -> Vec<Frame> {
-        frames
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &pc)| self.frame(pc, i > 0))
-            .collect()
+        self.logical_stack(frames.iter().enumerate().map(|(i, &pc)| (pc, i > 0)))
     }
 
     /// A stack captured at a function entry (uprobe): every frame, the
-    /// first included, is a return address.
+    /// first included, is a return address. Each is expanded into its
+    /// logical frames (see [`Self::frames_at`]).
     pub fn entry_stack(&self, frames: &[u64]) -> Vec<Frame> {
-        frames
-            .iter()
-            .filter_map(|&pc| self.frame(pc, true))
-            .collect()
+        self.logical_stack(frames.iter().map(|&pc| (pc, true)))
     }
 }
 
@@ -149,16 +285,68 @@ fn exe_load_address(pid: u32) -> Option<u64> {
         .min()
 }
 
+/// Frames shown (and grouped by) from the call site outwards.
+const CONTEXT_FRAMES: usize = 3;
+
+/// Where the program made a call: the call-site frame (the first in the
+/// program's own code, else the first outside the runtime and syscall
+/// plumbing) and its callers, outermost last.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct CallSite {
+    /// The call site and up to two callers.
+    pub frames: Vec<Frame>,
+}
+
+impl CallSite {
+    pub fn frame(&self) -> &Frame {
+        &self.frames[0]
+    }
+}
+
+impl std::fmt::Display for CallSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, frame) in self.frames.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ← ")?;
+            }
+            write!(f, "{frame}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The call site of a symbolized stack, or why there is none.
+pub fn call_site_of(stack: &[Frame]) -> Result<CallSite, String> {
+    if stack.is_empty() {
+        return Err("no user stack (unreadable, or not Go code)".to_owned());
+    }
+    match call_site_index(stack) {
+        Some(i) => Ok(CallSite {
+            frames: stack[i..].iter().take(CONTEXT_FRAMES).cloned().collect(),
+        }),
+        None => Err("only runtime frames (the runtime's own work)".to_owned()),
+    }
+}
+
 /// The frame to name as a call's call site: the first one in the program's
 /// own code (package `main`, or a package outside the standard library,
 /// whose import path starts with a domain), else the first one outside the
 /// runtime and syscall plumbing.
+///
+/// The stacks [`Symbolizer`] makes are logical: a library function inlined
+/// into the program's code is a frame of its own, with its own file and
+/// line, so the program's frame after it has the program's line (where the
+/// call is in its source).
 pub fn call_site(stack: &[Frame]) -> Option<Frame> {
+    call_site_index(stack).map(|i| stack[i].clone())
+}
+
+/// The index in `stack` of its [`call_site`].
+pub fn call_site_index(stack: &[Frame]) -> Option<usize> {
     stack
         .iter()
-        .find(|f| !is_plumbing(&f.function) && is_program_code(&f.function))
-        .or_else(|| stack.iter().find(|f| !is_plumbing(&f.function)))
-        .cloned()
+        .position(|f| !is_plumbing(&f.function) && is_program_code(&f.function))
+        .or_else(|| stack.iter().position(|f| !is_plumbing(&f.function)))
 }
 
 /// Package `main`, or a non-standard-library package (its import path's
@@ -193,25 +381,17 @@ mod tests {
     use super::{
         super::{
             BuildInfo, GoVersion, SymbolsSource,
-            pclntab::{FLAG_TOPFRAME, synthetic},
+            pclntab::{FLAG_TOPFRAME, InlLayout, synthetic},
         },
         *,
     };
 
-    /// A PIE loaded `bias` above its link address, with goexit at 0x401000
-    /// and a frameless syscall function after it.
-    fn pie(bias: u64) -> Symbolizer {
+    /// A Go 1.27 binary with `pclntab`, loaded `bias` above its link address.
+    fn symbolizer(pclntab: super::super::Pclntab, bias: u64) -> Symbolizer {
         let version = GoVersion {
             major: 1,
             minor: 27,
             patch: 0,
-        };
-        let func = |name, entry, flag| synthetic::Func {
-            name,
-            entry,
-            end: entry + 0x20,
-            flag,
-            pcsp: &[(0, 0x20)],
         };
         let binary = GoBinary {
             build: BuildInfo {
@@ -222,21 +402,122 @@ mod tests {
                 settings: Vec::new(),
             },
             symbols: SymbolsSource::Pclntab,
-            pclntab: synthetic::pclntab(
-                0x40_1000,
-                &[
-                    func("runtime.goexit", 0, FLAG_TOPFRAME),
-                    func("syscall.Syscall6", 0x20, 0),
-                ],
-            ),
+            pclntab,
             cgo: false,
-            pie: true,
+            pie: bias != 0,
             link_base: 0x40_0000,
             text_segment: None,
             data_symbols: HashMap::new(),
             vdso_clock_gettime_decoded: None,
         };
-        Symbolizer { binary, bias }
+        Symbolizer::with_bias(binary, bias)
+    }
+
+    /// A PIE loaded `bias` above its link address, with goexit at 0x401000
+    /// and a frameless syscall function after it.
+    fn pie(bias: u64) -> Symbolizer {
+        let func = |name, entry, flag| synthetic::Func {
+            name,
+            entry,
+            end: entry + 0x20,
+            flag,
+            pcsp: &[(0, 0x20)],
+            ..Default::default()
+        };
+        let pclntab = synthetic::pclntab(
+            0x40_1000,
+            &[
+                func("runtime.goexit", 0, FLAG_TOPFRAME),
+                func("syscall.Syscall6", 0x20, 0),
+            ],
+        );
+        symbolizer(pclntab, bias)
+    }
+
+    fn frame(function: &str, file: &str, line: u32) -> Frame {
+        Frame {
+            function: function.into(),
+            file: file.into(),
+            line,
+        }
+    }
+
+    #[test]
+    fn inlined_calls_are_frames_of_their_own() {
+        // syscall.Syscall called from a runtime helper inlined into
+        // syscall.Read, itself inlined into main.readFd, in a PIE.
+        let bias = 0x7f00_0000_0000;
+        for layout in [InlLayout::Go118, InlLayout::Go120] {
+            let sym = symbolizer(synthetic::inlined(layout), bias);
+            let (syscall, ret) = (bias + 0x40_1090, bias + 0x40_1028);
+            let helper = frame("runtime.helper", "/go/src/runtime/extern.go", 300);
+            let read = frame("syscall.Read", "/go/src/syscall/syscall_unix.go", 183);
+            let read_fd = frame("main.readFd", "/src/main.go", 12);
+            assert_eq!(
+                sym.frames_at(ret, true),
+                [helper.clone(), read.clone(), read_fd.clone()]
+            );
+            // Not a return address: the byte after the call is readFd's.
+            assert_eq!(sym.frames_at(ret, false), std::slice::from_ref(&read_fd));
+            assert_eq!(sym.frame(ret, true), Some(helper.clone()));
+            assert!(sym.frames_at(bias + 0x40_10a0, false).is_empty());
+            assert_eq!(sym.frame(bias + 0x40_10a0, false), None);
+            let syscall_frame = frame("syscall.Syscall", "?", 0);
+            let stack = sym.syscall_stack(&[syscall, ret]);
+            assert_eq!(
+                stack,
+                [syscall_frame.clone(), helper.clone(), read, read_fd.clone()]
+            );
+            assert_eq!(sym.entry_stack(&[syscall + 1, ret])[0], syscall_frame);
+            // The call site is readFd, at its own line (not the inlined
+            // syscall.Read's file and line under readFd's name).
+            assert_eq!(call_site(&stack), Some(read_fd));
+        }
+    }
+
+    #[test]
+    fn inlined_wrappers_are_left_out_unless_they_called_a_panic() {
+        // A method wrapper (funcID 23 in Go 1.27) inlined into main.caller,
+        // calling runtime.gopanic there, or another function.
+        let tab = synthetic::build(
+            0x40_1000,
+            &["/src/main.go", "<autogenerated>"],
+            &[
+                synthetic::Func {
+                    name: "runtime.gopanic",
+                    entry: 0,
+                    end: 0x20,
+                    pcsp: &[(0, 0x20)],
+                    ..Default::default()
+                },
+                synthetic::Func {
+                    name: "main.caller",
+                    entry: 0x20,
+                    end: 0x60,
+                    pcsp: &[(0, 0x40)],
+                    lines: &[(5, 0x10), (1, 0x20), (6, 0x40)],
+                    files: &[(0, 0x10), (1, 0x20), (0, 0x40)],
+                    inl_index: &[(-1, 0x10), (0, 0x20), (-1, 0x40)],
+                    inl_tree: &[synthetic::Inlined {
+                        name: "main.(*T).M",
+                        func_id: 23,
+                        parent_pc: 0x24,
+                    }],
+                    ..Default::default()
+                },
+            ],
+            InlLayout::Go120,
+        );
+        let sym = symbolizer(tab, 0);
+        let (panic, ret) = (0x40_1004, 0x40_1038);
+        let wrapper = frame("main.(*T).M", "<autogenerated>", 1);
+        let caller = frame("main.caller", "/src/main.go", 6);
+        assert_eq!(sym.frames_at(ret, true), std::slice::from_ref(&caller));
+        assert_eq!(sym.frame(ret, true), Some(caller.clone()));
+        assert_eq!(
+            sym.syscall_stack(&[panic, ret]),
+            [frame("runtime.gopanic", "?", 0), wrapper, caller]
+        );
     }
 
     #[test]

@@ -114,6 +114,7 @@ mod tests {
                     end: 0x20,
                     flag: FLAG_TOPFRAME,
                     pcsp: &[(0, 0x20)],
+                    ..Default::default()
                 },
                 synthetic::Func {
                     name: "main.worker",
@@ -121,6 +122,7 @@ mod tests {
                     end: 0x80,
                     flag: 0,
                     pcsp: &[(0, 4), (0x28, 0x5b), (0, 0x60)],
+                    ..Default::default()
                 },
                 synthetic::Func {
                     name: "syscall.Syscall6",
@@ -128,6 +130,7 @@ mod tests {
                     end: 0xa0,
                     flag: 0,
                     pcsp: &[(0, 0x20)],
+                    ..Default::default()
                 },
                 synthetic::Func {
                     name: "runtime.systemstack",
@@ -135,6 +138,7 @@ mod tests {
                     end: 0xe0,
                     flag: FLAG_SPWRITE,
                     pcsp: &[(0, 0x40)],
+                    ..Default::default()
                 },
             ],
         )

@@ -6,7 +6,16 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::{model::Model, report::text::human_ns, syscall_names};
+use std::collections::BTreeMap;
+
+use crate::{
+    model::{
+        Model,
+        syscalls::{SyscallStats, Waiter},
+    },
+    syscall_names,
+    units::human_ns,
+};
 
 /// Syscalls listed per interval line block.
 const TOP: usize = 5;
@@ -19,7 +28,7 @@ pub struct IntervalSummary {
     pub interval_seconds: f64,
     pub calls: u64,
     pub errors: u64,
-    /// Threads alive now (the model's count), spawned and exited in the
+    /// Threads alive now (the model's count), spawned and ended in the
     /// interval.
     pub threads: u64,
     pub spawned: u64,
@@ -40,26 +49,41 @@ pub struct IntervalSyscall {
     pub p99_ns: u64,
 }
 
-/// Computes [`IntervalSummary`]s from successive cumulative snapshots.
+/// What an interval is measured from: the previous reading of the
+/// cumulative counts (per syscall, with its histogram), not a copy of the
+/// model.
+#[derive(Default)]
+struct Previous {
+    elapsed: f64,
+    syscalls: BTreeMap<u32, SyscallStats>,
+    spawned: u64,
+    ended: u64,
+    handoffs: u64,
+    slow_exits: u64,
+    vdso: u64,
+    lost: u64,
+}
+
+/// Computes [`IntervalSummary`]s from successive readings of a model.
 #[derive(Default)]
 pub struct IntervalDiff {
-    prev: Option<(Model, f64)>,
+    prev: Option<Previous>,
+}
+
+/// Ps taken from calls reported while traced: the calls that lost their
+/// P (the reconciled total needs the symbolizer; this is the raw count).
+fn handoffs(m: &Model) -> u64 {
+    m.calls.p_lost.values().sum()
 }
 
 impl IntervalDiff {
-    /// The change since the previous snapshot (or since the start).
-    pub fn next(&mut self, now: Model, elapsed_seconds: f64) -> IntervalSummary {
-        let empty;
-        let (prev, prev_elapsed) = match &self.prev {
-            Some((m, t)) => (m, *t),
-            None => {
-                empty = Model::new(now.threads.at_start);
-                (&empty, 0.0)
-            }
-        };
+    /// The change since the previous reading (or since the start).
+    pub fn next(&mut self, now: &Model, elapsed_seconds: f64) -> IntervalSummary {
+        let prev = self.prev.take().unwrap_or_default();
+        let current = now.syscalls.by_syscall(Waiter::Program);
         let mut top = Vec::new();
         let (mut calls, mut errors) = (0, 0);
-        for (sysno, cur) in &now.syscalls {
+        for (sysno, cur) in &current {
             let before = prev.syscalls.get(sysno);
             let d_calls = cur.calls - before.map_or(0, |b| b.calls.min(cur.calls));
             if d_calls == 0 {
@@ -86,32 +110,34 @@ impl IntervalDiff {
         }
         top.sort_by_key(|s| std::cmp::Reverse(s.total_ns));
         top.truncate(TOP);
-        let sum = |m: &Model| -> (u64, u64, u64) {
-            (
-                m.p_lost.values().sum(),
-                m.slow_exits,
-                m.vdso_calls.values().sum(),
-            )
-        };
-        let (h1, s1, v1) = sum(&now);
-        let (h0, s0, v0) = sum(prev);
+        let t = &now.threads;
+        let ended = t.exited_itself + t.ended_with_process;
+        let vdso: u64 = now.vdso_calls.values().sum();
         let summary = IntervalSummary {
-            schema: "gotracer.interval/1",
+            schema: "gotracer.interval/2",
             elapsed_seconds,
-            interval_seconds: elapsed_seconds - prev_elapsed,
+            interval_seconds: elapsed_seconds - prev.elapsed,
             calls,
             errors,
             threads: now.live_threads(),
-            spawned: now.threads.spawned - prev.threads.spawned.min(now.threads.spawned),
-            exited: (now.threads.exited + now.threads.exited_at_process_exit)
-                .saturating_sub(prev.threads.exited + prev.threads.exited_at_process_exit),
-            p_handoffs: h1.saturating_sub(h0),
-            slow_exits: s1.saturating_sub(s0),
-            vdso_fallbacks: v1.saturating_sub(v0),
-            lost: now.losses.lost().saturating_sub(prev.losses.lost()),
+            spawned: t.spawned.saturating_sub(prev.spawned),
+            exited: ended.saturating_sub(prev.ended),
+            p_handoffs: handoffs(now).saturating_sub(prev.handoffs),
+            slow_exits: now.runtime.slow_exits.total.saturating_sub(prev.slow_exits),
+            vdso_fallbacks: vdso.saturating_sub(prev.vdso),
+            lost: now.counters.lost().saturating_sub(prev.lost),
             top,
         };
-        self.prev = Some((now, elapsed_seconds));
+        self.prev = Some(Previous {
+            elapsed: elapsed_seconds,
+            syscalls: current,
+            spawned: t.spawned,
+            ended,
+            handoffs: handoffs(now),
+            slow_exits: now.runtime.slow_exits.total,
+            vdso,
+            lost: now.counters.lost(),
+        });
         summary
     }
 }
@@ -162,6 +188,7 @@ mod tests {
             sysno,
             ret: 0,
             duration_ns,
+            idle: false,
         }
     }
 
@@ -172,7 +199,7 @@ mod tests {
         for _ in 0..10 {
             model.apply(&call(0, 1_000));
         }
-        let first = diff.next(model.clone(), 1.0);
+        let first = diff.next(&model, 1.0);
         assert_eq!((first.calls, first.threads), (10, 3));
         for _ in 0..5 {
             model.apply(&call(0, 1_000_000));
@@ -181,15 +208,14 @@ mod tests {
             parent_tid: 1,
             tid: 9,
             ts_ns: 0,
-            during_group_exit: false,
         });
-        let second = diff.next(model.clone(), 2.0);
+        let second = diff.next(&model, 2.0);
         assert_eq!((second.calls, second.spawned, second.threads), (5, 1, 4));
         // Only this interval's calls are in its p99.
         let p99 = second.top[0].p99_ns as f64;
         assert!((p99 - 1e6).abs() / 1e6 < 0.01, "{p99}");
         assert!((second.interval_seconds - 1.0).abs() < 1e-9);
-        let third = diff.next(model, 3.0);
+        let third = diff.next(&model, 3.0);
         assert_eq!((third.calls, third.spawned), (0, 0));
         assert!(third.top.is_empty());
     }

@@ -96,7 +96,12 @@ impl LimitWatch {
                 warning,
             });
         };
-        add("Go thread cap", l.go_max_threads, threads, false);
+        add(
+            "Go thread cap",
+            l.go_max_threads.as_ref().and_then(|f| f.value()),
+            threads,
+            false,
+        );
         add(
             "cgroup pids.max",
             l.pids_max,
@@ -127,7 +132,7 @@ mod tests {
 
     fn facts(pids_max: u64) -> Facts {
         let mut f = Facts::default();
-        f.limits.go_max_threads = Some(10_000);
+        f.limits.go_max_threads = Some(crate::facts::Fact::known(10_000, "test"));
         f.limits.pids_max = Some(pids_max);
         f
     }

@@ -1,8 +1,7 @@
-//! Reading a session while it runs: interval summaries, process facts
-//! refreshed on each tick, thread sampling and the live terminal view.
+//! Reading a session while it runs: interval summaries, limit
+//! projections, and the live views (`threads` lines, the `top` terminal).
 
 pub mod interval;
 pub mod limits;
-pub mod threads;
 pub mod top;
 pub mod view;

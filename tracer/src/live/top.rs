@@ -13,8 +13,8 @@ use ratatui::{
     widgets::{Block, Paragraph, Row, Table},
 };
 
-use super::{threads::Holder, view::LiveFrame};
-use crate::report::text::human_ns;
+use super::view::LiveFrame;
+use crate::{facts::Holder, units::human_ns};
 
 /// Whether a quit key is waiting (never blocks).
 pub fn quit_pressed() -> bool {
@@ -128,7 +128,7 @@ pub fn draw(f: &mut Frame, header: &str, live: Option<&LiveFrame>) {
         .spawn_causes
         .iter()
         .take(1)
-        .map(|c| Line::from(format!("spawned {}: {}", c.threads, c.cause)))
+        .map(|c| Line::from(format!("spawned {}: {}", c.threads, c.label)))
         .collect();
     lines.extend(
         l.limits

@@ -13,13 +13,14 @@ use serde::Serialize;
 use super::{
     interval::{IntervalDiff, IntervalSummary},
     limits::{LimitStatus, LimitWatch},
-    threads::{self, Holder, ThreadSample},
 };
 use crate::{
-    facts::FactsCollector,
+    analysis::{
+        sites::SiteNames,
+        spawns::{CauseRow, causes_since},
+    },
+    facts::{FactsCollector, Holder, ThreadSample, threads},
     gobin::symbolize::Symbolizer,
-    model::Model,
-    report::{CauseRow, cause_rows_since},
     session::{Session, SessionError},
 };
 
@@ -55,35 +56,34 @@ impl<'a> LiveState<'a> {
         }
     }
 
-    /// Reads the session and the process now.
+    /// Reads the session (its kernel aggregates refreshed in place) and
+    /// the process now.
     pub fn frame(
         &mut self,
-        session: &Session,
+        session: &mut Session,
         facts: &mut FactsCollector,
     ) -> Result<LiveFrame, SessionError> {
-        let model: Model = session.snapshot()?;
-        Ok(self.frame_from(model, facts))
-    }
-
-    fn frame_from(&mut self, model: Model, facts: &mut FactsCollector) -> LiveFrame {
+        session.refresh()?;
+        let model = session.model();
         let elapsed = self.started.elapsed().as_secs_f64();
+        if session.main_started() {
+            facts.runtime_started();
+        }
         facts.refresh();
         let sample = threads::sample(self.pid, self.sym, elapsed);
-        let spawn_causes = self
-            .sym
-            .map(|s| cause_rows_since(&model, s, self.spawns_seen))
-            .unwrap_or_default();
-        self.spawns_seen = model.spawns.len();
+        let mut names = SiteNames::new(model, self.sym);
+        let spawn_causes = causes_since(model, self.sym, &mut names, self.spawns_seen).rows;
+        self.spawns_seen = model.threads.spawns.len();
         let limits = self.watch.check(elapsed, sample.threads, &facts.facts);
         facts.record_sample(sample.clone());
         let interval = self.diff.next(model, elapsed);
-        LiveFrame {
+        Ok(LiveFrame {
             interval,
             sample,
             spawn_causes,
             limits,
-            gomaxprocs: facts.facts.cpu.gomaxprocs,
-        }
+            gomaxprocs: facts.facts.cpu.gomaxprocs.value(),
+        })
     }
 }
 
@@ -122,11 +122,12 @@ impl LiveFrame {
         )?;
         for c in self.spawn_causes.iter().take(3) {
             let site = match (&c.syscall, &c.call_site) {
-                (Some(sc), Some(f)) => format!(" from {sc} in {f}"),
+                (Some(sc), Some(f)) => format!(" from {sc} at {f}"),
                 (Some(sc), None) => format!(" from {sc}"),
-                _ => String::new(),
+                (None, Some(f)) => format!(" at {f}"),
+                (None, None) => String::new(),
             };
-            writeln!(o, "    spawned {:>5}  {}{site}", c.threads, c.cause)?;
+            writeln!(o, "    spawned {:>5}  {}{site}", c.threads, c.label)?;
         }
         for r in s
             .holders
@@ -138,9 +139,12 @@ impl LiveFrame {
                 .call_site
                 .as_ref()
                 .map_or_else(String::new, |f| format!(" at {f}"));
+            let fd =
+                r.fd.as_ref()
+                    .map_or_else(String::new, |f| format!(" on a {}", fd_label(f)));
             writeln!(
                 o,
-                "    holding {:>5}  {} {}{site}",
+                "    holding {:>5}  {} {}{fd}{site}",
                 r.threads,
                 r.holder.label(),
                 r.syscall.as_deref().unwrap_or("")
@@ -150,5 +154,19 @@ impl LiveFrame {
             writeln!(o, "    WARNING: {}", l.describe())?;
         }
         o.flush()
+    }
+}
+
+/// A short label for what a blocked thread's descriptor is.
+pub fn fd_label(t: &crate::procinfo::fds::FdTarget) -> String {
+    use crate::procinfo::fds::FdTarget as T;
+    match t {
+        T::RegularFile => "regular file".into(),
+        T::Directory => "directory".into(),
+        T::Pipe => "pipe/FIFO".into(),
+        T::Socket => "socket".into(),
+        T::CharDevice => "character device".into(),
+        T::BlockDevice => "block device".into(),
+        T::Anon(name) | T::Other(name) => name.clone(),
     }
 }

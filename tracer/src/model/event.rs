@@ -1,16 +1,19 @@
 //! The decoded event model: what the kernel side reports, in plain Rust
-//! types that do not depend on the kernel. The aggregator consumes only these,
-//! so a stream of them can be recorded and replayed, and tests can feed it
-//! without a kernel.
+//! types that do not depend on the kernel. The aggregator consumes only
+//! these, so a stream of them can be recorded and replayed, and tests can
+//! feed it without a kernel.
 
 use serde::{Deserialize, Serialize};
 use tracer_common::{
-    EventHeader, EventKind, HandoffEvent, NewMEvent, PState, SlowCallEvent, StwEvent, SyscallEvent,
-    SyscallHist, ThreadEvent, VdsoKey,
+    ERRNO_SLOTS, EventHeader, EventKind, FD_NAME_LEN, FdInfo, HandoffEvent, INFLIGHT_TAKEN_HANDOFF,
+    INFLIGHT_TAKEN_STW, MexitEvent, NEWM_START, NewMEvent, PState, SlowCallEvent, StwEvent,
+    SyscallEvent, SyscallHist, THREAD_EXIT_GROUP, THREAD_EXIT_SELF, ThreadEvent,
+    UnmatchedExitEvent, VICTIM_IN_SYSCALL, VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL,
+    VICTIM_SCAN_LIMIT, VdsoKey, errno_of_slot,
 };
 
 /// What happened to the goroutine's P during a call (see `tracer_common::PState`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PHandoff {
     Unknown,
@@ -22,6 +25,9 @@ pub enum PHandoff {
     Raw,
     /// The runtime's own call on a system stack (no goroutine).
     Runtime,
+    /// The runtime blocked on a goroutine's behalf after handing its P off
+    /// itself (`entersyscallblock`).
+    RuntimeBlocked,
 }
 
 impl From<PState> for PHandoff {
@@ -32,37 +38,187 @@ impl From<PState> for PHandoff {
             PState::Lost => Self::Lost,
             PState::Raw => Self::Raw,
             PState::Runtime => Self::Runtime,
+            PState::RuntimeBlocked => Self::RuntimeBlocked,
         }
     }
+}
+
+/// How a thread ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadEnd {
+    /// It called exit(2) itself while the process went on (for Go: a
+    /// goroutine exited while locked to it).
+    ExitedItself,
+    /// It called exit_group(2): the process ends.
+    ExitGroup,
+    /// Killed with its process (another thread's exit_group, a fatal
+    /// signal, an exec).
+    KilledWithProcess,
+}
+
+/// Which probe flagged a call as the one whose P was taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TakenFlags {
+    /// A P handoff (handoffp, or Go 1.26+ releaseP) named this call.
+    pub handoff: bool,
+    /// A stop-the-world began while this call held its P in a syscall.
+    pub stw: bool,
+}
+
+impl TakenFlags {
+    fn from_bits(bits: u16) -> Self {
+        Self {
+            handoff: bits & INFLIGHT_TAKEN_HANDOFF != 0,
+            stw: bits & INFLIGHT_TAKEN_STW != 0,
+        }
+    }
+
+    pub fn any(self) -> bool {
+        self.handoff || self.stw
+    }
+}
+
+/// A descriptor as the kernel saw it at a call's exit (raw fields; see
+/// `analysis::fd` for what they mean).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RawFd {
+    pub fd: i32,
+    /// `tracer_common::FD_*`.
+    pub state: u32,
+    pub i_mode: u32,
+    pub f_flags: u32,
+    pub f_op: u64,
+    pub sb_magic: u64,
+    /// An anonymous inode's dentry name (`[eventfd]`), NUL-padded.
+    pub name: [u8; FD_NAME_LEN],
+    pub sock_family: u16,
+    pub sock_type: u16,
+    pub sock_protocol: u16,
+}
+
+impl RawFd {
+    /// The same descriptor kind with what varies between calls removed
+    /// (the number, the flags other than `O_NONBLOCK`, the permission
+    /// bits): a key to count calls by kind.
+    pub fn kind_key(&self) -> Self {
+        const S_IFMT: u32 = 0o170_000;
+        const O_NONBLOCK: u32 = 0o4000;
+        Self {
+            fd: 0,
+            i_mode: self.i_mode & S_IFMT,
+            f_flags: self.f_flags & O_NONBLOCK,
+            ..*self
+        }
+    }
+}
+
+impl From<&FdInfo> for RawFd {
+    fn from(f: &FdInfo) -> Self {
+        Self {
+            fd: f.fd,
+            state: f.state,
+            i_mode: f.i_mode,
+            f_flags: f.f_flags,
+            f_op: f.f_op,
+            sb_magic: f.sb_magic,
+            name: f.name,
+            sock_family: f.sock_family,
+            sock_type: f.sock_type,
+            sock_protocol: f.sock_protocol,
+        }
+    }
+}
+
+/// Where the thread whose P was taken was, as the taking probe saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Victim {
+    /// No search was made (Go 1.26+ handoffp, which follows a `PTaken`;
+    /// or a stripped binary without the list of Ms).
+    NotSearched,
+    /// In a syscall: the call that began at `start_ns` on `tid`.
+    InSyscall { tid: u32, sysno: u32, start_ns: u64 },
+    /// Found, but not in a syscall: in C code during a cgo call, or in Go
+    /// between entersyscall and the kernel.
+    NotInSyscall { tid: u32 },
+    /// No M had this P in a syscall (its own M gave it up), or the list of
+    /// Ms could not be read.
+    NotFound,
+    /// More Ms than the search visits.
+    ScanLimit,
+}
+
+impl Victim {
+    fn decode(e: &HandoffEvent) -> Self {
+        match e.victim_state {
+            VICTIM_IN_SYSCALL => Self::InSyscall {
+                tid: e.victim_tid,
+                sysno: e.victim_sysno,
+                start_ns: e.victim_start_ns,
+            },
+            VICTIM_NOT_IN_SYSCALL => Self::NotInSyscall { tid: e.victim_tid },
+            VICTIM_NOT_FOUND => Self::NotFound,
+            VICTIM_SCAN_LIMIT => Self::ScanLimit,
+            _ => Self::NotSearched,
+        }
+    }
+}
+
+/// The current M's state at a `newm`/`newm1` probe (`None`: unread).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MState {
+    /// LockOSThread calls by the program on this M.
+    pub locked_ext: Option<u32>,
+    /// Locks by the runtime itself (the main goroutine during init).
+    pub locked_int: Option<u32>,
+    pub incgo: Option<bool>,
+    pub m_id: Option<u32>,
+}
+
+fn known(v: u32) -> Option<u32> {
+    (v != u32::MAX).then_some(v)
 }
 
 /// One thing that happened in (or was measured from) the traced process.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    /// A completed syscall, timed by the kernel.
+    /// A completed syscall, timed by the kernel (streamed: no histogram
+    /// slot yet).
     Syscall {
         tid: u32,
         ts_ns: u64,
         sysno: u32,
         ret: i64,
         duration_ns: u64,
+        /// One of the Go runtime's idle waits.
+        idle: bool,
+    },
+    /// A syscall exit whose entry was not seen (`sysno` from the kernel's
+    /// saved registers; `collided`: its entry lost an in-flight slot).
+    UnmatchedExit {
+        tid: u32,
+        ts_ns: u64,
+        sysno: u32,
+        ret: i64,
+        collided: bool,
     },
     /// A new thread in the target (`parent_tid` called clone).
     ThreadSpawn {
         parent_tid: u32,
         tid: u32,
         ts_ns: u64,
-        during_group_exit: bool,
     },
     /// A thread of the target exited.
     ThreadExit {
         tid: u32,
         ts_ns: u64,
-        during_group_exit: bool,
+        how: ThreadEnd,
     },
-    /// A call that was slow or lost its P, with the goroutine and the user
-    /// stack (program counters, innermost first).
+    /// A call that was slow, lost its P or was flagged by a P-taking
+    /// probe, with the goroutine, its descriptor and the user stack
+    /// (program counters, innermost first).
     SlowCall {
         tid: u32,
         ts_ns: u64,
@@ -75,8 +231,10 @@ pub enum Event {
         /// Made by C code during a cgo call (frames: the Go stack that
         /// made the cgo call).
         cgo: bool,
+        taken: TakenFlags,
         /// The id of the P the call started with, when read.
         p_id: Option<u32>,
+        fd: RawFd,
         frames: Vec<u64>,
     },
     /// A goroutine on thread `tid` left its syscall on the slow path: no P
@@ -89,6 +247,7 @@ pub enum Event {
         caller: u64,
         /// The P handed off, when read.
         p_id: Option<u32>,
+        victim: Victim,
     },
     /// Go 1.26+: a P was taken from a thread in a syscall
     /// (`syscallingThread.releaseP`), by `caller` (a return address).
@@ -99,6 +258,7 @@ pub enum Event {
         p_id: Option<u32>,
         /// The P's new state: 3 (`_Pgcstop`) when a stop-the-world took it.
         new_state: u32,
+        victim: Victim,
     },
     /// The runtime began stopping the world: every P still in a syscall
     /// is taken until the world restarts.
@@ -108,26 +268,36 @@ pub enum Event {
         /// Bit i: P i was in a syscall as the world stopped, so the stop
         /// takes it (≤1.25, when the runtime's P list could be read).
         syscall_ps: Option<u64>,
+        /// Calls flagged as holding a P the stop takes.
+        victims: u32,
     },
     /// The world restarts.
     StwEnd { tid: u32, ts_ns: u64 },
-    /// The runtime entered `newm1` on thread `tid`: the next thread it
-    /// spawns is a new M, wanted for the reason the stack shows.
+    /// The runtime wants a new M (`newm`, `start == false`) or starts its
+    /// thread (`newm1`, `start == true`) on thread `tid`.
     NewM {
         tid: u32,
         ts_ns: u64,
-        /// newm1's caller first, then its callers.
+        start: bool,
+        m: MState,
+        /// The probed function's caller first, then its callers.
         frames: Vec<u64>,
     },
-    /// A thread exited while the process ran, and the last
-    /// `runtime.LockOSThread` on it is known: a goroutine ended while locked
-    /// to it (Go ends threads for no other reason).
-    LockedThreadExit {
+    /// `runtime.mexit`: a goroutine exited while locked to thread `tid`;
+    /// `m_id` 0 is the main thread (wedged, not ended).
+    Mexit {
         tid: u32,
-        goid: u64,
-        /// The LockOSThread call site first, then its callers.
-        frames: Vec<u64>,
+        ts_ns: u64,
+        m_id: Option<u64>,
+        /// The LockOSThread call that locked it (goroutine, stack), when
+        /// it was seen.
+        lock_goid: Option<u64>,
+        lock_frames: Option<Vec<u64>>,
     },
+    /// `main.main` began: the runtime's start-up is over.
+    MainStart { tid: u32, ts_ns: u64 },
+    /// The process executed a new program.
+    Exec { tid: u32, ts_ns: u64 },
     /// Real syscalls of a call the vDSO normally serves, from one user stack:
     /// the cumulative in-kernel count, summed over CPUs.
     VdsoCalls {
@@ -140,13 +310,16 @@ pub enum Event {
     },
     /// The cumulative in-kernel aggregate of one syscall, summed over CPUs.
     /// Buckets are `(bucket index, count)` in the `tracer_common::buckets`
-    /// scheme, zero counts left out.
+    /// scheme, zero counts left out; errnos are `(errno, count)` (errno 0:
+    /// an error number outside the counted range).
     SyscallAggregate {
         sysno: u32,
+        idle: bool,
         calls: u64,
         errors: u64,
         total_ns: u64,
         max_ns: u64,
+        errnos: Vec<(u32, u64)>,
         buckets: Vec<(u32, u64)>,
     },
 }
@@ -172,10 +345,22 @@ fn read<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
     Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
 }
 
+/// The frames a probe wrote, without a repeated caller (the kernel's entry
+/// fix-up may add the caller a second time).
+fn entry_frames(frames: &[u64], n: u32) -> Vec<u64> {
+    let n = (n as usize).min(frames.len());
+    let mut out = frames[..n].to_vec();
+    if out.len() > 1 && out[0] == out[1] {
+        out.remove(1);
+    }
+    out
+}
+
 impl Event {
     /// Decodes one ring-buffer record.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let kind: u32 = read(bytes, "record header")?;
+        let header = |what| read::<EventHeader>(bytes, what);
         match EventKind::from_u32(kind) {
             Some(EventKind::Syscall) => {
                 let e: SyscallEvent = read(bytes, "syscall record")?;
@@ -185,6 +370,17 @@ impl Event {
                     sysno: e.sysno,
                     ret: e.ret,
                     duration_ns: e.duration_ns,
+                    idle: e.idle != 0,
+                })
+            }
+            Some(EventKind::UnmatchedExit) => {
+                let e: UnmatchedExitEvent = read(bytes, "unmatched-exit record")?;
+                Ok(Self::UnmatchedExit {
+                    tid: e.header.tid,
+                    ts_ns: e.header.ts_ns,
+                    sysno: e.sysno,
+                    ret: e.ret,
+                    collided: e.slot_owner != 0,
                 })
             }
             Some(EventKind::ThreadSpawn) => {
@@ -193,7 +389,6 @@ impl Event {
                     parent_tid: e.header.tid,
                     tid: e.tid,
                     ts_ns: e.header.ts_ns,
-                    during_group_exit: e.during_group_exit != 0,
                 })
             }
             Some(EventKind::ThreadExit) => {
@@ -201,7 +396,11 @@ impl Event {
                 Ok(Self::ThreadExit {
                     tid: e.tid,
                     ts_ns: e.header.ts_ns,
-                    during_group_exit: e.during_group_exit != 0,
+                    how: match e.how {
+                        THREAD_EXIT_SELF => ThreadEnd::ExitedItself,
+                        THREAD_EXIT_GROUP => ThreadEnd::ExitGroup,
+                        _ => ThreadEnd::KilledWithProcess,
+                    },
                 })
             }
             Some(EventKind::SlowCall) => {
@@ -216,7 +415,9 @@ impl Event {
                     goid: e.goid,
                     p: PState::from_u32(e.p_state).into(),
                     cgo: e.flags & tracer_common::SLOW_CALL_CGO != 0,
-                    p_id: ((e.flags >> 8) & 0xffff).checked_sub(1),
+                    taken: TakenFlags::from_bits((e.flags >> 8) as u16),
+                    p_id: e.p_id_plus1.checked_sub(1),
+                    fd: RawFd::from(&e.fd),
                     frames: e.frames[..n].to_vec(),
                 })
             }
@@ -234,6 +435,7 @@ impl Event {
                     ts_ns: e.header.ts_ns,
                     caller: e.caller,
                     p_id: e.p_id_plus1.checked_sub(1),
+                    victim: Victim::decode(&e),
                 })
             }
             Some(EventKind::PTaken) => {
@@ -244,6 +446,7 @@ impl Event {
                     caller: e.caller,
                     p_id: e.p_id_plus1.checked_sub(1),
                     new_state: e.new_state,
+                    victim: Victim::decode(&e),
                 })
             }
             Some(EventKind::StwStart) => {
@@ -252,10 +455,11 @@ impl Event {
                     tid: e.header.tid,
                     ts_ns: e.header.ts_ns,
                     syscall_ps: (e.read != 0).then_some(e.syscall_ps),
+                    victims: e.victims,
                 })
             }
             Some(EventKind::StwEnd) => {
-                let h: EventHeader = read(bytes, "stop-the-world record")?;
+                let h = header("stop-the-world record")?;
                 Ok(Self::StwEnd {
                     tid: h.tid,
                     ts_ns: h.ts_ns,
@@ -263,16 +467,42 @@ impl Event {
             }
             Some(EventKind::NewM) => {
                 let e: NewMEvent = read(bytes, "new-M record")?;
-                let n = (e.nframes as usize).min(e.frames.len());
-                let mut frames = e.frames[..n].to_vec();
-                // The kernel's entry fix-up may repeat the caller.
-                if frames.len() > 1 && frames[0] == frames[1] {
-                    frames.remove(1);
-                }
                 Ok(Self::NewM {
                     tid: e.header.tid,
                     ts_ns: e.header.ts_ns,
-                    frames,
+                    start: e.kind == NEWM_START,
+                    m: MState {
+                        locked_ext: known(e.locked_ext),
+                        locked_int: known(e.locked_int),
+                        incgo: known(e.incgo).map(|v| v != 0),
+                        m_id: known(e.m_id),
+                    },
+                    frames: entry_frames(&e.frames, e.nframes),
+                })
+            }
+            Some(EventKind::Mexit) => {
+                let e: MexitEvent = read(bytes, "mexit record")?;
+                let site = e.has_site != 0;
+                Ok(Self::Mexit {
+                    tid: e.header.tid,
+                    ts_ns: e.header.ts_ns,
+                    m_id: (e.m_id != u64::MAX).then_some(e.m_id),
+                    lock_goid: (site && e.site.goid != 0).then_some(e.site.goid),
+                    lock_frames: site.then(|| entry_frames(&e.site.frames, e.site.nframes)),
+                })
+            }
+            Some(EventKind::MainStart) => {
+                let h = header("main-start record")?;
+                Ok(Self::MainStart {
+                    tid: h.tid,
+                    ts_ns: h.ts_ns,
+                })
+            }
+            Some(EventKind::Exec) => {
+                let h = header("exec record")?;
+                Ok(Self::Exec {
+                    tid: h.tid,
+                    ts_ns: h.ts_ns,
                 })
             }
             None => Err(DecodeError::UnknownKind(kind)),
@@ -295,12 +525,17 @@ impl Event {
     }
 
     /// Sums per-CPU kernel histograms of one syscall into one aggregate event.
-    pub fn aggregate<'a>(sysno: u32, per_cpu: impl IntoIterator<Item = &'a SyscallHist>) -> Self {
+    pub fn aggregate<'a>(
+        sysno: u32,
+        idle: bool,
+        per_cpu: impl IntoIterator<Item = &'a SyscallHist>,
+    ) -> Self {
         let mut calls = 0;
         let mut errors = 0;
         let mut total_ns = 0u64;
         let mut max_ns = 0;
         let mut sums = vec![0u64; tracer_common::buckets::NUM_BUCKETS];
+        let mut errno_sums = [0u64; ERRNO_SLOTS];
         for hist in per_cpu {
             calls += hist.calls;
             errors += hist.errors;
@@ -309,20 +544,30 @@ impl Event {
             for (sum, count) in sums.iter_mut().zip(hist.buckets.iter()) {
                 *sum += count;
             }
+            for (sum, count) in errno_sums.iter_mut().zip(hist.errnos.iter()) {
+                *sum += count;
+            }
         }
-        let buckets = sums
+        let nonzero = |v: Vec<u64>| -> Vec<(u32, u64)> {
+            v.into_iter()
+                .enumerate()
+                .filter(|&(_, count)| count != 0)
+                .map(|(index, count)| (index as u32, count))
+                .collect()
+        };
+        let errnos = nonzero(errno_sums.to_vec())
             .into_iter()
-            .enumerate()
-            .filter(|&(_, count)| count != 0)
-            .map(|(index, count)| (index as u32, count))
+            .map(|(slot, n)| (errno_of_slot(slot as usize), n))
             .collect();
         Self::SyscallAggregate {
             sysno,
+            idle,
             calls,
             errors,
             total_ns,
             max_ns,
-            buckets,
+            errnos,
+            buckets: nonzero(sums),
         }
     }
 }
@@ -348,7 +593,7 @@ mod tests {
                 ts_ns: 99,
             },
             sysno: 17,
-            _pad: 0,
+            idle: 0,
             ret: -2,
             duration_ns: 1234,
         };
@@ -359,7 +604,8 @@ mod tests {
                 ts_ns: 99,
                 sysno: 17,
                 ret: -2,
-                duration_ns: 1234
+                duration_ns: 1234,
+                idle: false,
             })
         );
     }
@@ -368,21 +614,51 @@ mod tests {
     fn decodes_thread_records() {
         let raw = ThreadEvent {
             header: EventHeader {
-                kind: EventKind::ThreadSpawn as u32,
-                tid: 10,
+                kind: EventKind::ThreadExit as u32,
+                tid: 11,
                 ts_ns: 5,
             },
             tid: 11,
-            during_group_exit: 0,
+            how: THREAD_EXIT_SELF,
         };
         assert_eq!(
             Event::decode(&bytes_of(&raw)),
-            Ok(Event::ThreadSpawn {
-                parent_tid: 10,
+            Ok(Event::ThreadExit {
                 tid: 11,
                 ts_ns: 5,
-                during_group_exit: false
+                how: ThreadEnd::ExitedItself,
             })
+        );
+    }
+
+    #[test]
+    fn decodes_handoff_victims() {
+        let raw = HandoffEvent {
+            header: EventHeader {
+                kind: EventKind::Handoff as u32,
+                tid: 3,
+                ts_ns: 10,
+            },
+            caller: 0x401000,
+            p_id_plus1: 2,
+            new_state: 0,
+            victim_tid: 9,
+            victim_state: VICTIM_IN_SYSCALL,
+            victim_sysno: 0,
+            _pad: 0,
+            victim_start_ns: 7,
+        };
+        let Ok(Event::Handoff { p_id, victim, .. }) = Event::decode(&bytes_of(&raw)) else {
+            panic!("not a handoff");
+        };
+        assert_eq!(p_id, Some(1));
+        assert_eq!(
+            victim,
+            Victim::InSyscall {
+                tid: 9,
+                sysno: 0,
+                start_ns: 7
+            }
         );
     }
 
@@ -404,28 +680,32 @@ mod tests {
     }
 
     #[test]
-    fn aggregates_cpus() {
+    fn aggregates_cpus_and_errnos() {
         let mut a = SyscallHist::ZERO;
         a.calls = 2;
         a.total_ns = 30;
         a.max_ns = 20;
         a.buckets[10] = 1;
         a.buckets[20] = 1;
+        a.errors = 1;
+        a.errnos[11] = 1;
         let mut b = SyscallHist::ZERO;
         b.calls = 1;
         b.errors = 1;
         b.total_ns = 50;
         b.max_ns = 50;
         b.buckets[50] = 1;
-        b.buckets[20] = 0;
+        b.errnos[11] = 1;
         assert_eq!(
-            Event::aggregate(3, [&a, &b]),
+            Event::aggregate(3, false, [&a, &b]),
             Event::SyscallAggregate {
                 sysno: 3,
+                idle: false,
                 calls: 3,
-                errors: 1,
+                errors: 2,
                 total_ns: 80,
                 max_ns: 50,
+                errnos: vec![(11, 2)],
                 buckets: vec![(10, 1), (20, 1), (50, 1)],
             }
         );

@@ -3,6 +3,8 @@
 //! pinned, the kernel also frees every program and link when the tracer
 //! dies in any way (even SIGKILL).
 
+pub mod btf;
+pub mod kernel_layout;
 pub mod privileges;
 pub mod tracefs;
 
@@ -10,15 +12,15 @@ use std::{io, path::PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap as AyaHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
         RawTracePoint, TracePoint, UProbe,
         uprobe::{UProbeAttachLocation, UProbeScope},
     },
 };
 use tracer_common::{
-    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, GoOffsets, LockSite, SyscallHist, VdsoKey, globals,
-    maps,
+    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, GoOffsets, KernelOffsets, SyscallHist, VdsoKey,
+    globals, maps,
 };
 
 /// The compiled kernel programs (empty when built without bpf-linker).
@@ -89,10 +91,14 @@ pub enum ProbeSet {
 pub struct ProbeMaps {
     pub events: RingBuf<MapData>,
     pub hist_slot: Array<MapData, u32>,
+    /// Slots `0..hist_slots` for the program's calls, then as many for the
+    /// Go runtime's idle waits.
     pub hists: PerCpuArray<MapData, SyscallHist>,
+    pub hist_slots: u32,
     pub counters: PerCpuArray<MapData, u64>,
-    pub lock_sites: AyaHashMap<MapData, u32, LockSite>,
     pub vdso_calls: PerCpuHashMap<MapData, VdsoKey, u64>,
+    /// What the kernel programs log (`aya-log`), drained by the session.
+    pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
 
 /// The attached programs: dropping this value detaches them all.
@@ -111,6 +117,9 @@ pub struct AttachOptions {
     pub slow_ns: u64,
     /// Where the goroutine state is, when the target is a known Go release.
     pub go: Option<GoOffsets>,
+    /// Where a descriptor's file is in this kernel (from its BTF; `None`:
+    /// descriptors are not described).
+    pub kernel: Option<KernelOffsets>,
     /// Uprobes on rare Go runtime paths: `(program, binary, file offset)`.
     pub uprobes: Vec<(&'static str, PathBuf, u64)>,
 }
@@ -133,18 +142,44 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     raise_memlock_limit();
 
     let mask = DEFAULT_INFLIGHT_SLOTS - 1;
+    let hist_slots = DEFAULT_HIST_SLOTS;
     let go = opts.go.unwrap_or_default();
+    let kernel = opts.kernel.unwrap_or_default();
+    let log_level = aya_log_level();
     let mut ebpf = EbpfLoader::new()
         .override_global(globals::TARGET_TGID, &tgid, true)
         .override_global(globals::NEWTASK_PID_OFFSET, &pid_offset, true)
         .override_global(globals::NEWTASK_FLAGS_OFFSET, &flags_offset, true)
         .override_global(globals::INFLIGHT_MASK, &mask, true)
+        .override_global(globals::HIST_SLOTS, &hist_slots, true)
         .override_global(globals::SLOW_NS, &opts.slow_ns, true)
         .override_global(globals::GO_OFFSETS, &go, true)
+        .override_global(globals::KERNEL_OFFSETS, &kernel, true)
+        .override_global("AYA_LOG_LEVEL", &log_level, false)
         .map_max_entries(maps::INFLIGHT, DEFAULT_INFLIGHT_SLOTS)
-        .map_max_entries(maps::HISTS, DEFAULT_HIST_SLOTS)
+        .map_max_entries(maps::HISTS, 2 * hist_slots)
         .load(EBPF_OBJECT)
         .map_err(ProbeError::Load)?;
+    // The logger holds the log map: it must exist before the programs load
+    // and live as long as they run.
+    let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log::warn!("the kernel programs' log is unavailable: {e}");
+            None
+        }
+    };
+    let mut class: Array<_, u8> = take(&mut ebpf, maps::SYSCALL_CLASS)?;
+    for (sysno, bits) in crate::syscall_names::class_table().into_iter().enumerate() {
+        if bits != 0 {
+            class
+                .set(sysno as u32, bits, 0)
+                .map_err(|source| ProbeError::Map {
+                    name: maps::SYSCALL_CLASS,
+                    source,
+                })?;
+        }
+    }
 
     let (enter, exit) = match set {
         ProbeSet::Full => ("gt_sys_enter", "gt_sys_exit"),
@@ -156,13 +191,16 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     if set == ProbeSet::Full {
         attach_tracepoint(&mut ebpf, "gt_task_newtask", "task", "task_newtask")?;
         attach_tracepoint(&mut ebpf, "gt_task_exit", "sched", "sched_process_exit")?;
+        attach_tracepoint(&mut ebpf, "gt_exec", "sched", "sched_process_exec")?;
         for (program, binary, offset) in &opts.uprobes {
             let what = format!(
                 "attaching uprobe {program} in {} at {offset:#x}",
                 binary.display()
             );
             let prog: &mut UProbe = program_ref(&mut ebpf, program, &what)?;
-            prog.load().map_err(failed(&what))?;
+            if prog.fd().is_err() {
+                prog.load().map_err(failed(&what))?;
+            }
             prog.attach(
                 UProbeAttachLocation::AbsoluteOffset(*offset),
                 binary,
@@ -173,12 +211,13 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     }
 
     let maps = ProbeMaps {
-        lock_sites: take(&mut ebpf, maps::LOCK_SITES)?,
         events: take(&mut ebpf, maps::EVENTS)?,
         hist_slot: take(&mut ebpf, maps::HIST_SLOT)?,
         hists: take(&mut ebpf, maps::HISTS)?,
+        hist_slots,
         counters: take(&mut ebpf, maps::COUNTERS)?,
         vdso_calls: take(&mut ebpf, maps::VDSO_CALLS)?,
+        logger,
     };
     Ok((Links { _ebpf: ebpf }, maps))
 }
@@ -230,6 +269,19 @@ fn attach_tracepoint(
     prog.load().map_err(failed(&what))?;
     prog.attach(category, name).map_err(failed(&what))?;
     Ok(())
+}
+
+/// The kernel programs' log level (`aya_log_common::Level`: error 1 ..
+/// trace 5): records below the userspace level are not even written.
+fn aya_log_level() -> u8 {
+    match log::max_level() {
+        log::LevelFilter::Off => 0,
+        log::LevelFilter::Error => 1,
+        log::LevelFilter::Warn => 2,
+        log::LevelFilter::Info => 3,
+        log::LevelFilter::Debug => 4,
+        log::LevelFilter::Trace => 5,
+    }
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use

@@ -20,6 +20,7 @@
 //! - [`vdso`]: where the vDSO is mapped, and whether the clocksource lets it
 //!   answer `clock_gettime` without a syscall.
 //! - [`mem`]: reading another process's memory (`process_vm_readv`).
+//! - [`fds`]: what an open descriptor of a process refers to.
 //!
 //! Every function returns [`ProcInfoError`] on failure; none panics on odd
 //! input. A process or thread that exits while it is read is reported as
@@ -27,7 +28,9 @@
 
 pub mod cgroup;
 pub mod cpus;
+pub mod fds;
 pub mod gomaxprocs;
+pub mod kallsyms;
 pub mod limits;
 pub mod mem;
 pub mod sockets;

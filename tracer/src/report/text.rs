@@ -1,10 +1,15 @@
-//! The human-readable report: a `strace -c`-like table with percentiles, a
-//! latency histogram for the syscalls that took the most time, thread counts
-//! and the loss line (always printed, so a clean run says "0 lost").
+//! The human-readable report: the diagnosis first, then a `strace -c`-like
+//! table of the program's calls with percentiles and errors by errno, the
+//! runtime's idle waits apart, latency histograms, the Go runtime section
+//! (P handoffs reconciled, slow exits), blocking by call site with the top
+//! frames, thread spawns by cause, leaks, vDSO fallbacks, and the thread
+//! and loss lines (always printed, so a clean run says "0 lost"). One
+//! function per section; every figure comes from the [`Report`].
 
 use std::io::{self, Write};
 
 use super::{Report, Sink, TOP_HISTOGRAMS};
+use crate::{analysis::verdicts::Severity, units::human_ns};
 
 pub struct TextSink<W: Write> {
     out: W,
@@ -16,282 +21,66 @@ impl<W: Write> TextSink<W> {
     }
 }
 
-/// A duration in the unit that keeps 3 significant digits readable.
-pub fn human_ns(ns: u64) -> String {
-    let ns_f = ns as f64;
-    if ns < 1_000 {
-        format!("{ns}ns")
-    } else if ns < 1_000_000 {
-        format!("{:.2}µs", ns_f / 1e3)
-    } else if ns < 1_000_000_000 {
-        format!("{:.2}ms", ns_f / 1e6)
-    } else {
-        format!("{:.2}s", ns_f / 1e9)
-    }
-}
-
 impl<W: Write> Sink for TextSink<W> {
     fn write(&mut self, r: &Report) -> io::Result<()> {
         let o = &mut self.out;
-        let t = &r.target;
-        let ending = match (t.exited, t.exit_code) {
-            (true, Some(code)) => format!(", process exited with code {code}"),
-            (true, None) => ", process exited".to_owned(),
-            (false, _) => ", detached (process still running)".to_owned(),
-        };
-        writeln!(
-            o,
-            "tracer: {} pid {} ({}) for {:.2}s{ending}",
-            t.mode, t.pid, t.command, r.traced_seconds
-        )?;
-        write_verdicts(o, r)?;
-        writeln!(o)?;
-        writeln!(
-            o,
-            "{:<18} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "syscall", "calls", "errors", "total", "mean", "p50", "p90", "p99", "p99.9", "max"
-        )?;
-        for s in &r.syscalls {
-            writeln!(
-                o,
-                "{:<18} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                s.name,
-                s.calls,
-                s.errors,
-                human_ns(s.total_ns),
-                human_ns(s.mean_ns),
-                human_ns(s.p50_ns),
-                human_ns(s.p90_ns),
-                human_ns(s.p99_ns),
-                human_ns(s.p999_ns),
-                human_ns(s.max_ns),
-            )?;
-        }
-        let calls: u64 = r.syscalls.iter().map(|s| s.calls).sum();
-        let errors: u64 = r.syscalls.iter().map(|s| s.errors).sum();
-        let total: u64 = r.syscalls.iter().map(|s| s.total_ns).sum();
-        writeln!(
-            o,
-            "{:<18} {:>10} {:>8} {:>10}",
-            "total",
-            calls,
-            errors,
-            human_ns(total)
-        )?;
-
-        for s in r.syscalls.iter().take(TOP_HISTOGRAMS) {
-            writeln!(o)?;
-            writeln!(o, "{} latency ({} calls):", s.name, s.calls)?;
-            let most = s
-                .histogram
-                .iter()
-                .map(|b| b.count)
-                .max()
-                .unwrap_or(1)
-                .max(1);
-            for b in &s.histogram {
-                let bar = (b.count * 40).div_ceil(most) as usize;
-                writeln!(
-                    o,
-                    "  [{:>8}, {:>8}) {:>10} |{:<40}|",
-                    human_ns(b.low_ns),
-                    human_ns(b.high_ns),
-                    b.count,
-                    "@".repeat(bar)
-                )?;
-            }
-        }
-
-        if let Some(go) = &r.go {
-            writeln!(o)?;
-            let symbols = match go.symbols {
-                crate::gobin::SymbolsSource::Symtab => "symtab",
-                crate::gobin::SymbolsSource::Pclntab => "pclntab (stripped)",
-            };
-            writeln!(
-                o,
-                "Go runtime: {}, symbols from {symbols}, {}{}; goroutine attribution {}",
-                go.version,
-                if go.cgo { "cgo" } else { "no cgo" },
-                match (r.facts.cpu.gomaxprocs, go.ps_seen) {
-                    (Some(n), seen) if seen > 0 =>
-                        format!(", GOMAXPROCS {n} ({seen} Ps seen in use)"),
-                    (Some(n), _) => format!(", GOMAXPROCS {n}"),
-                    (None, seen) if seen > 0 => {
-                        format!(", {seen} Ps seen in use (GOMAXPROCS is at least that)")
-                    }
-                    _ => String::new(),
-                },
-                if go.attribution {
-                    "on"
-                } else {
-                    "off (no offsets for this release)"
-                }
-            )?;
-            let handoffs: Vec<String> = go
-                .p_handoffs
-                .iter()
-                .map(|h| format!("{} {}", h.syscall, h.p_handoffs))
-                .collect();
-            if !handoffs.is_empty() {
-                writeln!(
-                    o,
-                    "P handoffs (P taken during the call): {}",
-                    handoffs.join(", ")
-                )?;
-            }
-            let causes: Vec<String> = go
-                .handoff_causes
-                .iter()
-                .map(|c| format!("{} {}", c.cause, c.handoffs))
-                .collect();
-            if !causes.is_empty() {
-                writeln!(o, "  taken by: {}", causes.join(", "))?;
-            }
-            if go.slow_exits > 0 {
-                writeln!(
-                    o,
-                    "slow syscall exits (no P free: goroutine queued, thread parked): {}",
-                    go.slow_exits
-                )?;
-            }
-            let runtime: Vec<String> = go
-                .runtime_slow
-                .iter()
-                .map(|r| format!("{} {} ({})", r.syscall, r.calls, human_ns(r.total_ns)))
-                .collect();
-            if !runtime.is_empty() {
-                writeln!(
-                    o,
-                    "runtime's own slow calls (sysmon, idle threads; no goroutine waits): {}",
-                    runtime.join(", ")
-                )?;
-            }
-            if !r.blocking.is_empty() {
-                writeln!(o)?;
-                writeln!(
-                    o,
-                    "Blocking by call site (calls >= {} or that lost their P):",
-                    human_ns(go.slow_threshold_ns)
-                )?;
-                writeln!(
-                    o,
-                    "{:<16} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9} {:>10}  call site",
-                    "syscall", "calls", "gors", "total", "p99", "max", "handoffs", "slow exits"
-                )?;
-                for b in r.blocking.iter().take(15) {
-                    let site = b
-                        .call_site
-                        .as_ref()
-                        .map_or_else(|| "?".to_owned(), ToString::to_string);
-                    writeln!(
-                        o,
-                        "{:<16} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9} {:>10}  {site}",
-                        if b.cgo {
-                            format!("{} [cgo]", b.syscall)
-                        } else {
-                            b.syscall.clone()
-                        },
-                        b.calls,
-                        b.goroutines,
-                        human_ns(b.total_ns),
-                        human_ns(b.p99_ns),
-                        human_ns(b.max_ns),
-                        b.p_handoffs,
-                        b.slow_exits
-                    )?;
-                }
-            }
-        }
-
-        if !r.threads_by_cause.is_empty() {
-            let total: u64 = r.threads_by_cause.iter().map(|c| c.threads).sum();
-            writeln!(o)?;
-            let top = &r.threads_by_cause[0];
-            let site = |c: &super::CauseRow| match (&c.syscall, &c.call_site) {
-                (Some(sc), Some(f)) => format!(" from {sc} in {f}"),
-                (Some(sc), None) => format!(" from {sc}"),
-                _ => String::new(),
-            };
-            writeln!(
-                o,
-                "{total} threads spawned: {} {}{}",
-                top.threads,
-                top.cause,
-                site(top)
-            )?;
-            for c in &r.threads_by_cause {
-                writeln!(o, "  {:>6}  {}{}", c.threads, c.cause, site(c))?;
-            }
-        }
-
-        if !r.lockosthread_leaks.is_empty() {
-            let total: u64 = r.lockosthread_leaks.iter().map(|l| l.threads).sum();
-            writeln!(o)?;
-            writeln!(
-                o,
-                "LockOSThread leaks: {total} threads ended because a goroutine exited while locked \
-                 to its thread (unlock with `defer runtime.UnlockOSThread()`):"
-            )?;
-            for l in &r.lockosthread_leaks {
-                let site = l
-                    .call_site
-                    .as_ref()
-                    .map_or_else(|| "?".to_owned(), ToString::to_string);
-                writeln!(
-                    o,
-                    "  {:>6} threads, {:>6} goroutines, locked at {site}",
-                    l.threads, l.goroutines
-                )?;
-            }
-        }
-
-        write_vdso(o, &r.vdso)?;
-
-        let th = &r.threads;
-        writeln!(o)?;
-        writeln!(
-            o,
-            "threads: {} at start, {} at end, peak {}; {} spawned, {} exited while running, \
-             {} ended with the process",
-            th.at_start, th.at_end, th.peak, th.spawned, th.exited, th.exited_at_process_exit
-        )?;
-        let e = &r.events;
-        writeln!(
-            o,
-            "events: {} lost (ring buffer full {}, in-flight collisions {}, undecodable {}, \
-             unknown syscalls {}); {} calls already in progress at attach were not timed",
-            e.lost,
-            e.ringbuf_full,
-            e.inflight_collisions,
-            e.undecodable,
-            e.unknown_syscalls,
-            e.unmatched_exits
-        )?;
+        header(o, r)?;
+        verdicts(o, r)?;
+        syscalls(o, r)?;
+        idle(o, r)?;
+        histograms(o, r)?;
+        go_runtime(o, r)?;
+        blocking(o, r)?;
+        spawns(o, r)?;
+        leaks(o, r)?;
+        vdso(o, r)?;
+        threads_and_events(o, r)?;
         o.flush()
     }
 }
 
+fn header(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    let t = &r.target;
+    let ending = match (t.exited, t.exit_code) {
+        (true, Some(code)) => format!(", process exited with code {code}"),
+        (true, None) => ", process exited".to_owned(),
+        (false, _) => ", detached (process still running)".to_owned(),
+    };
+    let mode = serde_json::to_value(t.mode)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    writeln!(
+        o,
+        "tracer: {mode} pid {} ({}) for {:.2}s{ending}",
+        t.pid, t.command, r.traced_seconds
+    )
+}
+
 /// The diagnosis first: what a reader needs in seconds.
-fn write_verdicts(o: &mut impl Write, r: &Report) -> io::Result<()> {
-    if r.verdicts.is_empty() {
-        return Ok(());
-    }
-    writeln!(o)?;
-    writeln!(o, "Diagnosis:")?;
-    for v in &r.verdicts {
-        let mark = match v.severity {
-            "problem" => "!",
-            "ok" => "✓",
-            _ => "-",
-        };
-        writeln!(o, "  {mark} {}", v.summary)?;
-        if let Some(fix) = &v.fix {
-            writeln!(o, "      fix: {fix}")?;
+fn verdicts(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    if !r.verdicts.is_empty() {
+        writeln!(o)?;
+        writeln!(o, "Diagnosis:")?;
+        for v in &r.verdicts {
+            let mark = match v.severity {
+                Severity::Problem => "!",
+                Severity::Warning => "!",
+                Severity::Ok => "✓",
+                Severity::Info => "-",
+            };
+            writeln!(o, "  {mark} {}", v.summary)?;
+            if let Some(fix) = &v.fix {
+                writeln!(o, "      fix: {fix}")?;
+            }
         }
     }
     let c = &r.facts.cpu;
-    if let (Some(g), Some(source)) = (c.gomaxprocs, &c.gomaxprocs_source) {
+    if let Some(g) = c.gomaxprocs.value() {
+        let source = match &c.gomaxprocs {
+            crate::facts::Fact::Known { source, .. } => source.as_str(),
+            crate::facts::Fact::Unknown { .. } => "",
+        };
         let quota = c.quota_cpus.map_or_else(
             || "no CPU quota".to_owned(),
             |q| format!("CPU quota {q:.2}"),
@@ -300,8 +89,350 @@ fn write_verdicts(o: &mut impl Write, r: &Report) -> io::Result<()> {
             o,
             "  GOMAXPROCS {g} ({source}); {quota}; {} CPUs; default here: {}",
             c.affinity_cpus
-                .map_or_else(|| "?".to_owned(), |n| n.to_string()),
-            c.default_rule.as_deref().unwrap_or("?")
+                .map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
+            c.default_rule.as_deref().unwrap_or("unknown")
+        )?;
+    }
+    Ok(())
+}
+
+const SYSCALL_HEADER: [&str; 10] = [
+    "syscall", "calls", "errors", "total", "mean", "p50", "p90", "p99", "p99.9", "max",
+];
+
+fn syscalls(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    writeln!(o)?;
+    let h = SYSCALL_HEADER;
+    writeln!(
+        o,
+        "{:<18} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  errors by errno",
+        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]
+    )?;
+    for s in &r.syscalls {
+        let errnos: Vec<String> = s
+            .errors_by_errno
+            .iter()
+            .take(4)
+            .map(|e| format!("{} {}", e.errno, e.calls))
+            .collect();
+        writeln!(
+            o,
+            "{:<18} {:>10} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {}",
+            s.name,
+            s.calls,
+            s.errors,
+            human_ns(s.total_ns),
+            human_ns(s.mean_ns),
+            human_ns(s.p50_ns),
+            human_ns(s.p90_ns),
+            human_ns(s.p99_ns),
+            human_ns(s.p999_ns),
+            human_ns(s.max_ns),
+            errnos.join(", ")
+        )?;
+    }
+    let t = &r.totals;
+    writeln!(
+        o,
+        "{:<18} {:>10} {:>8} {:>10}",
+        "total",
+        t.program.calls,
+        t.program.errors,
+        human_ns(t.program.total_ns)
+    )
+}
+
+fn idle(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    if r.idle_waits.is_empty() {
+        return Ok(());
+    }
+    let t = &r.totals;
+    writeln!(o)?;
+    writeln!(
+        o,
+        "The Go runtime's idle waits (no goroutine waits on these; calls of {} or more): {} calls, {}",
+        human_ns(t.idle_classified_from_ns),
+        t.idle.calls,
+        human_ns(t.idle.total_ns)
+    )?;
+    for w in &r.idle_waits {
+        writeln!(
+            o,
+            "  {:<16} {:>10} calls {:>10} total  p50 {:>10}  p99 {:>10}  max {:>10}  {}",
+            w.syscall,
+            w.calls,
+            human_ns(w.total_ns),
+            human_ns(w.p50_ns),
+            human_ns(w.p99_ns),
+            human_ns(w.max_ns),
+            w.what
+        )?;
+    }
+    writeln!(
+        o,
+        "  all calls: {} = {} by the program + {} idle waits",
+        t.all.calls, t.program.calls, t.idle.calls
+    )
+}
+
+fn histograms(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    for s in r.syscalls.iter().take(TOP_HISTOGRAMS) {
+        writeln!(o)?;
+        writeln!(o, "{} latency ({} calls):", s.name, s.calls)?;
+        let most = s
+            .histogram
+            .iter()
+            .map(|b| b.count)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        for b in &s.histogram {
+            let bar = (b.count * 40).div_ceil(most) as usize;
+            writeln!(
+                o,
+                "  [{:>8}, {:>8}) {:>10} |{:<40}|",
+                human_ns(b.low_ns),
+                human_ns(b.high_ns),
+                b.count,
+                "@".repeat(bar)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn counts<K>(v: &[crate::analysis::handoffs::Count<K>], label: impl Fn(&K) -> String) -> String {
+    v.iter()
+        .map(|c| format!("{} {}", label(&c.key), c.count))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn go_runtime(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    let Some(go) = &r.go else {
+        return Ok(());
+    };
+    writeln!(o)?;
+    let symbols = match go.symbols {
+        crate::gobin::SymbolsSource::Symtab => "symtab",
+        crate::gobin::SymbolsSource::Pclntab => "pclntab (stripped)",
+    };
+    let gomaxprocs = match (r.facts.cpu.gomaxprocs.value(), go.ps_seen) {
+        (Some(n), Some(seen)) => format!(", GOMAXPROCS {n} ({seen} Ps seen in use)"),
+        (Some(n), None) => format!(", GOMAXPROCS {n}"),
+        (None, Some(seen)) => format!(", GOMAXPROCS unknown ({seen} Ps seen in use)"),
+        (None, None) => ", GOMAXPROCS unknown".to_owned(),
+    };
+    writeln!(
+        o,
+        "Go runtime: {}, symbols from {symbols}, {}{gomaxprocs}; goroutine attribution {}",
+        go.version,
+        if go.cgo { "cgo" } else { "no cgo" },
+        if go.attribution {
+            "on"
+        } else {
+            "off (no offsets for this release)"
+        }
+    )?;
+    if let Some(h) = &go.handoffs {
+        if h.total > 0 {
+            writeln!(
+                o,
+                "P taken from threads in syscalls: {} (each breakdown sums to it)",
+                h.total
+            )?;
+            writeln!(o, "  by taker:   {}", counts(&h.by_taker, |t| t.label()))?;
+            writeln!(
+                o,
+                "  by syscall: {}",
+                counts(&h.by_syscall, |s| s
+                    .clone()
+                    .unwrap_or_else(|| "not in a syscall / unknown".into()))
+            )?;
+            let mut tied = format!("{} tied to a reported call", h.attributed_to_calls);
+            if !h.unattributed.is_empty() {
+                tied.push_str(&format!(
+                    "; not tied: {}",
+                    counts(&h.unattributed, |u| u.label().to_owned())
+                ));
+            }
+            writeln!(o, "  calls:      {tied}")?;
+        }
+        if !h.own.is_empty() {
+            writeln!(
+                o,
+                "P handoffs not from syscalls: {}",
+                counts(&h.own, |k| k.label().to_owned())
+            )?;
+        }
+    }
+    let s = &go.slow_exits;
+    if s.total > 0 {
+        writeln!(
+            o,
+            "slow syscall exits (no P free: goroutine queued, thread parked): {} = {} after a \
+             reported call + {} after a cgo call lost its P in C + {} with no call seen",
+            s.total, s.attributed, s.in_cgo_outside_syscall, s.no_call
+        )?;
+    }
+    Ok(())
+}
+
+fn blocking(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    let Some(go) = &r.go else {
+        return Ok(());
+    };
+    if r.blocking.is_empty() {
+        return Ok(());
+    }
+    writeln!(o)?;
+    writeln!(
+        o,
+        "Blocking by call site (calls >= {} or that lost their P):",
+        human_ns(go.slow_threshold_ns)
+    )?;
+    writeln!(
+        o,
+        "{:<18} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9} {:>10}  waiting on",
+        "syscall", "calls", "gors", "total", "p99", "max", "handoffs", "slow exits"
+    )?;
+    for b in r.blocking.iter().take(15) {
+        let what = if b.fds.is_empty() {
+            "-".to_owned()
+        } else {
+            b.fds
+                .iter()
+                .take(3)
+                .map(|f| {
+                    let mode = match f.netpolled {
+                        Some(true) => "netpolled",
+                        Some(false) if f.nonblocking => "non-blocking",
+                        Some(false) => "blocking",
+                        None => "",
+                    };
+                    format!("{} {} {}", f.calls, f.label, mode)
+                        .trim_end()
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let syscall = match (&b.cgo, b.cgo_unnamed) {
+            (Some(_), _) | (None, true) => format!("{} [cgo]", b.syscall),
+            _ => b.syscall.clone(),
+        };
+        writeln!(
+            o,
+            "{:<18} {:>8} {:>6} {:>10} {:>10} {:>10} {:>9} {:>10}  {what}",
+            syscall,
+            b.calls,
+            b.goroutines,
+            human_ns(b.total_ns),
+            human_ns(b.p99_ns),
+            human_ns(b.max_ns),
+            b.p_handoffs,
+            b.slow_exits
+        )?;
+        match &b.call_site {
+            Some(site) => {
+                for (i, f) in site.frames.iter().enumerate() {
+                    let lead = if i == 0 { "at" } else { "←" };
+                    writeln!(o, "    {lead} {f}")?;
+                }
+            }
+            None => writeln!(
+                o,
+                "    call site unknown: {}",
+                b.why_no_site.as_deref().unwrap_or("no stack")
+            )?,
+        }
+        if let Some(c) = &b.cgo {
+            let api = c
+                .go_api
+                .as_ref()
+                .map_or_else(String::new, |a| format!(" via {a}"));
+            let known = c
+                .known
+                .map_or_else(String::new, |k| format!(": {}", k.what()));
+            writeln!(o, "    in C: {}(){api}{known}", c.c_function)?;
+        }
+        if !b.errors.is_empty() {
+            let e: Vec<String> = b
+                .errors
+                .iter()
+                .map(|e| format!("{} {}", e.errno, e.calls))
+                .collect();
+            writeln!(o, "    errors: {}", e.join(", "))?;
+        }
+    }
+    if r.blocking.len() > 15 {
+        writeln!(
+            o,
+            "  ... {} more call sites in the JSON report",
+            r.blocking.len() - 15
+        )?;
+    }
+    Ok(())
+}
+
+fn spawns(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    let s = &r.threads_by_cause;
+    if s.rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(o)?;
+    writeln!(o, "{} threads spawned, by cause:", s.total)?;
+    for c in &s.rows {
+        let from = match (&c.syscall, &c.call_site) {
+            (Some(sc), Some(site)) => format!(" from {sc} at {site}"),
+            (Some(sc), None) => format!(
+                " from {sc} (call site unknown: {})",
+                c.why_no_site.as_deref().unwrap_or("no stack")
+            ),
+            (None, Some(site)) => format!(" at {site}"),
+            (None, None) => String::new(),
+        };
+        writeln!(o, "  {:>6}  {}{from}", c.threads, c.label)?;
+    }
+    if s.not_kept > 0 {
+        writeln!(
+            o,
+            "  {:>6}  not kept (list full): cause not recorded",
+            s.not_kept
+        )?;
+    }
+    Ok(())
+}
+
+fn leaks(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    let l = &r.lockosthread_leaks;
+    if l.total == 0 {
+        return Ok(());
+    }
+    writeln!(o)?;
+    writeln!(
+        o,
+        "LockOSThread leaks: {} goroutines exited while locked to their thread (unlock with \
+         `defer runtime.UnlockOSThread()`):",
+        l.total
+    )?;
+    for row in &l.rows {
+        let site = match &row.call_site {
+            Some(s) => format!("locked at {s}"),
+            None => format!(
+                "lock site unknown: {}",
+                row.why_no_site.as_deref().unwrap_or("no stack")
+            ),
+        };
+        let main = if row.main_thread > 0 {
+            " (the main thread among them: wedged, not ended)"
+        } else {
+            ""
+        };
+        writeln!(
+            o,
+            "  {:>6} threads, {:>6} goroutines, {site}{main}",
+            row.threads, row.goroutines
         )?;
     }
     Ok(())
@@ -309,9 +440,10 @@ fn write_verdicts(o: &mut impl Write, r: &Report) -> io::Result<()> {
 
 /// vDSO fallbacks: only printed when there are some, or when the process
 /// facts show a setup that forces them.
-fn write_vdso(o: &mut impl Write, v: &super::vdso::VdsoSection) -> io::Result<()> {
+fn vdso(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    let v = &r.vdso;
     let f = &v.facts;
-    let runtime_off = f.runtime_clock_gettime_sym == Some(0);
+    let runtime_off = f.runtime_clock_gettime_sym.value() == Some(0);
     let clocksource_bad = f.clocksource_vdso_capable == Some(false);
     if v.fallbacks.is_empty() && !runtime_off && !clocksource_bad {
         return Ok(());
@@ -335,10 +467,16 @@ fn write_vdso(o: &mut impl Write, v: &super::vdso::VdsoSection) -> io::Result<()
         (Some(c), None) => format!("clocksource {c}"),
         (None, _) => "clocksource unknown".to_owned(),
     };
-    let runtime = match f.runtime_clock_gettime_sym {
-        Some(0) => "; runtime.vdsoClockgettimeSym = 0: the Go runtime has no vDSO".to_owned(),
-        Some(addr) => format!("; runtime.vdsoClockgettimeSym = {addr:#x}"),
-        None => String::new(),
+    let runtime = match &f.runtime_clock_gettime_sym {
+        crate::facts::Fact::Known { value: 0, .. } => {
+            "; runtime.vdsoClockgettimeSym = 0: the Go runtime has no vDSO".to_owned()
+        }
+        crate::facts::Fact::Known { value, .. } => {
+            format!("; runtime.vdsoClockgettimeSym = {value:#x}")
+        }
+        crate::facts::Fact::Unknown { why } => {
+            format!("; runtime.vdsoClockgettimeSym unknown ({why})")
+        }
     };
     writeln!(o, "  {mapping}, {clocksource}{runtime}")?;
     for row in v.fallbacks.iter().take(10) {
@@ -349,11 +487,69 @@ fn write_vdso(o: &mut impl Write, v: &super::vdso::VdsoSection) -> io::Result<()
         let site = row
             .call_site
             .as_ref()
-            .map_or_else(|| "?".to_owned(), ToString::to_string);
+            .map_or_else(|| "call site unknown".to_owned(), |s| format!("at {s}"));
         writeln!(
             o,
-            "  {:>10} {:<40} {:>9.0}/s at {site}: {}",
+            "  {:>10} {:<40} {:>9.0}/s {site}: {}",
             row.calls, what, row.calls_per_second, row.why
+        )?;
+    }
+    Ok(())
+}
+
+fn threads_and_events(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    let th = &r.threads;
+    writeln!(o)?;
+    writeln!(
+        o,
+        "threads: {} at start, {} at end, peak {}; {} spawned, {} exited while the process ran, \
+         {} ended with the process",
+        th.at_start, th.at_end, th.peak, th.spawned, th.exited_itself, th.ended_with_process
+    )?;
+    let e = &r.events;
+    let in_progress = if th.in_progress_at_attach_total > 0 {
+        let calls: Vec<String> = th
+            .in_progress_at_attach
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.count))
+            .collect();
+        format!(
+            "; {} calls were already in progress at attach (not timed, not in the tables: {})",
+            th.in_progress_at_attach_total,
+            calls.join(", ")
+        )
+    } else {
+        String::new()
+    };
+    writeln!(
+        o,
+        "events: {} lost (ring buffer full {}, in-flight collisions {}, undecodable {}, \
+         unknown syscalls {}, vDSO sites not counted {}){in_progress}",
+        e.lost,
+        e.ringbuf_full,
+        e.inflight_collisions,
+        e.undecodable,
+        e.unknown_syscalls,
+        e.vdso_map_full
+    )?;
+    let problems: Vec<String> = [
+        ("Go state unreadable", e.go_read_failed),
+        ("Go maps full", e.go_map_full),
+        ("thread searches stopped at the limit", e.victim_scan_limit),
+        ("descriptors unreadable", e.fd_read_failed),
+        ("stacks unreadable", e.stack_missing),
+        ("vDSO stacks unreadable", e.vdso_stack_missing),
+        ("histogram slots missing", e.hist_missing),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{what} {n}"))
+    .collect();
+    if !problems.is_empty() {
+        writeln!(
+            o,
+            "kernel-side problems (details degraded, counts intact): {}",
+            problems.join(", ")
         )?;
     }
     Ok(())
@@ -362,14 +558,6 @@ fn write_vdso(o: &mut impl Write, v: &super::vdso::VdsoSection) -> io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_ns(999), "999ns");
-        assert_eq!(human_ns(1_500), "1.50µs");
-        assert_eq!(human_ns(20_100_000), "20.10ms");
-        assert_eq!(human_ns(3_000_000_000), "3.00s");
-    }
 
     #[test]
     fn renders_table_histogram_threads_and_losses() {
@@ -381,8 +569,14 @@ mod tests {
         assert!(text.contains("run pid 42 (demo)"), "{text}");
         let row = text.lines().find(|l| l.starts_with("pread64")).unwrap();
         assert!(row.split_whitespace().nth(1) == Some("4"), "{row}");
+        let open = text.lines().find(|l| l.starts_with("openat")).unwrap();
+        assert!(open.ends_with("ENOENT 1"), "{open}");
         assert!(text.contains("pread64 latency (4 calls):"));
         assert!(text.contains("1 spawned"));
         assert!(text.contains("events: 0 lost"));
+        assert!(
+            text.contains("all calls: 6 = 5 by the program + 1 idle waits"),
+            "{text}"
+        );
     }
 }

@@ -1,14 +1,21 @@
 //! What every thread of the process is doing right now, without probes:
-//! `/proc/PID/task/TID/syscall` gives a blocked thread's syscall and user
-//! SP/PC, the binary's pclntab unwinds its Go stack from there (no frame
-//! pointers needed), and the stack says who holds the thread: a goroutine
-//! in a syscall at some call site, C code, an idle M, the netpoller, sysmon.
+//! `/proc/PID/task/TID/syscall` gives a blocked thread's syscall, its
+//! arguments and user SP/PC, the binary's pclntab unwinds its Go stack from
+//! there (no frame pointers needed), `/proc/PID/fd` says what its
+//! descriptor is, and the stack says who holds the thread: a goroutine in a
+//! syscall at some call site, C code, an idle M, the netpoller, sysmon. In
+//! the field one attaches after the explosion: this is what the threads are
+//! held by now.
 
 use serde::Serialize;
+use tracer_common::class;
 
 use crate::{
-    gobin::symbolize::{Frame, Symbolizer, call_site as call_site_of},
-    procinfo::tasks::{self, TaskSyscall},
+    gobin::symbolize::{CallSite, Frame, Symbolizer, call_site_of},
+    procinfo::{
+        fds::{self, FdTarget},
+        tasks::{self, TaskSyscall},
+    },
     syscall_names,
 };
 
@@ -58,7 +65,9 @@ impl Holder {
 pub struct HolderRow {
     pub holder: Holder,
     pub syscall: Option<String>,
-    pub call_site: Option<Frame>,
+    pub call_site: Option<CallSite>,
+    /// What the blocked call's descriptor is (calls that wait on one).
+    pub fd: Option<FdTarget>,
     pub threads: u64,
 }
 
@@ -88,22 +97,28 @@ pub fn sample(pid: u32, sym: Option<&Symbolizer>, elapsed_seconds: f64) -> Threa
     let tids = tasks::thread_ids(pid).unwrap_or_default();
     let mut rows: Vec<HolderRow> = Vec::new();
     for &tid in &tids {
-        let (holder, syscall, call_site) = match tasks::task_syscall(pid, tid) {
-            Ok(TaskSyscall::Running) => (Holder::Running, None, None),
-            Ok(TaskSyscall::InSyscall { sysno, sp, pc, .. }) => {
-                classify_blocked(pid, sym, sysno, sp, pc)
+        let (holder, syscall, call_site, fd) = match tasks::task_syscall(pid, tid) {
+            Ok(TaskSyscall::Running) => (Holder::Running, None, None, None),
+            Ok(TaskSyscall::InSyscall {
+                sysno,
+                args,
+                sp,
+                pc,
+            }) => {
+                let (holder, syscall, call_site) = classify_blocked(pid, sym, sysno, sp, pc);
+                (holder, syscall, call_site, fd_of(pid, sysno, &args))
             }
-            Ok(TaskSyscall::NotInSyscall { .. }) | Err(_) => (Holder::Other, None, None),
+            Ok(TaskSyscall::NotInSyscall { .. }) | Err(_) => (Holder::Other, None, None, None),
         };
-        match rows
-            .iter_mut()
-            .find(|r| r.holder == holder && r.syscall == syscall && r.call_site == call_site)
-        {
+        match rows.iter_mut().find(|r| {
+            r.holder == holder && r.syscall == syscall && r.call_site == call_site && r.fd == fd
+        }) {
             Some(row) => row.threads += 1,
             None => rows.push(HolderRow {
                 holder,
                 syscall,
                 call_site,
+                fd,
                 threads: 1,
             }),
         }
@@ -116,13 +131,27 @@ pub fn sample(pid: u32, sym: Option<&Symbolizer>, elapsed_seconds: f64) -> Threa
     }
 }
 
+/// What the descriptor of a blocked call is (read while the thread waits
+/// on it, so it is open).
+fn fd_of(pid: u32, sysno: u32, args: &[u64; 6]) -> Option<FdTarget> {
+    let c = syscall_names::class(sysno);
+    let fd = if c & class::FD_ARG0 != 0 {
+        args[0]
+    } else if c & class::FD_ARG1 != 0 {
+        args[1]
+    } else {
+        return None;
+    };
+    fds::fd_target(pid, u32::try_from(fd).ok()?).ok()
+}
+
 fn classify_blocked(
     pid: u32,
     sym: Option<&Symbolizer>,
     sysno: u32,
     sp: u64,
     pc: u64,
-) -> (Holder, Option<String>, Option<Frame>) {
+) -> (Holder, Option<String>, Option<CallSite>) {
     let syscall = Some(syscall_names::name(sysno));
     let Some(sym) = sym else {
         return (Holder::Syscall, syscall, None);
@@ -140,9 +169,11 @@ fn classify_blocked(
     frames.truncate(UNWIND_FRAMES);
     let stack = sym.syscall_stack(&frames);
     let holder = holder_of(&stack);
-    let call_site = (holder == Holder::Syscall)
-        .then(|| call_site_of(&stack))
-        .flatten();
+    let call_site = if matches!(holder, Holder::Syscall) {
+        call_site_of(&stack).ok()
+    } else {
+        None
+    };
     (holder, syscall, call_site)
 }
 

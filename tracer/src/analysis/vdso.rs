@@ -6,27 +6,11 @@ use serde::Serialize;
 use tracer_common::{SYS_CLOCK_GETTIME, SYS_GETCPU, SYS_GETTIMEOFDAY, SYS_TIME};
 
 use crate::{
-    gobin::symbolize::{Frame, Symbolizer, call_site as call_site_of},
+    facts::VdsoFacts,
+    gobin::symbolize::{CallSite, Frame, Symbolizer, call_site_of},
     model::Model,
     syscall_names,
 };
-
-/// What the process and the machine say about the vDSO, read while the
-/// target ran.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct VdsoFacts {
-    /// The `[vdso]` mapping `(start, end)`; `None` when not mapped.
-    pub mapping: Option<(u64, u64)>,
-    /// `AT_SYSINFO_EHDR` from the process's auxiliary vector (0: absent).
-    pub auxv_sysinfo_ehdr: Option<u64>,
-    /// The machine's current clocksource, and whether the vDSO can read it
-    /// from user space (otherwise every clock read is a syscall).
-    pub clocksource: Option<String>,
-    pub clocksource_vdso_capable: Option<bool>,
-    /// `runtime.vdsoClockgettimeSym` read from the Go process: 0 means the
-    /// runtime found no vDSO and makes every clock read a syscall.
-    pub runtime_clock_gettime_sym: Option<u64>,
-}
 
 /// Why a vDSO-served call became a real syscall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -132,7 +116,7 @@ pub struct VdsoRow {
     pub why: &'static str,
     /// The first frame in the program's own code (else outside the
     /// runtime): who asked for the time.
-    pub call_site: Option<Frame>,
+    pub call_site: Option<CallSite>,
     /// The symbolized stack, innermost first (Go programs).
     pub stack: Vec<Frame>,
 }
@@ -160,9 +144,11 @@ impl VdsoSection {
             let stack = sym
                 .map(|s| s.syscall_stack(&site.frames))
                 .unwrap_or_default();
+            // The function the syscall instruction is in (assembly: no
+            // inlined calls), not an inlined frame.
             let function = sym
-                .and_then(|s| s.frame(*site.frames.first()?, false))
-                .map(|f| f.function);
+                .and_then(|s| s.function(*site.frames.first()?, false))
+                .map(|f| f.name.clone());
             let kind = classify(
                 site.sysno,
                 site.clock,
@@ -170,7 +156,7 @@ impl VdsoSection {
                 function.as_deref(),
                 &facts,
             );
-            let call_site = call_site_of(&stack);
+            let call_site = call_site_of(&stack).ok();
             let clock = (site.sysno == SYS_CLOCK_GETTIME).then(|| clock_name(site.clock));
             let syscall = syscall_names::name(site.sysno);
             match rows.iter_mut().find(|r| {
@@ -198,9 +184,12 @@ impl VdsoSection {
         }
         rows.sort_by_key(|r| std::cmp::Reverse(r.calls));
         let total_calls = rows.iter().map(|r| r.calls).sum();
+        let program = model
+            .syscalls
+            .by_syscall(crate::model::syscalls::Waiter::Program);
         let cost_ns: f64 = [SYS_CLOCK_GETTIME, SYS_GETTIMEOFDAY, SYS_TIME, SYS_GETCPU]
             .iter()
-            .filter_map(|n| model.syscalls.get(n))
+            .filter_map(|n| program.get(n))
             .map(|s| s.total_ns as f64)
             .sum();
         Self {
@@ -222,6 +211,7 @@ mod tests {
             mapping: Some((0x7000, 0x9000)),
             ..VdsoFacts::default()
         };
+
         let c = |sysno, clock, ip, f| classify(sysno, clock, Some(ip), f, &facts);
         // CPU-time clocks fall back inside the vDSO itself: the clock, not
         // the clocksource, is the reason.

@@ -1,21 +1,85 @@
 //! Facts about the traced process read from outside the probes (/proc,
 //! cgroups, the process's memory), gathered while it runs and kept with
 //! the model so the report can explain what the probes saw.
+//!
+//! A fact that could not be read is [`Fact::Unknown`] with the reason,
+//! never a value: a failed read does not become 0. The Go runtime's
+//! variables are read only once the runtime has started (`main.main` has
+//! begun, or the process was already running when the tracer attached):
+//! before that they hold their zero values, which mean nothing.
+
+pub mod threads;
 
 use serde::Serialize;
 
 use crate::{
     gobin::symbolize::Symbolizer,
-    live::threads::ThreadSample,
     procinfo::{cgroup, cpus, gomaxprocs, limits, mem, sockets, vdso},
-    report::vdso::VdsoFacts,
 };
+pub use threads::{Holder, HolderRow, ThreadSample};
 
 /// How often the socket count (a readlink per descriptor) is re-read.
 const SOCKETS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The Go runtime's own thread cap (`debug.SetMaxThreads` default).
 pub const GO_DEFAULT_MAX_THREADS: u64 = 10_000;
+
+/// A value read from the process, or why it is not known.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Fact<T> {
+    Known {
+        value: T,
+        /// Where it comes from ("read from runtime.gomaxprocs", "the
+        /// runtime's default rule", ...).
+        source: String,
+    },
+    Unknown {
+        why: String,
+    },
+}
+
+impl<T> Default for Fact<T> {
+    fn default() -> Self {
+        Self::Unknown {
+            why: "not read yet".into(),
+        }
+    }
+}
+
+impl<T: Copy> Fact<T> {
+    pub fn value(&self) -> Option<T> {
+        match self {
+            Self::Known { value, .. } => Some(*value),
+            Self::Unknown { .. } => None,
+        }
+    }
+}
+
+impl<T> Fact<T> {
+    pub fn known(value: T, source: impl Into<String>) -> Self {
+        Self::Known {
+            value,
+            source: source.into(),
+        }
+    }
+
+    pub fn unknown(why: impl Into<String>) -> Self {
+        Self::Unknown { why: why.into() }
+    }
+
+    pub fn is_known(&self) -> bool {
+        matches!(self, Self::Known { .. })
+    }
+
+    /// Keeps a known value over a later failure (a process that exited
+    /// keeps its last reading).
+    fn update(&mut self, new: Self) {
+        if new.is_known() || !self.is_known() {
+            *self = new;
+        }
+    }
+}
 
 /// Everything read about the process besides the event stream.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -28,14 +92,31 @@ pub struct Facts {
     pub samples: Vec<ThreadSample>,
 }
 
+/// What the process and the machine say about the vDSO, read while the
+/// target ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct VdsoFacts {
+    /// The `[vdso]` mapping `(start, end)`; `None` when not mapped.
+    pub mapping: Option<(u64, u64)>,
+    /// `AT_SYSINFO_EHDR` from the process's auxiliary vector (0: absent).
+    pub auxv_sysinfo_ehdr: Option<u64>,
+    /// The machine's current clocksource, and whether the vDSO can read it
+    /// from user space (otherwise every clock read is a syscall).
+    pub clocksource: Option<String>,
+    pub clocksource_vdso_capable: Option<bool>,
+    /// `runtime.vdsoClockgettimeSym` read from the Go process once its
+    /// runtime started: 0 means the runtime found no vDSO and makes every
+    /// clock read a syscall.
+    pub runtime_clock_gettime_sym: Fact<u64>,
+}
+
 /// The limits a growing thread count runs into.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LimitFacts {
     /// The Go runtime's thread cap: 10 000 unless the program called
     /// `debug.SetMaxThreads` (read from `runtime.sched.maxmcount` when the
     /// binary has symbols).
-    pub go_max_threads: Option<u64>,
-    pub go_max_threads_source: Option<&'static str>,
+    pub go_max_threads: Option<Fact<u64>>,
     /// The cgroup's effective `pids.max` (threads count as pids) and its
     /// current count.
     pub pids_max: Option<u64>,
@@ -58,10 +139,9 @@ pub struct CpuFacts {
     pub periods: u64,
     pub throttled_periods: u64,
     pub throttled_ns: u64,
-    /// GOMAXPROCS, and where the value comes from (read from the process,
-    /// or the runtime's default rule for this version).
-    pub gomaxprocs: Option<u32>,
-    pub gomaxprocs_source: Option<String>,
+    /// GOMAXPROCS: read from the process, or (a binary without symbols)
+    /// the runtime's default rule for this version, said so.
+    pub gomaxprocs: Fact<u32>,
     /// What the runtime's default would be here, and the rule (per Go
     /// version: 1.25+ follow the cgroup quota).
     pub default_gomaxprocs: Option<u32>,
@@ -78,7 +158,8 @@ pub struct SocketFacts {
     pub tcp_listen: u64,
 }
 
-/// Runtime variables the collector reads from the process.
+/// Where the runtime variables are in the process (`None`: the binary has
+/// no symbol for it).
 #[derive(Clone, Copy, Debug, Default)]
 struct RuntimeVars {
     vdso_clock_gettime_sym: Option<u64>,
@@ -93,6 +174,8 @@ pub struct FactsCollector {
     vars: RuntimeVars,
     go_version: Option<(u32, u32)>,
     godebug: String,
+    /// The Go runtime has started: its variables mean something.
+    runtime_ready: bool,
     /// CFS counters at the first reading: the report shows the difference.
     throttle_base: Option<cgroup::Throttling>,
     sockets_read_at: Option<std::time::Instant>,
@@ -100,9 +183,11 @@ pub struct FactsCollector {
 }
 
 impl FactsCollector {
-    pub fn new(pid: u32, sym: Option<&Symbolizer>) -> Self {
+    /// `runtime_ready`: the process's runtime has already started (attach
+    /// mode); a launched process is ready once `main.main` begins.
+    pub fn new(pid: u32, sym: Option<&Symbolizer>, runtime_ready: bool) -> Self {
         let vars = sym.map_or_else(RuntimeVars::default, |s| RuntimeVars {
-            vdso_clock_gettime_sym: s.runtime_address("runtime.vdsoClockgettimeSym"),
+            vdso_clock_gettime_sym: s.runtime_address(crate::gobin::VDSO_CLOCK_GETTIME_SYM),
             gomaxprocs: s.runtime_address("runtime.gomaxprocs"),
             maxmcount: s.runtime_address("runtime.sched").and_then(|sched| {
                 let offset = crate::goruntime::sched_maxmcount_offset(&s.binary.build.version)?;
@@ -114,15 +199,34 @@ impl FactsCollector {
             .and_then(|s| s.binary.build.setting("DefaultGODEBUG"))
             .unwrap_or_default()
             .to_owned();
+        let mut facts = Facts::default();
+        if go_version.is_some() {
+            facts.vdso.runtime_clock_gettime_sym = if vars.vdso_clock_gettime_sym.is_some() {
+                Fact::unknown("not read: the Go runtime had not started yet")
+            } else {
+                Fact::unknown("the binary does not say where runtime.vdsoClockgettimeSym is")
+            };
+            facts.cpu.gomaxprocs = Fact::unknown("not read: the Go runtime had not started yet");
+        } else {
+            facts.vdso.runtime_clock_gettime_sym = Fact::unknown("not a Go program");
+            facts.cpu.gomaxprocs = Fact::unknown("not a Go program");
+        }
         Self {
             pid,
             vars,
             go_version,
             godebug,
+            runtime_ready,
             throttle_base: None,
             sockets_read_at: None,
-            facts: Facts::default(),
+            facts,
         }
+    }
+
+    /// The Go runtime has started (`main.main` began): its variables can
+    /// be read from now on.
+    pub fn runtime_started(&mut self) {
+        self.runtime_ready = true;
     }
 
     /// Reads what can be read now; values that cannot be read (the process
@@ -143,15 +247,23 @@ impl FactsCollector {
             l.nproc_exempt = c.nproc_exempt();
         }
         if self.go_version.is_some() {
-            match self.vars.maxmcount.and_then(|a| mem::read_u32(pid, a).ok()) {
-                Some(n) if n > 0 => {
-                    l.go_max_threads = Some(u64::from(n));
-                    l.go_max_threads_source = Some("runtime.sched.maxmcount");
-                }
-                _ => {
-                    l.go_max_threads = Some(GO_DEFAULT_MAX_THREADS);
-                    l.go_max_threads_source = Some("runtime default (SetMaxThreads not readable)");
-                }
+            let new = match (self.vars.maxmcount, self.runtime_ready) {
+                (Some(addr), true) => match mem::read_u32(pid, addr) {
+                    Ok(n) if n > 0 => {
+                        Fact::known(u64::from(n), "read from runtime.sched.maxmcount")
+                    }
+                    Ok(_) => Fact::unknown("runtime.sched.maxmcount read 0 (not initialised)"),
+                    Err(e) => Fact::unknown(format!("reading runtime.sched.maxmcount: {e}")),
+                },
+                (Some(_), false) => Fact::unknown("not read: the Go runtime had not started yet"),
+                (None, _) => Fact::known(
+                    GO_DEFAULT_MAX_THREADS,
+                    "the runtime's default (no symbol for runtime.sched: SetMaxThreads not readable)",
+                ),
+            };
+            match &mut l.go_max_threads {
+                Some(f) => f.update(new),
+                None => l.go_max_threads = Some(new),
             }
         }
         self.refresh_cpu();
@@ -205,9 +317,13 @@ impl FactsCollector {
             v.clocksource = Some(source);
         }
         if let Some(addr) = self.vars.vdso_clock_gettime_sym
-            && let Ok(value) = mem::read_u64(pid, addr)
+            && self.runtime_ready
         {
-            v.runtime_clock_gettime_sym = Some(value);
+            let new = match mem::read_u64(pid, addr) {
+                Ok(value) => Fact::known(value, "read from runtime.vdsoClockgettimeSym"),
+                Err(e) => Fact::unknown(format!("reading runtime.vdsoClockgettimeSym: {e}")),
+            };
+            v.runtime_clock_gettime_sym.update(new);
         }
     }
 
@@ -229,43 +345,40 @@ impl FactsCollector {
             c.throttled_periods = t.throttled_periods.saturating_sub(base.throttled_periods);
             c.throttled_ns = t.throttled_ns.saturating_sub(base.throttled_ns);
         }
+        let Some((major, minor)) = self.go_version else {
+            return;
+        };
         let env = cpus::env_var(pid, "GOMAXPROCS").ok().flatten();
-        if let Some((major, minor)) = self.go_version {
-            let env_godebug = cpus::env_var(pid, "GODEBUG").ok().flatten();
-            let godebug = gomaxprocs::effective_godebug(
-                Some(self.godebug.as_str()).filter(|s| !s.is_empty()),
-                env_godebug.as_deref(),
-            );
-            // The runtime reads only its own cgroup's quota.
-            let rule = gomaxprocs::default_gomaxprocs(
-                (major, minor),
-                c.affinity_cpus.unwrap_or(1),
-                leaf_quota,
-                env.as_deref(),
-                &godebug,
-            );
-            c.default_gomaxprocs = Some(rule.value);
-            c.default_rule = Some(rule.explanation.clone());
-            c.default_follows_quota = rule.rule == gomaxprocs::GomaxprocsRule::CpuQuota;
-            match self
-                .vars
-                .gomaxprocs
-                .and_then(|a| mem::read_u32(pid, a).ok())
-            {
-                Some(n) if n > 0 => {
-                    c.gomaxprocs = Some(n);
-                    c.gomaxprocs_source = Some("read from runtime.gomaxprocs".into());
-                }
-                _ if c.gomaxprocs_source.as_deref() != Some("read from runtime.gomaxprocs") => {
-                    c.gomaxprocs = Some(rule.value);
-                    c.gomaxprocs_source = Some(
-                        "the runtime's default rule (stripped binary: runtime.gomaxprocs not readable)"
-                            .into(),
-                    );
-                }
-                _ => {}
-            }
-        }
+        let env_godebug = cpus::env_var(pid, "GODEBUG").ok().flatten();
+        let godebug = gomaxprocs::effective_godebug(
+            Some(self.godebug.as_str()).filter(|s| !s.is_empty()),
+            env_godebug.as_deref(),
+        );
+        // The runtime reads only its own cgroup's quota.
+        let rule = gomaxprocs::default_gomaxprocs(
+            (major, minor),
+            c.affinity_cpus.unwrap_or(1),
+            leaf_quota,
+            env.as_deref(),
+            &godebug,
+        );
+        c.default_gomaxprocs = Some(rule.value);
+        c.default_rule = Some(rule.explanation.clone());
+        c.default_follows_quota = rule.rule == gomaxprocs::GomaxprocsRule::CpuQuota;
+        let new = match (self.vars.gomaxprocs, self.runtime_ready) {
+            (Some(addr), true) => match mem::read_u32(pid, addr) {
+                Ok(n) if n > 0 => Fact::known(n, "read from runtime.gomaxprocs"),
+                Ok(_) => Fact::unknown("runtime.gomaxprocs read 0 (not initialised)"),
+                Err(e) => Fact::unknown(format!("reading runtime.gomaxprocs: {e}")),
+            },
+            (Some(_), false) => Fact::unknown("not read: the Go runtime had not started yet"),
+            (None, _) => Fact::known(
+                rule.value,
+                "estimated by the runtime's default rule (the binary has no symbol for \
+                 runtime.gomaxprocs; a runtime.GOMAXPROCS call in the program would change it)",
+            ),
+        };
+        c.gomaxprocs.update(new);
     }
 
     /// Adds a thread sample to the facts (kept for the report's timeline).
@@ -274,5 +387,20 @@ impl FactsCollector {
         if self.facts.samples.len() < MAX_SAMPLES {
             self.facts.samples.push(sample);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_fact_survives_a_later_failure() {
+        let mut f: Fact<u32> = Fact::unknown("not read yet");
+        f.update(Fact::unknown("process gone"));
+        assert_eq!(f, Fact::unknown("process gone"));
+        f.update(Fact::known(4, "read"));
+        f.update(Fact::unknown("process gone"));
+        assert_eq!(f.value(), Some(4));
     }
 }

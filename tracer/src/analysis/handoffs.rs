@@ -1,0 +1,353 @@
+//! P handoffs, reconciled: every P taken from a thread in a syscall is
+//! counted once, by who took it and by the syscall it was taken from, and
+//! tied to the reported call (and so its call site) when there is one;
+//! what cannot be tied is counted with the reason. Each breakdown sums to
+//! the same total.
+//!
+//! Where the takeovers come from:
+//! - Go 1.26+: the runtime records each one (`syscallingThread.releaseP`,
+//!   probed): the taker (its caller; a new P state of `_Pgcstop` is a
+//!   stop-the-world) and the thread (its M).
+//! - Go ≤1.25: `handoffp` from `retake` (sysmon) or `forEachP` (the GC)
+//!   names the P; the kernel finds the thread whose syscall held it (the M
+//!   with that P as `oldp`, through `runtime.allm`) and flags its call. A
+//!   stop-the-world takes Ps without handoffp: the kernel flags the calls
+//!   holding a `_Psyscall` P as the world stops, and their exits say whether
+//!   they lost it. A call that lost its P with no taker seen had it stolen
+//!   back by another goroutine leaving its syscall (`exitsyscallfast`).
+//!   Stripped binaries have no `runtime.allm`: handoffs are matched to the
+//!   lost call on the same P by time.
+//!
+//! `handoffp` is also called for Ps that were not in a syscall (a locked
+//! goroutine blocking, a locked goroutine exiting, the runtime's own
+//! blocking waits handing off first): those are listed apart.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use crate::{
+    gobin::symbolize::Symbolizer,
+    model::{
+        Model, PHandoff, Victim,
+        calls::CallRef,
+        runtime::{Handoff, HandoffProbe},
+    },
+    syscall_names,
+};
+
+/// Who took a P from a thread in a syscall.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Taker {
+    /// sysmon's `retake`: the call was in its syscall for a whole sysmon
+    /// tick (20 µs to 10 ms) while other work waited.
+    SysmonRetake,
+    /// The GC's `forEachP` (a safe point) took it.
+    GcForEachP,
+    /// A stop-the-world took it.
+    StopTheWorld,
+    /// Another goroutine leaving its own syscall took it back
+    /// (`exitsyscall`): the P had been given to this thread after a retake.
+    StealBack,
+    /// A runtime function this tracer does not name.
+    Other(String),
+}
+
+impl Taker {
+    pub fn label(&self) -> String {
+        match self {
+            Self::SysmonRetake => "sysmon retake".into(),
+            Self::GcForEachP => "GC (forEachP)".into(),
+            Self::StopTheWorld => "stop-the-world".into(),
+            Self::StealBack => "steal-back by an exiting goroutine".into(),
+            Self::Other(f) => format!("other ({f})"),
+        }
+    }
+}
+
+/// A P handoff that did not come from a syscall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnHandoff {
+    /// The runtime's own blocking wait (`notetsleepg`: the os/signal
+    /// receiver, the CPU-profile reader) handed its P off before blocking.
+    RuntimeWait,
+    /// A goroutine locked to its thread (LockOSThread) blocked: its thread
+    /// gave its P away (`stoplockedm`).
+    LockedGoroutineBlocked,
+    /// A goroutine exited while locked: its thread gave its P away
+    /// (`mexit`).
+    LockedGoroutineExited,
+    Other,
+}
+
+impl OwnHandoff {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::RuntimeWait => "the runtime's own blocking waits (os/signal, profiler)",
+            Self::LockedGoroutineBlocked => "locked goroutines blocking (stoplockedm)",
+            Self::LockedGoroutineExited => "locked goroutines exiting (mexit)",
+            Self::Other => "other runtime paths",
+        }
+    }
+}
+
+/// Why a takeover is not tied to a reported call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unattributed {
+    /// The thread was in C code during a cgo call, or in Go between
+    /// entersyscall and the kernel: no syscall to name.
+    NotInSyscall,
+    /// The call ended as its P was taken, before the kernel could flag it
+    /// (its syscall is known, its stack is not).
+    CallEndedAsTaken,
+    /// No thread held this P in a syscall when the taker ran, or the list
+    /// of Ms could not be read.
+    ThreadNotFound,
+    /// More threads than the kernel's search visits (2048).
+    TooManyThreads,
+    /// A stripped binary (no `runtime.allm`) whose takeover matched no
+    /// reported call on the same P: the call was shorter than the 20 µs
+    /// below which the kernel does not read the runtime's state.
+    ShortCallStripped,
+    /// The tracer's bounded lists were full (a very long trace).
+    ListFull,
+}
+
+impl Unattributed {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NotInSyscall => {
+                "thread not in a syscall (C code in a cgo call, or on its way in)"
+            }
+            Self::CallEndedAsTaken => "the call ended as its P was taken (syscall known, no stack)",
+            Self::ThreadNotFound => "no thread found holding the P",
+            Self::TooManyThreads => "more threads than the search visits",
+            Self::ShortCallStripped => "call under 20 µs (stripped binary: no thread search)",
+            Self::ListFull => "tracer list full",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Count<K> {
+    pub key: K,
+    pub count: u64,
+}
+
+/// The reconciled takeovers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Handoffs {
+    /// Ps taken from threads in syscalls (or in cgo calls).
+    pub total: u64,
+    pub by_taker: Vec<Count<Taker>>,
+    /// By syscall name; `None`: not in a syscall or unknown.
+    pub by_syscall: Vec<Count<Option<String>>>,
+    /// Tied to a reported call (its call site is known).
+    pub attributed_to_calls: u64,
+    pub unattributed: Vec<Count<Unattributed>>,
+    /// Per call site (index into `model.calls.sites`): takeovers.
+    #[serde(skip)]
+    pub by_site: BTreeMap<usize, u64>,
+    /// P handoffs that did not come from a syscall.
+    pub own: Vec<Count<OwnHandoff>>,
+}
+
+/// The taker and syscall-ness of a handoff from its caller's function.
+enum CallerKind {
+    Taker(Taker),
+    Own(OwnHandoff),
+}
+
+fn caller_kind(function: &str, probe: HandoffProbe) -> CallerKind {
+    if let HandoffProbe::ReleaseP { new_state } = probe
+        && new_state == tracer_common::gostate::P_GCSTOP
+    {
+        return CallerKind::Taker(Taker::StopTheWorld);
+    }
+    let is = |prefix: &str| function.starts_with(prefix);
+    if function == "runtime.retake" {
+        CallerKind::Taker(Taker::SysmonRetake)
+    } else if is("runtime.forEachP") {
+        CallerKind::Taker(Taker::GcForEachP)
+    } else if is("runtime.gcstopP") || is("runtime.stopTheWorld") {
+        CallerKind::Taker(Taker::StopTheWorld)
+    } else if is("runtime.exitsyscall") {
+        CallerKind::Taker(Taker::StealBack)
+    } else if is("runtime.entersyscallblock") {
+        CallerKind::Own(OwnHandoff::RuntimeWait)
+    } else if is("runtime.stoplockedm") {
+        CallerKind::Own(OwnHandoff::LockedGoroutineBlocked)
+    } else if is("runtime.mexit") {
+        CallerKind::Own(OwnHandoff::LockedGoroutineExited)
+    } else if probe == HandoffProbe::Handoffp {
+        CallerKind::Own(OwnHandoff::Other)
+    } else {
+        CallerKind::Taker(Taker::Other(function.to_owned()))
+    }
+}
+
+/// Accumulates the breakdowns so they cannot disagree: every takeover
+/// goes through [`Tally::add`] once.
+#[derive(Default)]
+struct Tally {
+    total: u64,
+    by_taker: BTreeMap<Taker, u64>,
+    by_syscall: BTreeMap<Option<String>, u64>,
+    attributed: u64,
+    unattributed: BTreeMap<Unattributed, u64>,
+    by_site: BTreeMap<usize, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, taker: Taker, sysno: Option<u32>, tied: Result<usize, Unattributed>) {
+        self.total += 1;
+        *self.by_taker.entry(taker).or_default() += 1;
+        *self
+            .by_syscall
+            .entry(sysno.map(syscall_names::name))
+            .or_default() += 1;
+        match tied {
+            Ok(site) => {
+                self.attributed += 1;
+                *self.by_site.entry(site).or_default() += 1;
+            }
+            Err(why) => *self.unattributed.entry(why).or_default() += 1,
+        }
+    }
+}
+
+fn sorted<K: Ord>(map: BTreeMap<K, u64>) -> Vec<Count<K>> {
+    let mut v: Vec<Count<K>> = map
+        .into_iter()
+        .map(|(key, count)| Count { key, count })
+        .collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
+    v
+}
+
+/// Reconciles the takeovers of one session.
+pub fn reconcile(model: &Model, sym: &Symbolizer) -> Handoffs {
+    let mut tally = Tally::default();
+    let mut own: BTreeMap<OwnHandoff, u64> = BTreeMap::new();
+    // Calls claimed by a taker (thread, start).
+    let mut claimed: HashSet<(u32, u64)> = HashSet::new();
+    let mut function_of = std::collections::HashMap::new();
+    let mut by_time: Vec<&Handoff> = model.runtime.handoffs.iter().collect();
+    by_time.sort_by_key(|h| h.ts_ns);
+    // Handoffs that name no thread (stripped ≤1.25): matched by P and time
+    // below, after every exact claim is made.
+    let mut unnamed: Vec<(&Handoff, Taker)> = Vec::new();
+    for h in by_time {
+        // The physical function: Go 1.26+ inlines the helper that takes
+        // a P (syscallingThread.takeP) into each taker.
+        let function = function_of
+            .entry(h.caller)
+            .or_insert_with(|| {
+                sym.function(h.caller, true)
+                    .map(|f| f.name.clone())
+                    .unwrap_or_default()
+            })
+            .clone();
+        let taker = match caller_kind(&function, h.probe) {
+            CallerKind::Own(kind) => {
+                *own.entry(kind).or_default() += 1;
+                continue;
+            }
+            CallerKind::Taker(t) => t,
+        };
+        match h.victim {
+            Victim::InSyscall {
+                tid,
+                sysno,
+                start_ns,
+            } => {
+                let tied = match model.calls.call(tid, start_ns) {
+                    Some(call) => {
+                        claimed.insert((tid, start_ns));
+                        Ok(call.site)
+                    }
+                    None if model.calls.unindexed > 0 || model.calls.dropped > 0 => {
+                        Err(Unattributed::ListFull)
+                    }
+                    None => Err(Unattributed::CallEndedAsTaken),
+                };
+                tally.add(taker, Some(sysno), tied);
+            }
+            Victim::NotInSyscall { .. } => tally.add(taker, None, Err(Unattributed::NotInSyscall)),
+            Victim::ScanLimit => tally.add(taker, None, Err(Unattributed::TooManyThreads)),
+            Victim::NotFound => tally.add(taker, None, Err(Unattributed::ThreadNotFound)),
+            Victim::NotSearched => unnamed.push((h, taker)),
+        }
+    }
+    // Handoffs past the list's cap: counted, by nothing else known.
+    for _ in 0..model.runtime.handoffs.dropped {
+        tally.add(
+            Taker::Other("unknown (list full)".into()),
+            None,
+            Err(Unattributed::ListFull),
+        );
+    }
+    // The calls that lost their P, in time order.
+    let mut lost: Vec<(&(u32, u64), &CallRef)> = model
+        .calls
+        .indexed()
+        .filter(|(k, c)| c.p == PHandoff::Lost && !claimed.contains(k))
+        .collect();
+    lost.sort_by_key(|((tid, start), _)| (*start, *tid));
+    for (h, taker) in unnamed {
+        let p_id = h.p_id;
+        let found = lost.iter().position(|((_, start), c)| {
+            *start <= h.ts_ns
+                && h.ts_ns <= c.end_ns
+                && (p_id.is_none() || c.p_id.is_none() || c.p_id == p_id)
+        });
+        match found {
+            Some(i) => {
+                let ((tid, start), call) = lost.remove(i);
+                claimed.insert((*tid, *start));
+                let sysno = model.calls.sites[call.site].0.sysno;
+                tally.add(taker, Some(sysno), Ok(call.site));
+            }
+            None => tally.add(taker, None, Err(Unattributed::ShortCallStripped)),
+        }
+    }
+    // Calls that lost their P to no probed taker: a stop-the-world (the
+    // kernel flagged them as the world stopped, or — stripped binaries —
+    // they span a stop's start), else a steal-back.
+    for ((_, start), call) in lost {
+        let sysno = model.calls.sites[call.site].0.sysno;
+        let during_stw = call.taken.stw
+            || model.runtime.stw.iter().any(|w| {
+                w.syscall_ps.is_none() && *start <= w.start_ns && w.start_ns <= call.end_ns
+            });
+        let taker = if during_stw {
+            Taker::StopTheWorld
+        } else {
+            Taker::StealBack
+        };
+        tally.add(taker, Some(sysno), Ok(call.site));
+    }
+    Handoffs {
+        total: tally.total,
+        by_taker: sorted(tally.by_taker),
+        by_syscall: sorted(tally.by_syscall),
+        attributed_to_calls: tally.attributed,
+        unattributed: sorted(tally.unattributed),
+        by_site: tally.by_site,
+        own: sorted(own),
+    }
+}
+
+impl Handoffs {
+    /// The breakdowns each sum to the total (checked by the tests and by
+    /// the report invariants).
+    pub fn consistent(&self) -> bool {
+        let unattributed: u64 = self.unattributed.iter().map(|c| c.count).sum();
+        self.by_taker.iter().map(|c| c.count).sum::<u64>() == self.total
+            && self.by_syscall.iter().map(|c| c.count).sum::<u64>() == self.total
+            && self.attributed_to_calls + unattributed == self.total
+    }
+}

@@ -1,0 +1,225 @@
+//! Call sites: the reported calls grouped by syscall and by where the
+//! program made them (the first frames in its own code, several deep so a
+//! shared helper such as `fileutil.Fdatasync` does not hide its callers),
+//! with what each call waited on (its descriptor's kind) and, for cgo
+//! calls, the C function and the Go API that led to it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::{
+    cgo::{CgoCall, cgo_call},
+    fd::{self, FdInfo, FdKind},
+    handoffs::Handoffs,
+};
+use crate::{
+    gobin::symbolize::{CallSite, Frame, Symbolizer, call_site_of},
+    model::{Model, calls::SiteKey, syscalls::new_histogram},
+    procinfo::kallsyms::FopsMap,
+    syscall_names,
+};
+
+/// Symbolizes model call sites once each.
+pub struct SiteNames<'a> {
+    model: &'a Model,
+    sym: Option<&'a Symbolizer>,
+    cache: HashMap<usize, Result<CallSite, String>>,
+}
+
+impl<'a> SiteNames<'a> {
+    pub fn new(model: &'a Model, sym: Option<&'a Symbolizer>) -> Self {
+        Self {
+            model,
+            sym,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The call site of model site `index`, or why there is none.
+    pub fn site(&mut self, index: usize) -> Result<CallSite, String> {
+        if let Some(s) = self.cache.get(&index) {
+            return s.clone();
+        }
+        let named = match self.sym {
+            None => Err("not a Go program: no symbols read".to_owned()),
+            Some(sym) => {
+                let key = &self.model.calls.sites[index].0;
+                call_site_of(&stack_of(sym, key))
+            }
+        };
+        self.cache.insert(index, named.clone());
+        named
+    }
+}
+
+/// The symbolized stack of a site key, innermost first.
+/// (For a cgo call, the Go stack saved at the call: its first frame is
+/// the saved pc, the others return addresses, as for a syscall.)
+pub fn stack_of(sym: &Symbolizer, key: &SiteKey) -> Vec<Frame> {
+    sym.syscall_stack(&key.frames)
+}
+
+/// Calls of one kind of descriptor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FdCount {
+    pub kind: FdKind,
+    pub label: &'static str,
+    pub nonblocking: bool,
+    /// Whether Go's netpoller would wait for this descriptor (the thread
+    /// is free); `false`: the thread waits in the syscall.
+    pub netpolled: Option<bool>,
+    pub calls: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ErrnoCount {
+    pub errno: String,
+    pub number: u32,
+    pub calls: u64,
+}
+
+/// Reported calls from one call site.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockingRow {
+    pub syscall: String,
+    pub call_site: Option<CallSite>,
+    pub why_no_site: Option<String>,
+    pub calls: u64,
+    pub goroutines: u64,
+    pub total_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+    /// Ps taken from these calls (reconciled: see `handoffs`).
+    pub p_handoffs: u64,
+    /// Of them, exits on the slow path (no P free: the goroutine was
+    /// queued and its thread parked).
+    pub slow_exits: u64,
+    /// Calls the runtime made on its own stack (no goroutine).
+    pub runtime_calls: u64,
+    /// A cgo call: the syscall was made by C code.
+    pub cgo: Option<CgoCall>,
+    pub cgo_unnamed: bool,
+    /// What the calls waited on, most calls first.
+    pub fds: Vec<FdCount>,
+    pub errors: Vec<ErrnoCount>,
+    /// The symbolized stack of the first call seen here, innermost first.
+    pub stack: Vec<Frame>,
+}
+
+pub fn errno_counts(errnos: &BTreeMap<u32, u64>) -> Vec<ErrnoCount> {
+    let mut v: Vec<ErrnoCount> = errnos
+        .iter()
+        .map(|(&number, &calls)| ErrnoCount {
+            errno: super::errno::name(number),
+            number,
+            calls,
+        })
+        .collect();
+    v.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.number.cmp(&b.number)));
+    v
+}
+
+/// Groups the reported calls by syscall and call site.
+pub fn blocking_rows(
+    model: &Model,
+    sym: Option<&Symbolizer>,
+    fops: Option<&FopsMap>,
+    handoffs: &Handoffs,
+) -> Vec<BlockingRow> {
+    type Key = (u32, bool, Option<CallSite>);
+    let mut rows: BTreeMap<Key, (BlockingRow, hdrhistogram::Histogram<u64>)> = BTreeMap::new();
+    let mut fds: BTreeMap<Key, BTreeMap<(FdKind, bool), u64>> = BTreeMap::new();
+    let mut errnos: BTreeMap<Key, BTreeMap<u32, u64>> = BTreeMap::new();
+    for (index, (key, site)) in model.calls.sites.iter().enumerate() {
+        let stack = sym.map(|s| stack_of(s, key)).unwrap_or_default();
+        let named = match sym {
+            Some(_) => call_site_of(&stack),
+            None => Err("not a Go program: no symbols read".to_owned()),
+        };
+        let (call_site, why) = match named {
+            Ok(s) => (Some(s), None),
+            Err(w) => (None, Some(w)),
+        };
+        let group: Key = (key.sysno, key.cgo, call_site.clone());
+        let (row, hist) = rows.entry(group.clone()).or_insert_with(|| {
+            let cgo = key.cgo.then(|| cgo_call(&stack)).flatten();
+            (
+                BlockingRow {
+                    syscall: syscall_names::name(key.sysno),
+                    call_site,
+                    why_no_site: why,
+                    calls: 0,
+                    goroutines: 0,
+                    total_ns: 0,
+                    p99_ns: 0,
+                    max_ns: 0,
+                    p_handoffs: 0,
+                    slow_exits: 0,
+                    runtime_calls: 0,
+                    cgo_unnamed: key.cgo && cgo.is_none(),
+                    cgo,
+                    fds: Vec::new(),
+                    errors: Vec::new(),
+                    stack,
+                },
+                new_histogram(),
+            )
+        });
+        let _ = hist.add(&site.histogram);
+        row.calls += site.calls;
+        row.goroutines += site.goroutines.len() as u64;
+        row.total_ns = row.total_ns.saturating_add(site.total_ns);
+        row.max_ns = row.max_ns.max(site.max_ns);
+        row.p_handoffs += handoffs.by_site.get(&index).copied().unwrap_or(0);
+        row.slow_exits += site.slow_exits;
+        row.runtime_calls += site.runtime;
+        let by_kind = fds.entry(group.clone()).or_default();
+        for (raw, &n) in &site.fds {
+            if raw.state == tracer_common::FD_NONE {
+                continue;
+            }
+            let info = fd::classify(&fd::RawFd::from(raw), fops);
+            *by_kind.entry((info.kind, info.nonblocking)).or_default() += n;
+        }
+        let e = errnos.entry(group).or_default();
+        for (&errno, &n) in &site.errnos {
+            *e.entry(errno).or_default() += n;
+        }
+    }
+    let mut out: Vec<BlockingRow> = rows
+        .into_iter()
+        .map(|(key, (mut row, hist))| {
+            row.p99_ns = if hist.is_empty() {
+                0
+            } else {
+                hist.value_at_quantile(0.99).min(row.max_ns)
+            };
+            let mut kinds: Vec<FdCount> = fds
+                .remove(&key)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|((kind, nonblocking), calls)| {
+                    let info = FdInfo {
+                        fd: 0,
+                        kind,
+                        nonblocking,
+                    };
+                    FdCount {
+                        kind,
+                        label: kind.label(),
+                        nonblocking,
+                        netpolled: info.netpoller_waits(),
+                        calls,
+                    }
+                })
+                .collect();
+            kinds.sort_by_key(|k| std::cmp::Reverse(k.calls));
+            row.fds = kinds;
+            row.errors = errno_counts(&errnos.remove(&key).unwrap_or_default());
+            row
+        })
+        .collect();
+    out.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)));
+    out
+}

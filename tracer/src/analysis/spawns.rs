@@ -1,0 +1,298 @@
+//! Why each new thread was created, from the runtime's own record: the
+//! `newm` stack (why it wanted an M), the state of the M that wanted it
+//! (locked by the program or by the runtime, in C), the P handoff that led
+//! to it on the same thread (and the call that lost that P), and whether
+//! `main.main` had started. The label depends only on that record, so the
+//! same program gets the same labels on every run.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{handoffs::Taker, sites::SiteNames};
+use crate::{
+    gobin::symbolize::{CallSite, Frame, Symbolizer},
+    model::{
+        Model, Victim,
+        runtime::HandoffProbe,
+        threads::{NewMRecord, SpawnOrigin},
+    },
+    syscall_names,
+};
+
+/// Why the runtime (or something else) started a thread.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ThreadCause {
+    /// Before `main.main`: the runtime's own start-up (sysmon, the first
+    /// workers, the template thread of a cgo binary, the main goroutine
+    /// locked during package init).
+    StartUp,
+    /// A P was taken from a goroutine in a syscall (or a cgo call) and
+    /// handed to a new thread so other goroutines could run.
+    SyscallHandoff { taker: Taker, cgo: bool },
+    /// The runtime's own blocking wait (os/signal receiver, profiler)
+    /// handed its P off.
+    RuntimeWait,
+    /// A goroutine locked to its thread (LockOSThread by the program)
+    /// blocked; its P went to a new thread.
+    LockedGoroutineBlocked,
+    /// A goroutine locked by the runtime itself blocked (after start-up).
+    RuntimeLockedBlocked,
+    /// The template thread, started by the program's first LockOSThread.
+    TemplateThread,
+    /// New runnable goroutines and no idle thread (a spinning M).
+    RunnableWork,
+    /// The garbage collector needed a thread.
+    GarbageCollector,
+    /// Not created by the Go runtime (no `newm1` before it): C code in a
+    /// cgo binary called pthread_create.
+    NotGoRuntime,
+    /// A runtime path this tracer does not name (its function).
+    OtherRuntime { function: String },
+    /// Nothing recorded why (a Go target traced without runtime probes,
+    /// or the record was lost).
+    Unknown,
+}
+
+impl ThreadCause {
+    pub fn label(&self) -> String {
+        match self {
+            Self::StartUp => "runtime start-up (before main.main)".into(),
+            Self::SyscallHandoff { taker, cgo: false } => {
+                format!("syscall handoff ({})", taker.label())
+            }
+            Self::SyscallHandoff { taker, cgo: true } => {
+                format!("cgo call handoff ({})", taker.label())
+            }
+            Self::RuntimeWait => "the runtime's own blocking wait handed off its P".into(),
+            Self::LockedGoroutineBlocked => "a LockOSThread goroutine blocked".into(),
+            Self::RuntimeLockedBlocked => "a goroutine the runtime locked blocked".into(),
+            Self::TemplateThread => "template thread (first LockOSThread)".into(),
+            Self::RunnableWork => "runnable goroutines, no idle thread (spinning M)".into(),
+            Self::GarbageCollector => "garbage collector".into(),
+            Self::NotGoRuntime => "not the Go runtime (C code created it)".into(),
+            Self::OtherRuntime { function } => format!("other runtime path ({function})"),
+            Self::Unknown => "unknown (no runtime record)".into(),
+        }
+    }
+}
+
+/// Spawns with one cause and one origin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CauseRow {
+    pub cause: ThreadCause,
+    pub label: String,
+    pub threads: u64,
+    /// For syscall handoffs: the syscall whose P was handed off.
+    pub syscall: Option<String>,
+    /// Where that call (or, for a locked goroutine, its LockOSThread) was
+    /// made; `None` with `why_no_site` saying why.
+    pub call_site: Option<CallSite>,
+    pub why_no_site: Option<String>,
+}
+
+/// Spawn causes over a range of spawns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SpawnCauses {
+    pub total: u64,
+    /// Spawns seen but not kept (list full): counted, cause unknown.
+    pub not_kept: u64,
+    pub rows: Vec<CauseRow>,
+}
+
+/// The first runtime function of `stack` that says why an M was wanted.
+fn classify_stack(stack: &[Frame], r: &NewMRecord) -> ThreadCause {
+    let has = |name: &str| stack.iter().any(|f| f.function.starts_with(name));
+    if has("runtime.retake") {
+        ThreadCause::SyscallHandoff {
+            taker: Taker::SysmonRetake,
+            cgo: false,
+        }
+    } else if has("runtime.forEachP") {
+        ThreadCause::SyscallHandoff {
+            taker: Taker::GcForEachP,
+            cgo: false,
+        }
+    } else if has("runtime.entersyscallblock") {
+        ThreadCause::RuntimeWait
+    } else if has("runtime.stoplockedm") {
+        if r.m.locked_ext.is_some_and(|n| n > 0) {
+            ThreadCause::LockedGoroutineBlocked
+        } else {
+            ThreadCause::RuntimeLockedBlocked
+        }
+    } else if has("runtime.startTemplateThread") || has("runtime.templateThread") {
+        ThreadCause::TemplateThread
+    } else if has("runtime.gcStart")
+        || has("runtime.gcBgMarkStartWorkers")
+        || has("runtime.startTheWorld")
+        || has("runtime.gcMarkDone")
+    {
+        ThreadCause::GarbageCollector
+    } else if has("runtime.wakep") || has("runtime.newproc") || has("runtime.ready") {
+        ThreadCause::RunnableWork
+    } else {
+        ThreadCause::OtherRuntime {
+            function: stack
+                .iter()
+                .find(|f| f.function != "runtime.newm" && f.function != "runtime.newm1")
+                .map_or_else(|| "?".to_owned(), |f| f.function.clone()),
+        }
+    }
+}
+
+/// One spawn's cause, syscall and call site.
+struct Classified {
+    cause: ThreadCause,
+    syscall: Option<String>,
+    site: Result<CallSite, String>,
+}
+
+fn classify(
+    origin: &SpawnOrigin,
+    ts_ns: u64,
+    model: &Model,
+    sym: &Symbolizer,
+    names: &mut SiteNames<'_>,
+    cgo_binary: bool,
+) -> Classified {
+    let none = |cause| Classified {
+        cause,
+        syscall: None,
+        site: Err("not a syscall".into()),
+    };
+    let (start, wanted) = match origin {
+        SpawnOrigin::Runtime { start, wanted } => (start, wanted.as_ref()),
+        SpawnOrigin::NoRuntimeRecord if cgo_binary => return none(ThreadCause::NotGoRuntime),
+        SpawnOrigin::NoRuntimeRecord => return none(ThreadCause::Unknown),
+    };
+    if model
+        .runtime
+        .main_started_ns
+        .is_some_and(|main| ts_ns < main)
+    {
+        return none(ThreadCause::StartUp);
+    }
+    let record = wanted.unwrap_or(start);
+    let stack = sym.entry_stack(&record.frames);
+    let mut cause = classify_stack(&stack, record);
+    let ThreadCause::SyscallHandoff { taker, .. } = &mut cause else {
+        return none(cause);
+    };
+    // The handoff just before, on the same thread, names the P's thread.
+    let Some(h) = record.handoff.and_then(|i| model.runtime.handoffs.get(i)) else {
+        return Classified {
+            cause,
+            syscall: None,
+            site: Err("the P handoff before it was not seen".into()),
+        };
+    };
+    if let HandoffProbe::ReleaseP { new_state } = h.probe
+        && new_state == tracer_common::gostate::P_GCSTOP
+    {
+        *taker = Taker::StopTheWorld;
+    }
+    match h.victim {
+        Victim::InSyscall {
+            tid,
+            sysno,
+            start_ns,
+        } => {
+            let syscall = Some(syscall_names::name(sysno));
+            match model.calls.call(tid, start_ns) {
+                Some(call) => {
+                    let key = &model.calls.sites[call.site].0;
+                    if key.cgo {
+                        cause = ThreadCause::SyscallHandoff {
+                            taker: taker.clone(),
+                            cgo: true,
+                        };
+                    }
+                    Classified {
+                        cause,
+                        syscall,
+                        site: names.site(call.site),
+                    }
+                }
+                None => Classified {
+                    cause,
+                    syscall,
+                    site: Err("the call ended as its P was taken (no stack)".into()),
+                },
+            }
+        }
+        Victim::NotInSyscall { .. } => Classified {
+            cause: ThreadCause::SyscallHandoff {
+                taker: taker.clone(),
+                cgo: true,
+            },
+            syscall: None,
+            site: Err("the thread was in C code (a cgo call), not in a syscall".into()),
+        },
+        Victim::NotFound | Victim::ScanLimit | Victim::NotSearched => Classified {
+            cause,
+            syscall: None,
+            site: Err("the thread that lost the P was not identified".into()),
+        },
+    }
+}
+
+/// Causes of the spawns from index `first` on (a live view's latest
+/// interval), grouped and sorted by threads.
+pub fn causes_since(
+    model: &Model,
+    sym: Option<&Symbolizer>,
+    names: &mut SiteNames<'_>,
+    first: usize,
+) -> SpawnCauses {
+    let spawns = &model.threads.spawns;
+    /// (cause, syscall, call site) → (threads, why there is no site).
+    type Rows = BTreeMap<(ThreadCause, Option<String>, Option<CallSite>), (u64, Option<String>)>;
+    let mut rows: Rows = BTreeMap::new();
+    for spawn in spawns.iter().skip(first) {
+        let c = match sym {
+            Some(sym) => classify(
+                &spawn.origin,
+                spawn.ts_ns,
+                model,
+                sym,
+                names,
+                sym.binary.cgo,
+            ),
+            None => Classified {
+                cause: ThreadCause::Unknown,
+                syscall: None,
+                site: Err("not a Go program".into()),
+            },
+        };
+        let (site, why) = match c.site {
+            Ok(site) => (Some(site), None),
+            Err(why) => (None, Some(why)),
+        };
+        let entry = rows.entry((c.cause, c.syscall, site)).or_default();
+        entry.0 += 1;
+        if entry.1.is_none() {
+            entry.1 = why;
+        }
+    }
+    let mut rows: Vec<CauseRow> = rows
+        .into_iter()
+        .map(|((cause, syscall, call_site), (threads, why))| CauseRow {
+            label: cause.label(),
+            cause,
+            threads,
+            syscall,
+            why_no_site: if call_site.is_some() { None } else { why },
+            call_site,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.threads.cmp(&a.threads).then(a.cause.cmp(&b.cause)));
+    let kept = spawns.len().saturating_sub(first) as u64;
+    let not_kept = if first == 0 { spawns.dropped } else { 0 };
+    SpawnCauses {
+        total: kept + not_kept,
+        not_kept,
+        rows,
+    }
+}

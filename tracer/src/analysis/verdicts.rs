@@ -1,0 +1,809 @@
+//! Verdicts: the field questions answered in plain words, each with the
+//! evidence it rests on (typed numbers, the threshold it passed) and the
+//! fix. A verdict needs enough evidence: below the stated thresholds there
+//! is none, and a call site it cannot name is said to be unknown, with
+//! why — never "?".
+//!
+//! Thread growth is judged on two kinds of evidence: the threads spawned
+//! while traced (each with the call whose P handoff caused it), and what
+//! holds the threads now (the samples of `threads`/`top`): in the field one
+//! attaches after the explosion, when only the second exists.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{
+    cgo::CgoCall,
+    fd::FdKind,
+    leaks::Leaks,
+    sites::BlockingRow,
+    spawns::{SpawnCauses, ThreadCause},
+    vdso::{FallbackKind, VdsoSection},
+};
+use crate::{
+    facts::{Facts, Holder},
+    gobin::symbolize::CallSite,
+    procinfo::fds::FdTarget,
+    syscall_names,
+};
+
+/// Threads beyond GOMAXPROCS the runtime keeps anyway (sysmon, template
+/// thread, an idle M or two, the netpoller's waiter).
+pub const RUNTIME_THREADS: u64 = 4;
+/// More extra threads than this is an explosion, not a bound.
+pub const EXPLOSION: u64 = 16;
+/// Sockets from which "many connections" is worth a verdict.
+pub const MANY_SOCKETS: u64 = 64;
+/// P handoffs from one kind of call below which "it is bounded" is not
+/// worth saying.
+pub const BOUNDED_MIN_HANDOFFS: u64 = 50;
+/// vDSO fallbacks per second below which they cost nothing worth a verdict.
+pub const VDSO_MIN_PER_SECOND: f64 = 100.0;
+/// ... and in all.
+pub const VDSO_MIN_CALLS: u64 = 1_000;
+/// A limit is near at this fraction.
+pub const LIMIT_FRACTION: f64 = 0.8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Needs fixing.
+    Problem,
+    /// Worth knowing; may need fixing.
+    Warning,
+    /// Context, no action.
+    Info,
+    /// Rules a suspect out.
+    Ok,
+}
+
+/// What a blocking call waited on, for wording a verdict.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "class", content = "detail", rename_all = "snake_case")]
+pub enum WaitClass {
+    /// A regular file or directory, or a block device: never netpolled.
+    File,
+    /// A file-system call by path (open, stat, mkdir...).
+    Filesystem,
+    /// A pipe or FIFO in blocking mode.
+    Pipe,
+    /// A socket in blocking mode (not netpolled).
+    Socket,
+    /// A character device (a tty, /dev/...).
+    Device,
+    /// Another descriptor (eventfd, inotify...).
+    OtherDescriptor(String),
+    /// A sleep (nanosleep, clock_nanosleep).
+    Sleep,
+    /// Another syscall without a descriptor.
+    Syscall(String),
+}
+
+impl WaitClass {
+    fn of_kind(kind: FdKind) -> Self {
+        match kind {
+            FdKind::RegularFile | FdKind::Directory | FdKind::BlockDevice => Self::File,
+            FdKind::Pipe => Self::Pipe,
+            FdKind::Socket { .. } => Self::Socket,
+            FdKind::CharDevice => Self::Device,
+            other => Self::OtherDescriptor(other.label().to_owned()),
+        }
+    }
+
+    fn of_target(t: &FdTarget) -> Self {
+        match t {
+            FdTarget::RegularFile | FdTarget::Directory | FdTarget::BlockDevice => Self::File,
+            FdTarget::Pipe => Self::Pipe,
+            FdTarget::Socket => Self::Socket,
+            FdTarget::CharDevice => Self::Device,
+            FdTarget::Anon(name) | FdTarget::Other(name) => Self::OtherDescriptor(name.clone()),
+        }
+    }
+
+    fn of_syscall(syscall: &str) -> Self {
+        if syscall_names::is_path_call(syscall) {
+            Self::Filesystem
+        } else if matches!(syscall, "nanosleep" | "clock_nanosleep") {
+            Self::Sleep
+        } else {
+            Self::Syscall(syscall.to_owned())
+        }
+    }
+
+    /// What a blocking call site waited on: its most frequent descriptor
+    /// kind, else its syscall.
+    pub fn of_row(row: &BlockingRow) -> Self {
+        match row.fds.first() {
+            Some(fd) if fd.kind != FdKind::Unknown => Self::of_kind(fd.kind),
+            _ => Self::of_syscall(&row.syscall),
+        }
+    }
+
+    /// "Blocking file I/O", "Blocking pipe reads"...
+    fn what(&self) -> String {
+        match self {
+            Self::File => "Blocking file I/O".into(),
+            Self::Filesystem => "Blocking file-system calls (by path)".into(),
+            Self::Pipe => "Blocking pipe/FIFO I/O".into(),
+            Self::Socket => {
+                "Blocking socket calls (a socket in blocking mode, not netpolled)".into()
+            }
+            Self::Device => "Blocking device I/O".into(),
+            Self::OtherDescriptor(d) => format!("Blocking calls on {d} descriptors"),
+            Self::Sleep => "Sleeping syscalls (nanosleep)".into(),
+            Self::Syscall(s) => format!("Blocking {s} calls"),
+        }
+    }
+
+    fn why(&self) -> &'static str {
+        match self {
+            Self::File | Self::Filesystem => {
+                "File I/O is not netpolled: every blocked call keeps its OS thread, and the \
+                 scheduler starts another to run the other goroutines."
+            }
+            Self::Pipe | Self::Socket | Self::Device | Self::OtherDescriptor(_) => {
+                "The descriptor is in blocking mode, so the netpoller does not wait for it: every \
+                 blocked call keeps its OS thread, and the scheduler starts another."
+            }
+            Self::Sleep | Self::Syscall(_) => {
+                "A goroutine in a blocking syscall keeps its OS thread, and the scheduler starts \
+                 another to run the other goroutines."
+            }
+        }
+    }
+
+    fn fix(&self) -> &'static str {
+        match self {
+            Self::File | Self::Filesystem => {
+                "bound concurrent file I/O with a semaphore (a buffered channel) sized to the \
+                 storage's parallelism, e.g. 8 to 64"
+            }
+            Self::Pipe | Self::Socket | Self::Device | Self::OtherDescriptor(_) => {
+                "keep the descriptor non-blocking so Go's netpoller waits for it (use os.File / \
+                 net.Conn from os.NewFile or net.FileConn instead of raw syscalls on the fd, and \
+                 do not call Fd(), which makes it blocking), or bound the goroutines that wait on it"
+            }
+            Self::Sleep => "use time.Sleep (a timer, no thread) instead of a raw nanosleep",
+            Self::Syscall(_) => {
+                "bound the goroutines that make this call, or make it non-blocking (netpolled)"
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// Blocking calls of one class hold threads (an explosion).
+    BlockingHoldsThreads {
+        wait: WaitClass,
+    },
+    /// Blocking calls of one class hand off Ps without an explosion.
+    BlockingBounded {
+        wait: WaitClass,
+    },
+    /// Goroutines in C (cgo calls) hold threads.
+    CgoHoldsThreads,
+    LockosthreadLeak,
+    NetpollerParked,
+    GomaxprocsAboveQuota,
+    ThreadLimit,
+    VdsoFallback,
+    /// The process executed a new program while traced.
+    Exec,
+}
+
+/// The numbers a verdict rests on (only those that apply are set).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_threads: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gomaxprocs: Option<u64>,
+    /// Threads spawned while traced, and of them those this verdict's
+    /// calls caused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spawned: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spawned_by_these_calls: Option<u64>,
+    /// Most threads seen held by these calls at once (samples).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_now: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_handoffs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// The threshold the evidence passed (what "enough" means here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verdict {
+    #[serde(flatten)]
+    pub kind: VerdictKind,
+    pub severity: Severity,
+    pub evidence: Evidence,
+    /// The syscall and call site the verdict points at, when it points at
+    /// one.
+    pub syscall: Option<String>,
+    pub call_site: Option<CallSite>,
+    pub cgo: Option<CgoCall>,
+    /// The verdict in plain words (rendered from the fields above).
+    pub summary: String,
+    pub fix: Option<String>,
+}
+
+/// What the verdict rules read.
+pub struct Inputs<'a> {
+    pub facts: &'a Facts,
+    pub traced_seconds: f64,
+    pub threads_spawned: u64,
+    pub peak_threads: u64,
+    /// GOMAXPROCS when known (read, or the default rule's estimate; else
+    /// the Ps seen in use).
+    pub gomaxprocs: Option<u64>,
+    pub spawns: &'a SpawnCauses,
+    pub blocking: &'a [BlockingRow],
+    pub leaks: &'a Leaks,
+    pub vdso: &'a VdsoSection,
+    pub execs: usize,
+    pub go_version: Option<&'a str>,
+}
+
+pub fn diagnose(i: &Inputs<'_>) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    growth(i, &mut out);
+    leaks(i, &mut out);
+    netpoller(i, &mut out);
+    quota(i, &mut out);
+    limits(i, &mut out);
+    vdso(i, &mut out);
+    if i.execs > 0 {
+        out.push(Verdict {
+            kind: VerdictKind::Exec,
+            severity: Severity::Info,
+            evidence: Evidence {
+                count: Some(i.execs as u64),
+                ..Evidence::default()
+            },
+            syscall: None,
+            call_site: None,
+            cgo: None,
+            summary: format!(
+                "The process executed a new program {} time(s) while traced: calls after that are \
+                 the new program's, and its Go stacks are not symbolized (the report describes \
+                 the program that was traced first).",
+                i.execs
+            ),
+            fix: None,
+        });
+    }
+    out.sort_by_key(|v| v.severity);
+    out
+}
+
+/// Evidence for one class of blocking: spawns it caused and the most
+/// threads seen held by it, by call site.
+#[derive(Default)]
+struct ClassEvidence {
+    spawned: u64,
+    held_now: u64,
+    handoffs: u64,
+    /// (syscall, call site) → spawns + held, to name the main one.
+    sites: BTreeMap<(String, Option<CallSite>), u64>,
+}
+
+fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
+    let g = i.gomaxprocs;
+    let extra = i.peak_threads.saturating_sub(g.unwrap_or(1));
+    let explosion = extra > EXPLOSION;
+    // The class of each blocking call site, to classify spawn call sites.
+    let class_of_site: BTreeMap<(String, Option<CallSite>), WaitClass> = i
+        .blocking
+        .iter()
+        .map(|r| {
+            (
+                (r.syscall.clone(), r.call_site.clone()),
+                WaitClass::of_row(r),
+            )
+        })
+        .collect();
+    let mut classes: BTreeMap<WaitClass, ClassEvidence> = BTreeMap::new();
+    let mut cgo = ClassEvidence::default();
+    let mut cgo_call: Option<CgoCall> = None;
+    for row in &i.spawns.rows {
+        let ThreadCause::SyscallHandoff { cgo: in_c, .. } = row.cause else {
+            continue;
+        };
+        let syscall = row.syscall.clone().unwrap_or_default();
+        let key = (syscall.clone(), row.call_site.clone());
+        if in_c {
+            cgo.spawned += row.threads;
+            *cgo.sites.entry(key.clone()).or_default() += row.threads;
+            if cgo_call.is_none() {
+                cgo_call = i
+                    .blocking
+                    .iter()
+                    .find(|b| b.cgo.is_some() && b.call_site == row.call_site)
+                    .and_then(|b| b.cgo.clone());
+            }
+            continue;
+        }
+        let class = class_of_site
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| WaitClass::of_syscall(&syscall));
+        let e = classes.entry(class).or_default();
+        e.spawned += row.threads;
+        *e.sites.entry(key).or_default() += row.threads;
+    }
+    // What holds the threads now, at its peak over the samples.
+    for sample in &i.facts.samples {
+        /// Class → (threads, (syscall, call site, threads) rows).
+        type Held = BTreeMap<WaitClass, (u64, Vec<(String, Option<CallSite>, u64)>)>;
+        let mut held: Held = BTreeMap::new();
+        let mut in_c = 0;
+        for h in &sample.holders {
+            match h.holder {
+                Holder::Syscall => {
+                    let syscall = h.syscall.clone().unwrap_or_default();
+                    let class =
+                        h.fd.as_ref()
+                            .map_or_else(|| WaitClass::of_syscall(&syscall), WaitClass::of_target);
+                    let e = held.entry(class).or_default();
+                    e.0 += h.threads;
+                    e.1.push((syscall, h.call_site.clone(), h.threads));
+                }
+                Holder::Cgo => in_c += h.threads,
+                _ => {}
+            }
+        }
+        for (class, (n, sites)) in held {
+            let e = classes.entry(class).or_default();
+            if n > e.held_now {
+                e.held_now = n;
+                for (syscall, site, threads) in sites {
+                    let entry = e.sites.entry((syscall, site)).or_default();
+                    *entry = (*entry).max(threads);
+                }
+            }
+        }
+        cgo.held_now = cgo.held_now.max(in_c);
+    }
+    for row in i
+        .blocking
+        .iter()
+        .filter(|r| r.cgo.is_none() && !r.cgo_unnamed)
+    {
+        let class = WaitClass::of_row(row);
+        classes.entry(class).or_default().handoffs += row.p_handoffs;
+    }
+    let g_text = g.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+    // The class that explains the growth best.
+    let best = classes
+        .iter()
+        .max_by_key(|(_, e)| (e.spawned.max(e.held_now), e.handoffs))
+        .map(|(c, e)| (c.clone(), e));
+    let drives =
+        |e: &ClassEvidence| e.spawned * 2 >= i.threads_spawned.max(1) || e.held_now > EXPLOSION;
+    if explosion
+        && let Some((class, e)) = best
+        && (e.spawned > 0 || e.held_now > 0)
+        && drives(e)
+        && e.spawned.max(e.held_now) >= cgo.spawned.max(cgo.held_now)
+    {
+        let ((syscall, site), _) = e
+            .sites
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(k, n)| (k.clone(), *n))
+            .unwrap_or(((String::new(), None), 0));
+        let at = describe_site(&syscall, site.as_ref());
+        let held = if e.held_now > 0 {
+            format!(
+                "; up to {} threads seen blocked in these calls at once",
+                e.held_now
+            )
+        } else {
+            String::new()
+        };
+        out.push(Verdict {
+            kind: VerdictKind::BlockingHoldsThreads {
+                wait: class.clone(),
+            },
+            severity: Severity::Problem,
+            evidence: Evidence {
+                peak_threads: Some(i.peak_threads),
+                gomaxprocs: g,
+                spawned: Some(i.threads_spawned),
+                spawned_by_these_calls: Some(e.spawned),
+                held_now: Some(e.held_now),
+                p_handoffs: Some(e.handoffs),
+                threshold: Some(format!(
+                    "peak above GOMAXPROCS + {EXPLOSION}, and these calls caused at least half \
+                     the spawns or held more than {EXPLOSION} threads at once"
+                )),
+                ..Evidence::default()
+            },
+            syscall: (!syscall.is_empty()).then(|| syscall.clone()),
+            call_site: site.clone(),
+            cgo: None,
+            summary: format!(
+                "{} holds threads: {} of {} threads spawned while traced followed P handoffs \
+                 from these calls{held}, most {at}; peak {} threads with GOMAXPROCS {g_text}. {}",
+                class.what(),
+                e.spawned,
+                i.threads_spawned,
+                i.peak_threads,
+                class.why()
+            ),
+            fix: Some(class.fix().to_owned()),
+        });
+    } else if !explosion
+        && let Some((class, e)) = classes
+            .iter()
+            .filter(|(_, e)| e.handoffs >= BOUNDED_MIN_HANDOFFS)
+            .max_by_key(|(_, e)| e.handoffs)
+    {
+        let site_row = i
+            .blocking
+            .iter()
+            .filter(|r| WaitClass::of_row(r) == *class && r.cgo.is_none())
+            .max_by_key(|r| r.p_handoffs);
+        let (syscall, site) = site_row.map_or((String::new(), None), |r| {
+            (r.syscall.clone(), r.call_site.clone())
+        });
+        out.push(Verdict {
+            kind: VerdictKind::BlockingBounded {
+                wait: class.clone(),
+            },
+            severity: Severity::Ok,
+            evidence: Evidence {
+                peak_threads: Some(i.peak_threads),
+                gomaxprocs: g,
+                p_handoffs: Some(e.handoffs),
+                threshold: Some(format!(
+                    "at least {BOUNDED_MIN_HANDOFFS} P handoffs, peak within GOMAXPROCS + \
+                     {EXPLOSION}"
+                )),
+                ..Evidence::default()
+            },
+            syscall: (!syscall.is_empty()).then(|| syscall.clone()),
+            call_site: site.clone(),
+            cgo: None,
+            summary: format!(
+                "{} is bounded: these calls lost their P {} times, most {}, without a thread \
+                 explosion: peak {} threads = GOMAXPROCS {g_text} + {extra}.",
+                class.what(),
+                e.handoffs,
+                describe_site(&syscall, site.as_ref()),
+                i.peak_threads
+            ),
+            fix: None,
+        });
+    }
+    if cgo.spawned > 0 || cgo.held_now > RUNTIME_THREADS {
+        let site = cgo
+            .sites
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .and_then(|((_, s), _)| s.clone())
+            .or_else(|| {
+                i.blocking
+                    .iter()
+                    .filter(|b| b.cgo.is_some() || b.cgo_unnamed)
+                    .max_by_key(|b| b.calls)
+                    .and_then(|b| b.call_site.clone())
+            });
+        let call = cgo_call.or_else(|| {
+            i.blocking
+                .iter()
+                .filter(|b| b.cgo.is_some())
+                .max_by_key(|b| b.calls)
+                .and_then(|b| b.cgo.clone())
+        });
+        let severity = if explosion {
+            Severity::Problem
+        } else {
+            Severity::Info
+        };
+        let what = match &call {
+            Some(c) => {
+                let api = c
+                    .go_api
+                    .as_ref()
+                    .map_or_else(String::new, |a| format!(", called through {a}"));
+                let known = c
+                    .known
+                    .map_or_else(String::new, |k| format!(" ({})", k.what()));
+                format!("goroutines waiting in {}(){known} in C{api}", c.c_function)
+            }
+            None => "goroutines in C code (cgo calls)".to_owned(),
+        };
+        let at = match &site {
+            Some(s) => format!("at {s}"),
+            None => "(call site unknown: no cgo call was reported with its Go stack)".to_owned(),
+        };
+        let fix = match call.as_ref().and_then(|c| c.known) {
+            Some(k) => k.fix().to_owned(),
+            None => "bound concurrent cgo calls (a semaphore), or run the C work on a fixed pool \
+                     of worker goroutines"
+                .to_owned(),
+        };
+        out.push(Verdict {
+            kind: VerdictKind::CgoHoldsThreads,
+            severity,
+            evidence: Evidence {
+                peak_threads: Some(i.peak_threads),
+                gomaxprocs: g,
+                spawned: Some(i.threads_spawned),
+                spawned_by_these_calls: Some(cgo.spawned),
+                held_now: Some(cgo.held_now),
+                threshold: Some(format!(
+                    "a problem when the peak is above GOMAXPROCS + {EXPLOSION}"
+                )),
+                ..Evidence::default()
+            },
+            syscall: None,
+            call_site: site,
+            cgo: call,
+            summary: format!(
+                "cgo calls hold threads: {} threads spawned after P handoffs from {what}, {at}; \
+                 up to {} threads seen in C at once; peak {} threads with GOMAXPROCS {g_text}. A \
+                 goroutine in C keeps its thread for the whole call.",
+                cgo.spawned, cgo.held_now, i.peak_threads
+            ),
+            fix: explosion.then_some(fix),
+        });
+    }
+}
+
+fn describe_site(syscall: &str, site: Option<&CallSite>) -> String {
+    let call = if syscall.is_empty() {
+        "calls".to_owned()
+    } else {
+        syscall.to_owned()
+    };
+    match site {
+        Some(s) => format!("{call} at {s}"),
+        None => format!("{call} (call site unknown: no stack was captured for them)"),
+    }
+}
+
+fn leaks(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
+    let l = i.leaks;
+    if l.total == 0 {
+        return;
+    }
+    let top = l.rows.first();
+    let site = top.and_then(|r| r.call_site.clone());
+    let at = match (&site, top.and_then(|r| r.why_no_site.as_deref())) {
+        (Some(s), _) => format!("locked at {s}"),
+        (None, Some(why)) => format!("lock site unknown: {why}"),
+        (None, None) => "lock site unknown".to_owned(),
+    };
+    let wedged = if l.main_thread_wedged {
+        " One of them ran on the main thread: the runtime cannot end it, so it wedged it, and \
+         the main thread stays blocked for the rest of the process."
+    } else {
+        ""
+    };
+    let per_second = l.total as f64 / i.traced_seconds.max(1e-3);
+    out.push(Verdict {
+        kind: VerdictKind::LockosthreadLeak,
+        severity: Severity::Problem,
+        evidence: Evidence {
+            count: Some(l.total),
+            per_second: Some(per_second),
+            threshold: Some("any goroutine that exits while locked".into()),
+            ..Evidence::default()
+        },
+        syscall: None,
+        call_site: site,
+        cgo: None,
+        summary: format!(
+            "LockOSThread leaks: {} goroutines exited while locked to their thread \
+             ({per_second:.1}/s), {at}; each one costs a thread (destroyed, and a new one \
+             started).{wedged}",
+            l.total
+        ),
+        fix: Some(
+            "pair every runtime.LockOSThread with `defer runtime.UnlockOSThread()`".to_owned(),
+        ),
+    });
+}
+
+fn netpoller(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
+    let Some(s) = &i.facts.sockets else {
+        return;
+    };
+    let extra = i.peak_threads.saturating_sub(i.gomaxprocs.unwrap_or(1));
+    if s.sockets < MANY_SOCKETS || extra > RUNTIME_THREADS + 4 {
+        return;
+    }
+    let g = i
+        .gomaxprocs
+        .map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+    out.push(Verdict {
+        kind: VerdictKind::NetpollerParked,
+        severity: Severity::Ok,
+        evidence: Evidence {
+            peak_threads: Some(i.peak_threads),
+            gomaxprocs: i.gomaxprocs,
+            count: Some(s.sockets),
+            threshold: Some(format!(
+                "at least {MANY_SOCKETS} sockets, peak within GOMAXPROCS + {}",
+                RUNTIME_THREADS + 4
+            )),
+            ..Evidence::default()
+        },
+        syscall: None,
+        call_site: None,
+        cgo: None,
+        summary: format!(
+            "{} sockets ({} TCP connections established) but only {} threads at peak \
+             (GOMAXPROCS {g}): network waits are parked in the netpoller and cost no thread. \
+             Not the cause of a thread problem.",
+            s.sockets, s.tcp_established, i.peak_threads
+        ),
+        fix: None,
+    });
+}
+
+fn quota(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
+    let c = &i.facts.cpu;
+    let (Some(q), Some(g)) = (c.quota_cpus, c.gomaxprocs.value()) else {
+        return;
+    };
+    if f64::from(g) <= q {
+        return;
+    }
+    let throttled = if c.periods > 0 {
+        format!(
+            "; throttled in {} of {} CFS periods ({:.0} ms) while traced",
+            c.throttled_periods,
+            c.periods,
+            c.throttled_ns as f64 / 1e6
+        )
+    } else {
+        String::new()
+    };
+    let version = i.go_version.unwrap_or("this Go");
+    let rule = c.default_rule.as_deref().unwrap_or("default rule unknown");
+    let follows = c.default_follows_quota && c.default_gomaxprocs == Some(g);
+    out.push(Verdict {
+        kind: VerdictKind::GomaxprocsAboveQuota,
+        severity: Severity::Problem,
+        evidence: Evidence {
+            gomaxprocs: Some(u64::from(g)),
+            count: Some(c.throttled_periods),
+            threshold: Some(format!("GOMAXPROCS above the quota of {q:.2} CPUs")),
+            ..Evidence::default()
+        },
+        syscall: None,
+        call_site: None,
+        cgo: None,
+        summary: format!(
+            "GOMAXPROCS {g} is above the cgroup CPU quota of {q:.2} CPUs ({}){throttled}. \
+             {version}: {rule}. Up to {g} threads run Go code at once, so the quota runs out early \
+             in each period and every thread waits for the next one: latency spikes of up to a \
+             period (usually 100 ms).",
+            c.quota_cgroup.as_deref().unwrap_or("cgroup unknown"),
+        ),
+        fix: Some(if follows {
+            format!("Go keeps at least 2 Ps; give the container at least {g} CPUs")
+        } else {
+            format!(
+                "set GOMAXPROCS={} (or build with Go 1.25+ and a go.mod at go 1.25 or later, whose \
+                 default follows the quota)",
+                (q.ceil() as u64).max(1)
+            )
+        }),
+    });
+}
+
+fn limits(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
+    let l = &i.facts.limits;
+    let peak = i.peak_threads;
+    for (name, limit) in [
+        (
+            "the Go thread cap",
+            l.go_max_threads.as_ref().and_then(|f| f.value()),
+        ),
+        ("cgroup pids.max", l.pids_max),
+        ("RLIMIT_NPROC", l.nproc_soft.filter(|_| !l.nproc_exempt)),
+    ] {
+        let Some(limit) = limit.filter(|&n| n > 0) else {
+            continue;
+        };
+        if (peak as f64) >= limit as f64 * LIMIT_FRACTION {
+            out.push(Verdict {
+                kind: VerdictKind::ThreadLimit,
+                severity: Severity::Problem,
+                evidence: Evidence {
+                    peak_threads: Some(peak),
+                    limit: Some(limit),
+                    threshold: Some(format!("{:.0}% of the limit", LIMIT_FRACTION * 100.0)),
+                    ..Evidence::default()
+                },
+                syscall: None,
+                call_site: None,
+                cgo: None,
+                summary: format!(
+                    "Threads peaked at {peak}, {:.0}% of {name} ({limit}): past it, thread \
+                     creation fails and the Go runtime aborts (\"failed to create new OS thread\").",
+                    peak as f64 * 100.0 / limit as f64
+                ),
+                fix: Some(
+                    "find what holds the threads (above) and bound it; raise the limit only after"
+                        .to_owned(),
+                ),
+            });
+        }
+    }
+}
+
+fn vdso(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
+    let v = i.vdso;
+    let seconds = i.traced_seconds.max(1e-3);
+    // Clocks the vDSO never serves are not fallbacks: only the others.
+    let fallbacks: Vec<_> = v
+        .fallbacks
+        .iter()
+        .filter(|r| r.kind != FallbackKind::ClockNotServed)
+        .collect();
+    let total: u64 = fallbacks.iter().map(|r| r.calls).sum();
+    let per_second = total as f64 / seconds;
+    if total < VDSO_MIN_CALLS || per_second < VDSO_MIN_PER_SECOND {
+        return;
+    }
+    let top = fallbacks[0];
+    let at = match &top.call_site {
+        Some(s) => format!("at {s}"),
+        None => "(call site unknown: not symbolized)".to_owned(),
+    };
+    let fix = match top.kind {
+        FallbackKind::DirectSyscall => {
+            "call time.Now()/clock_gettime through the vDSO (not syscall.Syscall)"
+        }
+        FallbackKind::RuntimeNoVdso => {
+            "the process started without a usable vDSO (check AT_SYSINFO_EHDR, vdso=0 on the kernel \
+             command line, or a sandbox)"
+        }
+        FallbackKind::VdsoClocksource => {
+            "use a vDSO-readable clocksource (tsc, kvm-clock): check \
+             /sys/devices/system/clocksource/clocksource0"
+        }
+        FallbackKind::ClockNotServed => "use CLOCK_MONOTONIC or CLOCK_REALTIME where possible",
+    };
+    out.push(Verdict {
+        kind: VerdictKind::VdsoFallback,
+        severity: Severity::Problem,
+        evidence: Evidence {
+            count: Some(total),
+            per_second: Some(per_second),
+            threshold: Some(format!(
+                "at least {VDSO_MIN_CALLS} calls and {VDSO_MIN_PER_SECOND:.0} per second"
+            )),
+            ..Evidence::default()
+        },
+        syscall: Some(top.syscall.clone()),
+        call_site: top.call_site.clone(),
+        cgo: None,
+        summary: format!(
+            "{total} clock/cpu reads went to the kernel instead of the vDSO ({per_second:.0}/s, \
+             ≈{:.2} ms of syscalls per second); most: {} {} {at}: {}.",
+            v.est_cost_ns_per_second / 1e6,
+            top.calls,
+            top.syscall,
+            top.why
+        ),
+        fix: Some(fix.to_owned()),
+    });
+}
