@@ -60,7 +60,8 @@ fn build(go: &PathBuf, version: &str, flavour: &str) -> PathBuf {
 }
 
 /// Builds `tests/workloads/<file>` with one toolchain in one flavour
-/// (default, stripped, pie, cgo).
+/// (default, stripped, pie, cgo; `dwarf` and `cgo-dwarf` are the default
+/// and cgo builds with uncompressed DWARF).
 pub fn build_go_with(go: &PathBuf, version: &str, file: &str, flavour: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("gobin")
@@ -74,6 +75,7 @@ pub fn build_go_with(go: &PathBuf, version: &str, file: &str, flavour: &str) -> 
     match flavour {
         "stripped" => drop(cmd.args(["-ldflags=-s -w"])),
         "pie" => drop(cmd.arg("-buildmode=pie")),
+        "dwarf" | "cgo-dwarf" => drop(cmd.arg("-ldflags=-compressdwarf=false")),
         _ => {}
     }
     cmd.arg(src.join(file))
@@ -81,7 +83,10 @@ pub fn build_go_with(go: &PathBuf, version: &str, file: &str, flavour: &str) -> 
         .env("GOCACHE", dir.join("gocache"))
         .env("GOPATH", dir.join("gopath"))
         .env("GOFLAGS", "")
-        .env("CGO_ENABLED", if flavour == "cgo" { "1" } else { "0" });
+        .env(
+            "CGO_ENABLED",
+            if flavour.starts_with("cgo") { "1" } else { "0" },
+        );
     let status = cmd.status().unwrap();
     assert!(status.success(), "go {version} build {flavour} failed");
     out

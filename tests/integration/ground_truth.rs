@@ -89,7 +89,13 @@ fn trace_counts(go: &Path, minor: u32, trace: &Path) -> TraceCounts {
             last_on_p.insert(p.to_owned(), name.to_owned());
         }
     } else {
-        let wire = go_tool_trace(go, "-d=wire", trace);
+        // Go 1.22 and 1.23 name the same two dumps by number.
+        let (wire_mode, parsed_mode) = if minor <= 23 {
+            ("-d=2", "-d=1")
+        } else {
+            ("-d=wire", "-d=parsed")
+        };
+        let wire = go_tool_trace(go, wire_mode, trace);
         let mut m = String::new();
         let mut steals: HashMap<String, u64> = HashMap::new();
         let mut starts: HashSet<String> = HashSet::new();
@@ -127,7 +133,7 @@ fn trace_counts(go: &Path, minor: u32, trace: &Path) -> TraceCounts {
             }
         }
         t.handoffs = t.by_sysmon + t.stw + t.rest;
-        let parsed = go_tool_trace(go, "-d=parsed", trace);
+        let parsed = go_tool_trace(go, parsed_mode, trace);
         t.slow_exits = parsed
             .lines()
             .filter(|l| l.contains("Syscall->Runnable"))

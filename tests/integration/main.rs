@@ -12,6 +12,7 @@ mod clean_exit;
 mod counts;
 mod field;
 mod gobin;
+mod goruntime;
 mod ground_truth;
 mod harness;
 mod inline;

@@ -16,7 +16,7 @@ use aya_ebpf::{
     macros::uprobe,
     programs::{ProbeContext, RawTracePointContext},
 };
-use aya_log_ebpf::warn;
+use aya_log_ebpf::{debug, warn};
 use tracer_common::{
     Counter, EventHeader, EventKind, FdInfo, GoOffsets, HandoffEvent, INFLIGHT_TAKEN_HANDOFF,
     INFLIGHT_TAKEN_STW, LOCK_FRAMES, MAX_FRAMES, MexitEvent, NEWM_START, NEWM_WANTED, NewMEvent,
@@ -115,7 +115,13 @@ pub fn inspect(ctx: &RawTracePointContext, tid: u32) -> GoState {
     match read_state(ctx, tid, &o) {
         Ok(state) => state,
         Err(_) => {
+            // A thread starting (before minit) or ending (after unminit),
+            // or a C thread the runtime does not know.
             count(Counter::GoReadFailed);
+            debug!(
+                ctx,
+                "tid {}: no Go state readable at a slow call's exit", tid
+            );
             UNKNOWN
         }
     }
@@ -376,11 +382,14 @@ fn header(kind: EventKind, tid: u32) -> EventHeader {
 }
 
 /// The M running this thread at a runtime function's entry (R14 is the
-/// current g, g0 on the system stack), checked against the thread id.
+/// current g, g0 on the system stack), checked against the thread id. An
+/// M on its way out has `procid` 0 (`unminit` clears it before `mexit`
+/// hands its P off).
 #[inline(always)]
 fn probe_m(regs: &pt_regs, tid: u32, o: &GoOffsets) -> Option<u64> {
     let m = user(regs.r14 + u64::from(o.g_m)).ok()?;
-    (m != 0 && user32(m + u64::from(o.m_procid)).ok()? == tid).then_some(m)
+    let procid = user32(m + u64::from(o.m_procid)).ok()?;
+    (m != 0 && (procid == tid || procid == 0)).then_some(m)
 }
 
 /// Uprobe on `runtime.newm` (once per M the runtime wants): the stack says

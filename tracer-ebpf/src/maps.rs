@@ -97,9 +97,10 @@ pub fn count(counter: tracer_common::Counter) {
     }
 }
 
-/// Whether the target executed more programs than the loader expected
-/// (the Go offsets then describe a program that is gone).
+/// Whether the program the loader described is not the one running: the
+/// launch has not happened yet (run mode: the tracer's own launcher is
+/// waiting), or the target executed another program since.
 #[inline(always)]
 pub fn execed_away(expected: u32) -> bool {
-    EXECS.get(0).is_some_and(|&n| n > expected)
+    EXECS.get(0).is_none_or(|&n| n != expected)
 }

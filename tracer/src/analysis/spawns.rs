@@ -39,6 +39,9 @@ pub enum ThreadCause {
     LockedGoroutineBlocked,
     /// A goroutine locked by the runtime itself blocked (after start-up).
     RuntimeLockedBlocked,
+    /// A goroutine exited while locked: its thread ends, its P goes to a
+    /// new thread.
+    LockedGoroutineExited,
     /// The template thread, started by the program's first LockOSThread.
     TemplateThread,
     /// New runnable goroutines and no idle thread (a spinning M).
@@ -68,6 +71,9 @@ impl ThreadCause {
             Self::RuntimeWait => "the runtime's own blocking wait handed off its P".into(),
             Self::LockedGoroutineBlocked => "a LockOSThread goroutine blocked".into(),
             Self::RuntimeLockedBlocked => "a goroutine the runtime locked blocked".into(),
+            Self::LockedGoroutineExited => {
+                "a LockOSThread goroutine exited (its thread ends)".into()
+            }
             Self::TemplateThread => "template thread (first LockOSThread)".into(),
             Self::RunnableWork => "runnable goroutines, no idle thread (spinning M)".into(),
             Self::GarbageCollector => "garbage collector".into(),
@@ -114,6 +120,8 @@ fn classify_stack(stack: &[Frame], r: &NewMRecord) -> ThreadCause {
             taker: Taker::GcForEachP,
             cgo: false,
         }
+    } else if has("runtime.mexit") {
+        ThreadCause::LockedGoroutineExited
     } else if has("runtime.entersyscallblock") {
         ThreadCause::RuntimeWait
     } else if has("runtime.stoplockedm") {

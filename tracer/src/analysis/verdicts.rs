@@ -123,13 +123,13 @@ impl WaitClass {
     /// "Blocking file I/O", "Blocking pipe reads"...
     fn what(&self) -> String {
         match self {
-            Self::File => "Blocking file I/O".into(),
+            Self::File => "Blocking file I/O calls".into(),
             Self::Filesystem => "Blocking file-system calls (by path)".into(),
-            Self::Pipe => "Blocking pipe/FIFO I/O".into(),
+            Self::Pipe => "Blocking pipe/FIFO reads and writes".into(),
             Self::Socket => {
                 "Blocking socket calls (a socket in blocking mode, not netpolled)".into()
             }
-            Self::Device => "Blocking device I/O".into(),
+            Self::Device => "Blocking device calls".into(),
             Self::OtherDescriptor(d) => format!("Blocking calls on {d} descriptors"),
             Self::Sleep => "Sleeping syscalls (nanosleep)".into(),
             Self::Syscall(s) => format!("Blocking {s} calls"),
@@ -435,7 +435,7 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
             call_site: site.clone(),
             cgo: None,
             summary: format!(
-                "{} holds threads: {} of {} threads spawned while traced followed P handoffs \
+                "{} hold threads: {} of {} threads spawned while traced followed P handoffs \
                  from these calls{held}, most {at}; peak {} threads with GOMAXPROCS {g_text}. {}",
                 class.what(),
                 e.spawned,
@@ -478,7 +478,7 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
             call_site: site.clone(),
             cgo: None,
             summary: format!(
-                "{} is bounded: these calls lost their P {} times, most {}, without a thread \
+                "{} are bounded: they lost their P {} times, most {}, without a thread \
                  explosion: peak {} threads = GOMAXPROCS {g_text} + {extra}.",
                 class.what(),
                 e.handoffs,

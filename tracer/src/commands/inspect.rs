@@ -7,22 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::{gobin::GoBinary, target::Process};
-
-/// Runtime functions a probe plan may use, in the order a reader expects.
-const RUNTIME_FUNCTIONS: &[&str] = &[
-    "runtime.newm",
-    "runtime.newosproc",
-    "runtime.handoffp",
-    "runtime.startm",
-    "runtime.retake",
-    "runtime.entersyscall",
-    "runtime.exitsyscall",
-    "runtime.entersyscallblock",
-    "runtime.mexit",
-    "runtime.cgocall",
-    "runtime.needm",
-];
+use crate::{
+    gobin::GoBinary,
+    goruntime::functions::{FUNCTIONS, RuntimeFunction},
+    target::Process,
+};
 
 pub fn execute(binary: Option<&Path>, pid: Option<u32>, json: bool) -> anyhow::Result<i32> {
     let path: PathBuf = match (binary, pid) {
@@ -36,15 +25,11 @@ pub fn execute(binary: Option<&Path>, pid: Option<u32>, json: bool) -> anyhow::R
         (None, None) => anyhow::bail!("give a binary path or -p PID"),
     };
     let bin = GoBinary::open(&path).with_context(|| format!("inspecting {}", path.display()))?;
-    let functions: Vec<(String, Option<u64>, Option<u64>)> = RUNTIME_FUNCTIONS
+    let functions: Vec<(&RuntimeFunction, Option<u64>, Option<u64>)> = FUNCTIONS
         .iter()
-        .map(|name| {
-            let entry = bin.pclntab.entry(name);
-            (
-                name.to_string(),
-                entry,
-                entry.and_then(|e| bin.file_offset(e)),
-            )
+        .map(|f| {
+            let entry = bin.pclntab.entry(f.name);
+            (f, entry, entry.and_then(|e| bin.file_offset(e)))
         })
         .collect();
     if json {
@@ -56,8 +41,13 @@ pub fn execute(binary: Option<&Path>, pid: Option<u32>, json: bool) -> anyhow::R
             "cgo": bin.cgo,
             "symbols": bin.symbols,
             "functions": bin.pclntab.functions.len(),
-            "runtime": functions.iter().map(|(n, e, o)| serde_json::json!({
-                "name": n, "address": e.map(|a| format!("{a:#x}")), "file_offset": o.map(|a| format!("{a:#x}")),
+            "runtime": functions.iter().map(|(f, e, o)| serde_json::json!({
+                "name": f.name,
+                "present": e.is_some(),
+                "address": e.map(|a| format!("{a:#x}")),
+                "file_offset": o.map(|a| format!("{a:#x}")),
+                "program": f.probe.program(),
+                "versions": f.versions.to_string(),
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -89,12 +79,20 @@ pub fn execute(binary: Option<&Path>, pid: Option<u32>, json: bool) -> anyhow::R
     for (k, v) in &bin.build.settings {
         println!("  build:     {k}={v}");
     }
-    println!("  runtime functions (address, file offset):");
-    for (name, entry, offset) in functions {
-        match (entry, offset) {
-            (Some(e), Some(o)) => println!("    {name:<28} {e:#10x} {o:#10x}"),
-            _ => println!("    {name:<28} (not in this version)"),
-        }
+    println!("  runtime functions (address, file offset, probe):");
+    let minor = (bin.build.version.major == 1).then_some(bin.build.version.minor);
+    for (f, entry, offset) in functions {
+        let name = f.name;
+        let program = f.probe.program().unwrap_or_default();
+        let line = match (entry, offset) {
+            (Some(e), Some(o)) => format!("{name:<36} {e:#10x} {o:#10x}  {program}"),
+            (Some(e), None) => format!("{name:<36} {e:#10x} {:>10}  {program}", "?"),
+            (None, _) if minor.is_some_and(|m| !f.versions.contains(m)) => {
+                format!("{name:<36} (not in this version)")
+            }
+            (None, _) => format!("{name:<36} (absent: not linked into this program)"),
+        };
+        println!("    {}", line.trim_end());
     }
     Ok(0)
 }

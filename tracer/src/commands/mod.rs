@@ -84,14 +84,18 @@ pub fn write_report(report: &Report, output: &OutputConfig) -> anyhow::Result<()
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let written = tempfile::NamedTempFile::new_in(dir).and_then(|tmp| {
-        let mut w = BufWriter::new(tmp);
-        render(report, output.json, &mut w)?;
-        let tmp = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    });
+    // 0666 before the umask, like any file a command creates.
+    let written = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .and_then(|tmp| {
+            let mut w = BufWriter::new(tmp);
+            render(report, output.json, &mut w)?;
+            let tmp = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(path).map_err(|e| e.error)?;
+            Ok(())
+        });
     written.with_context(|| format!("writing the report to {}", path.display()))
 }
 
@@ -126,24 +130,6 @@ pub fn go_target(exe: &Path) -> Option<GoTarget> {
     }
 }
 
-/// The runtime functions probed, each on a rare path (never per syscall,
-/// never a uretprobe), with the program that runs there. Functions absent
-/// from a release (exitsyscall0 ≤1.25, exitsyscallNoP and releaseP ≥1.26)
-/// are skipped.
-pub const RUNTIME_PROBES: &[(&str, &str)] = &[
-    ("gt_lock_os_thread", "runtime.LockOSThread"),
-    ("gt_newm", "runtime.newm"),
-    ("gt_newm1", "runtime.newm1"),
-    ("gt_handoffp", "runtime.handoffp"),
-    ("gt_slow_exit", "runtime.exitsyscall0"),
-    ("gt_slow_exit", "runtime.exitsyscallNoP"),
-    ("gt_stw_start", "runtime.stopTheWorldWithSema"),
-    ("gt_stw_end", "runtime.startTheWorldWithSema"),
-    ("gt_release_p", "runtime.syscallingThread.releaseP"),
-    ("gt_mexit", "runtime.mexit"),
-    ("gt_main_start", "main.main"),
-];
-
 /// Kernel-side settings for a target whose executable is `exe`;
 /// `launched`: the tracer starts it (its launch is an exec the probes see).
 pub fn attach_options(
@@ -156,7 +142,7 @@ pub fn attach_options(
     // releases whose layout is known.
     let mut uprobes = Vec::new();
     if let Some(g) = go.filter(|g| g.offsets.is_some()) {
-        for &(program, function) in RUNTIME_PROBES {
+        for (program, function) in goruntime::functions::attached() {
             let offset = g
                 .binary
                 .pclntab

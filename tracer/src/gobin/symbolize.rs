@@ -321,8 +321,14 @@ pub fn call_site_of(stack: &[Frame]) -> Result<CallSite, String> {
         return Err("no user stack (unreadable, or not Go code)".to_owned());
     }
     match call_site_index(stack) {
+        // The call site, then its callers outside the runtime (not
+        // runtime.goexit and the like).
         Some(i) => Ok(CallSite {
-            frames: stack[i..].iter().take(CONTEXT_FRAMES).cloned().collect(),
+            frames: std::iter::once(&stack[i])
+                .chain(stack[i + 1..].iter().filter(|f| !is_plumbing(&f.function)))
+                .take(CONTEXT_FRAMES)
+                .cloned()
+                .collect(),
         }),
         None => Err("only runtime frames (the runtime's own work)".to_owned()),
     }

@@ -179,7 +179,11 @@ impl Model {
                 ret,
                 collided,
                 ..
-            } => self.threads.unmatched_exit(tid, sysno, ret, collided),
+            } => {
+                let before_launch = self.runtime.launched_by_exec && self.runtime.execs.is_empty();
+                self.threads
+                    .unmatched_exit(tid, sysno, ret, collided, before_launch);
+            }
             Event::ThreadSpawn {
                 parent_tid,
                 tid,

@@ -92,6 +92,9 @@ pub struct UnmatchedExits {
     /// The entry was dropped in an in-flight slot collision (counted
     /// among the losses too).
     pub collided: u64,
+    /// Exits of the tracer's own launcher, before the launch exec (run
+    /// mode): not the target's.
+    pub launcher: u64,
     /// Threads that already had an unmatched exit.
     threads_seen: HashSet<u32>,
     /// A second unmatched exit on one thread (should not happen).
@@ -174,9 +177,20 @@ impl Threads {
         self.starting.insert(record.tid, (record, wanted));
     }
 
-    pub fn unmatched_exit(&mut self, tid: u32, sysno: u32, ret: i64, collided: bool) {
+    /// `before_launch`: the tracer launched the process and has not seen
+    /// its launch exec yet (the exit is the launcher's).
+    pub fn unmatched_exit(
+        &mut self,
+        tid: u32,
+        sysno: u32,
+        ret: i64,
+        collided: bool,
+        before_launch: bool,
+    ) {
         let u = &mut self.unmatched;
-        if collided {
+        if before_launch {
+            u.launcher += 1;
+        } else if collided {
             u.collided += 1;
         } else if ret == 0
             && (sysno == SYS_CLONE || sysno == SYS_CLONE3)
@@ -258,15 +272,17 @@ mod tests {
     fn unmatched_exits_are_told_apart() {
         let mut t = Threads::new(3);
         t.spawn(1, 7, 0);
-        t.unmatched_exit(7, SYS_CLONE, 0, false);
-        t.unmatched_exit(1, 202, 0, false);
-        t.unmatched_exit(2, 202, -4, false);
-        t.unmatched_exit(2, 0, 0, false);
-        t.unmatched_exit(3, 0, 0, true);
+        t.unmatched_exit(7, SYS_CLONE, 0, false, false);
+        t.unmatched_exit(1, 202, 0, false, false);
+        t.unmatched_exit(2, 202, -4, false, false);
+        t.unmatched_exit(2, 0, 0, false, false);
+        t.unmatched_exit(3, 0, 0, true, false);
+        t.unmatched_exit(4, 0, 0, false, true);
         let u = &t.unmatched;
         assert_eq!(u.clone_returns, 1);
         assert_eq!(u.in_progress_total(), 2);
         assert_eq!(u.repeated, 1);
         assert_eq!(u.collided, 1);
+        assert_eq!(u.launcher, 1);
     }
 }

@@ -201,8 +201,9 @@ pub struct EventsRow {
     /// and why: the calls in progress at attach (`threads.
     /// in_progress_at_attach_total`), new threads returning from clone,
     /// entries lost in a collision, and any other (`unexplained`: should
-    /// be 0).
+    /// be 0); in run mode, the launcher's own exit before the launch.
     pub exits_without_entry: u64,
+    pub launcher_exits: u64,
     pub clone_returns: u64,
     pub collided_entries: u64,
     pub unexplained_exits: u64,
@@ -328,6 +329,7 @@ impl EventsRow {
             clone_returns: model.threads.unmatched.clone_returns,
             collided_entries: model.threads.unmatched.collided,
             unexplained_exits: model.threads.unmatched.repeated,
+            launcher_exits: model.threads.unmatched.launcher,
             not_kept: NotKept {
                 call_sites: model.calls.dropped,
                 spawns: model.threads.spawns.dropped,
