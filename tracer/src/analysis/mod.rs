@@ -84,7 +84,7 @@ pub fn analyze(model: &Model, cx: &Context<'_>) -> Analysis {
         blocking: &blocking,
         leaks: &leaks,
         vdso: &vdso,
-        execs: extra_execs(model, cx),
+        execs: model.runtime.execs_after_launch() as usize,
         go_version: sym.map(|s| s.binary.build.raw_version.as_str()),
     });
     Analysis {
@@ -103,13 +103,4 @@ pub fn analyze(model: &Model, cx: &Context<'_>) -> Analysis {
 /// GOMAXPROCS is at least this. Not kept per call: from the model's sites.
 pub fn ps_seen(model: &Model) -> Option<u64> {
     model.calls.max_p_id.map(|id| u64::from(id) + 1)
-}
-
-/// Execs past the launch itself (in `run` mode the launch is an exec).
-fn extra_execs(model: &Model, _cx: &Context<'_>) -> usize {
-    model
-        .runtime
-        .execs
-        .len()
-        .saturating_sub(usize::from(model.runtime.launched_by_exec))
 }

@@ -91,6 +91,7 @@ impl LiveTarget {
             mode,
             exited,
             exit_code: None,
+            execs: 0,
         };
         super::report(
             config,

@@ -67,6 +67,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         mode: Mode::Run,
         exited: exit_code.is_some(),
         exit_code,
+        execs: 0,
     };
     let threads_at_end = if exit_code.is_some() {
         0

@@ -93,6 +93,13 @@ pub struct RuntimeEvents {
 }
 
 impl RuntimeEvents {
+    /// Programs the process executed while traced, past the launch itself.
+    pub fn execs_after_launch(&self) -> u64 {
+        self.execs
+            .len()
+            .saturating_sub(usize::from(self.launched_by_exec)) as u64
+    }
+
     pub fn new() -> Self {
         Self {
             handoffs: Capped::new(MAX_HANDOFFS),

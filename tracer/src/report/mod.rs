@@ -58,6 +58,9 @@ pub struct TargetInfo {
     pub exited: bool,
     /// Exit code (or 128 + signal) when it exited and it was our child.
     pub exit_code: Option<i32>,
+    /// Programs the process executed while traced (past the launch itself
+    /// in `run` mode).
+    pub execs: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -234,8 +237,9 @@ pub struct GoRow {
     /// Calls at least this long are listed by call site (as are calls that
     /// lost their P).
     pub slow_threshold_ns: u64,
-    /// Seconds from the start of tracing to `main.main` (run mode).
-    pub main_started_after_seconds: Option<f64>,
+    /// `main.main` began while traced (run mode: the runtime's start-up is
+    /// over; spawns before it are start-up).
+    pub main_started: bool,
     /// The P takeovers, reconciled (absent without attribution).
     pub handoffs: Option<Handoffs>,
     pub slow_exits: SlowExits,
@@ -413,11 +417,13 @@ impl Report {
                 ps_seen: crate::analysis::ps_seen(model),
                 attribution: g.attribution,
                 slow_threshold_ns: g.slow_ns,
-                main_started_after_seconds: None,
+                main_started: model.runtime.main_started_ns.is_some(),
                 handoffs: analysis.handoffs.clone(),
                 slow_exits: model.runtime.slow_exits,
             }
         });
+        let mut target = target;
+        target.execs = model.runtime.execs_after_launch();
         Self {
             schema: SCHEMA,
             target,
@@ -494,6 +500,7 @@ pub(crate) mod tests {
             mode: Mode::Run,
             exited: true,
             exit_code: Some(0),
+            execs: 0,
         };
         let facts = Facts::default();
         let cx = analysis::Context {
