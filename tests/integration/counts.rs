@@ -83,16 +83,16 @@ fn thread_spawns_and_exits_match_ground_truth() {
         .unwrap_or_else(|| panic!("workload printed no thread count: {stdout}"));
     let t = &report["threads"];
     // Exactly the K goroutines that exited while locked ended a thread.
-    assert_eq!(u64_at(t, "exited"), K, "threads: {t}");
+    assert_eq!(u64_at(t, "exited_itself"), K, "threads: {t}");
     // Whatever the runtime spawned, the live count must match /proc.
     assert_eq!(
-        1 + u64_at(t, "spawned") - u64_at(t, "exited"),
+        1 + u64_at(t, "spawned") - u64_at(t, "exited_itself"),
         threads_now,
         "threads: {t}"
     );
     // At process exit every remaining thread ends.
     assert_eq!(
-        u64_at(t, "exited_at_process_exit"),
+        u64_at(t, "ended_with_process"),
         threads_now,
         "threads: {t}"
     );

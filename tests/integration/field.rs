@@ -15,25 +15,27 @@ use serde_json::Value;
 
 use crate::{skip_unless, support::*};
 
-fn verdict<'a>(report: &'a Value, kind: &str) -> Option<&'a Value> {
-    report["verdicts"]
-        .as_array()
-        .expect("verdicts")
-        .iter()
-        .find(|v| v["kind"] == kind)
+fn kinds(report: &Value) -> Vec<String> {
+    verdict_kinds(report)
 }
 
-fn kinds(report: &Value) -> Vec<String> {
-    report["verdicts"]
-        .as_array()
-        .unwrap()
+/// The verdict that blocking calls of `class` hold threads (`holds`) or
+/// are bounded.
+fn blocking_verdict<'a>(report: &'a Value, holds: bool, class: &str) -> Option<&'a Value> {
+    let kind = if holds {
+        "blocking_holds_threads"
+    } else {
+        "blocking_bounded"
+    };
+    rows(&report["verdicts"], "verdicts")
         .iter()
-        .map(|v| v["kind"].as_str().unwrap().to_owned())
-        .collect()
+        .find(|v| v["kind"] == kind && v["wait"]["class"] == class)
 }
 
 fn gomaxprocs(report: &Value) -> u64 {
-    u64_at(&report["facts"]["cpu"], "gomaxprocs")
+    let g = &report["facts"]["cpu"]["gomaxprocs"];
+    assert_eq!(g["state"], "known", "GOMAXPROCS unknown: {g}");
+    u64_at(g, "value")
 }
 
 /// A workload started with `-wait`: it printed "ready" and waits for a line.
@@ -92,7 +94,7 @@ fn unbounded_file_reads_are_diagnosed_and_the_bounded_fix_is_recognised() {
     let (report, _) = trace_run_exclusive(&bin, &["-dir", dir, "-files", "1000"], &[]);
     let g = gomaxprocs(&report);
     let peak = u64_at(&report["threads"], "peak");
-    let v = verdict(&report, "file_io_threads")
+    let v = blocking_verdict(&report, true, "file")
         .unwrap_or_else(|| panic!("no file I/O verdict: {:?}, peak {peak}", kinds(&report)));
     let summary = v["summary"].as_str().unwrap();
     assert!(summary.contains("main.reader (fileread.go:"), "{summary}");
@@ -108,11 +110,11 @@ fn unbounded_file_reads_are_diagnosed_and_the_bounded_fix_is_recognised() {
     let peak = u64_at(&bounded["threads"], "peak");
     let g = gomaxprocs(&bounded);
     assert!(
-        verdict(&bounded, "file_io_threads").is_none(),
+        blocking_verdict(&bounded, true, "file").is_none(),
         "{:?}",
         kinds(&bounded)
     );
-    let v = verdict(&bounded, "file_io_bounded")
+    let v = blocking_verdict(&bounded, false, "file")
         .unwrap_or_else(|| panic!("no bounded verdict: {:?}", kinds(&bounded)));
     // GOMAXPROCS + 8 readers + the runtime's own few (sysmon, template,
     // an idle M).
@@ -137,7 +139,13 @@ fn idle_connections_stay_in_the_netpoller() {
     assert!(v["summary"].as_str().unwrap().contains("netpoller"));
     let sockets = u64_at(&report["facts"]["sockets"], "sockets");
     assert!(sockets >= 4000, "2000 connections, both ends: {sockets}");
-    assert!(verdict(&report, "file_io_threads").is_none());
+    assert!(
+        rows(&report["verdicts"], "verdicts")
+            .iter()
+            .all(|v| v["kind"] != "blocking_holds_threads"),
+        "{:?}",
+        kinds(&report)
+    );
 }
 
 fn rows_at<'a>(report: &'a Value, function: &str) -> Vec<&'a Value> {
@@ -145,7 +153,7 @@ fn rows_at<'a>(report: &'a Value, function: &str) -> Vec<&'a Value> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["call_site"]["function"] == function)
+        .filter(|r| site_fn(r) == function)
         .collect()
 }
 
@@ -178,7 +186,9 @@ fn raw_clock_syscalls_are_counted_exactly_and_time_now_adds_none() {
     );
     let facts = &report["facts"]["vdso"];
     assert!(facts["mapping"].is_array(), "{facts}");
-    assert_ne!(facts["runtime_clock_gettime_sym"], 0);
+    let sym = &facts["runtime_clock_gettime_sym"];
+    assert_eq!(sym["state"], "known", "{sym}");
+    assert_ne!(sym["value"], 0, "{sym}");
 }
 
 #[test]
@@ -208,7 +218,9 @@ fn a_runtime_without_vdso_is_classified() {
     signal(tracer.id(), libc::SIGINT);
     assert!(wait_timeout(&mut tracer, Duration::from_secs(30)).success());
     let report = read_report(&path);
-    assert_eq!(report["facts"]["vdso"]["runtime_clock_gettime_sym"], 0);
+    let sym = &report["facts"]["vdso"]["runtime_clock_gettime_sym"];
+    assert_eq!(sym["state"], "known", "{sym}");
+    assert_eq!(sym["value"], 0, "{sym}");
     let rows = rows_at(&report, "main.nowLoop");
     let calls: u64 = rows
         .iter()
@@ -324,7 +336,7 @@ fn thread_growth_warns_before_pids_max_is_hit() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|h| h["call_site"]["function"] == "main.blocker"),
+            .any(|h| site_fn(h) == "main.blocker"),
         "{last}"
     );
 }

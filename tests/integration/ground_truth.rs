@@ -149,13 +149,21 @@ fn within_5_percent(ours: u64, truth: u64) -> bool {
 }
 
 /// The tracer's P handoffs by cause, from its JSON report.
-fn ours(report: &serde_json::Value, cause: &str) -> u64 {
-    report["go"]["handoff_causes"]
-        .as_array()
-        .unwrap()
+/// P takeovers the tracer counted for one taker (`go.handoffs.by_taker`).
+fn ours(report: &serde_json::Value, taker: &str) -> u64 {
+    rows(&report["go"]["handoffs"]["by_taker"], "by_taker")
         .iter()
-        .filter(|c| c["cause"] == cause)
-        .map(|c| u64_at(c, "handoffs"))
+        .filter(|c| c["key"] == taker)
+        .map(|c| u64_at(c, "count"))
+        .sum()
+}
+
+/// P handoffs the runtime's own blocking waits made (`go.handoffs.own`).
+fn own(report: &serde_json::Value, kind: &str) -> u64 {
+    rows(&report["go"]["handoffs"]["own"], "own")
+        .iter()
+        .filter(|c| c["key"] == kind)
+        .map(|c| u64_at(c, "count"))
         .sum()
 }
 
@@ -179,19 +187,16 @@ fn handoffs_by_cause_and_slow_exits_match_go_execution_trace() {
                 &[trace.to_str().unwrap()],
                 &[("GOMAXPROCS", "2"), ("ALLOC", alloc)],
             );
-            let total: u64 = report["go"]["p_handoffs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| u64_at(h, "p_handoffs"))
-                .sum();
-            let slow = u64_at(&report["go"], "slow_exits");
-            let sysmon = ours(&report, "sysmon retake");
-            let foreachp = ours(&report, "GC (forEachP)");
-            let blocking = ours(&report, "blocking syscall (entersyscallblock)");
-            let stw = ours(&report, "stop-the-world");
-            let stw_entered = ours(&report, "stop-the-world (syscall entered during it)");
-            let steal_back = ours(&report, "steal-back by an exiting goroutine");
+            // The runtime's own blocking waits (notetsleepg) hand their P
+            // off themselves: the trace counts those handoffs too.
+            let blocking = own(&report, "runtime_wait");
+            let total = u64_at(&report["go"]["handoffs"], "total") + blocking;
+            let slow = u64_at(&report["go"]["slow_exits"], "total");
+            let sysmon = ours(&report, "sysmon_retake");
+            let foreachp = ours(&report, "gc_for_each_p");
+            let stw = ours(&report, "stop_the_world");
+            let stw_entered = ours(&report, "entered_during_stop_the_world");
+            let steal_back = ours(&report, "steal_back");
             let t = trace_counts(&go, minor, &trace);
             let context = format!(
                 "go {version} ALLOC={alloc}: tracer {total} handoffs (sysmon {sysmon}, forEachP \

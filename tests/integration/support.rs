@@ -281,3 +281,35 @@ pub fn assert_programs_unloaded(context: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The call-site frame of a row (`call_site.frames[0]`), or null.
+pub fn site(row: &Value) -> &Value {
+    &row["call_site"]["frames"][0]
+}
+
+/// The function named as a row's call site, or "".
+pub fn site_fn(row: &Value) -> &str {
+    site(row)["function"].as_str().unwrap_or("")
+}
+
+/// Rows of an array field (panics with the report when absent).
+pub fn rows<'a>(v: &'a Value, what: &str) -> &'a [Value] {
+    v.as_array()
+        .unwrap_or_else(|| panic!("no {what} array in {v}"))
+        .as_slice()
+}
+
+/// A verdict of `kind`, if the report has one.
+pub fn verdict<'a>(report: &'a Value, kind: &str) -> Option<&'a Value> {
+    rows(&report["verdicts"], "verdicts")
+        .iter()
+        .find(|v| v["kind"] == kind)
+}
+
+/// Verdict kinds of a report.
+pub fn verdict_kinds(report: &Value) -> Vec<String> {
+    rows(&report["verdicts"], "verdicts")
+        .iter()
+        .map(|v| v["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}

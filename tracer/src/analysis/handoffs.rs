@@ -47,6 +47,9 @@ pub enum Taker {
     GcForEachP,
     /// A stop-the-world took it.
     StopTheWorld,
+    /// The syscall began while the world was stopped: its goroutine gave
+    /// the P to the stop itself on the way in (`entersyscall_gcwait`).
+    EnteredDuringStopTheWorld,
     /// Another goroutine leaving its own syscall took it back
     /// (`exitsyscall`): the P had been given to this thread after a retake.
     StealBack,
@@ -60,6 +63,7 @@ impl Taker {
             Self::SysmonRetake => "sysmon retake".into(),
             Self::GcForEachP => "GC (forEachP)".into(),
             Self::StopTheWorld => "stop-the-world".into(),
+            Self::EnteredDuringStopTheWorld => "stop-the-world (syscall entered during it)".into(),
             Self::StealBack => "steal-back by an exiting goroutine".into(),
             Self::Other(f) => format!("other ({f})"),
         }
@@ -319,12 +323,18 @@ pub fn reconcile(model: &Model, sym: &Symbolizer) -> Handoffs {
     // they span a stop's start), else a steal-back.
     for ((_, start), call) in lost {
         let sysno = model.calls.sites[call.site].0.sysno;
-        let during_stw = call.taken.stw
-            || model.runtime.stw.iter().any(|w| {
+        let stw = &model.runtime.stw;
+        let spans_a_stop = call.taken.stw
+            || stw.iter().any(|w| {
                 w.syscall_ps.is_none() && *start <= w.start_ns && w.start_ns <= call.end_ns
             });
-        let taker = if during_stw {
+        let entered_during_a_stop = stw
+            .iter()
+            .any(|w| w.start_ns < *start && *start <= w.end_ns);
+        let taker = if spans_a_stop {
             Taker::StopTheWorld
+        } else if entered_during_a_stop {
+            Taker::EnteredDuringStopTheWorld
         } else {
             Taker::StealBack
         };
