@@ -46,9 +46,7 @@ fn blocking_calls_are_attributed_to_goroutines_and_their_call_site() {
             let rows = report["blocking"].as_array().unwrap();
             let row = rows
                 .iter()
-                .find(|r| {
-                    r["syscall"] == "nanosleep" && site_fn(r) == "main.sleeper"
-                })
+                .find(|r| r["syscall"] == "nanosleep" && site_fn(r) == "main.sleeper")
                 .unwrap_or_else(|| {
                     panic!("{context}: no nanosleep row at main.sleeper: {rows:#?}")
                 });
@@ -64,10 +62,7 @@ fn blocking_calls_are_attributed_to_goroutines_and_their_call_site() {
             assert_eq!(u64_at(row, "goroutines"), 4, "{context}");
             assert_eq!(u64_at(site(row), "line"), line, "{context}");
             assert!(
-                site(row)["file"]
-                    .as_str()
-                    .unwrap()
-                    .ends_with("sleeper.go"),
+                site(row)["file"].as_str().unwrap().ends_with("sleeper.go"),
                 "{context}"
             );
             // sysmon retakes the P of a goroutine in a syscall past 10 ms:
@@ -80,9 +75,7 @@ fn blocking_calls_are_attributed_to_goroutines_and_their_call_site() {
             // No other row claims nanosleep calls from main.sleeper.
             let others: u64 = rows
                 .iter()
-                .filter(|r| {
-                    r["syscall"] == "nanosleep" && site_fn(r) == "main.sleeper"
-                })
+                .filter(|r| r["syscall"] == "nanosleep" && site_fn(r) == "main.sleeper")
                 .map(|r| u64_at(r, "calls"))
                 .sum();
             assert_eq!(others, calls, "{context}");
@@ -208,10 +201,7 @@ fn cgo_thread_growth_is_attributed_to_the_cgo_call_site() {
                     report["blocking"]
                 )
             });
-        assert!(
-            site_fn(row).starts_with("main.main"),
-            "{context}: {row}"
-        );
+        assert!(site_fn(row).starts_with("main.main"), "{context}: {row}");
         assert_eq!(u64_at(row, "goroutines"), N, "{context}");
         assert!(u64_at(row, "calls") >= N * 20 * 9 / 10, "{context}: {row}");
         // The threads grew with the goroutines in C, and most of the growth

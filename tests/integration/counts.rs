@@ -91,11 +91,7 @@ fn thread_spawns_and_exits_match_ground_truth() {
         "threads: {t}"
     );
     // At process exit every remaining thread ends.
-    assert_eq!(
-        u64_at(t, "ended_with_process"),
-        threads_now,
-        "threads: {t}"
-    );
+    assert_eq!(u64_at(t, "ended_with_process"), threads_now, "threads: {t}");
     assert!(u64_at(t, "peak") > K);
     assert_eq!(u64_at(&report["events"], "lost"), 0);
 }

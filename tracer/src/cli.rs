@@ -13,6 +13,10 @@ use crate::probes::ProbeSet;
 #[derive(Debug, Parser)]
 #[command(name = "tracer", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// Say more: -v shows what the kernel programs log on their rare paths
+    /// (debug), -vv everything (trace). RUST_LOG overrides it.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -75,7 +79,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Write the report as JSON (schema gotracer.report/1).
+    /// Write the report as JSON (schema gotracer.report/2).
     #[arg(long)]
     pub json: bool,
     /// Write the report to FILE (replaced atomically) instead of stdout.

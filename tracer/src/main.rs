@@ -4,8 +4,15 @@ use clap::Parser as _;
 use tracer::cli::{Cli, Config};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    // -v: what the kernel programs log (aya-log) and the tracer's own
+    // debug lines; RUST_LOG, when set, decides instead.
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "warn,tracer=debug,tracer_ebpf=debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let result = Config::try_from(cli)
         .map_err(anyhow::Error::from)
         .and_then(tracer::commands::execute);

@@ -434,15 +434,28 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
             syscall: (!syscall.is_empty()).then(|| syscall.clone()),
             call_site: site.clone(),
             cgo: None,
-            summary: format!(
-                "{} hold threads: {} of {} threads spawned while traced followed P handoffs \
-                 from these calls{held}, most {at}; peak {} threads with GOMAXPROCS {g_text}. {}",
-                class.what(),
-                e.spawned,
-                i.threads_spawned,
-                i.peak_threads,
-                class.why()
-            ),
+            summary: if e.spawned > 0 {
+                format!(
+                    "{} hold threads: {} of {} threads spawned while traced followed P handoffs \
+                     from these calls{held}, most {at}; peak {} threads with GOMAXPROCS \
+                     {g_text}. {}",
+                    class.what(),
+                    e.spawned,
+                    i.threads_spawned,
+                    i.peak_threads,
+                    class.why()
+                )
+            } else {
+                format!(
+                    "{} hold threads: {} threads seen blocked in these calls at once, most {at}; \
+                     peak {} threads with GOMAXPROCS {g_text} (the threads were created before \
+                     tracing began). {}",
+                    class.what(),
+                    e.held_now,
+                    i.peak_threads,
+                    class.why()
+                )
+            },
             fix: Some(class.fix().to_owned()),
         });
     } else if !explosion

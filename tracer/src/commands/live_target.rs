@@ -6,7 +6,7 @@ use std::{os::fd::OwnedFd, path::PathBuf, time::Instant};
 
 use crate::{
     cli::Config,
-    facts::FactsCollector,
+    facts::{FactsCollector, threads},
     gobin::symbolize::Symbolizer,
     model::Model,
     probes::{self, AttachOptions, ProbeError, privileges},
@@ -41,6 +41,13 @@ impl LiveTarget {
         // from the first tick.
         let mut facts = super::facts_collector(pid, symbolizer.as_ref(), true);
         facts.refresh();
+        // What holds the threads as the tracer arrives: in the field one
+        // attaches after the explosion, and this is its evidence.
+        facts.record_sample(threads::sample(
+            pid,
+            symbolizer.as_ref().map(|(s, _)| s),
+            0.0,
+        ));
         Ok(Self {
             pid,
             process,
@@ -79,6 +86,9 @@ impl LiveTarget {
     ) -> anyhow::Result<()> {
         if !exited {
             self.facts.refresh();
+            let sym = self.symbolizer.as_ref().map(|(s, _)| s);
+            self.facts
+                .record_sample(threads::sample(self.pid, sym, traced_seconds));
         }
         let threads_at_end = if exited {
             0

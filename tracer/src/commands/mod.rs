@@ -17,7 +17,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use tracer_common::{GoOffsets, KernelOffsets};
+use tracer_common::GoOffsets;
 
 use crate::{
     analysis,
@@ -27,7 +27,7 @@ use crate::{
     goruntime,
     live::interval::IntervalDiff,
     model::Model,
-    probes::{AttachOptions, kernel_layout::KernelLayout},
+    probes::AttachOptions,
     procinfo::kallsyms::FopsMap,
     report::{GoContext, Report, Sink, TargetInfo, json::JsonSink, text::TextSink},
     session::{Session, SessionError, SignalPolicy, StopReason, Ticker},
@@ -182,23 +182,7 @@ pub fn attach_options(
         set: config.probes,
         slow_ns: config.slow_ns(),
         go: go_offsets,
-        kernel: kernel_offsets(),
         uprobes,
-    }
-}
-
-/// This kernel's struct layout for describing descriptors, from its BTF
-/// (`None`, with a warning, when it cannot be read).
-fn kernel_offsets() -> Option<KernelOffsets> {
-    match KernelLayout::load() {
-        Ok(layout) => Some(layout.to_kernel()),
-        Err(e) => {
-            eprintln!(
-                "tracer: warning: cannot read this kernel's structure layout ({e}): what blocking \
-                 calls wait on (file, socket, pipe) will be unknown"
-            );
-            None
-        }
     }
 }
 

@@ -117,9 +117,6 @@ pub struct AttachOptions {
     pub slow_ns: u64,
     /// Where the goroutine state is, when the target is a known Go release.
     pub go: Option<GoOffsets>,
-    /// Where a descriptor's file is in this kernel (from its BTF; `None`:
-    /// descriptors are not described).
-    pub kernel: Option<KernelOffsets>,
     /// Uprobes on rare Go runtime paths: `(program, binary, file offset)`.
     pub uprobes: Vec<(&'static str, PathBuf, u64)>,
 }
@@ -144,7 +141,7 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     let mask = DEFAULT_INFLIGHT_SLOTS - 1;
     let hist_slots = DEFAULT_HIST_SLOTS;
     let go = opts.go.unwrap_or_default();
-    let kernel = opts.kernel.unwrap_or_default();
+    let kernel = kernel_offsets().unwrap_or_default();
     let log_level = aya_log_level();
     let mut ebpf = EbpfLoader::new()
         .override_global(globals::TARGET_TGID, &tgid, true)
@@ -269,6 +266,22 @@ fn attach_tracepoint(
     prog.load().map_err(failed(&what))?;
     prog.attach(category, name).map_err(failed(&what))?;
     Ok(())
+}
+
+/// This kernel's struct layout for describing descriptors, from its BTF
+/// (`None`, with a warning, when it cannot be read: tracing goes on
+/// without saying what blocking calls wait on).
+fn kernel_offsets() -> Option<KernelOffsets> {
+    match kernel_layout::KernelLayout::load() {
+        Ok(layout) => Some(layout.to_kernel()),
+        Err(e) => {
+            eprintln!(
+                "tracer: warning: cannot read this kernel's structure layout ({e}): what blocking \
+                 calls wait on (file, socket, pipe) will be unknown"
+            );
+            None
+        }
+    }
 }
 
 /// The kernel programs' log level (`aya_log_common::Level`: error 1 ..
