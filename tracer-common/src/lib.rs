@@ -595,14 +595,16 @@ pub const VICTIM_NOT_SEARCHED: u32 = 0;
 /// ... the thread whose P was taken was in a syscall (`victim_sysno`,
 /// `victim_start_ns` are set).
 pub const VICTIM_IN_SYSCALL: u32 = 1;
-/// ... found, but not in a syscall (in C code during a cgo call, or in Go
-/// between entersyscall and the kernel).
+/// ... found, but not in the kernel: in Go's syscall path, entering or
+/// leaving the call (the runtime counts that as in the syscall).
 pub const VICTIM_NOT_IN_SYSCALL: u32 = 2;
 /// ... no M had this P in a syscall (a P given up by its own M:
 /// entersyscallblock, stoplockedm, mexit), or the M list was unreadable.
 pub const VICTIM_NOT_FOUND: u32 = 3;
 /// ... more Ms than the search visits.
 pub const VICTIM_SCAN_LIMIT: u32 = 4;
+/// ... found, not in the kernel, and in C code (a cgo call).
+pub const VICTIM_IN_C: u32 = 5;
 
 /// `runtime.handoffp` was entered, or (Go 1.26+) a P was taken from a
 /// thread in a syscall; its caller says who took the P (sysmon's retake, a

@@ -20,7 +20,7 @@ use aya_log_ebpf::{debug, warn};
 use tracer_common::{
     Counter, EventHeader, EventKind, FdInfo, GoOffsets, HandoffEvent, INFLIGHT_TAKEN_HANDOFF,
     INFLIGHT_TAKEN_STW, LOCK_FRAMES, MAX_FRAMES, MexitEvent, NEWM_START, NEWM_WANTED, NewMEvent,
-    PState, SLOW_CALL_CGO, SlowCallEvent, StwEvent, ThreadEvent, VICTIM_IN_SYSCALL,
+    PState, SLOW_CALL_CGO, SlowCallEvent, StwEvent, ThreadEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL,
     VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL, VICTIM_NOT_SEARCHED, VICTIM_SCAN_LIMIT, class,
     gostate::{G_SYSCALL, P_GCSTOP, P_SYSCALL},
 };
@@ -488,6 +488,25 @@ const NO_VICTIM: Victim = Victim {
     start_ns: 0,
 };
 
+/// The victim thread `tid` of M `m`: if it is in a syscall, flag the call
+/// so its exit is checked and reported however short it is; else say
+/// whether it is in C code (a cgo call) or in Go's syscall path.
+#[inline(always)]
+fn flag_victim_m(tid: u32, m: u64, flag: u16) -> Victim {
+    let v = flag_victim(tid, flag);
+    if v.state == VICTIM_NOT_IN_SYSCALL {
+        let o = GO_OFFSETS.load();
+        let in_c = unsafe { bpf_probe_read_user((m + u64::from(o.m_incgo)) as *const u8) };
+        if in_c.is_ok_and(|c| c != 0) {
+            return Victim {
+                state: VICTIM_IN_C,
+                ..v
+            };
+        }
+    }
+    v
+}
+
 /// The victim thread `tid`: if it is in a syscall, flag the call so its
 /// exit is checked and reported however short it is.
 #[inline(always)]
@@ -528,9 +547,10 @@ struct MScan {
     mode: u32,
     ptick: u32,
     pp: u64,
-    /// Results: the victim's tid (handoff), calls flagged (stop), whether
-    /// the walk ended (the list's end, or the victim found) and whether a
-    /// read failed.
+    /// Results: the victim's M and tid (handoff), calls flagged (stop),
+    /// whether the walk ended (the list's end, or the victim found) and
+    /// whether a read failed.
+    found_m: u64,
     tid: u32,
     flagged: u32,
     done: u32,
@@ -567,6 +587,7 @@ fn scan_m(scan: &mut MScan) -> Result<bool, i32> {
         if scan.mode == SCAN_HANDOFF {
             if oldp == scan.pp && mtick.wrapping_add(1) == scan.ptick {
                 scan.tid = user32(m + u64::from(o.m_procid))?;
+                scan.found_m = m;
                 scan.done = 1;
                 return Ok(true);
             }
@@ -616,6 +637,7 @@ fn find_victim(pp: u64, bias: u64, o: &GoOffsets) -> Result<Victim, i32> {
         mode: SCAN_HANDOFF,
         ptick: user32(pp + u64::from(o.p_syscalltick))?,
         pp,
+        found_m: 0,
         tid: 0,
         flagged: 0,
         done: 0,
@@ -635,7 +657,11 @@ fn find_victim(pp: u64, bias: u64, o: &GoOffsets) -> Result<Victim, i32> {
             ..NO_VICTIM
         });
     }
-    Ok(flag_victim(scan.tid, INFLIGHT_TAKEN_HANDOFF))
+    Ok(flag_victim_m(
+        scan.tid,
+        scan.found_m,
+        INFLIGHT_TAKEN_HANDOFF,
+    ))
 }
 
 /// Uprobe on `runtime.handoffp` (once per P handoff, a rare path): who
@@ -692,7 +718,7 @@ pub fn gt_release_p(ctx: ProbeContext) -> u32 {
         INFLIGHT_TAKEN_HANDOFF
     };
     let victim = match user32(regs.rbx + u64::from(o.m_procid)) {
-        Ok(victim_tid) => flag_victim(victim_tid, flag),
+        Ok(victim_tid) => flag_victim_m(victim_tid, regs.rbx, flag),
         Err(_) => {
             count(Counter::GoReadFailed);
             warn!(&ctx, "releaseP: cannot read the M at {:x}", regs.rbx);
@@ -809,6 +835,7 @@ fn flag_stw_victims(bias: u64, o: &GoOffsets) -> Result<u32, i32> {
         mode: SCAN_STW,
         ptick: 0,
         pp: 0,
+        found_m: 0,
         tid: 0,
         flagged: 0,
         done: 0,

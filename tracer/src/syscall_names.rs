@@ -66,7 +66,8 @@ pub fn class(number: u32) -> u8 {
         // netpoller (epoll), sysmon and spinning Ms (nanosleep, usleep).
         S::futex | S::futex_waitv => class::IDLE_WAIT,
         S::epoll_wait | S::epoll_pwait | S::epoll_pwait2 => class::IDLE_WAIT | class::FD_ARG0,
-        S::nanosleep | S::clock_nanosleep => class::IDLE_WAIT,
+        // A spinning M yields while it looks for work.
+        S::nanosleep | S::clock_nanosleep | S::sched_yield => class::IDLE_WAIT,
         _ => 0,
     }
 }

@@ -101,9 +101,13 @@ impl OwnHandoff {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unattributed {
-    /// The thread was in C code during a cgo call, or in Go between
-    /// entersyscall and the kernel: no syscall to name.
-    NotInSyscall,
+    /// The thread was in Go's syscall path outside the kernel, entering or
+    /// leaving the call (the runtime counts that as in the syscall); with
+    /// short calls this means the thread was off-CPU there: the CPUs were
+    /// busy, not the syscall slow.
+    OutsideKernel,
+    /// The thread was running C code (a cgo call), not in a syscall.
+    InC,
     /// The call ended as its P was taken, before the kernel could flag it
     /// (its syscall is known, its stack is not).
     CallEndedAsTaken,
@@ -123,9 +127,11 @@ pub enum Unattributed {
 impl Unattributed {
     pub fn label(self) -> &'static str {
         match self {
-            Self::NotInSyscall => {
-                "thread not in a syscall (C code in a cgo call, or on its way in)"
+            Self::OutsideKernel => {
+                "thread outside the kernel in Go's syscall path (entering or leaving; likely \
+                 off-CPU: CPUs busy)"
             }
+            Self::InC => "thread in C code (a cgo call), not in a syscall",
             Self::CallEndedAsTaken => "the call ended as its P was taken (syscall known, no stack)",
             Self::ThreadNotFound => "no thread found holding the P",
             Self::TooManyThreads => "more threads than the search visits",
@@ -280,7 +286,8 @@ pub fn reconcile(model: &Model, sym: &Symbolizer) -> Handoffs {
                 };
                 tally.add(taker, Some(sysno), tied);
             }
-            Victim::NotInSyscall { .. } => tally.add(taker, None, Err(Unattributed::NotInSyscall)),
+            Victim::NotInSyscall { .. } => tally.add(taker, None, Err(Unattributed::OutsideKernel)),
+            Victim::InC { .. } => tally.add(taker, None, Err(Unattributed::InC)),
             Victim::ScanLimit => tally.add(taker, None, Err(Unattributed::TooManyThreads)),
             Victim::NotFound => tally.add(taker, None, Err(Unattributed::ThreadNotFound)),
             Victim::NotSearched => unnamed.push((h, taker)),

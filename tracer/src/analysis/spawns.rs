@@ -230,13 +230,22 @@ fn classify(
                 },
             }
         }
-        Victim::NotInSyscall { .. } => Classified {
+        Victim::InC { .. } => Classified {
             cause: ThreadCause::SyscallHandoff {
                 taker: taker.clone(),
                 cgo: true,
             },
             syscall: None,
             site: Err("the thread was in C code (a cgo call), not in a syscall".into()),
+        },
+        Victim::NotInSyscall { .. } => Classified {
+            cause,
+            syscall: None,
+            site: Err(
+                "the thread was outside the kernel in Go's syscall path (entering or leaving a \
+                 call; likely off-CPU: the CPUs were busy)"
+                    .into(),
+            ),
         },
         Victim::NotFound | Victim::ScanLimit | Victim::NotSearched => Classified {
             cause,

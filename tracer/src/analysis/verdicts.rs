@@ -76,6 +76,9 @@ pub enum WaitClass {
     OtherDescriptor(String),
     /// A sleep (nanosleep, clock_nanosleep).
     Sleep,
+    /// A descriptor in non-blocking mode that Go's netpoller waits for: the
+    /// call never waits, it only runs (in the kernel); never "blocking".
+    Netpolled(String),
     /// Another syscall without a descriptor.
     Syscall(String),
 }
@@ -115,9 +118,16 @@ impl WaitClass {
     /// kind, else its syscall.
     pub fn of_row(row: &BlockingRow) -> Self {
         match row.fds.first() {
+            Some(fd) if fd.netpolled == Some(true) => Self::Netpolled(fd.label.to_owned()),
             Some(fd) if fd.kind != FdKind::Unknown => Self::of_kind(fd.kind),
             _ => Self::of_syscall(&row.syscall),
         }
+    }
+
+    /// Whether calls of this class wait while holding their thread (the
+    /// classes a blocking verdict is about).
+    fn blocks(&self) -> bool {
+        !matches!(self, Self::Netpolled(_))
     }
 
     /// "Blocking file I/O", "Blocking pipe reads"...
@@ -132,6 +142,7 @@ impl WaitClass {
             Self::Device => "Blocking device calls".into(),
             Self::OtherDescriptor(d) => format!("Blocking calls on {d} descriptors"),
             Self::Sleep => "Sleeping syscalls (nanosleep)".into(),
+            Self::Netpolled(d) => format!("Calls on netpolled {d} descriptors"),
             Self::Syscall(s) => format!("Blocking {s} calls"),
         }
     }
@@ -150,6 +161,7 @@ impl WaitClass {
                 "A goroutine in a blocking syscall keeps its OS thread, and the scheduler starts \
                  another to run the other goroutines."
             }
+            Self::Netpolled(_) => "These calls do not wait; they only run in the kernel.",
         }
     }
 
@@ -165,6 +177,7 @@ impl WaitClass {
                  do not call Fd(), which makes it blocking), or bound the goroutines that wait on it"
             }
             Self::Sleep => "use time.Sleep (a timer, no thread) instead of a raw nanosleep",
+            Self::Netpolled(_) => "nothing to bound: the netpoller already waits for these",
             Self::Syscall(_) => {
                 "bound the goroutines that make this call, or make it non-blocking (netpolled)"
             }
@@ -321,6 +334,10 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
         let ThreadCause::SyscallHandoff { cgo: in_c, .. } = row.cause else {
             continue;
         };
+        // A handoff from a thread outside the kernel names no call.
+        if row.syscall.is_none() && !in_c {
+            continue;
+        }
         let syscall = row.syscall.clone().unwrap_or_default();
         let key = (syscall.clone(), row.call_site.clone());
         if in_c {
@@ -385,9 +402,10 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
         classes.entry(class).or_default().handoffs += row.p_handoffs;
     }
     let g_text = g.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
-    // The class that explains the growth best.
+    // The class that explains the growth best (of those that wait).
     let best = classes
         .iter()
+        .filter(|(c, _)| c.blocks())
         .max_by_key(|(_, e)| (e.spawned.max(e.held_now), e.handoffs))
         .map(|(c, e)| (c.clone(), e));
     let drives =
@@ -461,7 +479,7 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
     } else if !explosion
         && let Some((class, e)) = classes
             .iter()
-            .filter(|(_, e)| e.handoffs >= BOUNDED_MIN_HANDOFFS)
+            .filter(|(c, e)| c.blocks() && e.handoffs >= BOUNDED_MIN_HANDOFFS)
             .max_by_key(|(_, e)| e.handoffs)
     {
         let site_row = i

@@ -8,7 +8,7 @@ use tracer_common::{
     ERRNO_SLOTS, EventHeader, EventKind, FD_NAME_LEN, FdInfo, HandoffEvent, INFLIGHT_TAKEN_HANDOFF,
     INFLIGHT_TAKEN_STW, MexitEvent, NEWM_START, NewMEvent, PState, SlowCallEvent, StwEvent,
     SyscallEvent, SyscallHist, THREAD_EXIT_GROUP, THREAD_EXIT_SELF, ThreadEvent,
-    UnmatchedExitEvent, VICTIM_IN_SYSCALL, VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL,
+    UnmatchedExitEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL, VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL,
     VICTIM_SCAN_LIMIT, VdsoKey, errno_of_slot,
 };
 
@@ -139,9 +139,11 @@ pub enum Victim {
     NotSearched,
     /// In a syscall: the call that began at `start_ns` on `tid`.
     InSyscall { tid: u32, sysno: u32, start_ns: u64 },
-    /// Found, but not in a syscall: in C code during a cgo call, or in Go
-    /// between entersyscall and the kernel.
+    /// Found, but not in the kernel: in Go's syscall path, entering or
+    /// leaving the call (typically off-CPU while the CPUs were busy).
     NotInSyscall { tid: u32 },
+    /// Found, not in the kernel, and running C code (a cgo call).
+    InC { tid: u32 },
     /// No M had this P in a syscall (its own M gave it up), or the list of
     /// Ms could not be read.
     NotFound,
@@ -158,6 +160,7 @@ impl Victim {
                 start_ns: e.victim_start_ns,
             },
             VICTIM_NOT_IN_SYSCALL => Self::NotInSyscall { tid: e.victim_tid },
+            VICTIM_IN_C => Self::InC { tid: e.victim_tid },
             VICTIM_NOT_FOUND => Self::NotFound,
             VICTIM_SCAN_LIMIT => Self::ScanLimit,
             _ => Self::NotSearched,

@@ -321,13 +321,14 @@ impl Model {
             .last_on_thread
             .remove(&tid)
             .filter(|(end, _)| ts_ns.saturating_sub(*end) < WINDOW_NS);
-        let cgo_taken = self.runtime.taken_outside_syscall.remove(&tid);
-        match (call, cgo_taken) {
-            (Some((end, site)), taken) if taken.is_none_or(|t| t < end) => {
+        let outside = self.runtime.taken_outside_syscall.remove(&tid);
+        match (call, outside) {
+            (Some((end, site)), taken) if taken.is_none_or(|(t, _)| t < end) => {
                 s.attributed += 1;
                 self.calls.sites[site].1.slow_exits += 1;
             }
-            (_, Some(_)) => s.in_cgo_outside_syscall += 1,
+            (_, Some((_, true))) => s.in_cgo_outside_syscall += 1,
+            (_, Some((_, false))) => s.outside_kernel += 1,
             _ => s.no_call += 1,
         }
     }
@@ -377,7 +378,7 @@ mod tests {
             ts_ns: 2_000_000,
             caller: 0,
             p_id: Some(1),
-            victim: Victim::NotInSyscall { tid: 8 },
+            victim: Victim::InC { tid: 8 },
         });
         m.apply(&Event::SlowExit {
             tid: 8,

@@ -45,7 +45,7 @@ pub struct StwWindow {
 }
 
 /// Where the slow exits went: `total` = `attributed` +
-/// `in_cgo_outside_syscall` + `no_call`.
+/// `in_cgo_outside_syscall` + `outside_kernel` + `no_call`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SlowExits {
     pub total: u64,
@@ -54,6 +54,9 @@ pub struct SlowExits {
     /// The thread's P was taken while it ran C code outside any syscall
     /// (a cgo call), so no syscall lost it.
     pub in_cgo_outside_syscall: u64,
+    /// The thread's P was taken while it was in Go's syscall path outside
+    /// the kernel (entering or leaving a call).
+    pub outside_kernel: u64,
     /// No reported call on that thread lost its P (a call the ring buffer
     /// dropped, or one that began before tracing).
     pub no_call: u64,
@@ -79,9 +82,9 @@ pub struct RuntimeEvents {
     pub stw: Capped<StwWindow>,
     stw_open: Option<(u64, Option<u64>, u32)>,
     pub slow_exits: SlowExits,
-    /// The P taken from a thread that was not in a syscall (cgo): its slow
-    /// exit belongs to that handoff, not to a call.
-    pub taken_outside_syscall: HashMap<u32, u64>,
+    /// The P taken from a thread that was not in the kernel, and whether
+    /// it was in C: its slow exit belongs to that handoff, not to a call.
+    pub taken_outside_syscall: HashMap<u32, (u64, bool)>,
     /// Locked goroutine exits by the LockOSThread stack that locked them
     /// (`None`: locked before tracing began).
     pub leaks: BTreeMap<Option<Vec<u64>>, LeakSite>,
@@ -122,8 +125,14 @@ impl RuntimeEvents {
             // Already counted by releaseP: keep it as the link for newm.
             return;
         }
-        if let Victim::NotInSyscall { tid } = h.victim {
-            self.taken_outside_syscall.insert(tid, h.ts_ns);
+        match h.victim {
+            Victim::NotInSyscall { tid } => {
+                self.taken_outside_syscall.insert(tid, (h.ts_ns, false));
+            }
+            Victim::InC { tid } => {
+                self.taken_outside_syscall.insert(tid, (h.ts_ns, true));
+            }
+            _ => {}
         }
         let tid = h.tid;
         if let Some(i) = self.handoffs.push(h) {

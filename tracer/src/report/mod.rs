@@ -288,6 +288,7 @@ fn idle_what(name: &str) -> &'static str {
         "futex" => "parked threads (idle Ms) and runtime waits (os/signal receiver)",
         "epoll_wait" | "epoll_pwait" | "epoll_pwait2" => "the netpoller (waiting for I/O)",
         "nanosleep" | "clock_nanosleep" => "sysmon and spinning threads sleeping",
+        "sched_yield" => "spinning threads yielding while they look for work",
         _ => "the runtime, idle",
     }
 }

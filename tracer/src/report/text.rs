@@ -271,8 +271,9 @@ fn go_runtime(o: &mut impl Write, r: &Report) -> io::Result<()> {
         writeln!(
             o,
             "slow syscall exits (no P free: goroutine queued, thread parked): {} = {} after a \
-             reported call + {} after a cgo call lost its P in C + {} with no call seen",
-            s.total, s.attributed, s.in_cgo_outside_syscall, s.no_call
+             reported call + {} after a cgo call lost its P in C + {} after the P was taken \
+             outside the kernel + {} with no call seen",
+            s.total, s.attributed, s.in_cgo_outside_syscall, s.outside_kernel, s.no_call
         )?;
     }
     Ok(())
