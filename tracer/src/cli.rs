@@ -171,7 +171,24 @@ pub enum ConfigError {
     NoCommand,
     #[error("output file {0} is in a directory that does not exist")]
     OutputDir(PathBuf),
+    #[error("output {0} is a directory: give a file name, e.g. -o {0}/report.json")]
+    OutputIsDir(PathBuf),
+    #[error(
+        "cannot write the report to {path} ({source}): choose a writable place before tracing \
+         starts (nothing has been traced yet)"
+    )]
+    OutputNotWritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--interval {0:?} is too short: use at least {MIN_INTERVAL:?} (e.g. -i 1s)")]
+    IntervalTooShort(Duration),
 }
+
+/// The shortest `--interval`: each tick reads every per-CPU histogram and
+/// /proc; more often than this costs the host more than it shows.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 impl TryFrom<Cli> for Config {
     type Error = ConfigError;
@@ -225,10 +242,10 @@ impl TryFrom<Cli> for Config {
             }
         };
         if let Some(path) = &out.output {
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-            if dir.is_some_and(|d| !d.is_dir()) {
-                return Err(ConfigError::OutputDir(path.clone()));
-            }
+            check_output(path)?;
+        }
+        if let Some(i) = out.interval.filter(|&i| i < MIN_INTERVAL) {
+            return Err(ConfigError::IntervalTooShort(i));
         }
         Ok(Self {
             target,
@@ -242,6 +259,35 @@ impl TryFrom<Cli> for Config {
             probes: out.probes,
         })
     }
+}
+
+/// Fails now, before any tracing, when the report could not be written
+/// at `path` later: a directory, a missing directory, or one the tracer
+/// cannot create files in. Devices and FIFOs are written in place.
+fn check_output(path: &std::path::Path) -> Result<(), ConfigError> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.is_dir() {
+            return Err(ConfigError::OutputIsDir(path.to_owned()));
+        }
+        if !meta.is_file() {
+            return Ok(());
+        }
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(ConfigError::OutputDir(path.to_owned()));
+    }
+    // The report is written through a temporary file in the same
+    // directory: try creating one now.
+    tempfile::NamedTempFile::new_in(dir)
+        .map(drop)
+        .map_err(|source| ConfigError::OutputNotWritable {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -281,6 +327,18 @@ mod tests {
                 .unwrap_err()
                 .contains("does not exist")
         );
+        assert!(
+            parse(&["tracer", "attach", "-p", "1", "-o", "/tmp"])
+                .unwrap_err()
+                .contains("is a directory")
+        );
+        assert!(
+            parse(&["tracer", "attach", "-p", "1", "-i", "1ns"])
+                .unwrap_err()
+                .contains("too short")
+        );
+        assert!(parse(&["tracer", "attach", "-p", "1", "-i", "100ms"]).is_ok());
+        assert!(parse(&["tracer", "attach", "-p", "1", "-o", "/dev/null"]).is_ok());
     }
 
     #[test]

@@ -19,9 +19,19 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
-            // One line: the error and its causes, outermost first.
-            let causes: Vec<String> = err.chain().map(ToString::to_string).collect();
-            eprintln!("tracer: error: {}", causes.join(": "));
+            // One line: the error and its causes, outermost first, each
+            // said once (many errors already quote their cause).
+            let mut line = String::new();
+            for cause in err.chain().map(|c| c.to_string()) {
+                if line.contains(&cause) {
+                    continue;
+                }
+                if !line.is_empty() {
+                    line.push_str(": ");
+                }
+                line.push_str(&cause);
+            }
+            eprintln!("tracer: error: {line}");
             ExitCode::FAILURE
         }
     }

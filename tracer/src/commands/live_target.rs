@@ -29,10 +29,10 @@ impl LiveTarget {
     /// Checks the PID and privileges, then reads the executable and the
     /// PIE load address now, while the process surely exists.
     pub fn prepare(config: &Config, pid: u32) -> anyhow::Result<Self> {
-        let process = Process::validate(pid)?;
         if !privileges::can_trace() {
             return Err(ProbeError::NoPrivileges.into());
         }
+        let process = Process::validate(pid)?;
         let exe = PathBuf::from(format!("/proc/{pid}/exe"));
         let go = super::go_target(&exe);
         let options = super::attach_options(config, go.as_ref(), &exe, false);
@@ -62,7 +62,18 @@ impl LiveTarget {
     pub fn start(&self, announce: bool) -> anyhow::Result<(Session, OwnedFd, Instant)> {
         let pid = self.pid;
         let pidfd = target::pidfd_open(pid)?;
-        let (links, maps) = probes::attach(pid, &self.options)?;
+        let (links, maps) = probes::attach(pid, &self.options).map_err(|e| {
+            // A process that exits during the set-up makes the kernel refuse
+            // its probes with "No such process": say what happened.
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                anyhow::Error::from(e)
+            } else {
+                anyhow::anyhow!(
+                    "process {pid} ({}) exited while the tracer was attaching: nothing to trace",
+                    self.process.comm
+                )
+            }
+        })?;
         let threads_at_start = target::thread_count(pid);
         let session = Session::new(links, maps, threads_at_start, false)?;
         if announce {

@@ -27,6 +27,13 @@ pub enum GoBinError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} is not a regular file (a device, a FIFO or a directory): give an executable")]
+    NotRegular { path: String },
+    #[error(
+        "{path} is {size} bytes, more than the {max} an executable is read up to: give a Go \
+         executable"
+    )]
+    TooLarge { path: String, size: u64, max: u64 },
     #[error("not an ELF file: {0}")]
     Elf(#[from] object::Error),
     #[error("not a Go binary (no .go.buildinfo section with the Go build-info magic)")]
@@ -38,6 +45,10 @@ pub enum GoBinError {
     #[error("Go pclntab magic {0:#x} is not supported (Go 1.18 to 1.27 are)")]
     UnsupportedPclntab(u32),
 }
+
+/// The largest executable read (the biggest Go binaries are a few hundred
+/// MB).
+pub const MAX_BINARY_BYTES: u64 = 4 << 30;
 
 /// Where function names come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -72,11 +83,38 @@ pub struct GoBinary {
 }
 
 impl GoBinary {
+    /// Reads and parses an executable. Only a regular file is read, and
+    /// only up to its size ([`MAX_BINARY_BYTES`] at most): a device or a
+    /// FIFO would never end or block forever.
     pub fn open(path: &Path) -> Result<Self, GoBinError> {
-        let data = fs::read(path).map_err(|source| GoBinError::Read {
-            path: path.display().to_string(),
+        use std::io::Read as _;
+        let shown = || path.display().to_string();
+        let read_err = |source| GoBinError::Read {
+            path: shown(),
             source,
-        })?;
+        };
+        // O_NONBLOCK: opening a FIFO must not wait for a writer.
+        let file = std::os::unix::fs::OpenOptionsExt::custom_flags(
+            fs::OpenOptions::new().read(true),
+            libc::O_NONBLOCK,
+        )
+        .open(path)
+        .map_err(read_err)?;
+        let meta = file.metadata().map_err(read_err)?;
+        if !meta.is_file() {
+            return Err(GoBinError::NotRegular { path: shown() });
+        }
+        if meta.len() > MAX_BINARY_BYTES {
+            return Err(GoBinError::TooLarge {
+                path: shown(),
+                size: meta.len(),
+                max: MAX_BINARY_BYTES,
+            });
+        }
+        let mut data = Vec::with_capacity(meta.len() as usize);
+        file.take(meta.len())
+            .read_to_end(&mut data)
+            .map_err(read_err)?;
         Self::parse(&data)
     }
 

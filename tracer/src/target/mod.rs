@@ -23,6 +23,12 @@ pub enum TargetError {
     KernelThread { pid: u32, comm: String },
     #[error("PID {0} is the tracer itself: pick another process")]
     Itself(u32),
+    #[error(
+        "not permitted to trace PID {pid} ({comm}): the kernel would not let this user ptrace it \
+         (it belongs to another user, is not dumpable, or Yama's ptrace_scope forbids it); run as \
+         its owner or as root (CAP_SYS_PTRACE)"
+    )]
+    NotPermitted { pid: u32, comm: String },
     #[error("cannot read {path}: {source}")]
     Proc {
         path: PathBuf,
@@ -65,7 +71,17 @@ impl Process {
         if flags & PF_KTHREAD != 0 {
             return Err(TargetError::KernelThread { pid, comm });
         }
-        // A process that is already a zombie cannot be traced either.
+        // The kernel's own ptrace access rule (same user and dumpable, or
+        // CAP_SYS_PTRACE; Yama's scope): opening /proc/PID/mem applies it
+        // exactly. The eBPF capabilities alone would let a user read any
+        // process's syscalls; a user sees only what it could ptrace.
+        match fs::File::open(format!("/proc/{pid}/mem")) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(TargetError::NoSuchProcess(pid));
+            }
+            Err(_) => return Err(TargetError::NotPermitted { pid, comm }),
+        }
         Ok(Self { pid, comm })
     }
 }
