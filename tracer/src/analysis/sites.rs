@@ -20,6 +20,9 @@ use crate::{
     syscall_names,
 };
 
+/// Why a call made after an exec has no call site.
+const AFTER_EXEC: &str = "made by the program the process executed later (not symbolized)";
+
 /// Symbolizes model call sites once each.
 pub struct SiteNames<'a> {
     model: &'a Model,
@@ -43,6 +46,7 @@ impl<'a> SiteNames<'a> {
         }
         let named = match self.sym {
             None => Err("not a Go program: no symbols read".to_owned()),
+            Some(_) if self.model.calls.sites[index].0.after_exec => Err(AFTER_EXEC.to_owned()),
             Some(sym) => {
                 let key = &self.model.calls.sites[index].0;
                 call_site_of(&stack_of(sym, key))
@@ -132,8 +136,12 @@ pub fn blocking_rows(
     let mut fds: BTreeMap<Key, BTreeMap<(FdKind, bool), u64>> = BTreeMap::new();
     let mut errnos: BTreeMap<Key, BTreeMap<u32, u64>> = BTreeMap::new();
     for (index, (key, site)) in model.calls.sites.iter().enumerate() {
-        let stack = sym.map(|s| stack_of(s, key)).unwrap_or_default();
+        let stack = sym
+            .filter(|_| !key.after_exec)
+            .map(|s| stack_of(s, key))
+            .unwrap_or_default();
         let named = match sym {
+            Some(_) if key.after_exec => Err(AFTER_EXEC.to_owned()),
             Some(_) => call_site_of(&stack),
             None => Err("not a Go program: no symbols read".to_owned()),
         };

@@ -24,6 +24,9 @@ const MAX_INDEXED_CALLS: usize = 200_000;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SiteKey {
     pub sysno: u32,
+    /// Made after the process executed another program: its stack belongs
+    /// to a binary the tracer did not read.
+    pub after_exec: bool,
     /// Made by C code in a cgo call (frames: the Go stack that called C).
     pub cgo: bool,
     /// Program counters, innermost first (frame 0 is the syscall
@@ -113,12 +116,14 @@ pub struct ReportedCall<'a> {
     pub p_id: Option<u32>,
     pub fd: &'a RawFd,
     pub frames: &'a [u64],
+    pub after_exec: bool,
 }
 
 impl Calls {
     pub fn record(&mut self, c: &ReportedCall<'_>) {
         let key = SiteKey {
             sysno: c.sysno,
+            after_exec: c.after_exec,
             cgo: c.cgo,
             frames: c.frames.iter().take(SITE_FRAMES).copied().collect(),
         };

@@ -216,6 +216,7 @@ impl Model {
                 p_id,
                 fd,
                 frames,
+                after_exec: self.runtime.execs_after_launch() > 0,
             }),
             Event::SlowExit { tid, ts_ns } => self.slow_exit(tid, ts_ns),
             Event::Handoff {
