@@ -324,19 +324,10 @@ fn symbolizes_restic_while_it_runs() {
     let mkdir = rows
         .iter()
         .filter(|r| r["syscall"] == "mkdirat")
-        .find(|r| {
-            r["call_site"]["function"]
-                .as_str()
-                .is_some_and(|f| f.starts_with("github.com/restic/restic/"))
-        })
+        .find(|r| site_fn(r).starts_with("github.com/restic/restic/"))
         .unwrap_or_else(|| panic!("no mkdirat row in restic's code: {rows:#?}"));
-    assert!(
-        mkdir["call_site"]["file"]
-            .as_str()
-            .unwrap()
-            .ends_with(".go")
-    );
-    assert!(u64_at(&mkdir["call_site"], "line") > 0);
+    assert!(site(mkdir)["file"].as_str().unwrap().ends_with(".go"));
+    assert!(u64_at(site(mkdir), "line") > 0);
 }
 
 /// name → (address, section name) of the variables in `.symtab`.

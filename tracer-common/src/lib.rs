@@ -272,7 +272,33 @@ pub struct GoOffsets {
     pub allm_link: u64,
     pub stw_fn_link: u64,
     pub handoffp_link: u64,
+    /// Link addresses of `main.main` (its probe gives the load bias) and of
+    /// the runtime variables read as it starts (0: no symbol):
+    /// `runtime.vdsoClockgettimeSym`, `runtime.gomaxprocs` and
+    /// `runtime.sched.maxmcount`.
+    pub main_link: u64,
+    pub vdso_sym_link: u64,
+    pub gomaxprocs_link: u64,
+    pub maxmcount_link: u64,
 }
+
+/// `main.main` began: the runtime's variables as it starts (short-lived
+/// programs may exit before userspace could read them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MainStartEvent {
+    pub header: EventHeader,
+    pub vdso_sym: u64,
+    pub gomaxprocs: u32,
+    pub maxmcount: u32,
+    /// [`MAIN_READ_VDSO`] | [`MAIN_READ_GOMAXPROCS`] | [`MAIN_READ_MAXMCOUNT`].
+    pub read: u32,
+    pub _pad: u32,
+}
+
+pub const MAIN_READ_VDSO: u32 = 1;
+pub const MAIN_READ_GOMAXPROCS: u32 = 2;
+pub const MAIN_READ_MAXMCOUNT: u32 = 4;
 
 /// Byte offsets of kernel struct members, read from the running kernel's
 /// BTF by userspace (the kernel programs have no CO-RE relocations). Each is
@@ -405,7 +431,7 @@ pub enum EventKind {
     /// its thread (LockOSThread), so the runtime ends the thread (or, on
     /// the main thread, wedges it).
     Mexit = 11,
-    /// [`EventHeader`] only: `main.main` began (the runtime's start-up is
+    /// [`MainStartEvent`]: `main.main` began (the runtime's start-up is
     /// over).
     MainStart = 12,
     /// [`EventHeader`] only: the process executed a new program
@@ -775,7 +801,8 @@ mod tests {
 
     #[test]
     fn go_layouts() {
-        assert_eq!(size_of::<GoOffsets>(), 120);
+        assert_eq!(size_of::<GoOffsets>(), 152);
+        assert_eq!(size_of::<MainStartEvent>(), 40);
         assert_eq!(offset_of!(GoOffsets, allp_link), 88);
         assert_eq!(size_of::<StwEvent>(), 32);
         assert_eq!(size_of::<FdInfo>(), 56);

@@ -19,8 +19,9 @@ use aya_ebpf::{
 use aya_log_ebpf::{debug, warn};
 use tracer_common::{
     Counter, EventHeader, EventKind, FdInfo, GoOffsets, HandoffEvent, INFLIGHT_TAKEN_HANDOFF,
-    INFLIGHT_TAKEN_STW, LOCK_FRAMES, MAX_FRAMES, MexitEvent, NEWM_START, NEWM_WANTED, NewMEvent,
-    PState, SLOW_CALL_CGO, SlowCallEvent, StwEvent, ThreadEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL,
+    INFLIGHT_TAKEN_STW, LOCK_FRAMES, MAIN_READ_GOMAXPROCS, MAIN_READ_MAXMCOUNT, MAIN_READ_VDSO,
+    MAX_FRAMES, MainStartEvent, MexitEvent, NEWM_START, NEWM_WANTED, NewMEvent, PState,
+    SLOW_CALL_CGO, SlowCallEvent, StwEvent, ThreadEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL,
     VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL, VICTIM_NOT_SEARCHED, VICTIM_SCAN_LIMIT, class,
     gostate::{G_SYSCALL, P_GCSTOP, P_SYSCALL},
 };
@@ -61,6 +62,10 @@ static GO_OFFSETS: aya_ebpf::Global<GoOffsets> = aya_ebpf::Global::new(GoOffsets
     allm_link: 0,
     stw_fn_link: 0,
     handoffp_link: 0,
+    main_link: 0,
+    vdso_sym_link: 0,
+    gomaxprocs_link: 0,
+    maxmcount_link: 0,
 });
 
 /// Ms visited when looking for the thread whose P was taken: past this
@@ -858,12 +863,46 @@ pub fn gt_stw_end(_ctx: ProbeContext) -> u32 {
 }
 
 /// Uprobe on `main.main`: the runtime's start-up is over (threads spawned
-/// before this are the runtime's own).
+/// before this are the runtime's own), and its variables hold their
+/// values: read them now, while the process surely lives.
 #[uprobe]
-pub fn gt_main_start(_ctx: ProbeContext) -> u32 {
-    if let Some(tid) = target_tid() {
-        output(&header(EventKind::MainStart, tid));
+pub fn gt_main_start(ctx: ProbeContext) -> u32 {
+    let Some(tid) = target_tid() else {
+        return 0;
+    };
+    let mut event = MainStartEvent {
+        header: header(EventKind::MainStart, tid),
+        vdso_sym: 0,
+        gomaxprocs: 0,
+        maxmcount: 0,
+        read: 0,
+        _pad: 0,
+    };
+    if let Some(o) = offsets()
+        && o.main_link != 0
+    {
+        let rip = unsafe { (*ctx.regs).rip };
+        let bias = rip.wrapping_sub(o.main_link) & !0xfff;
+        if o.vdso_sym_link != 0
+            && let Ok(v) = user(o.vdso_sym_link.wrapping_add(bias))
+        {
+            event.vdso_sym = v;
+            event.read |= MAIN_READ_VDSO;
+        }
+        if o.gomaxprocs_link != 0
+            && let Ok(v) = user32(o.gomaxprocs_link.wrapping_add(bias))
+        {
+            event.gomaxprocs = v;
+            event.read |= MAIN_READ_GOMAXPROCS;
+        }
+        if o.maxmcount_link != 0
+            && let Ok(v) = user32(o.maxmcount_link.wrapping_add(bias))
+        {
+            event.maxmcount = v;
+            event.read |= MAIN_READ_MAXMCOUNT;
+        }
     }
+    output(&event);
     0
 }
 

@@ -176,6 +176,18 @@ pub fn attach_options(
             o.handoffp_link = handoffp;
             o.stw_fn_link = stw;
         }
+        // The runtime variables read as main.main starts.
+        if let Some(main) = b.pclntab.entry("main.main") {
+            o.main_link = main;
+            o.vdso_sym_link = b
+                .data_symbol(crate::gobin::VDSO_CLOCK_GETTIME_SYM)
+                .unwrap_or(0);
+            o.gomaxprocs_link = b.data_symbol("runtime.gomaxprocs").unwrap_or(0);
+            o.maxmcount_link = b
+                .data_symbol("runtime.sched")
+                .zip(goruntime::sched_maxmcount_offset(&b.build.version))
+                .map_or(0, |(sched, off)| sched + off);
+        }
         Some(o)
     });
     AttachOptions {
@@ -290,7 +302,7 @@ pub async fn drive(
     };
     let mut on_tick = |s: &mut Session| {
         if s.main_started() {
-            facts.runtime_started();
+            facts.runtime_started(s.model().runtime.values_at_main.as_ref());
         }
         facts.refresh();
         let elapsed = started.elapsed();

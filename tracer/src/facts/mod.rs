@@ -224,8 +224,27 @@ impl FactsCollector {
     }
 
     /// The Go runtime has started (`main.main` began): its variables can
-    /// be read from now on.
-    pub fn runtime_started(&mut self) {
+    /// be read from now on; `at_main` are their values as it began (read
+    /// by the kernel then, so a process that exits at once has them too).
+    pub fn runtime_started(&mut self, at_main: Option<&crate::model::RuntimeValues>) {
+        if !self.runtime_ready
+            && let Some(v) = at_main
+        {
+            const SOURCE: &str = "read as main.main began";
+            if let Some(sym) = v.vdso_clock_gettime_sym {
+                self.facts.vdso.runtime_clock_gettime_sym =
+                    Fact::known(sym, format!("runtime.vdsoClockgettimeSym {SOURCE}"));
+            }
+            if let Some(n) = v.gomaxprocs.filter(|&n| n > 0) {
+                self.facts.cpu.gomaxprocs = Fact::known(n, format!("runtime.gomaxprocs {SOURCE}"));
+            }
+            if let Some(n) = v.maxmcount.filter(|&n| n > 0) {
+                self.facts.limits.go_max_threads = Some(Fact::known(
+                    u64::from(n),
+                    format!("runtime.sched.maxmcount {SOURCE}"),
+                ));
+            }
+        }
         self.runtime_ready = true;
     }
 

@@ -247,6 +247,10 @@ pub fn offsets(version: &GoVersion) -> Option<GoOffsets> {
         allm_link: 0,
         stw_fn_link: 0,
         handoffp_link: 0,
+        main_link: 0,
+        vdso_sym_link: 0,
+        gomaxprocs_link: 0,
+        maxmcount_link: 0,
     })
 }
 

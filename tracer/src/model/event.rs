@@ -6,10 +6,11 @@
 use serde::{Deserialize, Serialize};
 use tracer_common::{
     ERRNO_SLOTS, EventHeader, EventKind, FD_NAME_LEN, FdInfo, HandoffEvent, INFLIGHT_TAKEN_HANDOFF,
-    INFLIGHT_TAKEN_STW, MexitEvent, NEWM_START, NewMEvent, PState, SlowCallEvent, StwEvent,
-    SyscallEvent, SyscallHist, THREAD_EXIT_GROUP, THREAD_EXIT_SELF, ThreadEvent,
-    UnmatchedExitEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL, VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL,
-    VICTIM_SCAN_LIMIT, VdsoKey, errno_of_slot,
+    INFLIGHT_TAKEN_STW, MAIN_READ_GOMAXPROCS, MAIN_READ_MAXMCOUNT, MAIN_READ_VDSO, MainStartEvent,
+    MexitEvent, NEWM_START, NewMEvent, PState, SlowCallEvent, StwEvent, SyscallEvent, SyscallHist,
+    THREAD_EXIT_GROUP, THREAD_EXIT_SELF, ThreadEvent, UnmatchedExitEvent, VICTIM_IN_C,
+    VICTIM_IN_SYSCALL, VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL, VICTIM_SCAN_LIMIT, VdsoKey,
+    errno_of_slot,
 };
 
 /// What happened to the goroutine's P during a call (see `tracer_common::PState`).
@@ -168,6 +169,14 @@ impl Victim {
     }
 }
 
+/// Runtime variables read by the kernel as `main.main` starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeValues {
+    pub vdso_clock_gettime_sym: Option<u64>,
+    pub gomaxprocs: Option<u32>,
+    pub maxmcount: Option<u32>,
+}
+
 /// The current M's state at a `newm`/`newm1` probe (`None`: unread).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MState {
@@ -297,8 +306,13 @@ pub enum Event {
         lock_goid: Option<u64>,
         lock_frames: Option<Vec<u64>>,
     },
-    /// `main.main` began: the runtime's start-up is over.
-    MainStart { tid: u32, ts_ns: u64 },
+    /// `main.main` began: the runtime's start-up is over; the runtime's
+    /// variables as read then (`None`: no symbol, or unreadable).
+    MainStart {
+        tid: u32,
+        ts_ns: u64,
+        values: RuntimeValues,
+    },
     /// The process executed a new program.
     Exec { tid: u32, ts_ns: u64 },
     /// Real syscalls of a call the vDSO normally serves, from one user stack:
@@ -495,10 +509,16 @@ impl Event {
                 })
             }
             Some(EventKind::MainStart) => {
-                let h = header("main-start record")?;
+                let e: MainStartEvent = read(bytes, "main-start record")?;
+                let has = |bit| e.read & bit != 0;
                 Ok(Self::MainStart {
-                    tid: h.tid,
-                    ts_ns: h.ts_ns,
+                    tid: e.header.tid,
+                    ts_ns: e.header.ts_ns,
+                    values: RuntimeValues {
+                        vdso_clock_gettime_sym: has(MAIN_READ_VDSO).then_some(e.vdso_sym),
+                        gomaxprocs: has(MAIN_READ_GOMAXPROCS).then_some(e.gomaxprocs),
+                        maxmcount: has(MAIN_READ_MAXMCOUNT).then_some(e.maxmcount),
+                    },
                 })
             }
             Some(EventKind::Exec) => {

@@ -15,7 +15,7 @@ pub mod threads;
 
 use std::collections::HashMap;
 
-pub use event::{Event, PHandoff, RawFd, TakenFlags, ThreadEnd, Victim};
+pub use event::{Event, PHandoff, RawFd, RuntimeValues, TakenFlags, ThreadEnd, Victim};
 use tracer_common::Counter;
 
 use self::{
@@ -290,8 +290,9 @@ impl Model {
             } => self
                 .runtime
                 .leak(lock_frames.clone(), lock_goid, m_id == Some(0)),
-            Event::MainStart { ts_ns, .. } => {
+            Event::MainStart { ts_ns, values, .. } => {
                 self.runtime.main_started_ns.get_or_insert(ts_ns);
+                self.runtime.values_at_main = Some(values);
             }
             Event::Exec { ts_ns, .. } => self.runtime.execs.push(ts_ns),
             Event::VdsoCalls {

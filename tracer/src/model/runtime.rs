@@ -90,6 +90,8 @@ pub struct RuntimeEvents {
     pub leaks: BTreeMap<Option<Vec<u64>>, LeakSite>,
     pub leak_sites_dropped: u64,
     pub main_started_ns: Option<u64>,
+    /// The runtime's variables as `main.main` began.
+    pub values_at_main: Option<super::event::RuntimeValues>,
     pub execs: Vec<u64>,
     /// The tracer launched the process: its first exec is the launch.
     pub launched_by_exec: bool,
