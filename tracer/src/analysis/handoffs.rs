@@ -308,17 +308,37 @@ pub fn reconcile(model: &Model, sym: &Symbolizer) -> Handoffs {
         .filter(|(k, c)| c.p == PHandoff::Lost && !claimed.contains(k))
         .collect();
     lost.sort_by_key(|((tid, start), _)| (*start, *tid));
+    let mut used = vec![false; lost.len()];
+    // Per P id, the indices of its calls (in start order), so a handoff
+    // looks at the few calls around its time on its P, not all of them.
+    let mut by_p: std::collections::HashMap<Option<u32>, Vec<usize>> = Default::default();
+    for (i, (_, c)) in lost.iter().enumerate() {
+        by_p.entry(c.p_id).or_default().push(i);
+    }
+    let all: Vec<usize> = (0..lost.len()).collect();
     for (h, taker) in unnamed {
-        let p_id = h.p_id;
-        let found = lost.iter().position(|((_, start), c)| {
-            *start <= h.ts_ns
-                && h.ts_ns <= c.end_ns
-                && (p_id.is_none() || c.p_id.is_none() || c.p_id == p_id)
+        let lists: Vec<&Vec<usize>> = match h.p_id {
+            Some(p) => [by_p.get(&Some(p)), by_p.get(&None)]
+                .into_iter()
+                .flatten()
+                .collect(),
+            None => vec![&all],
+        };
+        let found = lists.into_iter().find_map(|list| {
+            // The calls that began by the handoff, latest first: the one in
+            // progress on that P is among the last few.
+            let upto = list.partition_point(|&i| lost[i].0.1 <= h.ts_ns);
+            list[..upto]
+                .iter()
+                .rev()
+                .take(16)
+                .copied()
+                .find(|&i| !used[i] && h.ts_ns <= lost[i].1.end_ns)
         });
         match found {
             Some(i) => {
-                let ((tid, start), call) = lost.remove(i);
-                claimed.insert((*tid, *start));
+                used[i] = true;
+                let call = lost[i].1;
                 let sysno = model.calls.sites[call.site].0.sysno;
                 tally.add(taker, Some(sysno), Ok(call.site));
             }
@@ -327,17 +347,20 @@ pub fn reconcile(model: &Model, sym: &Symbolizer) -> Handoffs {
     }
     // Calls that lost their P to no probed taker: a stop-the-world (the
     // kernel flagged them as the world stopped, or — stripped binaries —
-    // they span a stop's start), else a steal-back.
-    for ((_, start), call) in lost {
+    // they span a stop's start), a syscall entered during a stop, else a
+    // steal-back. The windows are in time order and do not overlap.
+    let stw: Vec<&crate::model::runtime::StwWindow> = model.runtime.stw.iter().collect();
+    for (((_, start), call), _) in lost.iter().zip(&used).filter(|(_, u)| !**u) {
         let sysno = model.calls.sites[call.site].0.sysno;
-        let stw = &model.runtime.stw;
+        let first_after = stw.partition_point(|w| w.start_ns < *start);
         let spans_a_stop = call.taken.stw
-            || stw.iter().any(|w| {
-                w.syscall_ps.is_none() && *start <= w.start_ns && w.start_ns <= call.end_ns
-            });
-        let entered_during_a_stop = stw
-            .iter()
-            .any(|w| w.start_ns < *start && *start <= w.end_ns);
+            || stw[first_after..]
+                .iter()
+                .take_while(|w| w.start_ns <= call.end_ns)
+                .any(|w| w.syscall_ps.is_none());
+        let entered_during_a_stop = first_after
+            .checked_sub(1)
+            .is_some_and(|i| *start <= stw[i].end_ns);
         let taker = if spans_a_stop {
             Taker::StopTheWorld
         } else if entered_during_a_stop {
@@ -366,5 +389,180 @@ impl Handoffs {
         self.by_taker.iter().map(|c| c.count).sum::<u64>() == self.total
             && self.by_syscall.iter().map(|c| c.count).sum::<u64>() == self.total
             && self.attributed_to_calls + unattributed == self.total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        gobin::symbolize::testing::{ret, symbolizer},
+        model::{Event, RawFd, TakenFlags},
+    };
+
+    const RETAKE: usize = 0;
+    const FOREACHP: usize = 1;
+    const BLOCK: usize = 2;
+    const STEAL: usize = 3;
+    const SLEEPER: usize = 4;
+    const FUNCTIONS: &[&str] = &[
+        "runtime.retake",
+        "runtime.forEachP",
+        "runtime.entersyscallblock",
+        "runtime.exitsyscallTryGetP",
+        "main.sleeper",
+    ];
+
+    fn call(model: &mut Model, tid: u32, start: u64, end: u64, p: PHandoff, taken: TakenFlags) {
+        model.apply(&Event::SlowCall {
+            tid,
+            ts_ns: end,
+            sysno: 35,
+            ret: 0,
+            duration_ns: end - start,
+            goid: 1,
+            p,
+            cgo: false,
+            taken,
+            p_id: Some(0),
+            fd: RawFd::default(),
+            frames: vec![ret(SLEEPER), ret(SLEEPER)],
+        });
+    }
+
+    fn handoff(model: &mut Model, ts: u64, caller: usize, victim: Victim) {
+        model.apply(&Event::Handoff {
+            tid: 99,
+            ts_ns: ts,
+            caller: ret(caller),
+            p_id: Some(0),
+            victim,
+        });
+    }
+
+    fn count<K: PartialEq>(v: &[Count<K>], key: K) -> u64 {
+        v.iter().filter(|c| c.key == key).map(|c| c.count).sum()
+    }
+
+    #[test]
+    fn every_takeover_is_counted_once_and_each_breakdown_sums() {
+        let sym = symbolizer(FUNCTIONS);
+        let mut m = Model::new(1);
+        let handoff_flag = TakenFlags {
+            handoff: true,
+            stw: false,
+        };
+        // Named by the kernel: a reported call, and a call that ended as
+        // its P was taken (no report).
+        call(&mut m, 10, 1_000, 50_000, PHandoff::Lost, handoff_flag);
+        handoff(
+            &mut m,
+            30_000,
+            RETAKE,
+            Victim::InSyscall {
+                tid: 10,
+                sysno: 35,
+                start_ns: 1_000,
+            },
+        );
+        handoff(
+            &mut m,
+            40_000,
+            FOREACHP,
+            Victim::InSyscall {
+                tid: 11,
+                sysno: 0,
+                start_ns: 2_000,
+            },
+        );
+        // Outside the kernel, in C, not found.
+        handoff(&mut m, 41_000, RETAKE, Victim::NotInSyscall { tid: 12 });
+        handoff(&mut m, 42_000, RETAKE, Victim::InC { tid: 13 });
+        handoff(&mut m, 43_000, RETAKE, Victim::NotFound);
+        // The runtime's own wait handing its P off: not a syscall's P.
+        handoff(&mut m, 44_000, BLOCK, Victim::NotFound);
+        // A lost call no probe took: a steal-back.
+        call(
+            &mut m,
+            14,
+            60_000,
+            90_000,
+            PHandoff::Lost,
+            TakenFlags::default(),
+        );
+        // A lost call flagged by a stop-the-world.
+        call(
+            &mut m,
+            15,
+            100_000,
+            190_000,
+            PHandoff::Lost,
+            TakenFlags {
+                handoff: false,
+                stw: true,
+            },
+        );
+        let h = reconcile(&m, &sym);
+        assert!(h.consistent(), "{h:#?}");
+        assert_eq!(h.total, 7);
+        assert_eq!(count(&h.by_taker, Taker::SysmonRetake), 4);
+        assert_eq!(count(&h.by_taker, Taker::GcForEachP), 1);
+        assert_eq!(count(&h.by_taker, Taker::StealBack), 1);
+        assert_eq!(count(&h.by_taker, Taker::StopTheWorld), 1);
+        assert_eq!(h.attributed_to_calls, 3);
+        assert_eq!(count(&h.unattributed, Unattributed::CallEndedAsTaken), 1);
+        assert_eq!(count(&h.unattributed, Unattributed::OutsideKernel), 1);
+        assert_eq!(count(&h.unattributed, Unattributed::InC), 1);
+        assert_eq!(count(&h.unattributed, Unattributed::ThreadNotFound), 1);
+        assert_eq!(count(&h.by_syscall, Some("nanosleep".into())), 3);
+        assert_eq!(count(&h.by_syscall, Some("read".into())), 1);
+        assert_eq!(count(&h.by_syscall, None), 3);
+        assert_eq!(count(&h.own, OwnHandoff::RuntimeWait), 1);
+        assert_eq!(h.by_site.values().sum::<u64>(), 3);
+    }
+
+    #[test]
+    fn stripped_binaries_match_handoffs_to_lost_calls_on_the_same_p_by_time() {
+        let sym = symbolizer(FUNCTIONS);
+        let mut m = Model::new(1);
+        call(
+            &mut m,
+            10,
+            1_000,
+            50_000,
+            PHandoff::Lost,
+            TakenFlags::default(),
+        );
+        call(
+            &mut m,
+            11,
+            60_000,
+            70_000,
+            PHandoff::Lost,
+            TakenFlags::default(),
+        );
+        handoff(&mut m, 30_000, RETAKE, Victim::NotSearched);
+        // No call in progress then: a call under the 20 µs threshold.
+        handoff(&mut m, 55_000, RETAKE, Victim::NotSearched);
+        // A steal-back on 1.26+ is the runtime's own record.
+        m.apply(&Event::PTaken {
+            tid: 98,
+            ts_ns: 65_000,
+            caller: ret(STEAL),
+            p_id: Some(0),
+            new_state: 0,
+            victim: Victim::InSyscall {
+                tid: 11,
+                sysno: 35,
+                start_ns: 60_000,
+            },
+        });
+        let h = reconcile(&m, &sym);
+        assert!(h.consistent(), "{h:#?}");
+        assert_eq!(h.total, 3);
+        assert_eq!(count(&h.by_taker, Taker::SysmonRetake), 2);
+        assert_eq!(count(&h.by_taker, Taker::StealBack), 1);
+        assert_eq!(count(&h.unattributed, Unattributed::ShortCallStripped), 1);
+        assert_eq!(h.attributed_to_calls, 2);
     }
 }

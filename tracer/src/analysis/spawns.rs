@@ -313,3 +313,161 @@ pub fn causes_since(
         rows,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        gobin::symbolize::testing::{ret, symbolizer},
+        model::{Event, PHandoff, RawFd, TakenFlags, event::MState},
+    };
+
+    const NEWM: usize = 0;
+    const STARTM: usize = 1;
+    const HANDOFFP: usize = 2;
+    const RETAKE: usize = 3;
+    const STOPLOCKEDM: usize = 4;
+    const MEXIT: usize = 5;
+    const WAKEP: usize = 6;
+    const TEMPLATE: usize = 7;
+    const NEWM1: usize = 8;
+    const SLEEPER: usize = 9;
+    const FUNCTIONS: &[&str] = &[
+        "runtime.newm",
+        "runtime.startm",
+        "runtime.handoffp",
+        "runtime.retake",
+        "runtime.stoplockedm",
+        "runtime.mexit",
+        "runtime.wakep",
+        "runtime.templateThread",
+        "runtime.newm1",
+        "main.sleeper",
+    ];
+
+    fn m(locked_ext: u32) -> MState {
+        MState {
+            locked_ext: Some(locked_ext),
+            locked_int: Some(0),
+            incgo: Some(false),
+            m_id: Some(1),
+        }
+    }
+
+    /// `newm` wanted on `tid` for the reason `why`, then started (on
+    /// `starter`), then the spawn.
+    fn spawn(model: &mut Model, tid: u32, starter: u32, why: &[usize], locked: u32, new: u32) {
+        let ts = u64::from(new) * 1_000;
+        model.apply(&Event::NewM {
+            tid,
+            ts_ns: ts,
+            start: false,
+            m: m(locked),
+            frames: why.iter().map(|&f| ret(f)).collect(),
+        });
+        model.apply(&Event::NewM {
+            tid: starter,
+            ts_ns: ts + 1,
+            start: true,
+            m: m(0),
+            frames: vec![ret(if starter == tid { NEWM } else { TEMPLATE })],
+        });
+        model.apply(&Event::ThreadSpawn {
+            parent_tid: starter,
+            tid: new,
+            ts_ns: ts + 2,
+        });
+    }
+
+    fn labels(model: &Model) -> Vec<(String, u64, Option<String>, Option<String>)> {
+        let sym = symbolizer(FUNCTIONS);
+        let mut names = SiteNames::new(model, Some(&sym));
+        causes_since(model, Some(&sym), &mut names, 0)
+            .rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.label,
+                    r.threads,
+                    r.syscall,
+                    r.call_site.map(|s| s.frame().function.clone()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_spawn_gets_the_runtime_s_reason_and_the_call_that_lost_the_p() {
+        let mut model = Model::new(1);
+        // Start-up: before main.main.
+        spawn(&mut model, 1, 1, &[WAKEP], 0, 2);
+        model.apply(&Event::MainStart {
+            tid: 1,
+            ts_ns: 5_000,
+            values: Default::default(),
+        });
+        // sysmon (tid 3) retakes the P of tid 10's nanosleep, then starts
+        // an M for it.
+        model.apply(&Event::SlowCall {
+            tid: 10,
+            ts_ns: 50_000,
+            sysno: 35,
+            ret: 0,
+            duration_ns: 40_000,
+            goid: 7,
+            p: PHandoff::Lost,
+            cgo: false,
+            taken: TakenFlags {
+                handoff: true,
+                stw: false,
+            },
+            p_id: Some(0),
+            fd: RawFd::default(),
+            frames: vec![ret(SLEEPER), ret(SLEEPER)],
+        });
+        model.apply(&Event::Handoff {
+            tid: 3,
+            ts_ns: 20_000,
+            caller: ret(RETAKE),
+            p_id: Some(0),
+            victim: Victim::InSyscall {
+                tid: 10,
+                sysno: 35,
+                start_ns: 10_000,
+            },
+        });
+        spawn(&mut model, 3, 3, &[STARTM, HANDOFFP, RETAKE], 0, 21);
+        // A goroutine locked by the program blocks: deferred to the
+        // template thread (tid 4).
+        spawn(&mut model, 5, 4, &[STARTM, HANDOFFP, STOPLOCKEDM], 1, 31);
+        // A goroutine exits while locked.
+        spawn(&mut model, 6, 6, &[STARTM, HANDOFFP, MEXIT], 0, 41);
+        // A thread no newm1 preceded (C code in a cgo binary would make it).
+        model.apply(&Event::ThreadSpawn {
+            parent_tid: 7,
+            tid: 51,
+            ts_ns: 60_000,
+        });
+        let l = labels(&model);
+        let has = |label: &str| l.iter().find(|r| r.0 == label).cloned();
+        assert_eq!(
+            has("runtime start-up (before main.main)").map(|r| r.1),
+            Some(1)
+        );
+        let retake = has("syscall handoff (sysmon retake)").expect("retake row");
+        assert_eq!(retake.1, 1);
+        assert_eq!(retake.2.as_deref(), Some("nanosleep"));
+        assert_eq!(retake.3.as_deref(), Some("main.sleeper"));
+        assert_eq!(
+            has("a LockOSThread goroutine blocked").map(|r| r.1),
+            Some(1)
+        );
+        assert_eq!(
+            has("a LockOSThread goroutine exited (its thread ends)").map(|r| r.1),
+            Some(1)
+        );
+        assert_eq!(has("unknown (no runtime record)").map(|r| r.1), Some(1));
+        // The same record gives the same labels: deterministic.
+        assert_eq!(labels(&model), l);
+    }
+}

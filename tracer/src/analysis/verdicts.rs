@@ -838,3 +838,319 @@ fn vdso(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
         fix: Some(fix.to_owned()),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        analysis::{
+            cgo::{CgoCall, KnownPath},
+            fd::FdKind,
+            sites::FdCount,
+            spawns::CauseRow,
+            vdso::VdsoRow,
+        },
+        facts::{Fact, HolderRow, ThreadSample},
+        gobin::symbolize::Frame,
+    };
+
+    fn site(function: &str) -> CallSite {
+        CallSite {
+            frames: vec![Frame {
+                function: function.into(),
+                file: "/src/app.go".into(),
+                line: 10,
+            }],
+        }
+    }
+
+    fn row(
+        syscall: &str,
+        function: &str,
+        fd: Option<(FdKind, bool)>,
+        handoffs: u64,
+    ) -> BlockingRow {
+        BlockingRow {
+            syscall: syscall.into(),
+            call_site: Some(site(function)),
+            why_no_site: None,
+            calls: handoffs.max(1),
+            goroutines: 1,
+            total_ns: 1,
+            p99_ns: 1,
+            max_ns: 1,
+            p_handoffs: handoffs,
+            slow_exits: 0,
+            runtime_calls: 0,
+            cgo: None,
+            cgo_unnamed: false,
+            fds: fd
+                .map(|(kind, nonblocking)| FdCount {
+                    kind,
+                    label: kind.label(),
+                    nonblocking,
+                    netpolled: kind.pollable().map(|p| p && nonblocking),
+                    calls: 1,
+                })
+                .into_iter()
+                .collect(),
+            errors: Vec::new(),
+            stack: Vec::new(),
+        }
+    }
+
+    fn handoff_spawns(syscall: &str, function: &str, threads: u64, cgo: bool) -> CauseRow {
+        let cause = ThreadCause::SyscallHandoff {
+            taker: crate::analysis::handoffs::Taker::SysmonRetake,
+            cgo,
+        };
+        CauseRow {
+            label: cause.label(),
+            cause,
+            threads,
+            syscall: Some(syscall.into()),
+            call_site: Some(site(function)),
+            why_no_site: None,
+        }
+    }
+
+    struct Case {
+        facts: Facts,
+        spawns: SpawnCauses,
+        blocking: Vec<BlockingRow>,
+        leaks: Leaks,
+        vdso: VdsoSection,
+        spawned: u64,
+        peak: u64,
+    }
+
+    impl Case {
+        fn new() -> Self {
+            Self {
+                facts: Facts::default(),
+                spawns: SpawnCauses::default(),
+                blocking: Vec::new(),
+                leaks: Leaks::default(),
+                vdso: VdsoSection {
+                    facts: Default::default(),
+                    fallbacks: Vec::new(),
+                    total_calls: 0,
+                    est_cost_ns_per_second: 0.0,
+                },
+                spawned: 0,
+                peak: 4,
+            }
+        }
+
+        fn verdicts(&self) -> Vec<Verdict> {
+            let v = diagnose(&Inputs {
+                facts: &self.facts,
+                traced_seconds: 10.0,
+                threads_spawned: self.spawned,
+                peak_threads: self.peak,
+                gomaxprocs: Some(2),
+                spawns: &self.spawns,
+                blocking: &self.blocking,
+                leaks: &self.leaks,
+                vdso: &self.vdso,
+                execs: 0,
+                go_version: Some("go1.27.3"),
+            });
+            for verdict in &v {
+                assert!(
+                    !verdict.summary.contains("at ?") && !verdict.summary.contains(" ? "),
+                    "{}",
+                    verdict.summary
+                );
+            }
+            v
+        }
+    }
+
+    #[test]
+    fn file_growth_is_file_io_and_netpolled_sockets_are_never_blocking() {
+        let mut c = Case::new();
+        c.spawned = 100;
+        c.peak = 102;
+        c.spawns.rows = vec![handoff_spawns("read", "main.reader", 90, false)];
+        c.blocking = vec![
+            row(
+                "read",
+                "main.reader",
+                Some((FdKind::RegularFile, false)),
+                300,
+            ),
+            // Many handoffs from netpolled socket writes: not blocking.
+            row(
+                "write",
+                "net.(*netFD).Write",
+                Some((
+                    FdKind::Socket {
+                        family: crate::analysis::fd::SocketFamily::Inet,
+                        kind: crate::analysis::fd::SocketType::Stream,
+                        protocol: 6,
+                    },
+                    true,
+                )),
+                500,
+            ),
+        ];
+        let v = c.verdicts();
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(
+            v[0].kind,
+            VerdictKind::BlockingHoldsThreads {
+                wait: WaitClass::File
+            }
+        );
+        assert_eq!(
+            v[0].call_site.as_ref().unwrap().frame().function,
+            "main.reader"
+        );
+        assert!(v[0].fix.as_ref().unwrap().contains("semaphore"));
+        // Without the explosion, only the file calls can be "bounded".
+        c.peak = 10;
+        c.spawns.rows.clear();
+        let v = c.verdicts();
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(
+            v[0].kind,
+            VerdictKind::BlockingBounded {
+                wait: WaitClass::File
+            }
+        );
+    }
+
+    #[test]
+    fn a_pipe_read_is_worded_as_a_pipe_and_few_handoffs_are_no_evidence() {
+        let mut c = Case::new();
+        c.peak = 6;
+        c.blocking = vec![row("read", "main.main", Some((FdKind::Pipe, false)), 60)];
+        let v = c.verdicts();
+        assert_eq!(
+            v[0].kind,
+            VerdictKind::BlockingBounded {
+                wait: WaitClass::Pipe
+            }
+        );
+        assert!(
+            v[0].summary.starts_with("Blocking pipe/FIFO"),
+            "{}",
+            v[0].summary
+        );
+        c.blocking = vec![row("mkdirat", "os.MkdirAll", None, 3)];
+        assert!(c.verdicts().is_empty());
+    }
+
+    #[test]
+    fn an_attach_after_the_explosion_rests_on_what_holds_the_threads() {
+        let mut c = Case::new();
+        c.peak = 205;
+        c.facts.samples = vec![ThreadSample {
+            elapsed_seconds: 0.0,
+            threads: 205,
+            holders: vec![HolderRow {
+                holder: Holder::Syscall,
+                syscall: Some("nanosleep".into()),
+                call_site: Some(site("main.sleeper")),
+                fd: None,
+                threads: 200,
+            }],
+        }];
+        let v = c.verdicts();
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(
+            v[0].kind,
+            VerdictKind::BlockingHoldsThreads {
+                wait: WaitClass::Sleep
+            }
+        );
+        assert_eq!(v[0].evidence.held_now, Some(200));
+        assert_eq!(
+            v[0].call_site.as_ref().unwrap().frame().function,
+            "main.sleeper"
+        );
+    }
+
+    #[test]
+    fn the_cgo_dns_explosion_is_named_with_its_fix() {
+        let mut c = Case::new();
+        c.spawned = 198;
+        c.peak = 203;
+        c.spawns.rows = vec![handoff_spawns("poll", "main.main.func1", 198, true)];
+        let mut dns = row("poll", "main.main.func1", None, 198);
+        dns.cgo = Some(CgoCall {
+            c_function: "getaddrinfo".into(),
+            go_api: Some("net.LookupHost".into()),
+            known: Some(KnownPath::LibcDns),
+        });
+        c.blocking = vec![dns];
+        let v = c.verdicts();
+        let cgo = v
+            .iter()
+            .find(|v| v.kind == VerdictKind::CgoHoldsThreads)
+            .expect("a cgo verdict");
+        assert_eq!(cgo.severity, Severity::Problem);
+        assert!(cgo.summary.contains("getaddrinfo()"), "{}", cgo.summary);
+        assert!(cgo.summary.contains("net.LookupHost"), "{}", cgo.summary);
+        assert!(cgo.fix.as_ref().unwrap().contains("netdns=go"));
+        assert!(
+            !v.iter()
+                .any(|v| matches!(v.kind, VerdictKind::BlockingHoldsThreads { .. })),
+            "{v:#?}"
+        );
+    }
+
+    #[test]
+    fn clocks_the_vdso_never_serves_and_single_calls_are_no_verdict() {
+        let mut c = Case::new();
+        let fallback = |kind, calls| VdsoRow {
+            syscall: "clock_gettime".into(),
+            clock: None,
+            calls,
+            calls_per_second: calls as f64 / 10.0,
+            kind,
+            why: "",
+            call_site: None,
+            stack: Vec::new(),
+        };
+        c.vdso.fallbacks = vec![fallback(FallbackKind::ClockNotServed, 1_000_000)];
+        assert!(c.verdicts().is_empty());
+        c.vdso.fallbacks = vec![fallback(FallbackKind::DirectSyscall, 1)];
+        assert!(c.verdicts().is_empty());
+        c.vdso.fallbacks = vec![fallback(FallbackKind::DirectSyscall, 5_000)];
+        let v = c.verdicts();
+        assert_eq!(v[0].kind, VerdictKind::VdsoFallback);
+        assert!(
+            v[0].summary.contains("call site unknown"),
+            "{}",
+            v[0].summary
+        );
+    }
+
+    #[test]
+    fn a_leak_on_the_main_thread_is_said_and_an_unknown_site_is_said_unknown() {
+        let mut c = Case::new();
+        c.leaks = Leaks {
+            total: 3,
+            main_thread_wedged: true,
+            rows: vec![crate::analysis::leaks::LeakRow {
+                call_site: None,
+                why_no_site: Some("locked before tracing began".into()),
+                threads: 3,
+                goroutines: 3,
+                main_thread: 1,
+            }],
+            sites_dropped: 0,
+        };
+        c.facts.cpu.gomaxprocs = Fact::known(2, "test");
+        let v = c.verdicts();
+        assert_eq!(v[0].kind, VerdictKind::LockosthreadLeak);
+        assert!(v[0].summary.contains("main thread"), "{}", v[0].summary);
+        assert!(
+            v[0].summary.contains("lock site unknown"),
+            "{}",
+            v[0].summary
+        );
+    }
+}

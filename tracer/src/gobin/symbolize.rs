@@ -380,6 +380,64 @@ pub fn is_plumbing(function: &str) -> bool {
     PREFIXES.iter().any(|p| function.starts_with(p)) || function.contains("._Cfunc_")
 }
 
+/// Symbolizers over synthetic binaries, for the unit tests of the layers
+/// above (analysis of stacks and callers without a real program).
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::HashMap;
+
+    use super::{
+        super::{BuildInfo, GoBinary, GoVersion, SymbolsSource, pclntab::synthetic},
+        Symbolizer,
+    };
+
+    /// Where the first function starts; each takes 0x40 bytes.
+    pub const TEXT: u64 = 0x40_1000;
+
+    /// A Go 1.27 binary with these functions, in order: function `i` is at
+    /// `TEXT + 0x40 * i`. A return address into it is `entry(i) + 8`.
+    pub fn symbolizer(functions: &[&str]) -> Symbolizer {
+        let funcs: Vec<synthetic::Func<'_>> = functions
+            .iter()
+            .enumerate()
+            .map(|(i, name)| synthetic::Func {
+                name,
+                entry: 0x40 * i as u32,
+                end: 0x40 * (i as u32 + 1),
+                pcsp: &[(0, 0x40)],
+                ..Default::default()
+            })
+            .collect();
+        let binary = GoBinary {
+            build: BuildInfo {
+                raw_version: "go1.27.0".into(),
+                version: GoVersion {
+                    major: 1,
+                    minor: 27,
+                    patch: 0,
+                },
+                path: None,
+                main_module: None,
+                settings: Vec::new(),
+            },
+            symbols: SymbolsSource::Pclntab,
+            pclntab: synthetic::pclntab(TEXT, &funcs),
+            cgo: false,
+            pie: false,
+            link_base: 0x40_0000,
+            text_segment: None,
+            data_symbols: HashMap::new(),
+            vdso_clock_gettime_decoded: None,
+        };
+        Symbolizer::with_bias(binary, 0)
+    }
+
+    /// A return address inside function `i` (as a caller's frame).
+    pub fn ret(i: usize) -> u64 {
+        TEXT + 0x40 * i as u64 + 8
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
