@@ -330,7 +330,6 @@ mod tests {
     const MEXIT: usize = 5;
     const WAKEP: usize = 6;
     const TEMPLATE: usize = 7;
-    const NEWM1: usize = 8;
     const SLEEPER: usize = 9;
     const FUNCTIONS: &[&str] = &[
         "runtime.newm",
