@@ -366,6 +366,7 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
         type Held = BTreeMap<WaitClass, (u64, Vec<(String, Option<CallSite>, u64)>)>;
         let mut held: Held = BTreeMap::new();
         let mut in_c = 0;
+        let mut c_sites: Vec<(Option<CallSite>, u64)> = Vec::new();
         for h in &sample.holders {
             match h.holder {
                 Holder::Syscall => {
@@ -377,7 +378,13 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
                     e.0 += h.threads;
                     e.1.push((syscall, h.call_site.clone(), h.threads));
                 }
-                Holder::Cgo => in_c += h.threads,
+                Holder::Cgo => {
+                    in_c += h.threads;
+                    c_sites.push((h.call_site.clone(), h.threads));
+                    if cgo_call.is_none() {
+                        cgo_call = super::cgo::cgo_call(&h.go_stack);
+                    }
+                }
                 _ => {}
             }
         }
@@ -391,7 +398,13 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
                 }
             }
         }
-        cgo.held_now = cgo.held_now.max(in_c);
+        if in_c > cgo.held_now {
+            cgo.held_now = in_c;
+            for (site, threads) in c_sites {
+                let entry = cgo.sites.entry((String::new(), site)).or_default();
+                *entry = (*entry).max(threads);
+            }
+        }
     }
     for row in i
         .blocking
@@ -1054,6 +1067,7 @@ mod tests {
                 syscall: Some("nanosleep".into()),
                 call_site: Some(site("main.sleeper")),
                 fd: None,
+                go_stack: Vec::new(),
                 threads: 200,
             }],
         }];
@@ -1099,6 +1113,52 @@ mod tests {
                 .any(|v| matches!(v.kind, VerdictKind::BlockingHoldsThreads { .. })),
             "{v:#?}"
         );
+    }
+
+    #[test]
+    fn threads_seen_in_c_name_the_c_function_after_the_explosion() {
+        let mut c = Case::new();
+        c.peak = 203;
+        let frame = |f: &str| Frame {
+            function: f.into(),
+            file: "x.go".into(),
+            line: 1,
+        };
+        c.facts.samples = vec![ThreadSample {
+            elapsed_seconds: 0.0,
+            threads: 203,
+            holders: vec![HolderRow {
+                holder: Holder::Cgo,
+                syscall: Some("poll".into()),
+                call_site: Some(site("main.main.func1")),
+                fd: None,
+                go_stack: [
+                    "runtime.cgocall",
+                    "net._C2func_getaddrinfo",
+                    "net.cgoLookupHostIP",
+                    "net.(*Resolver).LookupHost",
+                    "net.LookupHost",
+                    "main.main.func1",
+                ]
+                .iter()
+                .map(|f| frame(f))
+                .collect(),
+                threads: 198,
+            }],
+        }];
+        let v = c.verdicts();
+        let cgo = v
+            .iter()
+            .find(|v| v.kind == VerdictKind::CgoHoldsThreads)
+            .expect("a cgo verdict");
+        assert_eq!(cgo.evidence.held_now, Some(198));
+        assert_eq!(
+            cgo.call_site.as_ref().unwrap().frame().function,
+            "main.main.func1"
+        );
+        let call = cgo.cgo.as_ref().unwrap();
+        assert_eq!(call.c_function, "getaddrinfo");
+        assert_eq!(call.known, Some(KnownPath::LibcDns));
     }
 
     #[test]

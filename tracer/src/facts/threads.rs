@@ -68,6 +68,9 @@ pub struct HolderRow {
     pub call_site: Option<CallSite>,
     /// What the blocked call's descriptor is (calls that wait on one).
     pub fd: Option<FdTarget>,
+    /// For threads in C: the Go stack that made the cgo call (innermost
+    /// first; the cgo stub names the C function).
+    pub go_stack: Vec<Frame>,
     pub threads: u64,
 }
 
@@ -96,8 +99,11 @@ impl ThreadSample {
 pub fn sample(pid: u32, sym: Option<&Symbolizer>, elapsed_seconds: f64) -> ThreadSample {
     let tids = tasks::thread_ids(pid).unwrap_or_default();
     let mut rows: Vec<HolderRow> = Vec::new();
+    // Threads in C are named through their M's goroutine: found once per
+    // sample, and only when some thread is in C.
+    let mut cgo: Option<CgoThreads> = None;
     for &tid in &tids {
-        let (holder, syscall, call_site, fd) = match tasks::task_syscall(pid, tid) {
+        let (holder, syscall, mut call_site, fd) = match tasks::task_syscall(pid, tid) {
             Ok(TaskSyscall::Running) => (Holder::Running, None, None, None),
             Ok(TaskSyscall::InSyscall {
                 sysno,
@@ -110,6 +116,14 @@ pub fn sample(pid: u32, sym: Option<&Symbolizer>, elapsed_seconds: f64) -> Threa
             }
             Ok(TaskSyscall::NotInSyscall { .. }) | Err(_) => (Holder::Other, None, None, None),
         };
+        let mut go_stack = Vec::new();
+        if holder == Holder::Cgo
+            && let Some(sym) = sym
+        {
+            let threads = cgo.get_or_insert_with(|| CgoThreads::read(pid, sym));
+            go_stack = threads.go_stack(pid, sym, tid);
+            call_site = call_site_of(&go_stack).ok();
+        }
         match rows.iter_mut().find(|r| {
             r.holder == holder && r.syscall == syscall && r.call_site == call_site && r.fd == fd
         }) {
@@ -119,6 +133,7 @@ pub fn sample(pid: u32, sym: Option<&Symbolizer>, elapsed_seconds: f64) -> Threa
                 syscall,
                 call_site,
                 fd,
+                go_stack,
                 threads: 1,
             }),
         }
@@ -128,6 +143,60 @@ pub fn sample(pid: u32, sym: Option<&Symbolizer>, elapsed_seconds: f64) -> Threa
         elapsed_seconds,
         threads: tids.len() as u64,
         holders: rows,
+    }
+}
+
+/// The Go side of a cgo binary's threads: tid → its M (from the runtime's
+/// list of Ms, `runtime.allm`), whose current goroutine made the cgo call
+/// and saved its Go stack position when it entered C.
+struct CgoThreads {
+    m_of: std::collections::HashMap<u32, u64>,
+    layout: Option<&'static crate::goruntime::RuntimeLayout>,
+}
+
+impl CgoThreads {
+    /// Ms visited at most (the runtime's default thread cap).
+    const MAX_MS: usize = 10_000;
+
+    fn read(pid: u32, sym: &Symbolizer) -> Self {
+        let layout = crate::goruntime::layout(&sym.binary.build.version);
+        let mut m_of = std::collections::HashMap::new();
+        let read = |addr: u64| crate::procinfo::mem::read_u64(pid, addr).ok();
+        if let (Some(l), Some(allm)) = (layout, sym.runtime_address("runtime.allm")) {
+            let mut m = read(allm).unwrap_or(0);
+            for _ in 0..Self::MAX_MS {
+                if m == 0 {
+                    break;
+                }
+                if let Some(tid) = read(m + u64::from(l.m_procid)) {
+                    m_of.insert(tid as u32, m);
+                }
+                m = read(m + u64::from(l.m_alllink)).unwrap_or(0);
+            }
+        }
+        Self { m_of, layout }
+    }
+
+    /// The Go stack of the goroutine in a cgo call on `tid` (empty when
+    /// unknown: a thread C created, a stripped binary without
+    /// `runtime.allm`).
+    fn go_stack(&self, pid: u32, sym: &Symbolizer, tid: u32) -> Vec<Frame> {
+        let (Some(l), Some(&m)) = (self.layout, self.m_of.get(&tid)) else {
+            return Vec::new();
+        };
+        let read = |addr: u64| crate::procinfo::mem::read_u64(pid, addr).ok();
+        let Some(g) = read(m + u64::from(l.m_curg)).filter(|&g| g != 0) else {
+            return Vec::new();
+        };
+        let (Some(pc), Some(sp)) = (
+            read(g + u64::from(l.g_sched_pc)),
+            read(g + u64::from(l.g_sched_sp)),
+        ) else {
+            return Vec::new();
+        };
+        let mut frames = sym.unwind_live(pid, pc, sp);
+        frames.truncate(UNWIND_FRAMES);
+        sym.syscall_stack(&frames)
     }
 }
 
