@@ -5,7 +5,7 @@
 //! free at exit) the trace's "syscall ended after blocking without a P"
 //! events, within 5%, for every installed Go release.
 //!
-//! Trace events (shared/reference/go-runtime.md §10):
+//! Trace events (as the runtime writes them; see the goruntime module docs):
 //! - old format (Go ≤ 1.21, `go tool trace -d`): every handoff writes
 //!   `GoSysBlock`; a slow-path exit writes `GoSysExit` with a non-zero `ts=`;
 //! - v2 format (Go ≥ 1.22, `-d=wire` / `-d=parsed`): every P taken from a

@@ -1,4 +1,4 @@
-//! Harness for real programs (shared/reference/field-cases.md): Debian's
+//! Harness for real programs: Debian's
 //! etcd, the httpserver workload under wrk, the DNS sandbox, restic. Each
 //! helper returns a handle that cleans up on Drop (kills and reaps the
 //! process, removes its temp dirs). Everything listens and sends on

@@ -9,7 +9,7 @@
 //! Probes go only on rare paths (thread creation, P handoffs, slow syscall
 //! exits, stop-the-world), never on a per-syscall one: a uprobe hit costs
 //! microseconds, and on Go 1.19 (no `push %rbp` prologues) every hit is
-//! single-stepped. Entry probes only: a return probe (uretprobe) rewrites
+//! single-stepped. Entry probes only: a return probe rewrites
 //! the return address on the goroutine's stack, which the runtime's stack
 //! copying and tracebacks do not expect (one crashed a Go 1.27 program with
 //! SIGILL).
