@@ -15,7 +15,10 @@ use super::{
 };
 use crate::{
     gobin::symbolize::{CallSite, Frame, Symbolizer, call_site_of},
-    model::{Model, calls::SiteKey, syscalls::new_histogram},
+    model::{
+        Model,
+        calls::{SiteKey, new_site_histogram},
+    },
     procinfo::kallsyms::FopsMap,
     syscall_names,
 };
@@ -90,7 +93,9 @@ pub struct BlockingRow {
     pub call_site: Option<CallSite>,
     pub why_no_site: Option<String>,
     pub calls: u64,
+    /// Distinct goroutines (a lower bound when `goroutines_capped`).
     pub goroutines: u64,
+    pub goroutines_capped: bool,
     pub total_ns: u64,
     pub p99_ns: u64,
     pub max_ns: u64,
@@ -132,7 +137,7 @@ pub fn blocking_rows(
     handoffs: &Handoffs,
 ) -> Vec<BlockingRow> {
     type Key = (u32, bool, Option<CallSite>);
-    let mut rows: BTreeMap<Key, (BlockingRow, hdrhistogram::Histogram<u64>)> = BTreeMap::new();
+    let mut rows: BTreeMap<Key, (BlockingRow, hdrhistogram::Histogram<u32>)> = BTreeMap::new();
     let mut fds: BTreeMap<Key, BTreeMap<(FdKind, bool), u64>> = BTreeMap::new();
     let mut errnos: BTreeMap<Key, BTreeMap<u32, u64>> = BTreeMap::new();
     for (index, (key, site)) in model.calls.sites.iter().enumerate() {
@@ -159,6 +164,7 @@ pub fn blocking_rows(
                     why_no_site: why,
                     calls: 0,
                     goroutines: 0,
+                    goroutines_capped: false,
                     total_ns: 0,
                     p99_ns: 0,
                     max_ns: 0,
@@ -171,12 +177,13 @@ pub fn blocking_rows(
                     errors: Vec::new(),
                     stack,
                 },
-                new_histogram(),
+                new_site_histogram(),
             )
         });
         let _ = hist.add(&site.histogram);
         row.calls += site.calls;
         row.goroutines += site.goroutines.len() as u64;
+        row.goroutines_capped |= site.goroutines_capped;
         row.total_ns = row.total_ns.saturating_add(site.total_ns);
         row.max_ns = row.max_ns.max(site.max_ns);
         row.p_handoffs += handoffs.by_site.get(&index).copied().unwrap_or(0);

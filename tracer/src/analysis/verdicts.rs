@@ -889,6 +889,7 @@ mod tests {
             why_no_site: None,
             calls: handoffs.max(1),
             goroutines: 1,
+            goroutines_capped: false,
             total_ns: 1,
             p99_ns: 1,
             max_ns: 1,

@@ -6,17 +6,22 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hdrhistogram::Histogram;
 
-use super::{
-    event::{PHandoff, RawFd, TakenFlags},
-    syscalls::new_histogram,
-};
+use super::event::{PHandoff, RawFd, TakenFlags};
 
 /// Frames kept per call site key: enough to tell call sites apart.
 const SITE_FRAMES: usize = 12;
 /// Distinct call sites kept (past it, calls are counted as dropped).
-const MAX_SITES: usize = 10_000;
-/// Goroutine ids kept per site (past it, the count is a lower bound).
-const MAX_GOROUTINES_PER_SITE: usize = 10_000;
+const MAX_SITES: usize = 4_096;
+/// Goroutine ids kept per site (past it, the count is a lower bound and
+/// `goroutines_capped` says so).
+const MAX_GOROUTINES_PER_SITE: usize = 512;
+
+/// A call site's latency histogram: 2 significant figures (1%, enough for
+/// its p99) and 32-bit counts, a few KB each, so thousands of sites stay
+/// small (a syscall's own histogram has 3 figures).
+pub fn new_site_histogram() -> Histogram<u32> {
+    Histogram::new_with_bounds(1_000, 1 << 40, 2).expect("static histogram bounds are valid")
+}
 /// Calls kept by (thread, start) for joining P handoffs to them.
 const MAX_INDEXED_CALLS: usize = 200_000;
 
@@ -47,7 +52,9 @@ pub struct SiteStats {
     /// Calls made by the runtime on its system stack (no goroutine).
     pub runtime: u64,
     pub goroutines: HashSet<u64>,
-    pub histogram: Histogram<u64>,
+    /// More goroutines made calls here than were kept.
+    pub goroutines_capped: bool,
+    pub histogram: Histogram<u32>,
     /// Calls by descriptor kind ([`RawFd::kind_key`]).
     pub fds: HashMap<RawFd, u64>,
     /// Calls by errno (failed ones).
@@ -64,7 +71,8 @@ impl Default for SiteStats {
             slow_exits: 0,
             runtime: 0,
             goroutines: HashSet::new(),
-            histogram: new_histogram(),
+            goroutines_capped: false,
+            histogram: new_site_histogram(),
             fds: HashMap::new(),
             errnos: BTreeMap::new(),
         }
@@ -163,8 +171,12 @@ impl Calls {
         site.total_ns = site.total_ns.saturating_add(c.duration_ns);
         site.max_ns = site.max_ns.max(c.duration_ns);
         site.histogram.saturating_record(c.duration_ns.max(1));
-        if c.goid != 0 && site.goroutines.len() < MAX_GOROUTINES_PER_SITE {
-            site.goroutines.insert(c.goid);
+        if c.goid != 0 && !site.goroutines.contains(&c.goid) {
+            if site.goroutines.len() < MAX_GOROUTINES_PER_SITE {
+                site.goroutines.insert(c.goid);
+            } else {
+                site.goroutines_capped = true;
+            }
         }
         if c.p == PHandoff::Lost {
             site.p_lost += 1;
