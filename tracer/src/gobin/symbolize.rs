@@ -381,7 +381,7 @@ pub fn is_plumbing(function: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
 
     use super::{
@@ -392,8 +392,9 @@ mod tests {
         *,
     };
 
-    /// A Go 1.27 binary with `pclntab`, loaded `bias` above its link address.
-    fn symbolizer(pclntab: super::super::Pclntab, bias: u64) -> Symbolizer {
+    /// A Go 1.27 binary with `pclntab`, loaded `bias` above its link address
+    /// (also used by the report's schema tests).
+    pub(crate) fn symbolizer(pclntab: super::super::Pclntab, bias: u64) -> Symbolizer {
         let version = GoVersion {
             major: 1,
             minor: 27,
