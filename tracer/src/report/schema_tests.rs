@@ -1151,6 +1151,28 @@ fn dump_synthetic_reports() {
     }
 }
 
+/// Checks report files, as the integration suite checks its reports:
+/// `GOTRACER_REPORTS="a.json b.json" cargo test -p tracer --lib
+/// check_report_files -- --ignored`.
+#[test]
+#[ignore = "checks the files named in GOTRACER_REPORTS"]
+fn check_report_files() {
+    let files = std::env::var("GOTRACER_REPORTS").expect("GOTRACER_REPORTS: report files");
+    let mut failed = Vec::new();
+    for path in files.split_whitespace() {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let errors = report_check::errors(&report);
+        if errors.is_empty() {
+            println!("{path}: ok");
+        } else {
+            println!("{path}:\n  {}", errors.join("\n  "));
+            failed.push(path);
+        }
+    }
+    assert!(failed.is_empty(), "failed: {failed:?}");
+}
+
 #[test]
 fn the_schema_is_a_valid_draft_2020_12_schema() {
     let schema: Value = serde_json::from_str(super::SCHEMA_JSON).unwrap();
