@@ -180,6 +180,7 @@ fn output_to_a_fifo_is_written_in_place() {
     );
     let text = reader.join().unwrap();
     let report: serde_json::Value = serde_json::from_str(&text).expect("JSON through the FIFO");
+    crate::report_check::check(&report);
     assert_eq!(report["schema"], "gotracer.report/2");
     use std::os::unix::fs::FileTypeExt as _;
     assert!(

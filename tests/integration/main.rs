@@ -4,6 +4,7 @@
 //! do. Without root, a Go toolchain or the built eBPF programs, each test
 //! prints why it is skipped and passes.
 
+mod report_check;
 mod support;
 
 mod attribution;

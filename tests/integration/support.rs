@@ -133,10 +133,14 @@ pub fn report_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("report.json")
 }
 
+/// Reads a JSON report and checks it: it must validate against the schema
+/// and add up (`report_check`), whatever the test then asserts.
 pub fn read_report(path: &Path) -> Value {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("report is JSON")
+    let report = serde_json::from_str(&text).expect("report is JSON");
+    crate::report_check::check(&report);
+    report
 }
 
 /// Runs `tracer run --json -o FILE -- <cmd>` and returns (report, output).

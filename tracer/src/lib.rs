@@ -3,6 +3,11 @@
 //! (aggregation) → `report` (sinks); `target` handles the traced process and
 //! `commands` wires it all per subcommand.
 
+// The report's schema tests include the integration suite's report checker,
+// which names this crate `tracer`.
+#[cfg(test)]
+extern crate self as tracer;
+
 pub mod analysis;
 pub mod cli;
 pub mod commands;

@@ -439,7 +439,7 @@ pub(crate) mod testing {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
 
     use super::{
@@ -450,8 +450,9 @@ mod tests {
         *,
     };
 
-    /// A Go 1.27 binary with `pclntab`, loaded `bias` above its link address.
-    fn symbolizer(pclntab: super::super::Pclntab, bias: u64) -> Symbolizer {
+    /// A Go 1.27 binary with `pclntab`, loaded `bias` above its link address
+    /// (also used by the report's schema tests).
+    pub(crate) fn symbolizer(pclntab: super::super::Pclntab, bias: u64) -> Symbolizer {
         let version = GoVersion {
             major: 1,
             minor: 27,

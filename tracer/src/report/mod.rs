@@ -7,6 +7,8 @@
 //! 2020-12) beside this file; the tests validate every report against it.
 
 pub mod json;
+#[cfg(test)]
+mod schema_tests;
 pub mod text;
 
 use std::io;
