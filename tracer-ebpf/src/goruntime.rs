@@ -202,7 +202,9 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
     // entersyscall records the P in m.oldp (exitsyscall clears it);
     // entersyscallblock hands the P off first and records none.
     let oldp = user(m + u64::from(o.m_oldp))?;
-    let mut p_id_plus1 = id_plus1_of(p, o);
+    // A P taken during the call is no longer in m.p; m.oldp still names
+    // the P the call entered with (both runtime generations set it).
+    let p_id_plus1 = id_plus1_of(if p == 0 { oldp } else { p }, o);
     let p_state = if p == 0 && oldp == 0 {
         PState::RuntimeBlocked
     } else if o.p_stays_wired != 0 {
@@ -214,9 +216,6 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
         // may have been taken, used, and put in a syscall again by another
         // goroutine; the syscall ticks (what exitsyscallfast_reacquired
         // compares) tell.
-        if p == 0 {
-            p_id_plus1 = id_plus1_of(oldp, o);
-        }
         if p == 0
             && user32(oldp + u64::from(o.p_status))? == P_SYSCALL
             && user32(m + u64::from(o.m_syscalltick))? == user32(oldp + u64::from(o.p_syscalltick))?

@@ -191,7 +191,8 @@ impl VdsoSection {
             .iter()
             .filter_map(|n| program.get(n))
             .map(|s| s.total_ns as f64)
-            .sum();
+            // Summed from +0.0: an empty f64 sum is -0.0, printed as such.
+            .fold(0.0, |a, b| a + b);
         Self {
             facts,
             fallbacks: rows,
