@@ -213,21 +213,17 @@ fn handoffs_by_cause_and_slow_exits_match_go_execution_trace() {
             }
             assert!(within_5_percent(total, t.handoffs), "{context}");
             assert!(within_5_percent(slow, t.slow_exits), "{context}");
-            // Go 1.26+: the tracer reads the runtime's own record of who
-            // took each P (releaseP), so every cause is held to 5%. Before,
-            // the kernel lists the Ps in a syscall a few microseconds
-            // before the runtime takes them (a goroutine returning in
-            // between keeps its P), a steal-back on a call under 20 µs is
-            // not seen, and the old trace format's own stop-the-world
-            // count is inferred from event order: stop-the-world and
-            // steal-back are held to 5% of all handoffs.
-            let close = |ours: u64, truth: u64| {
-                if minor >= 26 {
-                    within_5_percent(ours, truth)
-                } else {
-                    ours.abs_diff(truth) * 20 <= t.handoffs.max(40)
-                }
-            };
+            // The small causes are held to 5% of all handoffs, not of
+            // themselves. Go 1.26+: `trace.Stop` runs a forEachP after the
+            // trace stops recording, and the Ps it and the steal-backs
+            // around it take are real but not in the trace (0 to 5 per run,
+            // seen as the tracer's only forEachP of a run without GC).
+            // Before 1.26: the kernel lists the Ps in a syscall a few
+            // microseconds before the runtime takes them (a goroutine
+            // returning in between keeps its P), a steal-back on a call
+            // under 20 µs is not seen, and the old trace format's own
+            // stop-the-world count is inferred from event order.
+            let close = |ours: u64, truth: u64| ours.abs_diff(truth) * 20 <= t.handoffs.max(40);
             if minor <= 21 {
                 // The old format writes the same events for sysmon, forEachP
                 // and a blocking syscall's own handoff.
