@@ -17,3 +17,4 @@ mod ground_truth;
 mod harness;
 mod inline;
 mod latency;
+mod realprogs;
