@@ -17,6 +17,11 @@
 //!   thread count and lookups.
 //! - pipewait: the workload's header (strace -f -y): 20 reads of a pipe.
 //!
+//! Two tests are ignored until the tracer is fixed (run them with
+//! `--ignored`): nothing may be labelled cgo when no cgo call ran, and the
+//! DNS explosion must be named (getaddrinfo, netdns=go) when `threads`
+//! attaches after it began.
+//!
 //! Every test skips, saying why, without root, eBPF programs, the program
 //! or bpftrace, and takes the probe lock for writing: the counts are exact
 //! but the thread figures are timing, which a loaded 2-CPU machine blurs.
@@ -951,6 +956,69 @@ fn dns_go_resolver_stays_in_the_netpoller() {
             .unwrap_or_else(|| panic!("no netpoller verdict: {:?}", verdict_kinds(&report)));
         assert_eq!(v["severity"], "ok", "{v}");
     }
+}
+
+/// The field case as it happens: `tracer threads` attached 300 ms into
+/// the 200 cgo lookups, when every thread already sits in getaddrinfo's
+/// poll (the workload's header: 200 in poll(2) from outside). No spawn is
+/// seen, so the verdict rests on what holds the threads: it must still
+/// name getaddrinfo and the DNS fix, not a generic "cgo calls".
+#[test]
+#[ignore = "tracer bug: attached after the cgo DNS explosion began, `threads` sees 200 threads in C \
+            but names no C function, Go API or call site, and gives the generic cgo fix instead \
+            of netdns=go"]
+fn dns_cgo_explosion_diagnosed_when_attached_after_it_began() {
+    skip_unless!(dns_sandbox_unavailable());
+    skip_unless!(cannot_trace_go());
+    skip_unless!(missing("gcc").map(|m| format!("{m} (cgo)")));
+    let _exclusive = exclusive();
+    let bin = go_workload_cgo("dnscgo");
+    let mut inner = Command::new(&bin);
+    inner
+        .args(["-wait", "-n", "200"])
+        .env("GODEBUG", "netdns=cgo");
+    // dns-sandbox.sh and unshare exec: the child is dnscgo itself.
+    let mut child = dns_sandbox(&inner)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the sandbox");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    writeln!(child.stdin.as_mut().unwrap(), "go").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = target_dir("dns-threads");
+    let report_file = report_path(&dir);
+    let status = tracer()
+        .args([
+            "threads",
+            "-p",
+            &child.id().to_string(),
+            "-d",
+            "2s",
+            "--json",
+            "-o",
+        ])
+        .arg(&report_file)
+        .status()
+        .expect("run tracer threads");
+    assert!(status.success(), "tracer threads: {status}");
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(wait_timeout(&mut child, Duration::from_secs(10)).success());
+    let summary = dnscgo_summary(&line);
+    assert_eq!(summary_value(&summary, "failed"), 200.0, "{line}");
+    let report = read_report(&report_file);
+    let v = verdict_of(&report, "cgo_holds_threads")
+        .unwrap_or_else(|| panic!("no cgo verdict: {:?}", verdict_kinds(&report)));
+    eprintln!("threads after the explosion began: {v}");
+    assert!(u64_at(&v["evidence"], "held_now") >= 150, "{v}");
+    assert_eq!(v["cgo"]["c_function"], "getaddrinfo", "{v}");
+    assert_eq!(v["cgo"]["known"], "libc_dns", "{v}");
+    let fix = v["fix"].as_str().unwrap_or_default();
+    assert!(fix.contains("netdns=go") || fix.contains("netgo"), "{fix}");
 }
 
 // ------------------------------------------------------------- pipewait
