@@ -18,3 +18,4 @@ mod ground_truth;
 mod harness;
 mod inline;
 mod latency;
+mod realprogs;
