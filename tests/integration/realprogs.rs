@@ -29,6 +29,7 @@
 use std::{
     collections::BTreeMap,
     io::{Read as _, Write as _},
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{PoisonError, RwLockWriteGuard},
@@ -105,6 +106,15 @@ impl Bpftrace {
             // cannot check the instruction boundary; funcoff gives a
             // function's entry).
             cmd.arg("--unsafe");
+        }
+        // bpftrace holds the probe lock's descriptor: it must not outlive
+        // a test process that is killed (SIGTERM on the test thread's end).
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
         }
         let mut child = cmd
             .arg("-e")
