@@ -41,6 +41,7 @@ pub mod maps {
     pub const LOCK_SITES: &str = "LOCK_SITES";
     pub const VDSO_CALLS: &str = "VDSO_CALLS";
     pub const SYSCALL_CLASS: &str = "SYSCALL_CLASS";
+    pub const WINDOW_CLOSED: &str = "WINDOW_CLOSED";
 }
 
 /// Highest syscall number (exclusive) tracked per syscall. x86_64 numbers are
@@ -63,6 +64,11 @@ pub const SYS_EXIT_GROUP: u16 = 231;
 /// Linux `rt_sigreturn`: its return value is the restored register, not a
 /// result, so it is never counted as an error.
 pub const SYS_RT_SIGRETURN: u32 = 15;
+
+/// Linux `sched_yield` on x86_64. A Go program never makes it itself: the
+/// runtime's `osyield` spins with it (in `exitsyscall`, in lock and
+/// scheduler loops), so in a Go target it is always the runtime's wait.
+pub const SYS_SCHED_YIELD: u32 = 24;
 
 /// Linux `CLONE_THREAD`: a new task that joins its parent's thread group.
 pub const CLONE_THREAD: u64 = 0x0001_0000;

@@ -6,11 +6,11 @@
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::Counter;
 
-use crate::{maps::count, target_tid};
+use crate::{in_target, maps::count};
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn gt_floor_enter(_ctx: RawTracePointContext) -> i32 {
-    if target_tid().is_some() {
+    if in_target().is_some() {
         count(Counter::FloorHits);
     }
     0
@@ -18,7 +18,7 @@ pub fn gt_floor_enter(_ctx: RawTracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn gt_floor_exit(_ctx: RawTracePointContext) -> i32 {
-    if target_tid().is_some() {
+    if in_target().is_some() {
         count(Counter::FloorHits);
     }
     0

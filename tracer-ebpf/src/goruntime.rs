@@ -21,8 +21,9 @@ use tracer_common::{
     Counter, EventHeader, EventKind, FdInfo, GoOffsets, HandoffEvent, INFLIGHT_TAKEN_HANDOFF,
     INFLIGHT_TAKEN_STW, LOCK_FRAMES, MAIN_READ_GOMAXPROCS, MAIN_READ_MAXMCOUNT, MAIN_READ_VDSO,
     MAX_FRAMES, MainStartEvent, MexitEvent, NEWM_START, NEWM_WANTED, NewMEvent, PState,
-    SLOW_CALL_CGO, SlowCallEvent, StwEvent, ThreadEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL,
-    VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL, VICTIM_NOT_SEARCHED, VICTIM_SCAN_LIMIT, class,
+    SLOW_CALL_CGO, SYS_SCHED_YIELD, SlowCallEvent, StwEvent, ThreadEvent, VICTIM_IN_C,
+    VICTIM_IN_SYSCALL, VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL, VICTIM_NOT_SEARCHED,
+    VICTIM_SCAN_LIMIT, class,
     gostate::{G_SYSCALL, P_GCSTOP, P_SYSCALL},
 };
 
@@ -80,6 +81,12 @@ fn user(addr: u64) -> Result<u64, i32> {
 #[inline(always)]
 fn user32(addr: u64) -> Result<u32, i32> {
     unsafe { bpf_probe_read_user(addr as *const u32) }
+}
+
+/// The target runs a known Go release (and has not exec'd away).
+#[inline(always)]
+pub fn is_go() -> bool {
+    offsets().is_some()
 }
 
 /// The Go offsets when Go state may be read now: a known release, and the
@@ -517,7 +524,10 @@ fn flag_victim_m(tid: u32, m: u64, flag: u16) -> Victim {
 fn flag_victim(tid: u32, flag: u16) -> Victim {
     if let Some(slot) = inflight_slot(tid) {
         let slot = unsafe { &mut *slot };
-        if slot.tid == tid {
+        // A thread spinning in sched_yield is in the runtime's own path
+        // around a syscall (`exitsyscall` waiting for a P), not in the
+        // program's call.
+        if slot.tid == tid && u32::from(slot.sysno) != SYS_SCHED_YIELD {
             slot.flags |= flag;
             return Victim {
                 tid,

@@ -20,13 +20,20 @@ static TARGET_TGID: aya_ebpf::Global<u32> = aya_ebpf::Global::new(0);
 /// The current thread id when the current task belongs to the traced
 /// process (one helper call: this runs on every syscall of every process).
 #[inline(always)]
-fn target_tid() -> Option<u32> {
+fn in_target() -> Option<u32> {
     let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
     if (pid_tgid >> 32) as u32 == TARGET_TGID.load() {
         Some(pid_tgid as u32)
     } else {
         None
     }
+}
+
+/// The current thread id when it belongs to the traced process and the
+/// traced window is still open (checked only for the target's own calls).
+#[inline(always)]
+fn target_tid() -> Option<u32> {
+    in_target().filter(|_| maps::WINDOW_CLOSED.get(0).is_none_or(|&c| c == 0))
 }
 
 /// Byte offsets in the x86_64 `struct pt_regs` (the user registers the

@@ -46,6 +46,13 @@ pub static SYSCALL_CLASS: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
 #[map]
 pub static EXECS: Array<u32> = Array::with_max_entries(1, 0);
 
+/// Index 0: non-zero once userspace closes the traced window (at its stop,
+/// before the detach, which the kernel may complete a while later): every
+/// program ignores the target from then on, so what is counted is what
+/// happened in the window the report states.
+#[map]
+pub static WINDOW_CLOSED: Array<u32> = Array::with_max_entries(1, 0);
+
 /// Per-event records: syscalls without a slot, slow calls, thread spawns
 /// and exits, the rare runtime events. 4 MiB holds about 100 000 records, a
 /// burst of several milliseconds even at millions of unslotted syscalls per

@@ -10,8 +10,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     Counter, EventHeader, EventKind, HANDOFF_MIN_NS, InFlight, MAX_SYSCALLS, PState,
-    SYS_RT_SIGRETURN, SyscallEvent, UnmatchedExitEvent, buckets, class, errno_slot,
-    is_vdso_syscall,
+    SYS_RT_SIGRETURN, SYS_SCHED_YIELD, SyscallEvent, UnmatchedExitEvent, buckets, class,
+    errno_slot, is_vdso_syscall,
 };
 
 use crate::{
@@ -104,7 +104,10 @@ fn sys_exit(ctx: &RawTracePointContext, tid: u32) {
     }
     // Only long calls (or ones a P-taking probe flagged) pay for reading
     // the Go runtime's state; it says whether this was an idle wait.
-    let idle = if duration >= HANDOFF_MIN_NS || call.flags != 0 {
+    let idle = if sysno == SYS_SCHED_YIELD && goruntime::is_go() {
+        // The runtime's spin (osyield), however long: never the program's.
+        true
+    } else if duration >= HANDOFF_MIN_NS || call.flags != 0 {
         slow_path(ctx, tid, now, sysno, ret, duration, call.flags)
     } else {
         false

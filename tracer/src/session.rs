@@ -7,12 +7,17 @@
 //! hundredth tick as on the first. On stop it detaches the probes, drains
 //! what is left, and reads the aggregates a last time.
 
-use std::{collections::HashMap, io, os::fd::OwnedFd, time::Duration};
+use std::{
+    collections::HashMap,
+    io,
+    os::fd::OwnedFd,
+    time::{Duration, Instant},
+};
 
 use aya::maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use tokio::{
     io::unix::AsyncFd,
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
 };
 use tracer_common::{NUM_COUNTERS, SyscallHist, VdsoKey, maps};
 
@@ -139,6 +144,16 @@ pub struct Session {
     counters: PerCpuArray<MapData, u64>,
     vdso_calls: PerCpuHashMap<MapData, VdsoKey, u64>,
     ingest: Ingest,
+    /// Installed with the session, before "probes live" is announced: a
+    /// SIGINT right after it still stops the trace with a report.
+    sigint: Signal,
+    sigterm: Signal,
+    /// Start of the traced window: the syscall probes going live, or the
+    /// launch in `run` mode. `--duration` and `traced_seconds` count from it.
+    window_start: Instant,
+    /// Its end, once closed (the programs ignore the target from then on).
+    window_closed: Array<MapData, u32>,
+    window_end: Option<Instant>,
 }
 
 impl Session {
@@ -158,6 +173,7 @@ impl Session {
             hist_slots,
             counters,
             vdso_calls,
+            window_closed,
             logger,
         } = maps;
         let logger = match logger.map(register).transpose() {
@@ -169,7 +185,13 @@ impl Session {
         };
         let mut model = Model::new(threads_at_start);
         model.runtime.launched_by_exec = launched;
+        let window_start = links.live_since;
         Ok(Self {
+            sigint: signal(SignalKind::interrupt())?,
+            sigterm: signal(SignalKind::terminate())?,
+            window_start,
+            window_closed,
+            window_end: None,
             links,
             events: register(events)?,
             logger,
@@ -189,6 +211,37 @@ impl Session {
         })
     }
 
+    /// Starts the traced window now (`run`: at the launch, not when the
+    /// probes went live on the held child).
+    pub fn start_window_now(&mut self) {
+        self.window_start = Instant::now();
+    }
+
+    /// When the traced window began.
+    pub fn window_start(&self) -> Instant {
+        self.window_start
+    }
+
+    /// Seconds from the start of the traced window until now, or until it
+    /// closed.
+    pub fn traced_seconds(&self) -> f64 {
+        let end = self.window_end.unwrap_or_else(Instant::now);
+        end.duration_since(self.window_start).as_secs_f64()
+    }
+
+    /// Closes the traced window now: the kernel programs ignore the target
+    /// from here on, even before the detach completes (which can lag), so
+    /// every call counted began and ended inside the window. Idempotent.
+    pub fn close_window(&mut self) {
+        if self.window_end.is_some() {
+            return;
+        }
+        if let Err(e) = self.window_closed.set(0, 1, 0) {
+            log::warn!("cannot close the traced window in the kernel: {e}");
+        }
+        self.window_end = Some(Instant::now());
+    }
+
     /// The model as of the last refresh.
     pub fn model(&self) -> &Model {
         &self.ingest.model
@@ -202,19 +255,31 @@ impl Session {
     /// Runs until the target exits, a signal arrives, `deadline` passes, or
     /// the ticker asks to stop. The ticker is called every `every` (and at
     /// once when `main.main` begins) with the session.
+    /// The traced window closes when it returns (see `close_window`).
     pub async fn run(
+        &mut self,
+        target_exit: OwnedFd,
+        deadline: Option<Duration>,
+        policy: SignalPolicy,
+        ticker: Option<Ticker<'_>>,
+    ) -> Result<StopReason, SessionError> {
+        let reason = self.run_until(target_exit, deadline, policy, ticker).await;
+        self.close_window();
+        reason
+    }
+
+    async fn run_until(
         &mut self,
         target_exit: OwnedFd,
         deadline: Option<Duration>,
         policy: SignalPolicy,
         mut ticker: Option<Ticker<'_>>,
     ) -> Result<StopReason, SessionError> {
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
         let target_exit = register(target_exit)?;
         // A deadline far enough away to never fire stands for "none".
         let far = Duration::from_secs(100 * 365 * 86_400);
-        let sleep = tokio::time::sleep(deadline.unwrap_or(far));
+        let end = tokio::time::Instant::from_std(self.window_start) + deadline.unwrap_or(far);
+        let sleep = tokio::time::sleep_until(end);
         tokio::pin!(sleep);
         let period = ticker.as_ref().map_or(far, |t| t.every);
         let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -240,8 +305,8 @@ impl Session {
                 _ = target_exit.readable() => return Ok(StopReason::TargetExited),
                 () = &mut sleep => return Ok(StopReason::Deadline),
                 _ = interval.tick() => Wake::Tick,
-                _ = sigint.recv() => Wake::Signal(libc::SIGINT),
-                _ = sigterm.recv() => Wake::Signal(libc::SIGTERM),
+                _ = self.sigint.recv() => Wake::Signal(libc::SIGINT),
+                _ = self.sigterm.recv() => Wake::Signal(libc::SIGTERM),
             };
             let signo = match wake {
                 Wake::Tick => {
@@ -283,7 +348,8 @@ impl Session {
 
     /// Detaches the probes, drains what is left, and returns the model with
     /// the in-kernel aggregates and counters read a last time.
-    pub fn finish(self) -> Result<Model, SessionError> {
+    pub fn finish(mut self) -> Result<Model, SessionError> {
+        self.close_window();
         let Self {
             links,
             events,
@@ -293,6 +359,7 @@ impl Session {
             counters,
             vdso_calls,
             mut ingest,
+            ..
         } = self;
         drop(links);
         let mut events = events.into_inner();

@@ -13,10 +13,10 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let mut target = LiveTarget::prepare(config, pid)?;
     let rt = super::runtime()?;
     let (model, traced, exited) = rt.block_on(async {
-        let (mut session, pidfd, started) = target.start(true)?;
+        let (mut session, pidfd) = target.start(true)?;
         let policy = SignalPolicy::Stop;
         let reason = super::drive(&mut session, pidfd, config, policy, &mut target.facts).await?;
-        let traced = started.elapsed().as_secs_f64();
+        let traced = session.traced_seconds();
         let model = session.finish()?;
         anyhow::Ok((model, traced, reason == StopReason::TargetExited))
     })?;

@@ -2,7 +2,7 @@
 //! reading its Go side while it surely exists, attaching the probes, and
 //! the report once tracing stops.
 
-use std::{os::fd::OwnedFd, path::PathBuf, time::Instant};
+use std::{os::fd::OwnedFd, path::PathBuf};
 
 use crate::{
     cli::Config,
@@ -57,9 +57,9 @@ impl LiveTarget {
         })
     }
 
-    /// Attaches the probes (inside the tokio runtime): the session, the
-    /// process's exit descriptor, and when tracing began.
-    pub fn start(&self, announce: bool) -> anyhow::Result<(Session, OwnedFd, Instant)> {
+    /// Attaches the probes (inside the tokio runtime): the session and the
+    /// process's exit descriptor.
+    pub fn start(&self, announce: bool) -> anyhow::Result<(Session, OwnedFd)> {
         let pid = self.pid;
         let pidfd = target::pidfd_open(pid)?;
         let (links, maps) = probes::attach(pid, &self.options).map_err(|e| {
@@ -82,7 +82,7 @@ impl LiveTarget {
                 self.process.comm
             );
         }
-        Ok((session, pidfd, Instant::now()))
+        Ok((session, pidfd))
     }
 
     /// Writes the report of a finished session (`traced_seconds`: from

@@ -13,7 +13,7 @@ use std::{
     io::{self, BufWriter, Write},
     ops::ControlFlow,
     path::Path,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -291,7 +291,7 @@ pub async fn drive(
     policy: SignalPolicy,
     facts: &mut FactsCollector,
 ) -> Result<StopReason, SessionError> {
-    let started = Instant::now();
+    let started = session.window_start();
     let mut diff = IntervalDiff::default();
     let mut last_print = Duration::ZERO;
     // Short intervals tick at the interval; long ones at the facts period,

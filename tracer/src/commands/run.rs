@@ -2,7 +2,7 @@
 //! probes are live, let it run, and report when it exits. The tracer's exit
 //! status is the command's.
 
-use std::{ffi::OsString, path::Path, time::Instant};
+use std::{ffi::OsString, path::Path};
 
 use crate::{
     cli::Config,
@@ -36,16 +36,16 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
             "tracer: probes live on pid {pid}; starting {}",
             program.display()
         );
+        session.start_window_now();
         child.release()?;
         // Exec has happened: the new image's mappings (PIE base) are there.
         let symbolizer = super::symbolizer(go, pid);
         // The runtime's variables are read once main.main begins.
         let mut facts = super::facts_collector(pid, symbolizer.as_ref(), false);
         facts.refresh();
-        let started = Instant::now();
         let policy = SignalPolicy::ForwardTo(pid);
         let reason = super::drive(&mut session, pidfd, config, policy, &mut facts).await?;
-        let traced = started.elapsed().as_secs_f64();
+        let traced = session.traced_seconds();
         let model = session.finish()?;
         anyhow::Ok((model, traced, reason, symbolizer, facts))
     });

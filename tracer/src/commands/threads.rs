@@ -19,7 +19,7 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let every = config.interval.unwrap_or(Duration::from_secs(1));
     let rt = super::runtime()?;
     let (model, traced, exited) = rt.block_on(async {
-        let (mut session, pidfd, started) = target.start(true)?;
+        let (mut session, pidfd) = target.start(true)?;
         let mut live = LiveState::new(pid, target.symbolizer.as_ref().map(|(s, _)| s));
         let facts = &mut target.facts;
         let mut on_tick = |s: &mut Session| {
@@ -38,7 +38,7 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
         let reason = session
             .run(pidfd, config.duration, SignalPolicy::Stop, Some(ticker))
             .await?;
-        let traced = started.elapsed().as_secs_f64();
+        let traced = session.traced_seconds();
         let model = session.finish()?;
         anyhow::Ok((model, traced, reason == StopReason::TargetExited))
     })?;

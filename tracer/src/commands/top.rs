@@ -28,7 +28,7 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let header = format!("pid {pid} ({})", target.process.comm);
     let rt = super::runtime()?;
     rt.block_on(async {
-        let (mut session, pidfd, _) = target.start(false)?;
+        let (mut session, pidfd) = target.start(false)?;
         let facts = &mut target.facts;
         let mut terminal = ratatui::init();
         let mut live = LiveState::new(pid, target.symbolizer.as_ref().map(|(s, _)| s));

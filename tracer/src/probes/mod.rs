@@ -8,7 +8,7 @@ pub mod kernel_layout;
 pub mod privileges;
 pub mod tracefs;
 
-use std::{io, path::PathBuf};
+use std::{io, path::PathBuf, time::Instant};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -97,6 +97,8 @@ pub struct ProbeMaps {
     pub hist_slots: u32,
     pub counters: PerCpuArray<MapData, u64>,
     pub vdso_calls: PerCpuHashMap<MapData, VdsoKey, u64>,
+    /// Set at the stop: the programs ignore the target from then on.
+    pub window_closed: Array<MapData, u32>,
     /// What the kernel programs log (`aya-log`), drained by the session.
     pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
@@ -104,6 +106,9 @@ pub struct ProbeMaps {
 /// The attached programs: dropping this value detaches them all.
 pub struct Links {
     _ebpf: Ebpf,
+    /// Just before the syscall probes went live: every call counted began
+    /// after this instant (the start of the traced window).
+    pub live_since: Instant,
 }
 
 /// Loads the programs filtered on `tgid`, attaches them, and returns the
@@ -182,6 +187,15 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         ProbeSet::Full => ("gt_sys_enter", "gt_sys_exit"),
         ProbeSet::Floor => ("gt_floor_enter", "gt_floor_exit"),
     };
+    // Both verified first, then attached back to back: the entry first, so
+    // no call is counted that began before `live_since`, and the gap in
+    // which an entry is recorded but its exit could be missed is short.
+    for program in [enter, exit] {
+        let what = format!("loading {program}");
+        let prog: &mut RawTracePoint = program_ref(&mut ebpf, program, &what)?;
+        prog.load().map_err(failed(&what))?;
+    }
+    let live_since = Instant::now();
     for (program, tracepoint) in [(enter, "sys_enter"), (exit, "sys_exit")] {
         attach_raw(&mut ebpf, program, tracepoint)?;
     }
@@ -214,9 +228,16 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         hist_slots,
         counters: take(&mut ebpf, maps::COUNTERS)?,
         vdso_calls: take(&mut ebpf, maps::VDSO_CALLS)?,
+        window_closed: take(&mut ebpf, maps::WINDOW_CLOSED)?,
         logger,
     };
-    Ok((Links { _ebpf: ebpf }, maps))
+    Ok((
+        Links {
+            _ebpf: ebpf,
+            live_since,
+        },
+        maps,
+    ))
 }
 
 /// Takes a map out of the object as its typed wrapper.
@@ -250,7 +271,6 @@ fn failed(what: &str) -> impl Fn(aya::programs::ProgramError) -> ProbeError + '_
 fn attach_raw(ebpf: &mut Ebpf, program: &str, tracepoint: &str) -> Result<(), ProbeError> {
     let what = format!("attaching {program} to raw tracepoint {tracepoint}");
     let prog: &mut RawTracePoint = program_ref(ebpf, program, &what)?;
-    prog.load().map_err(failed(&what))?;
     prog.attach(tracepoint).map_err(failed(&what))?;
     Ok(())
 }

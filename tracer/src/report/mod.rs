@@ -136,7 +136,8 @@ pub struct Totals {
     pub idle: Total,
     pub all: Total,
     /// Calls under 20 µs are not classified: the runtime's short waits are
-    /// counted with the program's.
+    /// counted with the program's (sched_yield excepted: in a Go program it
+    /// is always the runtime's).
     pub idle_classified_from_ns: u64,
 }
 
@@ -290,7 +291,9 @@ fn idle_what(name: &str) -> &'static str {
         "futex" => "parked threads (idle Ms) and runtime waits (os/signal receiver)",
         "epoll_wait" | "epoll_pwait" | "epoll_pwait2" => "the netpoller (waiting for I/O)",
         "nanosleep" | "clock_nanosleep" => "sysmon and spinning threads sleeping",
-        "sched_yield" => "spinning threads yielding while they look for work",
+        "sched_yield" => {
+            "the runtime spinning (osyield: waiting for a P at a syscall's exit, locks, work search)"
+        }
         _ => "the runtime, idle",
     }
 }

@@ -150,7 +150,7 @@ fn idle(o: &mut impl Write, r: &Report) -> io::Result<()> {
     writeln!(o)?;
     writeln!(
         o,
-        "The Go runtime's idle waits (no goroutine waits on these; calls of {} or more): {} calls, {}",
+        "The Go runtime's idle waits (no goroutine waits on these; calls of {} or more, sched_yield all): {} calls, {}",
         human_ns(t.idle_classified_from_ns),
         t.idle.calls,
         human_ns(t.idle.total_ns)
