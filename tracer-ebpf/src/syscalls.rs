@@ -159,8 +159,10 @@ fn slow_path(
     let class = SYSCALL_CLASS.get(sysno).copied().unwrap_or(0);
     let state = goruntime::inspect(ctx, tid);
     let idle = match state.p_state {
-        PState::Runtime => class & class::IDLE_WAIT != 0,
-        PState::RuntimeBlocked => true,
+        // On the system stack, or under entersyscallblock (notetsleepg's
+        // futex: timers, os/signal). The class check keeps other calls on
+        // such threads out (a signal's rt_sigreturn).
+        PState::Runtime | PState::RuntimeBlocked => class & class::IDLE_WAIT != 0,
         _ => false,
     };
     let slow = duration >= SLOW_NS.load();
