@@ -186,6 +186,7 @@ fn raw_clock_syscalls_are_counted_exactly_and_time_now_adds_none() {
     );
     let facts = &report["facts"]["vdso"];
     assert!(facts["mapping"].is_array(), "{facts}");
+    // A typed fact: read, and not the zero of a runtime without vDSO.
     let sym = &facts["runtime_clock_gettime_sym"];
     assert_eq!(sym["state"], "known", "{sym}");
     assert_ne!(sym["value"], 0, "{sym}");

@@ -11,6 +11,7 @@ mod attribution;
 mod bad_input;
 mod clean_exit;
 mod counts;
+mod diagnosis;
 mod field;
 mod gobin;
 mod goruntime;

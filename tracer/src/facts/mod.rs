@@ -319,8 +319,10 @@ impl FactsCollector {
     fn refresh_vdso(&mut self) {
         let pid = self.pid;
         let v = &mut self.facts.vdso;
-        if let Ok(range) = vdso::vdso_range(pid) {
-            v.mapping = range.map(|r| (r.start, r.end));
+        // A read during the launch's exec can see no mapping yet: a later
+        // read that finds one wins, none never replaces one.
+        if let Ok(Some(r)) = vdso::vdso_range(pid) {
+            v.mapping = Some((r.start, r.end));
         }
         if let Ok(ehdr) = vdso::sysinfo_ehdr(pid) {
             v.auxv_sysinfo_ehdr = ehdr;
