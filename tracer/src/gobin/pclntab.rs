@@ -251,6 +251,11 @@ impl Pclntab {
                 .ok_or(GoBinError::Pclntab("function table out of range"))?;
             Ok((u32_at(data, at)?, u32_at(data, at.saturating_add(4))?))
         };
+        // Names are stored once (an ABI wrapper shares its function's):
+        // in real tables they add up to a fifth of the table at most. Names
+        // overlapping in a crafted one (every function naming the same long
+        // string) would take memory quadratic in its size.
+        let mut name_bytes = 0usize;
         for i in 0..nfunc {
             let (entry_off, func_off) = ftab(i)?;
             let (next_entry, _) = ftab(i + 1)?;
@@ -261,8 +266,15 @@ impl Pclntab {
                     .copied()
                     .ok_or(GoBinError::Pclntab("_func"))
             };
+            let name = cstr(data, table.funcname_off.saturating_add(name_off))?;
+            name_bytes = name_bytes.saturating_add(name.len());
+            if name_bytes > data.len() {
+                return Err(GoBinError::Pclntab(
+                    "function names add up to more than the table (overlapping names)",
+                ));
+            }
             table.functions.push(Function {
-                name: cstr(data, table.funcname_off.saturating_add(name_off))?.to_owned(),
+                name: name.to_owned(),
                 entry: u64::from(entry_off),
                 end: u64::from(next_entry),
                 func_id: byte(func_id_at)?,
@@ -1087,6 +1099,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every function of a crafted table naming the same long string: the
+    /// names would add up to the square of the table's size.
+    #[test]
+    fn overlapping_names_are_rejected() {
+        const NFUNC: usize = 20_000;
+        const NAME: usize = 50_000;
+        let funcname_off = 72;
+        let pcln_off = funcname_off + NAME + 1;
+        let mut data = vec![0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8];
+        for word in [NFUNC, 0, 0x1000, funcname_off, 0, 0, 0, pcln_off] {
+            data.extend((word as u64).to_le_bytes());
+        }
+        data.extend([b'f'; NAME]);
+        data.push(0);
+        let record = 8 * (NFUNC + 1);
+        for i in 0..=NFUNC {
+            data.extend((16 * i as u32).to_le_bytes());
+            data.extend((record as u32).to_le_bytes());
+        }
+        // One `_func` (name offset 0) that every entry points to.
+        data.extend([0; 48]);
+        let v = GoVersion {
+            major: 1,
+            minor: 27,
+            patch: 0,
+        };
+        assert!(matches!(
+            Pclntab::parse(&data, &v),
+            Err(GoBinError::Pclntab(msg)) if msg.contains("overlapping")
+        ));
+        // The same table with few functions parses.
+        data[8..16].copy_from_slice(&3u64.to_le_bytes());
+        let tab = Pclntab::parse(&data, &v).unwrap();
+        assert_eq!(tab.functions.len(), 3);
+        assert_eq!(tab.functions[0].name.len(), NAME);
     }
 
     #[test]
