@@ -274,6 +274,74 @@ mod tests {
         assert_eq!(bin.data_symbol(&"v".repeat(NAME)), None);
     }
 
+    /// The seed with `extra` sections that each hold the whole file but
+    /// its first 4 bytes (so that `runtime.firstmoduledata` is not 8-byte
+    /// aligned in them) put before its own, and the section it is in
+    /// unnamed, so that the search for it goes through them first.
+    fn with_overlapping_sections(extra: usize) -> Vec<u8> {
+        let mut elf = seed();
+        let len = elf.len() as u64 - 4;
+        let shoff = u64::from_le_bytes(elf[40..48].try_into().unwrap()) as usize;
+        let shnum = u16::from_le_bytes(elf[60..62].try_into().unwrap()) as usize;
+        let shstrndx = u16::from_le_bytes(elf[62..64].try_into().unwrap()) as usize;
+        let headers: Vec<Vec<u8>> = (0..shnum)
+            .map(|i| elf[shoff + 64 * i..shoff + 64 * (i + 1)].to_vec())
+            .collect();
+        let names = &headers[shstrndx];
+        let names_at = u64::from_le_bytes(names[24..32].try_into().unwrap()) as usize;
+        let name_of = |h: &[u8]| {
+            let at = names_at + u32::from_le_bytes(h[0..4].try_into().unwrap()) as usize;
+            elf[at..].split(|&b| b == 0).next().unwrap().to_vec()
+        };
+        let moduledata = headers
+            .iter()
+            .position(|h| name_of(h) == b".noptrdata")
+            .unwrap();
+        let new_shoff = elf.len();
+        elf.extend(&headers[0]);
+        for i in 0..extra {
+            let mut h = vec![0; 64];
+            h[4..8].copy_from_slice(&1u32.to_le_bytes()); // PROGBITS
+            h[8..16].copy_from_slice(&2u64.to_le_bytes()); // SHF_ALLOC
+            let addr = 0x7000_0000_0000u64 + ((i as u64) << 32);
+            h[16..24].copy_from_slice(&addr.to_le_bytes());
+            h[24..32].copy_from_slice(&4u64.to_le_bytes());
+            h[32..40].copy_from_slice(&len.to_le_bytes());
+            elf.extend(h);
+        }
+        for (i, h) in headers.iter().enumerate().skip(1) {
+            let mut h = h.clone();
+            if i == moduledata {
+                h[0..4].copy_from_slice(&0u32.to_le_bytes());
+            }
+            let link = u32::from_le_bytes(h[40..44].try_into().unwrap());
+            if link != 0 {
+                h[40..44].copy_from_slice(&(link + extra as u32).to_le_bytes());
+            }
+            elf.extend(h);
+        }
+        elf[40..48].copy_from_slice(&(new_shoff as u64).to_le_bytes());
+        elf[60..62].copy_from_slice(&((shnum + extra) as u16).to_le_bytes());
+        elf[62..64].copy_from_slice(&((shstrndx + extra) as u16).to_le_bytes());
+        elf
+    }
+
+    /// A crafted file whose sections each hold all of it would make the
+    /// search for `runtime.firstmoduledata` quadratic in its size: it reads
+    /// the file twice over at most (a real binary's sections do not
+    /// overlap, so this is all of them, and the named ones again).
+    #[test]
+    fn the_moduledata_search_reads_the_file_twice_at_most() {
+        let gofunc = GoBinary::parse(&seed()).unwrap().pclntab.gofunc();
+        assert!(gofunc.is_some());
+        let bin = GoBinary::parse(&with_overlapping_sections(1)).unwrap();
+        assert_eq!(bin.pclntab.gofunc(), gofunc);
+        assert_eq!(bin.symbols, SymbolsSource::Symtab);
+        let bin = GoBinary::parse(&with_overlapping_sections(3)).unwrap();
+        assert_eq!(bin.pclntab.gofunc(), None);
+        assert!(!bin.pclntab.functions.is_empty());
+    }
+
     /// Segments that end past the top of the address space (a crafted
     /// ELF) end there: no arithmetic overflow. The `gobinary` fuzz target
     /// found the writable one (after 362 079 inputs, a vaddr of all ones).

@@ -522,7 +522,19 @@ fn varint(d: &[u8]) -> Option<(u64, usize)> {
 fn find_moduledata<'a>(file: &File<'a>, pclntab_addr: u64, funcname_off: u64) -> Option<&'a [u8]> {
     let mut pattern = pclntab_addr.to_le_bytes().to_vec();
     pattern.extend(pclntab_addr.wrapping_add(funcname_off).to_le_bytes());
-    let find = |data: &'a [u8]| {
+    // The sections of a real binary do not overlap in the file, so the
+    // search reads it twice at most (the named sections, then all). A
+    // crafted one whose many sections each hold the whole file would take
+    // time quadratic in its size: the search stops at twice its length.
+    let file_end = file
+        .sections()
+        .filter_map(|s| s.file_range())
+        .map(|(offset, size)| offset.saturating_add(size))
+        .max()
+        .unwrap_or(0);
+    let mut budget = file_end.saturating_mul(2);
+    let mut find = |data: &'a [u8]| {
+        budget = budget.checked_sub(data.len() as u64)?;
         let i = (0..data.len().saturating_sub(MODULEDATA_TEXT + 8))
             .step_by(8)
             .find(|&i| data[i..].starts_with(&pattern))?;
@@ -532,7 +544,7 @@ fn find_moduledata<'a>(file: &File<'a>, pclntab_addr: u64, funcname_off: u64) ->
         let Some(sec) = file.section_by_name(name) else {
             continue;
         };
-        if let Some(found) = sec.data().ok().and_then(find) {
+        if let Some(found) = sec.data().ok().and_then(&mut find) {
             return Some(found);
         }
     }
