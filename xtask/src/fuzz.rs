@@ -1,9 +1,10 @@
 //! `cargo xtask fuzz`: the cargo-fuzz targets in `fuzz/` (the binary and
 //! record parsers), each run for a while from the committed seeds
 //! (`fuzz/seeds/<target>`) plus the corpus it grew before
-//! (`fuzz/corpus/<target>`, not committed). A crash, a timeout or an
-//! oversized allocation fails the task; the input is left in
-//! `fuzz/artifacts/<target>/`.
+//! (`fuzz/corpus/<target>`, not committed). `cargo xtask test` runs each
+//! for a few seconds from the seeds alone, as CI's fresh clone does. A
+//! crash, a timeout or an oversized allocation fails the task; the input is
+//! left in `fuzz/artifacts/<target>/`.
 
 use std::{fs, path::Path, process::Command, time::Instant};
 
@@ -21,7 +22,17 @@ pub const TARGETS: &[&str] = &[
 ];
 
 /// Seconds per target in `cargo xtask test`.
-pub const TEST_SECONDS: u64 = 8;
+pub const TEST_SECONDS: u64 = 6;
+
+/// Where a run's new inputs go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Corpus {
+    /// `fuzz/corpus/<target>`, kept between runs and read at the start.
+    Kept,
+    /// A fresh directory under `target/xtask/`: the run starts from the
+    /// seeds alone (the short run of `cargo xtask test`).
+    Fresh,
+}
 
 /// libFuzzer's limits: an input taking this long is a hang, and one
 /// allocation above this many MB (or a process above the RSS limit) is a
@@ -54,7 +65,7 @@ pub struct Outcome {
 
 /// Builds the targets, then runs each of `targets` for `seconds`; fails
 /// on the first crash.
-pub fn run(targets: &[String], seconds: u64) -> anyhow::Result<Vec<Outcome>> {
+pub fn run(targets: &[String], seconds: u64, corpus: Corpus) -> anyhow::Result<Vec<Outcome>> {
     for t in targets {
         if !TARGETS.contains(&t.as_str()) {
             bail!("no fuzz target `{t}` (the targets: {})", TARGETS.join(", "));
@@ -64,7 +75,7 @@ pub fn run(targets: &[String], seconds: u64) -> anyhow::Result<Vec<Outcome>> {
     crate::util::run(cargo_fuzz().arg("build"))?;
     let mut outcomes = Vec::new();
     for t in targets {
-        outcomes.push(run_one(t, seconds)?);
+        outcomes.push(run_one(t, seconds, corpus)?);
     }
     let total: u64 = outcomes.iter().map(|o| o.executions).sum();
     step(&format!(
@@ -79,9 +90,16 @@ pub fn run(targets: &[String], seconds: u64) -> anyhow::Result<Vec<Outcome>> {
     Ok(outcomes)
 }
 
-fn run_one(target: &str, seconds: u64) -> anyhow::Result<Outcome> {
+fn run_one(target: &str, seconds: u64, kind: Corpus) -> anyhow::Result<Outcome> {
     let fuzz = root().join("fuzz");
-    let corpus = fuzz.join("corpus").join(target);
+    let corpus = match kind {
+        Corpus::Kept => fuzz.join("corpus").join(target),
+        Corpus::Fresh => {
+            let dir = root().join("target/xtask/fuzz-corpus").join(target);
+            let _ = fs::remove_dir_all(&dir);
+            dir
+        }
+    };
     let seeds = fuzz.join("seeds").join(target);
     fs::create_dir_all(&corpus)?;
     let log_dir = root().join("target/xtask");

@@ -48,6 +48,10 @@ enum Task {
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Start from the committed seeds alone, leaving the corpus the
+        /// targets grew before (`fuzz/corpus/`) aside, as `test` does.
+        #[arg(long)]
+        fresh: bool,
         /// One of: gobinary, pclntab_tables, btf, event_decode, kallsyms.
         target: Option<String>,
     },
@@ -71,12 +75,21 @@ fn main() -> ExitCode {
         Task::Setup { full } => setup::run(matrix(full)).map(drop),
         Task::Build => setup::run(GoMatrix::Default).and_then(|_| build()),
         Task::Test { full, args } => setup::run(matrix(full)).and_then(|tools| test(&tools, &args)),
-        Task::Fuzz { seconds, target } => setup::fuzz_tools().and_then(|()| {
+        Task::Fuzz {
+            seconds,
+            fresh,
+            target,
+        } => setup::fuzz_tools().and_then(|()| {
             let targets = match target {
                 Some(t) => vec![t],
                 None => fuzz::TARGETS.iter().map(|t| (*t).to_owned()).collect(),
             };
-            fuzz::run(&targets, seconds).map(drop)
+            let corpus = if fresh {
+                fuzz::Corpus::Fresh
+            } else {
+                fuzz::Corpus::Kept
+            };
+            fuzz::run(&targets, seconds, corpus).map(drop)
         }),
         Task::Demo => setup::run(GoMatrix::Default).and_then(|tools| demo(&tools)),
         Task::Bench { rounds, calls } => setup::run(GoMatrix::Default)
@@ -119,7 +132,7 @@ fn test(tools: &setup::Tools, args: &[String]) -> anyhow::Result<()> {
         fuzz::TEST_SECONDS
     ));
     let targets: Vec<String> = fuzz::TARGETS.iter().map(|t| (*t).to_owned()).collect();
-    fuzz::run(&targets, fuzz::TEST_SECONDS).map(drop)
+    fuzz::run(&targets, fuzz::TEST_SECONDS, fuzz::Corpus::Fresh).map(drop)
 }
 
 fn demo(tools: &setup::Tools) -> anyhow::Result<()> {
@@ -158,15 +171,21 @@ mod tests {
     #[test]
     fn fuzz_takes_seconds_and_a_target() {
         let cli = Cli::try_parse_from(["xtask", "fuzz", "--seconds", "5", "btf"]).unwrap();
-        let Task::Fuzz { seconds, target } = cli.task else {
+        let Task::Fuzz {
+            seconds,
+            fresh,
+            target,
+        } = cli.task
+        else {
             panic!("not the fuzz task");
         };
-        assert_eq!((seconds, target.as_deref()), (5, Some("btf")));
-        let cli = Cli::try_parse_from(["xtask", "fuzz"]).unwrap();
+        assert_eq!((seconds, fresh, target.as_deref()), (5, false, Some("btf")));
+        let cli = Cli::try_parse_from(["xtask", "fuzz", "--fresh"]).unwrap();
         assert!(matches!(
             cli.task,
             Task::Fuzz {
                 seconds: 60,
+                fresh: true,
                 target: None
             }
         ));
