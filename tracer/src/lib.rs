@@ -19,6 +19,8 @@ pub mod model;
 pub mod probes;
 pub mod procinfo;
 pub mod report;
+#[cfg(test)]
+mod seed_corpus;
 pub mod session;
 pub mod syscall_names;
 pub mod target;

@@ -1,8 +1,9 @@
-//! Project tasks: `cargo xtask setup|build|test|demo|bench`.
+//! Project tasks: `cargo xtask setup|build|test|fuzz|demo|bench`.
 //! Every task that needs tools runs `setup` first, so each one works on a
 //! fresh machine.
 
 mod bench;
+mod fuzz;
 mod go;
 mod setup;
 mod util;
@@ -30,7 +31,8 @@ enum Task {
     },
     /// Set up, then build the tracer and its eBPF programs (release).
     Build,
-    /// Set up, build, and run every test: unit and privileged integration.
+    /// Set up, build, and run every test: unit and privileged integration,
+    /// then each fuzz target for a few seconds (not with a test filter).
     Test {
         /// Test with every supported Go release (1.19, 1.21-1.27), not only
         /// the default set (1.19, 1.21, 1.23, 1.25, 1.26, 1.27).
@@ -39,6 +41,19 @@ enum Task {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Run the parsers' fuzz targets (`fuzz/`), from the committed seeds:
+    /// every target, or the one named. A crash fails the task.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Start from the committed seeds alone, leaving the corpus the
+        /// targets grew before (`fuzz/corpus/`) aside, as `test` does.
+        #[arg(long)]
+        fresh: bool,
+        /// One of: gobinary, pclntab_tables, btf, event_decode, kallsyms.
+        target: Option<String>,
     },
     /// Set up, build, and trace the bundled Go demo workload.
     Demo,
@@ -60,6 +75,22 @@ fn main() -> ExitCode {
         Task::Setup { full } => setup::run(matrix(full)).map(drop),
         Task::Build => setup::run(GoMatrix::Default).and_then(|_| build()),
         Task::Test { full, args } => setup::run(matrix(full)).and_then(|tools| test(&tools, &args)),
+        Task::Fuzz {
+            seconds,
+            fresh,
+            target,
+        } => setup::fuzz_tools().and_then(|()| {
+            let targets = match target {
+                Some(t) => vec![t],
+                None => fuzz::TARGETS.iter().map(|t| (*t).to_owned()).collect(),
+            };
+            let corpus = if fresh {
+                fuzz::Corpus::Fresh
+            } else {
+                fuzz::Corpus::Kept
+            };
+            fuzz::run(&targets, seconds, corpus).map(drop)
+        }),
         Task::Demo => setup::run(GoMatrix::Default).and_then(|tools| demo(&tools)),
         Task::Bench { rounds, calls } => setup::run(GoMatrix::Default)
             .and_then(|tools| build().and_then(|()| bench::run(&tools, rounds, calls))),
@@ -91,7 +122,17 @@ fn test(tools: &setup::Tools, args: &[String]) -> anyhow::Result<()> {
     let mut cmd = util::cargo();
     cmd.arg("test").args(args);
     tools.export(&mut cmd);
-    util::run(&mut cmd)
+    util::run(&mut cmd)?;
+    // A filtered run is someone after one test: no fuzzing then.
+    if !args.is_empty() {
+        return Ok(());
+    }
+    util::step(&format!(
+        "a short fuzz run: each target for {} s",
+        fuzz::TEST_SECONDS
+    ));
+    let targets: Vec<String> = fuzz::TARGETS.iter().map(|t| (*t).to_owned()).collect();
+    fuzz::run(&targets, fuzz::TEST_SECONDS, fuzz::Corpus::Fresh).map(drop)
 }
 
 fn demo(tools: &setup::Tools) -> anyhow::Result<()> {
@@ -125,5 +166,28 @@ mod tests {
         assert_eq!(args, ["goruntime::", "--nocapture"]);
         let cli = Cli::try_parse_from(["xtask", "test", "gobin::"]).unwrap();
         assert!(matches!(cli.task, Task::Test { full: false, .. }));
+    }
+
+    #[test]
+    fn fuzz_takes_seconds_and_a_target() {
+        let cli = Cli::try_parse_from(["xtask", "fuzz", "--seconds", "5", "btf"]).unwrap();
+        let Task::Fuzz {
+            seconds,
+            fresh,
+            target,
+        } = cli.task
+        else {
+            panic!("not the fuzz task");
+        };
+        assert_eq!((seconds, fresh, target.as_deref()), (5, false, Some("btf")));
+        let cli = Cli::try_parse_from(["xtask", "fuzz", "--fresh"]).unwrap();
+        assert!(matches!(
+            cli.task,
+            Task::Fuzz {
+                seconds: 60,
+                fresh: true,
+                target: None
+            }
+        ));
     }
 }

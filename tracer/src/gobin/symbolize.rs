@@ -70,6 +70,12 @@ impl Symbolizer {
         Self::with_bias(binary, bias)
     }
 
+    /// For a binary not loaded anywhere: addresses are link-time ones (no
+    /// load bias), as for a non-PIE process or a stack captured offline.
+    pub fn at_link_addresses(binary: GoBinary) -> Self {
+        Self::with_bias(binary, 0)
+    }
+
     fn with_bias(binary: GoBinary, bias: u64) -> Self {
         Self {
             binary,

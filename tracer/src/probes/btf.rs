@@ -15,6 +15,7 @@
 //! parsed only to step over them. Split BTF (kernel modules) is not handled.
 
 use std::{
+    collections::HashSet,
     fs, io,
     path::{Path, PathBuf},
 };
@@ -486,7 +487,7 @@ impl Btf {
         };
         for (i, name) in members.iter().enumerate() {
             let hit = self
-                .find_member(current, name, 0)
+                .find_member(current, name, 0, &mut HashSet::new())
                 .map_err(|detail| BtfError::Unresolvable {
                     path: path.to_owned(),
                     detail,
@@ -523,12 +524,16 @@ impl Btf {
 
     /// Looks for `name` among the members of composite `id`, descending
     /// into anonymous struct and union members. Offsets are relative to `id`.
-    /// `Err` for malformed BTF.
+    /// `Err` for malformed BTF. `searched` holds the anonymous types
+    /// already searched in vain: a type shared by several anonymous members
+    /// (deduplicated BTF, or a crafted DAG of them) is searched once, not
+    /// once per path to it.
     fn find_member(
         &self,
         id: u32,
         name: &str,
         depth: usize,
+        searched: &mut HashSet<u32>,
     ) -> std::result::Result<Option<Member>, String> {
         if depth >= MAX_DEPTH {
             return Err("anonymous members nested too deep (cyclic BTF?)".into());
@@ -551,10 +556,10 @@ impl Btf {
                 let nested = self
                     .resolve(m.type_id)
                     .is_some_and(|(_, mt)| matches!(mt.kind, Kind::Struct | Kind::Union));
-                if !nested {
+                if !nested || searched.contains(&m.type_id) {
                     continue;
                 }
-                if let Some(mut inner) = self.find_member(m.type_id, name, depth + 1)? {
+                if let Some(mut inner) = self.find_member(m.type_id, name, depth + 1, searched)? {
                     inner.bit_offset = inner
                         .bit_offset
                         .checked_add(bit_offset)
@@ -563,6 +568,7 @@ impl Btf {
                     inner.in_anonymous = true;
                     return Ok(Some(inner));
                 }
+                searched.insert(m.type_id);
                 continue;
             }
             if member_name != name {
@@ -1049,6 +1055,37 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    /// Anonymous members whose types are shared (a DAG: each level holds
+    /// the next level twice) are searched once per type, not once per
+    /// path: 2^40 paths must not hang a lookup.
+    #[test]
+    fn shared_anonymous_members_are_searched_once() {
+        const LEVELS: u32 = 40;
+        let mut b = Builder::new();
+        // Ids in order: `top` is 1, level i is 2 + i, the int is last.
+        let int_id = LEVELS + 3;
+        let top = b.composite("top", false, 8, false, &[("", 2, 0), ("x", int_id, 32)]);
+        for level in 0..LEVELS {
+            b.composite(
+                "",
+                false,
+                4,
+                false,
+                &[("", 3 + level, 0), ("", 3 + level, 0)],
+            );
+        }
+        b.composite("", false, 4, false, &[("leaf", int_id, 0)]);
+        assert_eq!(b.int("u32", 4), int_id);
+        let btf = Btf::parse(&b.build()).unwrap();
+        assert_eq!(top, 1);
+        assert_eq!(btf.member_offset("top", "leaf").unwrap(), 0);
+        assert_eq!(btf.member_offset("top", "x").unwrap(), 4);
+        assert!(matches!(
+            btf.member("top.missing"),
+            Err(BtfError::NoSuchMember { .. })
+        ));
     }
 
     #[test]
