@@ -629,7 +629,7 @@ fn attaching_after_the_explosion_names_the_holding_call_site() {
 // ---------------------------------------------------------------------------
 // 5. Idle waits apart
 
-const IDLE_SYSCALLS: [&str; 3] = ["futex", "epoll_pwait", "nanosleep"];
+const IDLE_SYSCALLS: [&str; 4] = ["futex", "epoll_pwait", "nanosleep", "sched_yield"];
 
 /// `tracer run` of idlewait (defaults: 20 pipe reads of ~10 ms, 2 s in
 /// all); between 1.0 and 1.5 s in, when the reads are long over, every
@@ -718,15 +718,13 @@ fn idle_waits_are_kept_apart_from_the_programs_blocking() {
             "{context}: {:?}",
             idle.keys()
         );
-        // Nothing else waits (strace). An rt_sigreturn of an idle M that
-        // took over 20 µs (the CPU was busy) lands here too: not a wait,
-        // but no time worth a row either.
-        let other_idle_ns: u64 = idle
-            .iter()
-            .filter(|(s, _)| !IDLE_SYSCALLS.contains(s))
-            .map(|(_, w)| u64_at(w, "total_ns"))
-            .sum();
-        assert!(other_idle_ns < 1_000_000, "{context}: {:?}", idle.keys());
+        // Nothing else waits (strace); a signal's rt_sigreturn on an idle
+        // thread is not a wait either.
+        assert!(
+            idle.keys().all(|s| IDLE_SYSCALLS.contains(s)),
+            "{context}: {:?}",
+            idle.keys()
+        );
         let program_idle_ns: u64 = arr(&r["syscalls"])
             .iter()
             .filter(|s| IDLE_SYSCALLS.contains(&s["name"].as_str().unwrap()))
@@ -952,10 +950,6 @@ fn duration_sets_the_traced_seconds() {
 /// window is long (calls that began before the probes are not in the
 /// tables, so the bound is exact).
 #[test]
-#[ignore = "tracer bug: calls from before the stated window are counted (the syscall probes \
-            go live before the uprobes are attached, traced_seconds starts after): 31-35 sleeps \
-            of 100 ms (3.1-3.5 s) by one goroutine counted in a 3.001 s window; release build: \
-            37 (3.72 s) in 3.00 s"]
 fn duration_bounds_what_is_counted() {
     skip_unless!(cannot_trace_go());
     for (context, traced, calls, slept_ns) in sleeps_under_duration() {
@@ -1071,9 +1065,6 @@ fn attach_leaves_no_exit_unexplained() {
 /// stops on Ctrl-C with its report. A SIGINT just after that line must stop
 /// it the same way.
 #[test]
-#[ignore = "tracer bug: the SIGINT handler is installed after \"probes live\" is printed \
-            (LiveTarget::start, then Session::run): a SIGINT in between kills the tracer \
-            (status -2, no report) in 4 of 10 tries"]
 fn sigint_right_after_probes_live_still_reports() {
     skip_unless!(cannot_trace_go());
     let (version, go) = oldest_and_newest().pop().unwrap();
