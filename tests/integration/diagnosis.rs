@@ -891,6 +891,11 @@ fn a_little_noise_is_no_verdict_and_an_exec_is_one() {
         }
         // syscall.Exec("/bin/true"): one exec past the launch.
         assert_eq!(u64_at(&r["target"], "execs"), 1, "{context}");
+        assert_eq!(
+            r["target"]["executed"],
+            serde_json::json!(["/bin/true"]),
+            "{context}"
+        );
         let exec = verdicts_of(&r, "exec");
         assert_eq!(exec.len(), 1, "{context}: {:?}", verdict_kinds(&r));
         assert_eq!(u64_at(&exec[0]["evidence"], "count"), 1, "{context}");
@@ -900,6 +905,11 @@ fn a_little_noise_is_no_verdict_and_an_exec_is_one() {
         let bin = build(&go, &version, "noise.go", "default");
         let r = run(&bin, &["-mkdirall", "1"]);
         assert_eq!(u64_at(&r["target"], "execs"), 0, "go {version}");
+        assert_eq!(
+            r["target"]["executed"],
+            serde_json::json!([]),
+            "go {version}"
+        );
         assert!(verdicts_of(&r, "exec").is_empty(), "go {version}");
     }
 }

@@ -227,6 +227,17 @@ pub fn invariant_errors(r: &Value) -> Vec<String> {
         n(r, "vdso.total_calls"),
         sum(r, "vdso.fallbacks", "calls"),
     );
+    let not_served: u64 = rows(r, "vdso.fallbacks")
+        .iter()
+        .filter(|f| f["kind"] == "clock_not_served")
+        .map(|f| f["calls"].as_u64().unwrap_or(0))
+        .sum();
+    equal(
+        &mut e,
+        "vdso.fallback_calls vs vdso.total_calls - the clock_not_served rows",
+        n(r, "vdso.fallback_calls"),
+        n(r, "vdso.total_calls") - not_served,
+    );
     // Verdicts never name an unknown call site "?".
     for (i, v) in rows(r, "verdicts").iter().enumerate() {
         let summary = v["summary"].as_str().unwrap_or_default();

@@ -17,6 +17,9 @@ pub mod globals {
     pub const NEWTASK_PID_OFFSET: &str = "NEWTASK_PID_OFFSET";
     /// `u32`: byte offset of `clone_flags` in the `task:task_newtask` record.
     pub const NEWTASK_FLAGS_OFFSET: &str = "NEWTASK_FLAGS_OFFSET";
+    /// `u32`: byte offset of the `filename` `__data_loc` word in the
+    /// `sched:sched_process_exec` record.
+    pub const EXEC_FILENAME_OFFSET: &str = "EXEC_FILENAME_OFFSET";
     /// `u32`: size of the `INFLIGHT` map minus one (a power of two minus one).
     pub const INFLIGHT_MASK: &str = "INFLIGHT_MASK";
     /// `u32`: histogram slots per half of `HISTS` (goroutine calls first,
@@ -301,6 +304,17 @@ pub struct MainStartEvent {
     pub read: u32,
     pub _pad: u32,
 }
+
+/// The target executed a program (`sched_process_exec`): its path, as
+/// the kernel's tracepoint gives it, NUL-terminated and cut to fit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecEvent {
+    pub header: EventHeader,
+    pub filename: [u8; EXEC_NAME_LEN],
+}
+
+pub const EXEC_NAME_LEN: usize = 128;
 
 pub const MAIN_READ_VDSO: u32 = 1;
 pub const MAIN_READ_GOMAXPROCS: u32 = 2;
@@ -809,6 +823,7 @@ mod tests {
     fn go_layouts() {
         assert_eq!(size_of::<GoOffsets>(), 152);
         assert_eq!(size_of::<MainStartEvent>(), 40);
+        assert_eq!(size_of::<ExecEvent>(), 16 + EXEC_NAME_LEN);
         assert_eq!(offset_of!(GoOffsets, allp_link), 88);
         assert_eq!(size_of::<StwEvent>(), 32);
         assert_eq!(size_of::<FdInfo>(), 56);

@@ -3,13 +3,15 @@
 //! (`sched:sched_process_exec`). Rare events: each one goes to userspace.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    EbpfContext as _,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes},
     macros::tracepoint,
     programs::TracePointContext,
 };
+use aya_log_ebpf::warn;
 use tracer_common::{
-    CLONE_THREAD, EventHeader, EventKind, SYS_EXIT, SYS_EXIT_GROUP, THREAD_EXIT_GROUP,
-    THREAD_EXIT_KILLED, THREAD_EXIT_SELF, ThreadEvent,
+    CLONE_THREAD, EXEC_NAME_LEN, EventHeader, EventKind, ExecEvent, SYS_EXIT, SYS_EXIT_GROUP,
+    THREAD_EXIT_GROUP, THREAD_EXIT_KILLED, THREAD_EXIT_SELF, ThreadEvent,
 };
 
 use crate::{
@@ -23,6 +25,9 @@ use crate::{
 static NEWTASK_PID_OFFSET: aya_ebpf::Global<u32> = aya_ebpf::Global::new(8);
 #[unsafe(no_mangle)]
 static NEWTASK_FLAGS_OFFSET: aya_ebpf::Global<u32> = aya_ebpf::Global::new(32);
+/// Offset of `filename`'s `__data_loc` word in `sched_process_exec`.
+#[unsafe(no_mangle)]
+static EXEC_FILENAME_OFFSET: aya_ebpf::Global<u32> = aya_ebpf::Global::new(8);
 
 #[tracepoint]
 pub fn gt_task_newtask(ctx: TracePointContext) -> u32 {
@@ -84,19 +89,32 @@ pub fn gt_task_exit(_ctx: TracePointContext) -> u32 {
 
 /// The target executed a new program (the launch itself in `run` mode).
 #[tracepoint]
-pub fn gt_exec(_ctx: TracePointContext) -> u32 {
+pub fn gt_exec(ctx: TracePointContext) -> u32 {
     let Some(tid) = target_tid() else {
         return 0;
     };
     if let Some(n) = EXECS.get_ptr_mut(0) {
         unsafe { *n += 1 };
     }
-    let header = EventHeader {
-        kind: EventKind::Exec as u32,
-        tid,
-        ts_ns: unsafe { bpf_ktime_get_ns() },
+    let mut event = ExecEvent {
+        header: EventHeader {
+            kind: EventKind::Exec as u32,
+            tid,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+        },
+        filename: [0; EXEC_NAME_LEN],
     };
-    output(&header);
+    // `__data_loc`: the low 16 bits are the string's offset in the record.
+    if let Ok(loc) = unsafe { ctx.read_at::<u32>(EXEC_FILENAME_OFFSET.load() as usize) } {
+        let name = unsafe { ctx.as_ptr().add((loc & 0xffff) as usize) };
+        if unsafe { bpf_probe_read_kernel_str_bytes(name.cast(), &mut event.filename) }.is_err() {
+            warn!(
+                &ctx,
+                "exec of tid {}: the program's path is unreadable", tid
+            );
+        }
+    }
+    output(&event);
     0
 }
 

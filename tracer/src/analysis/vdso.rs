@@ -127,8 +127,12 @@ pub struct VdsoSection {
     /// Fallback syscalls by call site, most calls first.
     pub fallbacks: Vec<VdsoRow>,
     pub total_calls: u64,
-    /// Estimated time in these syscalls per second of tracing (their mean
-    /// measured duration × rate); a vDSO read costs tens of nanoseconds.
+    /// Of those, the calls the vDSO would have served (the fallbacks
+    /// proper; the rest are of clocks the vDSO never serves).
+    pub fallback_calls: u64,
+    /// Estimated time in the fallbacks proper per second of tracing (the
+    /// clock syscalls' measured time, in the fallbacks' share of the
+    /// calls); a vDSO read costs tens of nanoseconds.
     pub est_cost_ns_per_second: f64,
 }
 
@@ -183,7 +187,12 @@ impl VdsoSection {
             row.calls_per_second = row.calls as f64 / seconds;
         }
         rows.sort_by_key(|r| std::cmp::Reverse(r.calls));
-        let total_calls = rows.iter().map(|r| r.calls).sum();
+        let total_calls: u64 = rows.iter().map(|r| r.calls).sum();
+        let fallback_calls: u64 = rows
+            .iter()
+            .filter(|r| r.kind != FallbackKind::ClockNotServed)
+            .map(|r| r.calls)
+            .sum();
         let program = model
             .syscalls
             .by_syscall(crate::model::syscalls::Waiter::Program);
@@ -193,11 +202,17 @@ impl VdsoSection {
             .map(|s| s.total_ns as f64)
             // Summed from +0.0: an empty f64 sum is -0.0, printed as such.
             .fold(0.0, |a, b| a + b);
+        let share = if total_calls == 0 {
+            0.0
+        } else {
+            fallback_calls as f64 / total_calls as f64
+        };
         Self {
             facts,
             fallbacks: rows,
             total_calls,
-            est_cost_ns_per_second: cost_ns / seconds,
+            fallback_calls,
+            est_cost_ns_per_second: cost_ns * share / seconds,
         }
     }
 }

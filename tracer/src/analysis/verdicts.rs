@@ -266,7 +266,18 @@ pub struct Inputs<'a> {
     pub leaks: &'a Leaks,
     pub vdso: &'a VdsoSection,
     pub execs: usize,
+    /// The paths of the first of them.
+    pub executed: &'a [String],
     pub go_version: Option<&'a str>,
+}
+
+/// "/bin/true", "/bin/sh, then /bin/true", or "3 programs (/bin/sh, …)".
+fn executed_text(execs: usize, paths: &[String]) -> String {
+    match (execs, paths) {
+        (_, []) => format!("a new program {execs} time(s)"),
+        (n, p) if n == p.len() && n <= 3 => p.join(", then "),
+        (n, p) => format!("{n} programs ({}, …)", p[..p.len().min(3)].join(", ")),
+    }
 }
 
 pub fn diagnose(i: &Inputs<'_>) -> Vec<Verdict> {
@@ -289,10 +300,10 @@ pub fn diagnose(i: &Inputs<'_>) -> Vec<Verdict> {
             call_site: None,
             cgo: None,
             summary: format!(
-                "The process executed a new program {} time(s) while traced: calls after that are \
-                 the new program's, and its Go stacks are not symbolized (the report describes \
-                 the program that was traced first).",
-                i.execs
+                "The process executed {} while traced: calls after that are the new program's, \
+                 and its Go stacks are not symbolized (the report describes the program that was \
+                 traced first).",
+                executed_text(i.execs, i.executed)
             ),
             fix: None,
         });
@@ -632,19 +643,28 @@ fn leaks(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
         (None, Some(why)) => format!("lock site unknown: {why}"),
         (None, None) => "lock site unknown".to_owned(),
     };
-    let wedged = if l.main_thread_wedged {
-        " One of them ran on the main thread: the runtime cannot end it, so it wedged it, and \
-         the main thread stays blocked for the rest of the process."
+    let cost = if l.main_thread_wedged {
+        format!(
+            "each one costs a thread: {} destroyed, and one ran on the main thread, which the \
+             runtime cannot end: it wedged it, blocked for the rest of the process",
+            l.total.saturating_sub(1)
+        )
     } else {
-        ""
+        "each one costs a thread (destroyed; the runtime starts a new one when it needs one)"
+            .to_owned()
     };
-    let per_second = l.total as f64 / i.traced_seconds.max(1e-3);
+    // A rate over less than a second says nothing about a one-off burst.
+    let per_second = (i.traced_seconds >= 1.0).then(|| l.total as f64 / i.traced_seconds);
+    let rate = per_second.map_or_else(
+        || format!("in {:.2} s", i.traced_seconds),
+        |r| format!("{r:.1}/s"),
+    );
     out.push(Verdict {
         kind: VerdictKind::LockosthreadLeak,
         severity: Severity::Problem,
         evidence: Evidence {
             count: Some(l.total),
-            per_second: Some(per_second),
+            per_second,
             threshold: Some("any goroutine that exits while locked".into()),
             ..Evidence::default()
         },
@@ -652,9 +672,8 @@ fn leaks(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
         call_site: site,
         cgo: None,
         summary: format!(
-            "LockOSThread leaks: {} goroutines exited while locked to their thread \
-             ({per_second:.1}/s), {at}; each one costs a thread (destroyed, and a new one \
-             started).{wedged}",
+            "LockOSThread leaks: {} goroutines exited while locked to their thread ({rate}), \
+             {at}; {cost}.",
             l.total
         ),
         fix: Some(
@@ -949,6 +968,7 @@ mod tests {
                     facts: Default::default(),
                     fallbacks: Vec::new(),
                     total_calls: 0,
+                    fallback_calls: 0,
                     est_cost_ns_per_second: 0.0,
                 },
                 spawned: 0,
@@ -968,6 +988,7 @@ mod tests {
                 leaks: &self.leaks,
                 vdso: &self.vdso,
                 execs: 0,
+                executed: &[],
                 go_version: Some("go1.27.3"),
             });
             for verdict in &v {

@@ -113,6 +113,7 @@ impl LiveTarget {
             exited,
             exit_code: None,
             execs: 0,
+            executed: Vec::new(),
         };
         super::report(
             config,

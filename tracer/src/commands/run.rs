@@ -68,6 +68,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         exited: exit_code.is_some(),
         exit_code,
         execs: 0,
+        executed: Vec::new(),
     };
     let threads_at_end = if exit_code.is_some() {
         0

@@ -5,12 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 use tracer_common::{
-    ERRNO_SLOTS, EventHeader, EventKind, FD_NAME_LEN, FdInfo, HandoffEvent, INFLIGHT_TAKEN_HANDOFF,
-    INFLIGHT_TAKEN_STW, MAIN_READ_GOMAXPROCS, MAIN_READ_MAXMCOUNT, MAIN_READ_VDSO, MainStartEvent,
-    MexitEvent, NEWM_START, NewMEvent, PState, SlowCallEvent, StwEvent, SyscallEvent, SyscallHist,
-    THREAD_EXIT_GROUP, THREAD_EXIT_SELF, ThreadEvent, UnmatchedExitEvent, VICTIM_IN_C,
-    VICTIM_IN_SYSCALL, VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL, VICTIM_SCAN_LIMIT, VdsoKey,
-    errno_of_slot,
+    ERRNO_SLOTS, EventHeader, EventKind, ExecEvent, FD_NAME_LEN, FdInfo, HandoffEvent,
+    INFLIGHT_TAKEN_HANDOFF, INFLIGHT_TAKEN_STW, MAIN_READ_GOMAXPROCS, MAIN_READ_MAXMCOUNT,
+    MAIN_READ_VDSO, MainStartEvent, MexitEvent, NEWM_START, NewMEvent, PState, SlowCallEvent,
+    StwEvent, SyscallEvent, SyscallHist, THREAD_EXIT_GROUP, THREAD_EXIT_SELF, ThreadEvent,
+    UnmatchedExitEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL, VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL,
+    VICTIM_SCAN_LIMIT, VdsoKey, errno_of_slot,
 };
 
 /// What happened to the goroutine's P during a call (see `tracer_common::PState`).
@@ -314,7 +314,12 @@ pub enum Event {
         values: RuntimeValues,
     },
     /// The process executed a new program.
-    Exec { tid: u32, ts_ns: u64 },
+    /// `program`: the path the kernel gave (cut at 127 bytes).
+    Exec {
+        tid: u32,
+        ts_ns: u64,
+        program: String,
+    },
     /// Real syscalls of a call the vDSO normally serves, from one user stack:
     /// the cumulative in-kernel count, summed over CPUs.
     VdsoCalls {
@@ -522,10 +527,16 @@ impl Event {
                 })
             }
             Some(EventKind::Exec) => {
-                let h = header("exec record")?;
+                let e: ExecEvent = read(bytes, "exec record")?;
+                let len = e
+                    .filename
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(e.filename.len());
                 Ok(Self::Exec {
-                    tid: h.tid,
-                    ts_ns: h.ts_ns,
+                    tid: e.header.tid,
+                    ts_ns: e.header.ts_ns,
+                    program: String::from_utf8_lossy(&e.filename[..len]).into_owned(),
                 })
             }
             None => Err(DecodeError::UnknownKind(kind)),

@@ -294,7 +294,14 @@ impl Model {
                 self.runtime.main_started_ns.get_or_insert(ts_ns);
                 self.runtime.values_at_main = Some(values);
             }
-            Event::Exec { ts_ns, .. } => self.runtime.execs.push(ts_ns),
+            Event::Exec {
+                ts_ns, ref program, ..
+            } => {
+                self.runtime.execs.push(runtime::ExecRecord {
+                    ts_ns,
+                    program: program.clone(),
+                });
+            }
             Event::VdsoCalls {
                 sysno,
                 clock,

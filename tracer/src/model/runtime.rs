@@ -92,23 +92,45 @@ pub struct RuntimeEvents {
     pub main_started_ns: Option<u64>,
     /// The runtime's variables as `main.main` began.
     pub values_at_main: Option<super::event::RuntimeValues>,
-    pub execs: Vec<u64>,
+    /// Programs executed while traced (the launch included), in order;
+    /// the first few kept.
+    pub execs: Capped<ExecRecord>,
     /// The tracer launched the process: its first exec is the launch.
     pub launched_by_exec: bool,
 }
+
+/// One program the target executed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub ts_ns: u64,
+    pub program: String,
+}
+
+/// Execs kept with their program (the count is exact past this).
+const MAX_EXECS: usize = 16;
 
 impl RuntimeEvents {
     /// Programs the process executed while traced, past the launch itself.
     pub fn execs_after_launch(&self) -> u64 {
         self.execs
-            .len()
-            .saturating_sub(usize::from(self.launched_by_exec)) as u64
+            .seen()
+            .saturating_sub(u64::from(self.launched_by_exec))
+    }
+
+    /// The programs executed past the launch (those kept).
+    pub fn programs_after_launch(&self) -> Vec<String> {
+        self.execs
+            .iter()
+            .skip(usize::from(self.launched_by_exec))
+            .map(|e| e.program.clone())
+            .collect()
     }
 
     pub fn new() -> Self {
         Self {
             handoffs: Capped::new(MAX_HANDOFFS),
             stw: Capped::new(MAX_STW),
+            execs: Capped::new(MAX_EXECS),
             ..Self::default()
         }
     }

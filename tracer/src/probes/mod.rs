@@ -141,6 +141,8 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     }
     let pid_offset = tracefs::field_offset(&tracefs, "task", "task_newtask", "pid")?;
     let flags_offset = tracefs::field_offset(&tracefs, "task", "task_newtask", "clone_flags")?;
+    let exec_name_offset =
+        tracefs::field_offset(&tracefs, "sched", "sched_process_exec", "filename")?;
     raise_memlock_limit();
 
     let mask = DEFAULT_INFLIGHT_SLOTS - 1;
@@ -152,6 +154,7 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         .override_global(globals::TARGET_TGID, &tgid, true)
         .override_global(globals::NEWTASK_PID_OFFSET, &pid_offset, true)
         .override_global(globals::NEWTASK_FLAGS_OFFSET, &flags_offset, true)
+        .override_global(globals::EXEC_FILENAME_OFFSET, &exec_name_offset, true)
         .override_global(globals::INFLIGHT_MASK, &mask, true)
         .override_global(globals::HIST_SLOTS, &hist_slots, true)
         .override_global(globals::SLOW_NS, &opts.slow_ns, true)

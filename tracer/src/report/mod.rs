@@ -63,6 +63,8 @@ pub struct TargetInfo {
     /// Programs the process executed while traced (past the launch itself
     /// in `run` mode).
     pub execs: u64,
+    /// Their paths, in order (the first 16).
+    pub executed: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -430,6 +432,7 @@ impl Report {
         });
         let mut target = target;
         target.execs = model.runtime.execs_after_launch();
+        target.executed = model.runtime.programs_after_launch();
         Self {
             schema: SCHEMA,
             target,
@@ -507,6 +510,7 @@ pub(crate) mod tests {
             exited: true,
             exit_code: Some(0),
             execs: 0,
+            executed: Vec::new(),
         };
         let facts = Facts::default();
         let cx = analysis::Context {

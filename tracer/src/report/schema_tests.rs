@@ -282,6 +282,7 @@ fn build_go(model: &Model, sym: &Symbolizer, facts: &Facts, exited: bool) -> Rep
         exited,
         exit_code: exited.then_some(0),
         execs: 0,
+        executed: Vec::new(),
     };
     let go = GoContext {
         symbolizer: sym,
@@ -615,7 +616,11 @@ fn attached() -> Report {
         errnos: vec![(32, 1), (0, 1)],
         buckets: vec![(40, 6), (60, 4)],
     });
-    model.apply(&Event::Exec { tid: 1, ts_ns: 20 });
+    model.apply(&Event::Exec {
+        tid: 1,
+        ts_ns: 20,
+        program: "/bin/true".into(),
+    });
     model.apply(&Event::VdsoCalls {
         sysno: 228,
         clock: 0,
@@ -685,6 +690,7 @@ fn attached() -> Report {
         exited: false,
         exit_code: None,
         execs: 0,
+        executed: Vec::new(),
     };
     Report::build(&model, &a, target, 2.0, 3, None, &facts)
 }

@@ -59,9 +59,14 @@ fn header(o: &mut impl Write, r: &Report) -> io::Result<()> {
 
 /// The diagnosis first: what a reader needs in seconds.
 fn verdicts(o: &mut impl Write, r: &Report) -> io::Result<()> {
-    if !r.verdicts.is_empty() {
-        writeln!(o)?;
-        writeln!(o, "Diagnosis:")?;
+    writeln!(o)?;
+    writeln!(o, "Diagnosis:")?;
+    if r.verdicts.is_empty() {
+        writeln!(
+            o,
+            "  - no verdict: nothing traced reached a verdict's threshold"
+        )?;
+    } else {
         for v in &r.verdicts {
             let mark = match v.severity {
                 Severity::Problem => "!",
@@ -450,12 +455,25 @@ fn vdso(o: &mut impl Write, r: &Report) -> io::Result<()> {
         return Ok(());
     }
     writeln!(o)?;
-    writeln!(
-        o,
-        "vDSO fallbacks: {} real syscalls of calls the vDSO serves (≈{} per second in the kernel)",
-        v.total_calls,
-        human_ns(v.est_cost_ns_per_second as u64)
-    )?;
+    let never_served = v.total_calls - v.fallback_calls;
+    let also = if never_served > 0 {
+        format!("; {never_served} more of clocks the vDSO never serves")
+    } else {
+        String::new()
+    };
+    if v.fallback_calls > 0 {
+        writeln!(
+            o,
+            "vDSO fallbacks: {} real syscalls of calls the vDSO serves (≈{} per second in the \
+             kernel){also}",
+            v.fallback_calls,
+            human_ns(v.est_cost_ns_per_second as u64)
+        )?;
+    } else {
+        writeln!(o, "vDSO fallbacks: none{also}")?;
+    }
+    // A rate over less than a second of tracing is no rate.
+    let rates = r.traced_seconds >= 1.0;
     let mapping = match f.mapping {
         Some((start, end)) => format!("[vdso] at {start:#x}-{end:#x}"),
         None => "no [vdso] mapping".to_owned(),
@@ -489,10 +507,15 @@ fn vdso(o: &mut impl Write, r: &Report) -> io::Result<()> {
             .call_site
             .as_ref()
             .map_or_else(|| "call site unknown".to_owned(), |s| format!("at {s}"));
+        let rate = if rates {
+            format!("{:>9.0}/s", row.calls_per_second)
+        } else {
+            format!("{:>11}", "")
+        };
         writeln!(
             o,
-            "  {:>10} {:<40} {:>9.0}/s {site}: {}",
-            row.calls, what, row.calls_per_second, row.why
+            "  {:>10} {:<40} {rate} {site}: {}",
+            row.calls, what, row.why
         )?;
     }
     Ok(())
