@@ -38,15 +38,23 @@ pub struct FieldSpec {
     /// Absent on some supported kernels: its offset is then
     /// [`OFFSET_ABSENT`] rather than an error.
     pub optional: bool,
+    /// Where its offset goes in what the kernel programs receive.
+    pub slot: fn(&mut KernelOffsets) -> &mut u32,
 }
 
 impl FieldSpec {
-    const fn new(ty: &'static str, member: &'static str, size: u64) -> Self {
+    const fn new(
+        ty: &'static str,
+        member: &'static str,
+        size: u64,
+        slot: fn(&mut KernelOffsets) -> &mut u32,
+    ) -> Self {
         Self {
             ty,
             member,
             size,
             optional: false,
+            slot,
         }
     }
 
@@ -58,34 +66,45 @@ impl FieldSpec {
 
 const PTR: u64 = 8;
 
-pub const TASK_FILES: FieldSpec = FieldSpec::new("task_struct", "files", PTR);
-pub const FILES_FDT: FieldSpec = FieldSpec::new("files_struct", "fdt", PTR);
-pub const FDT_MAX_FDS: FieldSpec = FieldSpec::new("fdtable", "max_fds", 4);
-pub const FDT_FD: FieldSpec = FieldSpec::new("fdtable", "fd", PTR);
-pub const FILE_F_INODE: FieldSpec = FieldSpec::new("file", "f_inode", PTR);
-pub const FILE_F_FLAGS: FieldSpec = FieldSpec::new("file", "f_flags", 4);
-pub const FILE_F_MODE: FieldSpec = FieldSpec::new("file", "f_mode", 4);
-pub const FILE_F_OP: FieldSpec = FieldSpec::new("file", "f_op", PTR);
-pub const FILE_PRIVATE_DATA: FieldSpec = FieldSpec::new("file", "private_data", PTR);
-pub const FILE_F_PATH_DENTRY: FieldSpec = FieldSpec::new("file", "f_path.dentry", PTR);
-pub const INODE_I_MODE: FieldSpec = FieldSpec::new("inode", "i_mode", 2);
-pub const INODE_I_SB: FieldSpec = FieldSpec::new("inode", "i_sb", PTR);
-pub const SB_S_MAGIC: FieldSpec = FieldSpec::new("super_block", "s_magic", 8);
-pub const DENTRY_D_NAME_NAME: FieldSpec = FieldSpec::new("dentry", "d_name.name", PTR);
-pub const SOCKET_SK: FieldSpec = FieldSpec::new("socket", "sk", PTR);
-pub const SOCKET_TYPE: FieldSpec = FieldSpec::new("socket", "type", 2);
-pub const SOCK_FAMILY: FieldSpec = FieldSpec::new("sock", "__sk_common.skc_family", 2);
-pub const SOCK_TYPE: FieldSpec = FieldSpec::new("sock", "sk_type", 2);
-pub const SOCK_PROTOCOL: FieldSpec = FieldSpec::new("sock", "sk_protocol", 2);
-pub const TASK_SIGNAL: FieldSpec = FieldSpec::new("task_struct", "signal", PTR);
-pub const SIGNAL_FLAGS: FieldSpec = FieldSpec::new("signal_struct", "flags", 4);
+pub const TASK_FILES: FieldSpec =
+    FieldSpec::new("task_struct", "files", PTR, |k| &mut k.task_files);
+pub const FILES_FDT: FieldSpec = FieldSpec::new("files_struct", "fdt", PTR, |k| &mut k.files_fdt);
+pub const FDT_MAX_FDS: FieldSpec = FieldSpec::new("fdtable", "max_fds", 4, |k| &mut k.fdt_max_fds);
+pub const FDT_FD: FieldSpec = FieldSpec::new("fdtable", "fd", PTR, |k| &mut k.fdt_fd);
+pub const FILE_F_INODE: FieldSpec = FieldSpec::new("file", "f_inode", PTR, |k| &mut k.file_f_inode);
+pub const FILE_F_FLAGS: FieldSpec = FieldSpec::new("file", "f_flags", 4, |k| &mut k.file_f_flags);
+pub const FILE_F_MODE: FieldSpec = FieldSpec::new("file", "f_mode", 4, |k| &mut k.file_f_mode);
+pub const FILE_F_OP: FieldSpec = FieldSpec::new("file", "f_op", PTR, |k| &mut k.file_f_op);
+pub const FILE_PRIVATE_DATA: FieldSpec =
+    FieldSpec::new("file", "private_data", PTR, |k| &mut k.file_private_data);
+pub const FILE_F_PATH_DENTRY: FieldSpec =
+    FieldSpec::new("file", "f_path.dentry", PTR, |k| &mut k.file_f_path_dentry);
+pub const INODE_I_MODE: FieldSpec = FieldSpec::new("inode", "i_mode", 2, |k| &mut k.inode_i_mode);
+pub const INODE_I_SB: FieldSpec = FieldSpec::new("inode", "i_sb", PTR, |k| &mut k.inode_i_sb);
+pub const SB_S_MAGIC: FieldSpec =
+    FieldSpec::new("super_block", "s_magic", 8, |k| &mut k.sb_s_magic);
+pub const DENTRY_D_NAME_NAME: FieldSpec =
+    FieldSpec::new("dentry", "d_name.name", PTR, |k| &mut k.dentry_d_name_name);
+pub const SOCKET_SK: FieldSpec = FieldSpec::new("socket", "sk", PTR, |k| &mut k.socket_sk);
+pub const SOCKET_TYPE: FieldSpec = FieldSpec::new("socket", "type", 2, |k| &mut k.socket_type);
+pub const SOCK_FAMILY: FieldSpec =
+    FieldSpec::new("sock", "__sk_common.skc_family", 2, |k| &mut k.sock_family);
+pub const SOCK_TYPE: FieldSpec = FieldSpec::new("sock", "sk_type", 2, |k| &mut k.sock_type);
+pub const SOCK_PROTOCOL: FieldSpec =
+    FieldSpec::new("sock", "sk_protocol", 2, |k| &mut k.sock_protocol);
+pub const TASK_SIGNAL: FieldSpec =
+    FieldSpec::new("task_struct", "signal", PTR, |k| &mut k.task_signal);
+pub const SIGNAL_FLAGS: FieldSpec =
+    FieldSpec::new("signal_struct", "flags", 4, |k| &mut k.signal_flags);
 /// Named `group_exit_task` before 5.17 (and with another meaning).
 pub const SIGNAL_GROUP_EXEC_TASK: FieldSpec = FieldSpec {
     optional: true,
-    ..FieldSpec::new("signal_struct", "group_exec_task", PTR)
+    ..FieldSpec::new("signal_struct", "group_exec_task", PTR, |k| {
+        &mut k.signal_group_exec_task
+    })
 };
 
-/// Every member, in [`KernelLayout`]'s field order.
+/// Every member the kernel programs read.
 pub const FIELDS: [FieldSpec; 22] = [
     TASK_FILES,
     FILES_FDT,
@@ -133,34 +152,12 @@ pub enum KernelLayoutError {
 }
 
 /// Byte offsets of the members the kernel programs read, from this
-/// kernel's BTF. Each is from the start of the named struct.
+/// kernel's BTF, as the kernel programs receive them (`enabled` 1; an
+/// absent optional member is [`OFFSET_ABSENT`]). Each is from the start of
+/// the named struct.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelLayout {
-    pub task_files: u32,
-    pub files_fdt: u32,
-    pub fdt_max_fds: u32,
-    pub fdt_fd: u32,
-    pub file_f_inode: u32,
-    pub file_f_flags: u32,
-    pub file_f_mode: u32,
-    pub file_f_op: u32,
-    pub file_private_data: u32,
-    /// `file.f_path.dentry` (`f_path` is in an anonymous union on 6.x).
-    pub file_f_path_dentry: u32,
-    pub inode_i_mode: u32,
-    pub inode_i_sb: u32,
-    pub sb_s_magic: u32,
-    /// `dentry.d_name.name` (`d_name` is in an anonymous union on 6.x).
-    pub dentry_d_name_name: u32,
-    pub socket_sk: u32,
-    pub socket_type: u32,
-    pub sock_family: u32,
-    pub sock_type: u32,
-    pub sock_protocol: u32,
-    pub task_signal: u32,
-    pub signal_flags: u32,
-    /// `None` before 5.17.
-    pub signal_group_exec_task: Option<u32>,
+    pub offsets: KernelOffsets,
 }
 
 /// One member found in BTF, for diagnostics.
@@ -177,90 +174,30 @@ impl KernelLayout {
     }
 
     pub fn from_btf(btf: &Btf) -> Result<Self, KernelLayoutError> {
-        let get = |spec: &FieldSpec| offset(btf, spec);
-        Ok(Self {
-            task_files: get(&TASK_FILES)?,
-            files_fdt: get(&FILES_FDT)?,
-            fdt_max_fds: get(&FDT_MAX_FDS)?,
-            fdt_fd: get(&FDT_FD)?,
-            file_f_inode: get(&FILE_F_INODE)?,
-            file_f_flags: get(&FILE_F_FLAGS)?,
-            file_f_mode: get(&FILE_F_MODE)?,
-            file_f_op: get(&FILE_F_OP)?,
-            file_private_data: get(&FILE_PRIVATE_DATA)?,
-            file_f_path_dentry: get(&FILE_F_PATH_DENTRY)?,
-            inode_i_mode: get(&INODE_I_MODE)?,
-            inode_i_sb: get(&INODE_I_SB)?,
-            sb_s_magic: get(&SB_S_MAGIC)?,
-            dentry_d_name_name: get(&DENTRY_D_NAME_NAME)?,
-            socket_sk: get(&SOCKET_SK)?,
-            socket_type: get(&SOCKET_TYPE)?,
-            sock_family: get(&SOCK_FAMILY)?,
-            sock_type: get(&SOCK_TYPE)?,
-            sock_protocol: get(&SOCK_PROTOCOL)?,
-            task_signal: get(&TASK_SIGNAL)?,
-            signal_flags: get(&SIGNAL_FLAGS)?,
-            signal_group_exec_task: optional(btf, &SIGNAL_GROUP_EXEC_TASK)?,
-        })
+        let mut offsets = KernelOffsets {
+            enabled: 1,
+            ..KernelOffsets::default()
+        };
+        for spec in &FIELDS {
+            let off = if spec.optional {
+                optional(btf, spec)?.unwrap_or(OFFSET_ABSENT)
+            } else {
+                offset(btf, spec)?
+            };
+            *(spec.slot)(&mut offsets) = off;
+        }
+        Ok(Self { offsets })
     }
 
     /// The offsets in [`FIELDS`] order (`None`: an optional member absent).
-    pub fn offsets(&self) -> [Option<u32>; 22] {
-        [
-            Some(self.task_files),
-            Some(self.files_fdt),
-            Some(self.fdt_max_fds),
-            Some(self.fdt_fd),
-            Some(self.file_f_inode),
-            Some(self.file_f_flags),
-            Some(self.file_f_mode),
-            Some(self.file_f_op),
-            Some(self.file_private_data),
-            Some(self.file_f_path_dentry),
-            Some(self.inode_i_mode),
-            Some(self.inode_i_sb),
-            Some(self.sb_s_magic),
-            Some(self.dentry_d_name_name),
-            Some(self.socket_sk),
-            Some(self.socket_type),
-            Some(self.sock_family),
-            Some(self.sock_type),
-            Some(self.sock_protocol),
-            Some(self.task_signal),
-            Some(self.signal_flags),
-            self.signal_group_exec_task,
-        ]
+    pub fn offsets(&self) -> [Option<u32>; FIELDS.len()] {
+        let mut k = self.offsets;
+        FIELDS.map(|spec| Some(*(spec.slot)(&mut k)).filter(|&o| o != OFFSET_ABSENT))
     }
 
-    /// What the kernel programs receive (`enabled` 1; an absent optional
-    /// member is [`OFFSET_ABSENT`]).
+    /// What the kernel programs receive.
     pub fn to_kernel(&self) -> KernelOffsets {
-        KernelOffsets {
-            enabled: 1,
-            task_files: self.task_files,
-            files_fdt: self.files_fdt,
-            fdt_max_fds: self.fdt_max_fds,
-            fdt_fd: self.fdt_fd,
-            file_f_inode: self.file_f_inode,
-            file_f_flags: self.file_f_flags,
-            file_f_mode: self.file_f_mode,
-            file_f_op: self.file_f_op,
-            file_private_data: self.file_private_data,
-            file_f_path_dentry: self.file_f_path_dentry,
-            inode_i_mode: self.inode_i_mode,
-            inode_i_sb: self.inode_i_sb,
-            sb_s_magic: self.sb_s_magic,
-            dentry_d_name_name: self.dentry_d_name_name,
-            socket_sk: self.socket_sk,
-            socket_type: self.socket_type,
-            sock_family: self.sock_family,
-            sock_type: self.sock_type,
-            sock_protocol: self.sock_protocol,
-            task_signal: self.task_signal,
-            signal_flags: self.signal_flags,
-            signal_group_exec_task: self.signal_group_exec_task.unwrap_or(OFFSET_ABSENT),
-            _pad: 0,
-        }
+        self.offsets
     }
 
     /// Each member as BTF describes it (bitfield, in a union, size), or why
@@ -465,7 +402,7 @@ mod tests {
             ..FAKE
         })
         .unwrap();
-        assert_eq!(l.signal_group_exec_task, None);
+        assert_eq!(l.offsets()[FIELDS.len() - 1], None);
         assert_eq!(l.to_kernel().signal_group_exec_task, OFFSET_ABSENT);
     }
 
@@ -542,7 +479,7 @@ mod tests {
                 if m.in_union { " (in a union)" } else { "" }
             );
         }
-        assert!(layout.fdt_fd > layout.fdt_max_fds);
+        assert!(layout.offsets.fdt_fd > layout.offsets.fdt_max_fds);
     }
 
     /// The offsets against an independent decoder of the same BTF: bpftool's
