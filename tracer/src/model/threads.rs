@@ -200,7 +200,9 @@ impl Threads {
         } else if u.threads_seen.insert(tid) {
             *u.in_progress_at_attach.entry(sysno).or_default() += 1;
         } else {
-            log::debug!("a second syscall exit without entry on thread {tid}: syscall {sysno}, returned {ret}");
+            log::debug!(
+                "a second syscall exit without entry on thread {tid}: syscall {sysno}, returned {ret}"
+            );
             u.repeated += 1;
         }
     }
