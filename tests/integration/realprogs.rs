@@ -17,8 +17,9 @@
 //!   thread count and lookups.
 //! - pipewait: the workload's header (strace -f -y): 20 reads of a pipe.
 //!
-//! One test is ignored until the tracer is fixed (run it with
-//! `--ignored`): nothing may be labelled cgo when no cgo call ran.
+//! Nothing may be labelled cgo when no cgo call ran (pipewait, httpserver),
+//! and the DNS explosion must be named (getaddrinfo, netdns=go) when
+//! `threads` attaches after it began.
 //!
 //! Every test skips, saying why, without root, eBPF programs, the program
 //! or bpftrace, and takes the probe lock for writing: the counts are exact
@@ -1139,9 +1140,6 @@ fn assert_nothing_labelled_cgo(report: &Value, context: &str) {
 /// thread that is not in a kernel syscall (entering or leaving one) must
 /// not be called cgo calls.
 #[test]
-#[ignore = "tracer bug: a P taken from a thread outside a kernel syscall is labelled a cgo call \
-            (spawn cause cgo: true, slow_exits.in_cgo_outside_syscall, cgo_holds_threads verdict) \
-            in programs that make no cgo call"]
 fn no_cgo_labels_without_cgo_calls() {
     skip_unless!(cannot_trace_go());
     skip_unless!(missing("wrk"));
