@@ -223,6 +223,10 @@ pub struct Evidence {
     /// Most threads seen held by these calls at once (samples).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_now: Option<u64>,
+    /// Why `held_now` is not known (no thread was sampled: `run` reads
+    /// none), for the verdicts that would state it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_now_unknown: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub p_handoffs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -323,8 +327,16 @@ struct ClassEvidence {
     sites: BTreeMap<(String, Option<CallSite>), u64>,
 }
 
+/// Why what holds the threads is not known, when no thread was sampled.
+pub const NOT_SAMPLED: &str = "not sampled: this session read no thread samples (`tracer run` takes none; attach, \
+     threads and top read what holds the threads from /proc)";
+
 fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
     let g = i.gomaxprocs;
+    // What holds the threads is known only from samples: none, none known.
+    let sampled = !i.facts.samples.is_empty();
+    let held_known = |n: u64| sampled.then_some(n);
+    let held_unknown = || (!sampled).then(|| NOT_SAMPLED.to_owned());
     let extra = i.peak_threads.saturating_sub(g.unwrap_or(1));
     let explosion = extra > EXPLOSION;
     // The class of each blocking call site, to classify spawn call sites.
@@ -465,7 +477,8 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
                 gomaxprocs: g,
                 spawned: Some(i.threads_spawned),
                 spawned_by_these_calls: Some(e.spawned),
-                held_now: Some(e.held_now),
+                held_now: held_known(e.held_now),
+                held_now_unknown: held_unknown(),
                 p_handoffs: Some(e.handoffs),
                 threshold: Some(format!(
                     "peak above GOMAXPROCS + {EXPLOSION}, and these calls caused at least half \
@@ -585,6 +598,11 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
             Some(s) => format!("at {s}"),
             None => "(call site unknown: no cgo call was reported with its Go stack)".to_owned(),
         };
+        let in_c = if sampled {
+            format!("up to {} threads seen in C at once", cgo.held_now)
+        } else {
+            "threads in C at once not sampled (`tracer run` takes no thread samples)".to_owned()
+        };
         let fix = match call.as_ref().and_then(|c| c.known) {
             Some(k) => k.fix().to_owned(),
             None => "bound concurrent cgo calls (a semaphore), or run the C work on a fixed pool \
@@ -599,7 +617,8 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
                 gomaxprocs: g,
                 spawned: Some(i.threads_spawned),
                 spawned_by_these_calls: Some(cgo.spawned),
-                held_now: Some(cgo.held_now),
+                held_now: held_known(cgo.held_now),
+                held_now_unknown: held_unknown(),
                 threshold: Some(format!(
                     "a problem when the peak is above GOMAXPROCS + {EXPLOSION}"
                 )),
@@ -610,9 +629,9 @@ fn growth(i: &Inputs<'_>, out: &mut Vec<Verdict>) {
             cgo: call,
             summary: format!(
                 "cgo calls hold threads: {} threads spawned after P handoffs from {what}, {at}; \
-                 up to {} threads seen in C at once; peak {} threads with GOMAXPROCS {g_text}. A \
-                 goroutine in C keeps its thread for the whole call.",
-                cgo.spawned, cgo.held_now, i.peak_threads
+                 {in_c}; peak {} threads with GOMAXPROCS {g_text}. A goroutine in C keeps its \
+                 thread for the whole call.",
+                cgo.spawned, i.peak_threads
             ),
             fix: explosion.then_some(fix),
         });
@@ -1135,6 +1154,11 @@ mod tests {
                 .any(|v| matches!(v.kind, VerdictKind::BlockingHoldsThreads { .. })),
             "{v:#?}"
         );
+        // No thread was sampled (`run`): what held them is unknown, not 0.
+        assert_eq!(cgo.evidence.held_now, None);
+        assert_eq!(cgo.evidence.held_now_unknown.as_deref(), Some(NOT_SAMPLED));
+        assert!(!cgo.summary.contains("up to 0"), "{}", cgo.summary);
+        assert!(cgo.summary.contains("not sampled"), "{}", cgo.summary);
     }
 
     #[test]
@@ -1174,6 +1198,12 @@ mod tests {
             .find(|v| v.kind == VerdictKind::CgoHoldsThreads)
             .expect("a cgo verdict");
         assert_eq!(cgo.evidence.held_now, Some(198));
+        assert_eq!(cgo.evidence.held_now_unknown, None);
+        assert!(
+            cgo.summary.contains("up to 198 threads seen in C at once"),
+            "{}",
+            cgo.summary
+        );
         assert_eq!(
             cgo.call_site.as_ref().unwrap().frame().function,
             "main.main.func1"

@@ -32,6 +32,13 @@ const STACK_BOUNDARIES: &[&str] = &[
     "runtime.asmcgocall",
 ];
 
+/// Where a goroutine that left its own stack (a cgo call through
+/// `asmcgocall`, a `systemstack` call) saved its position: `g.sched.pc`
+/// points into this dummy function and `g.sched.sp` at the return address
+/// into the goroutine's last real frame, as if it had been called there
+/// with no frame of its own (the runtime's traceback unwinds it so).
+const SAVED_SWITCH: &str = "runtime.systemstack_switch";
+
 /// Whether the frame of `f` is the last one that can be unwound.
 fn ends_stack(f: &Function) -> bool {
     // Unlike the runtime, SPWRITE stops the innermost frame too: the runtime
@@ -50,7 +57,8 @@ fn ends_stack(f: &Function) -> bool {
 /// [`Symbolizer::unwind`](super::symbolize::Symbolizer::unwind) does).
 ///
 /// Unwinding stops after a frame that ends a stack (see
-/// [`STACK_BOUNDARIES`]), when a pc is not in a Go function of the table
+/// [`STACK_BOUNDARIES`]; an innermost `runtime.systemstack_switch` is a
+/// goroutine's saved position, `g.sched`, and is unwound through), when a pc is not in a Go function of the table
 /// (C code, the vDSO, a corrupt word), when a read fails, and after
 /// `max_frames` frames. A `pc` outside the table gives just `[pc]`.
 pub fn unwind(
@@ -73,7 +81,8 @@ pub fn unwind(
         let Some(f) = pclntab.function_at(lookup) else {
             break;
         };
-        if ends_stack(f) {
+        let saved_switch = frames.len() == 1 && f.name == SAVED_SWITCH;
+        if ends_stack(f) && !saved_switch {
             break;
         }
         let Some(delta) = pclntab.sp_delta(lookup) else {
@@ -140,6 +149,14 @@ mod tests {
                     pcsp: &[(0, 0x40)],
                     ..Default::default()
                 },
+                synthetic::Func {
+                    name: "runtime.systemstack_switch",
+                    entry: 0xe0,
+                    end: 0x100,
+                    flag: 0,
+                    pcsp: &[(0, 0x20)],
+                    ..Default::default()
+                },
             ],
         )
     }
@@ -186,6 +203,19 @@ mod tests {
         // An innermost SPWRITE function is not unwound either.
         let frames = unwind(&table(), TEXT + 0xb0, 0x7000, |a| mem.get(&a).copied(), 10);
         assert_eq!(frames, [TEXT + 0xb0]);
+    }
+
+    #[test]
+    fn a_goroutines_saved_switch_position_is_unwound_through() {
+        // g.sched of a goroutine in a cgo call: pc in systemstack_switch,
+        // sp at the return address into its last frame (main.worker here).
+        let mem = HashMap::from([(0x7000, TEXT + 0x60), (0x7008 + 0x28, TEXT + 1)]);
+        let frames = unwind(&table(), TEXT + 0xe8, 0x7000, |a| mem.get(&a).copied(), 10);
+        assert_eq!(frames, [TEXT + 0xe8, TEXT + 0x60, TEXT + 1]);
+        // As a caller (which it never is for real), it still ends the stack.
+        let mem = HashMap::from([(0x7000, TEXT + 0xe9), (0x7008, TEXT + 0x60)]);
+        let frames = unwind(&table(), TEXT + 0x8e, 0x7000, |a| mem.get(&a).copied(), 10);
+        assert_eq!(frames, [TEXT + 0x8e, TEXT + 0xe9]);
     }
 
     #[test]

@@ -1124,7 +1124,8 @@ fn catalogue() -> Report {
                 gomaxprocs: Some(4),
                 spawned: Some(1),
                 spawned_by_these_calls: Some(1),
-                held_now: Some(0),
+                held_now: (i % 2 == 0).then_some(0),
+                held_now_unknown: (i % 2 == 1).then(|| "not sampled".into()),
                 p_handoffs: Some(60),
                 count: Some(3),
                 per_second: Some(1.5),
@@ -1429,6 +1430,10 @@ fn a_renamed_or_missing_field_fails_validation() {
         }),
         ("an unknown evidence", |r| {
             r["verdicts"][0]["evidence"]["guess"] = json!(1)
+        }),
+        ("held_now both known and unknown", |r| {
+            r["verdicts"][0]["evidence"]["held_now"] = json!(0);
+            r["verdicts"][0]["evidence"]["held_now_unknown"] = json!("not sampled")
         }),
         ("an extra field", |r| r["target"]["user"] = json!("root")),
         ("an empty call site", |r| {
