@@ -209,8 +209,8 @@ fn versions_and_functions_match_the_symbol_table() {
 }
 
 /// A real stripped, externally linked cgo program from Debian (restic, Go
-/// 1.19): the addresses the reference measured (go-runtime.md §9.6, checked
-/// there by disassembly and by uprobes that fired at these offsets).
+/// 1.19): addresses found by disassembling it and confirmed by uprobes that
+/// fired at these offsets.
 #[test]
 fn reads_a_real_stripped_cgo_program() {
     let restic = PathBuf::from("/usr/bin/restic");

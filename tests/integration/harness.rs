@@ -206,8 +206,8 @@ impl Etcd {
         cmd
     }
 
-    /// `etcdctl put k<i> v` for i in 1..=n, one process each (as in
-    /// field-cases.md: every put is a WAL fdatasync). Returns the time taken.
+    /// `etcdctl put k<i> v` for i in 1..=n, one process each (in etcd
+    /// every put is a WAL fdatasync). Returns the time taken.
     pub fn put_many(&self, n: usize) -> Duration {
         let start = Instant::now();
         for i in 1..=n {

@@ -1,4 +1,4 @@
-//! Real programs (shared/reference/field-cases.md), each traced for real and
+//! Real programs nobody here wrote (Debian's), each traced for real and
 //! checked field by field against a ground truth that does not come from
 //! the tracer:
 //!

@@ -38,7 +38,8 @@ impl Mode {
 
 pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     let dir = util::root().join("target/xtask/bench");
-    // The anchors in machine.md were measured with a Go 1.19 build.
+    // The anchor figures (bpftrace, the floor) were first measured with a
+    // Go 1.19 build: keep the storm comparable.
     let go_bin = &tools.go.first().context("no Go toolchain")?.1;
     let storm = go::build(go_bin, "pread", &dir)?;
     let tracer = util::root().join("target/release/tracer");

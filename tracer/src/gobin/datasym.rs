@@ -1,7 +1,7 @@
 //! Addresses of the runtime's global variables. An unstripped binary names
 //! them in `.symtab`; a stripped one (`-s -w`) keeps only the code that
 //! reads them, so the one the tracer needs most, the vDSO
-//! `clock_gettime` pointer (go-runtime.md §6), is found from the load in
+//! `clock_gettime` pointer (`runtime.vdsoClockgettimeSym`), is found from the load in
 //! `runtime.nanotime1` that reads it: `MOVQ runtime·vdsoClockgettimeSym(SB),
 //! AX`, which the Go assembler encodes RIP-relative (`48 8b 05 disp32`).
 

@@ -167,7 +167,8 @@ fn cstr(d: &[u8], off: usize) -> Result<&str, GoBinError> {
     std::str::from_utf8(&tail[..len]).map_err(|_| GoBinError::Pclntab("name is not UTF-8"))
 }
 
-/// The funcID the linker gives ABI wrappers, per version (go-runtime.md §5.3).
+/// The funcID the linker gives ABI wrappers, per version (its value in the
+/// linker's `abi.FuncID` enumeration moved as IDs were added before it).
 fn wrapper_func_id(version: &GoVersion) -> u8 {
     match version.minor {
         ..=21 => 21,
