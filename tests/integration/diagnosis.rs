@@ -776,7 +776,9 @@ fn assert_facts_read(r: &Value, context: &str) {
     let cpu = &r["facts"]["cpu"];
     let g = &cpu["gomaxprocs"];
     assert_eq!(g["state"], "known", "{context}: {g}");
-    assert_eq!(g["source"], GOMAXPROCS_READ, "{context}: {g}");
+    // Read by main.main's probe or from the process's memory later.
+    let source = g["source"].as_str().unwrap_or_default();
+    assert!(source.starts_with(GOMAXPROCS_READ), "{context}: {g}");
     assert!(!g.to_string().contains("stripped"), "{context}: {g}");
     // No GOMAXPROCS in the environment: the default, the CPUs here.
     assert_eq!(g["value"], cpu["default_gomaxprocs"], "{context}: {cpu}");
@@ -833,10 +835,6 @@ fn facts_are_read_or_said_unknown_never_invented() {
 /// A program that lives 20 ms: its runtime variables are read all the same
 /// (the tracer knows when main.main begins and when the process exits).
 #[test]
-#[ignore = "tracer bug: a short-lived program's facts depend on a 250 ms facts tick landing \
-            between main.main and the exit: gomaxprocs unknown (\"no process with PID N (it may \
-            have exited): check the PID, for example with `ps -e`\", or \"the Go runtime had \
-            not started yet\") in 2 of 6 test runs under load, 1 of 40 unloaded"]
 fn facts_of_a_short_lived_program_are_read() {
     skip_unless!(cannot_trace_go());
     for (version, go) in oldest_and_newest() {

@@ -67,8 +67,6 @@ struct Ingest {
     /// `main.main` began since the last tick: the runtime's variables can
     /// be read now.
     main_pending: bool,
-    /// `main.main` has begun (this session saw it).
-    main_started: bool,
 }
 
 impl Ingest {
@@ -79,7 +77,6 @@ impl Ingest {
                     Event::Syscall { sysno, .. } => self.assign_slot(sysno),
                     Event::MainStart { .. } => {
                         self.main_pending = true;
-                        self.main_started = true;
                     }
                     _ => {}
                 }
@@ -206,7 +203,6 @@ impl Session {
                 slot_of: HashMap::new(),
                 max_slots: hist_slots,
                 main_pending: false,
-                main_started: false,
             },
         })
     }
@@ -245,11 +241,6 @@ impl Session {
     /// The model as of the last refresh.
     pub fn model(&self) -> &Model {
         &self.ingest.model
-    }
-
-    /// Whether `main.main` has begun while traced.
-    pub fn main_started(&self) -> bool {
-        self.ingest.main_started
     }
 
     /// Runs until the target exits, a signal arrives, `deadline` passes, or

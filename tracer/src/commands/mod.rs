@@ -301,9 +301,7 @@ pub async fn drive(
         _ => FACTS_EVERY,
     };
     let mut on_tick = |s: &mut Session| {
-        if s.main_started() {
-            facts.runtime_started(s.model().runtime.values_at_main.as_ref());
-        }
+        facts.runtime_started(s.model().runtime.values_at_main.as_ref());
         facts.refresh();
         let elapsed = started.elapsed();
         if let Some(interval) = config.interval

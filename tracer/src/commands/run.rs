@@ -47,6 +47,9 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         let reason = super::drive(&mut session, pidfd, config, policy, &mut facts).await?;
         let traced = session.traced_seconds();
         let model = session.finish()?;
+        // The exit can end the session before main.main's event was read
+        // (its last records are drained by `finish`): its values are in it.
+        facts.runtime_started(model.runtime.values_at_main.as_ref());
         anyhow::Ok((model, traced, reason, symbolizer, facts))
     });
     let (model, traced, reason, symbolizer, mut facts) = match outcome {

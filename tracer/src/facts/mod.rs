@@ -68,6 +68,16 @@ impl<T> Fact<T> {
         Self::Unknown { why: why.into() }
     }
 
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Fact<U> {
+        match self {
+            Self::Known { value, source } => Fact::Known {
+                value: f(value),
+                source,
+            },
+            Self::Unknown { why } => Fact::Unknown { why },
+        }
+    }
+
     pub fn is_known(&self) -> bool {
         matches!(self, Self::Known { .. })
     }
@@ -167,6 +177,44 @@ struct RuntimeVars {
     maxmcount: Option<u64>,
 }
 
+/// The runtime's variables as read once (`None`: the binary has no symbol
+/// for it; `Err`: why it could not be read).
+#[derive(Clone, Debug, Default)]
+struct RuntimeReading {
+    vdso_clock_gettime_sym: Option<Result<u64, String>>,
+    gomaxprocs: Option<Result<u32, String>>,
+    maxmcount: Option<Result<u32, String>>,
+}
+
+/// When the runtime's variables were read.
+#[derive(Clone, Copy, Debug)]
+enum ReadAt {
+    /// By the kernel, as `main.main` began.
+    MainStart,
+    /// From the process's memory, on a facts tick.
+    Tick,
+}
+
+impl ReadAt {
+    /// Said after the variable's name in a fact's source.
+    fn said(self) -> &'static str {
+        match self {
+            Self::MainStart => " as main.main began",
+            Self::Tick => "",
+        }
+    }
+}
+
+/// A runtime variable that is never 0 once the runtime has started: 0
+/// means it was read too early, and is no value.
+fn nonzero(read: &Result<u32, String>, name: &str, when: &str) -> Fact<u32> {
+    match read {
+        Ok(n) if *n > 0 => Fact::known(*n, format!("read from {name}{when}")),
+        Ok(_) => Fact::unknown(format!("{name} read 0{when} (not initialised)")),
+        Err(e) => Fact::unknown(format!("reading {name}{when}: {e}")),
+    }
+}
+
 /// Re-reads the facts while the process runs (each tick), keeping the last
 /// values read, so a process that exits before the report still has them.
 pub struct FactsCollector {
@@ -207,6 +255,11 @@ impl FactsCollector {
                 Fact::unknown("the binary does not say where runtime.vdsoClockgettimeSym is")
             };
             facts.cpu.gomaxprocs = Fact::unknown("not read: the Go runtime had not started yet");
+            if vars.maxmcount.is_some() {
+                facts.limits.go_max_threads = Some(Fact::unknown(
+                    "not read: the Go runtime had not started yet",
+                ));
+            }
         } else {
             facts.vdso.runtime_clock_gettime_sym = Fact::unknown("not a Go program");
             facts.cpu.gomaxprocs = Fact::unknown("not a Go program");
@@ -223,29 +276,78 @@ impl FactsCollector {
         }
     }
 
-    /// The Go runtime has started (`main.main` began): its variables can
-    /// be read from now on; `at_main` are their values as it began (read
-    /// by the kernel then, so a process that exits at once has them too).
+    /// The Go runtime has started once `main.main` began (`at_main`: its
+    /// variables as it began, read by the kernel then, so a process that
+    /// exits at once has them too; `None`: not yet). Their values are
+    /// taken from here, and refreshed from the process's memory from now on.
     pub fn runtime_started(&mut self, at_main: Option<&crate::model::RuntimeValues>) {
-        if !self.runtime_ready
-            && let Some(v) = at_main
-        {
-            const SOURCE: &str = "read as main.main began";
-            if let Some(sym) = v.vdso_clock_gettime_sym {
-                self.facts.vdso.runtime_clock_gettime_sym =
-                    Fact::known(sym, format!("runtime.vdsoClockgettimeSym {SOURCE}"));
-            }
-            if let Some(n) = v.gomaxprocs.filter(|&n| n > 0) {
-                self.facts.cpu.gomaxprocs = Fact::known(n, format!("runtime.gomaxprocs {SOURCE}"));
-            }
-            if let Some(n) = v.maxmcount.filter(|&n| n > 0) {
-                self.facts.limits.go_max_threads = Some(Fact::known(
-                    u64::from(n),
-                    format!("runtime.sched.maxmcount {SOURCE}"),
-                ));
+        if self.runtime_ready {
+            return;
+        }
+        let Some(v) = at_main else {
+            return;
+        };
+        self.runtime_ready = true;
+        // A variable with a symbol the probe did not read: said so.
+        fn by_probe<T>(symbol: Option<u64>, value: Option<T>) -> Option<Result<T, String>> {
+            symbol.map(|_| value.ok_or_else(|| "the probe on main.main could not read it".into()))
+        }
+        let reading = RuntimeReading {
+            vdso_clock_gettime_sym: by_probe(
+                self.vars.vdso_clock_gettime_sym,
+                v.vdso_clock_gettime_sym,
+            ),
+            gomaxprocs: by_probe(self.vars.gomaxprocs, v.gomaxprocs),
+            maxmcount: by_probe(self.vars.maxmcount, v.maxmcount),
+        };
+        self.apply_runtime(&reading, ReadAt::MainStart);
+    }
+
+    /// The runtime's variables read from the process's memory now.
+    fn read_runtime(&self) -> RuntimeReading {
+        let pid = self.pid;
+        let why = |e: crate::procinfo::ProcInfoError| e.to_string();
+        RuntimeReading {
+            vdso_clock_gettime_sym: self
+                .vars
+                .vdso_clock_gettime_sym
+                .map(|a| mem::read_u64(pid, a).map_err(why)),
+            gomaxprocs: self
+                .vars
+                .gomaxprocs
+                .map(|a| mem::read_u32(pid, a).map_err(why)),
+            maxmcount: self
+                .vars
+                .maxmcount
+                .map(|a| mem::read_u32(pid, a).map_err(why)),
+        }
+    }
+
+    /// The one place each runtime variable becomes a fact: a value read
+    /// replaces what was known (the program may change it), a failure
+    /// keeps a value read before.
+    fn apply_runtime(&mut self, r: &RuntimeReading, at: ReadAt) {
+        let when = at.said();
+        if let Some(read) = &r.vdso_clock_gettime_sym {
+            let name = "runtime.vdsoClockgettimeSym";
+            // 0 is a value: the runtime found no vDSO.
+            let new = match read {
+                Ok(v) => Fact::known(*v, format!("read from {name}{when}")),
+                Err(e) => Fact::unknown(format!("reading {name}{when}: {e}")),
+            };
+            self.facts.vdso.runtime_clock_gettime_sym.update(new);
+        }
+        if let Some(read) = &r.gomaxprocs {
+            let new = nonzero(read, "runtime.gomaxprocs", when);
+            self.facts.cpu.gomaxprocs.update(new);
+        }
+        if let Some(read) = &r.maxmcount {
+            let new = nonzero(read, "runtime.sched.maxmcount", when).map(u64::from);
+            match &mut self.facts.limits.go_max_threads {
+                Some(f) => f.update(new),
+                None => self.facts.limits.go_max_threads = Some(new),
             }
         }
-        self.runtime_ready = true;
     }
 
     /// Reads what can be read now; values that cannot be read (the process
@@ -265,25 +367,19 @@ impl FactsCollector {
         if let Ok(c) = limits::credentials(pid) {
             l.nproc_exempt = c.nproc_exempt();
         }
-        if self.go_version.is_some() {
-            let new = match (self.vars.maxmcount, self.runtime_ready) {
-                (Some(addr), true) => match mem::read_u32(pid, addr) {
-                    Ok(n) if n > 0 => {
-                        Fact::known(u64::from(n), "read from runtime.sched.maxmcount")
-                    }
-                    Ok(_) => Fact::unknown("runtime.sched.maxmcount read 0 (not initialised)"),
-                    Err(e) => Fact::unknown(format!("reading runtime.sched.maxmcount: {e}")),
-                },
-                (Some(_), false) => Fact::unknown("not read: the Go runtime had not started yet"),
-                (None, _) => Fact::known(
-                    GO_DEFAULT_MAX_THREADS,
-                    "the runtime's default (no symbol for runtime.sched: SetMaxThreads not readable)",
-                ),
-            };
+        if self.go_version.is_some() && self.vars.maxmcount.is_none() {
+            let new = Fact::known(
+                GO_DEFAULT_MAX_THREADS,
+                "the runtime's default (no symbol for runtime.sched: SetMaxThreads not readable)",
+            );
             match &mut l.go_max_threads {
                 Some(f) => f.update(new),
                 None => l.go_max_threads = Some(new),
             }
+        }
+        if self.go_version.is_some() && self.runtime_ready {
+            let reading = self.read_runtime();
+            self.apply_runtime(&reading, ReadAt::Tick);
         }
         self.refresh_cpu();
         // Sockets cost a readlink per descriptor: at most twice a second.
@@ -337,15 +433,6 @@ impl FactsCollector {
             };
             v.clocksource = Some(source);
         }
-        if let Some(addr) = self.vars.vdso_clock_gettime_sym
-            && self.runtime_ready
-        {
-            let new = match mem::read_u64(pid, addr) {
-                Ok(value) => Fact::known(value, "read from runtime.vdsoClockgettimeSym"),
-                Err(e) => Fact::unknown(format!("reading runtime.vdsoClockgettimeSym: {e}")),
-            };
-            v.runtime_clock_gettime_sym.update(new);
-        }
     }
 
     fn refresh_cpu(&mut self) {
@@ -386,20 +473,13 @@ impl FactsCollector {
         c.default_gomaxprocs = Some(rule.value);
         c.default_rule = Some(rule.explanation.clone());
         c.default_follows_quota = rule.rule == gomaxprocs::GomaxprocsRule::CpuQuota;
-        let new = match (self.vars.gomaxprocs, self.runtime_ready) {
-            (Some(addr), true) => match mem::read_u32(pid, addr) {
-                Ok(n) if n > 0 => Fact::known(n, "read from runtime.gomaxprocs"),
-                Ok(_) => Fact::unknown("runtime.gomaxprocs read 0 (not initialised)"),
-                Err(e) => Fact::unknown(format!("reading runtime.gomaxprocs: {e}")),
-            },
-            (Some(_), false) => Fact::unknown("not read: the Go runtime had not started yet"),
-            (None, _) => Fact::known(
+        if self.vars.gomaxprocs.is_none() {
+            c.gomaxprocs.update(Fact::known(
                 rule.value,
                 "estimated by the runtime's default rule (the binary has no symbol for \
                  runtime.gomaxprocs; a runtime.GOMAXPROCS call in the program would change it)",
-            ),
-        };
-        c.gomaxprocs.update(new);
+            ));
+        }
     }
 
     /// Adds a thread sample to the facts (kept for the report's timeline).
@@ -423,5 +503,82 @@ mod tests {
         f.update(Fact::known(4, "read"));
         f.update(Fact::unknown("process gone"));
         assert_eq!(f.value(), Some(4));
+    }
+
+    /// A Go 1.27 program whose runtime variables all have symbols, that
+    /// has already exited (no such PID).
+    fn exited_go_program() -> FactsCollector {
+        let vars = RuntimeVars {
+            vdso_clock_gettime_sym: Some(0x1000),
+            gomaxprocs: Some(0x2000),
+            maxmcount: Some(0x3000),
+        };
+        let mut facts = Facts::default();
+        let early = "not read: the Go runtime had not started yet";
+        facts.vdso.runtime_clock_gettime_sym = Fact::unknown(early);
+        facts.cpu.gomaxprocs = Fact::unknown(early);
+        facts.limits.go_max_threads = Some(Fact::unknown(early));
+        FactsCollector {
+            pid: u32::MAX - 1,
+            vars,
+            go_version: Some((1, 27)),
+            godebug: String::new(),
+            runtime_ready: false,
+            throttle_base: None,
+            sockets_read_at: None,
+            facts,
+        }
+    }
+
+    #[test]
+    fn values_read_as_main_began_outlive_the_process() {
+        let mut c = exited_go_program();
+        c.runtime_started(None);
+        assert!(
+            !c.facts.cpu.gomaxprocs.is_known(),
+            "main.main not begun yet"
+        );
+        let at_main = crate::model::RuntimeValues {
+            vdso_clock_gettime_sym: Some(0),
+            gomaxprocs: Some(4),
+            maxmcount: Some(10_000),
+        };
+        c.runtime_started(Some(&at_main));
+        // The process is gone: its memory cannot be read, the values stay.
+        c.refresh();
+        let f = &c.facts;
+        assert_eq!(
+            f.cpu.gomaxprocs,
+            Fact::known(4, "read from runtime.gomaxprocs as main.main began")
+        );
+        // 0 is a value here (no vDSO), not a failed read.
+        assert_eq!(f.vdso.runtime_clock_gettime_sym.value(), Some(0));
+        assert_eq!(
+            f.limits.go_max_threads.as_ref().and_then(Fact::value),
+            Some(10_000)
+        );
+    }
+
+    #[test]
+    fn a_value_the_probe_could_not_read_is_unknown_with_why() {
+        let mut c = exited_go_program();
+        let at_main = crate::model::RuntimeValues {
+            vdso_clock_gettime_sym: Some(0x7fff_0000),
+            gomaxprocs: None,
+            maxmcount: Some(0),
+        };
+        c.runtime_started(Some(&at_main));
+        let Fact::Unknown { why } = &c.facts.cpu.gomaxprocs else {
+            panic!("{:?}", c.facts.cpu.gomaxprocs)
+        };
+        assert!(
+            why.contains("the probe on main.main could not read it"),
+            "{why}"
+        );
+        let Some(Fact::Unknown { why }) = &c.facts.limits.go_max_threads else {
+            panic!("{:?}", c.facts.limits.go_max_threads)
+        };
+        assert!(why.contains("read 0"), "{why}");
+        assert!(c.facts.vdso.runtime_clock_gettime_sym.is_known());
     }
 }

@@ -66,9 +66,7 @@ impl<'a> LiveState<'a> {
         session.refresh()?;
         let model = session.model();
         let elapsed = self.started.elapsed().as_secs_f64();
-        if session.main_started() {
-            facts.runtime_started(model.runtime.values_at_main.as_ref());
-        }
+        facts.runtime_started(model.runtime.values_at_main.as_ref());
         facts.refresh();
         let sample = threads::sample(self.pid, self.sym, elapsed);
         let mut names = SiteNames::new(model, self.sym);
