@@ -475,6 +475,22 @@ fn labels(report: &Value) -> BTreeMap<Label, u64> {
     out
 }
 
+/// The P handoffs of locked goroutines blocking (`stoplockedm`): before
+/// main.main, after it, and unknown; they sum to the count.
+fn locked_handoffs(r: &Value) -> (u64, u64, u64) {
+    let own = arr(&r["go"]["handoffs"]["own"]);
+    let Some(o) = own.iter().find(|o| o["key"] == "locked_goroutine_blocked") else {
+        return (0, 0, 0);
+    };
+    let parts = (
+        u64_at(o, "before_main"),
+        u64_at(o, "after_main"),
+        u64_at(o, "phase_unknown"),
+    );
+    assert_eq!(parts.0 + parts.1 + parts.2, u64_at(o, "count"), "{o}");
+    parts
+}
+
 /// sleeper -g 16 -n 5: every thread the runtime starts after main.main
 /// began is one sysmon started after retaking the P of a goroutine in
 /// nanosleep at main.sleeper (no goroutine locks its thread, the heap is
@@ -508,6 +524,13 @@ fn identical_runs_give_identical_labels(version: &str, go: &Path) {
             let kinds = cause_kinds(&r);
             for k in LOCKED_KINDS {
                 assert!(!kinds.contains(k), "{context}: run {i}: {kinds:?}");
+            }
+            // Locked-goroutine P handoffs (stoplockedm) are all start-up:
+            // package init runs with the main goroutine locked.
+            let (before, after, unknown) = locked_handoffs(&r);
+            assert_eq!((after, unknown), (0, 0), "{context}: run {i}");
+            if i == 0 {
+                eprintln!("{context}: locked-goroutine handoffs: {before} before main.main");
             }
             labels(&r)
         })

@@ -661,6 +661,20 @@ fn restic_backup_counts_equal_bpftrace_and_startup_spawns_are_labelled() {
     }
     assert_eq!(u64_at(&report["lockosthread_leaks"], "total"), 0);
     assert!(!verdict_kinds(&report).contains(&"lockosthread_leak"));
+    // Locked-goroutine P handoffs (stoplockedm): package init runs with
+    // the main goroutine locked, so most are start-up, said apart; none is
+    // of unknown phase (main.main's start was seen).
+    let own = report["go"]["handoffs"]["own"].as_array().unwrap();
+    let locked = own
+        .iter()
+        .find(|o| o["key"] == "locked_goroutine_blocked")
+        .unwrap_or_else(|| panic!("no locked-goroutine handoff in restic: {own:?}"));
+    eprintln!("restic locked-goroutine handoffs: {locked}");
+    let before = u64_at(locked, "before_main");
+    let after = u64_at(locked, "after_main");
+    assert_eq!(u64_at(locked, "phase_unknown"), 0, "{locked}");
+    assert_eq!(before + after, u64_at(locked, "count"), "{locked}");
+    assert!(before > after, "{locked}");
 }
 
 // ---------------------------------------------------------- httpserver

@@ -16,7 +16,7 @@ use crate::{
         self,
         cgo::{CgoCall, KnownPath},
         fd::{FdKind, SocketFamily, SocketType},
-        handoffs::{Count, OwnHandoff, Taker, Unattributed},
+        handoffs::{Count, OwnCount, OwnHandoff, Taker, Unattributed},
         sites::FdCount,
         spawns::{CauseRow, ThreadCause},
         vdso::{FallbackKind, VdsoRow},
@@ -1031,7 +1031,13 @@ fn catalogue() -> Report {
             | OwnHandoff::LockedGoroutineExited
             | OwnHandoff::Other => {}
         }
-        h.own.push(Count { key, count: 0 });
+        h.own.push(OwnCount {
+            key,
+            count: 0,
+            before_main: 0,
+            after_main: 0,
+            phase_unknown: 0,
+        });
     }
     h.by_syscall.push(Count {
         key: None,

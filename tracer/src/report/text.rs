@@ -264,11 +264,27 @@ fn go_runtime(o: &mut impl Write, r: &Report) -> io::Result<()> {
             writeln!(o, "  calls:      {tied}")?;
         }
         if !h.own.is_empty() {
-            writeln!(
-                o,
-                "P handoffs not from syscalls: {}",
-                counts(&h.own, |k| k.label().to_owned())
-            )?;
+            let own: Vec<String> = h
+                .own
+                .iter()
+                .map(|c| {
+                    let mut parts = Vec::new();
+                    if c.before_main > 0 {
+                        parts.push(format!("{} start-up, before main.main", c.before_main));
+                    }
+                    if c.after_main > 0 {
+                        parts.push(format!("{} after main.main began", c.after_main));
+                    }
+                    if c.phase_unknown > 0 {
+                        parts.push(format!(
+                            "{} with main.main's start not seen",
+                            c.phase_unknown
+                        ));
+                    }
+                    format!("{} {} ({})", c.key.label(), c.count, parts.join(" + "))
+                })
+                .collect();
+            writeln!(o, "P handoffs not from syscalls: {}", own.join(", "))?;
         }
     }
     let s = &go.slow_exits;
