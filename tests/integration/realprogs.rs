@@ -950,6 +950,33 @@ fn dns_cgo_resolver_explosion_is_a_cgo_verdict_on_getaddrinfo() {
         "{:?}",
         verdict_kinds(&report)
     );
+    // getaddrinfo waits in C (poll, recvfrom) on the UDP socket glibc
+    // opened: a socket, in non-blocking mode, that Go's netpoller never
+    // saw: never "netpolled".
+    let in_c: Vec<&Value> = blocking(&report)
+        .iter()
+        .filter(|r| r["cgo"]["c_function"] == "getaddrinfo")
+        .collect();
+    let on_sockets: Vec<&Value> = in_c
+        .iter()
+        .flat_map(|r| r["fds"].as_array().unwrap())
+        .filter(|f| is_socket(&f["kind"]))
+        .collect();
+    eprintln!(
+        "getaddrinfo rows: {:?}; their socket descriptors: {on_sockets:?}",
+        in_c.iter()
+            .map(|r| (r["syscall"].as_str(), u64_at(r, "calls")))
+            .collect::<Vec<_>>()
+    );
+    assert!(!on_sockets.is_empty(), "no getaddrinfo call on a socket");
+    for r in &in_c {
+        for f in r["fds"].as_array().unwrap() {
+            assert_ne!(f["netpolled"], true, "a cgo call netpolled: {r}");
+        }
+    }
+    for f in &on_sockets {
+        assert_eq!(f["netpolled"], false, "{f}");
+    }
 }
 
 /// The same lookups with Go's resolver: parked in the netpoller, a

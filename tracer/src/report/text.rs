@@ -328,7 +328,7 @@ fn blocking(o: &mut impl Write, r: &Report) -> io::Result<()> {
                 .map(|f| {
                     let mode = match f.netpolled {
                         Some(true) => "netpolled",
-                        Some(false) if f.nonblocking => "non-blocking",
+                        Some(false) if f.nonblocking => "non-blocking, not netpolled",
                         Some(false) => "blocking",
                         None => "",
                     };
