@@ -529,6 +529,11 @@ fn identical_runs_give_identical_labels(version: &str, go: &Path) {
             // package init runs with the main goroutine locked.
             let (before, after, unknown) = locked_handoffs(&r);
             assert_eq!((after, unknown), (0, 0), "{context}: run {i}");
+            // A healthy run: no read of the Go state failed (the launch's
+            // exec, read with no goroutine, is not a failure).
+            let events = &r["events"];
+            assert_eq!(u64_at(events, "go_read_failed"), 0, "{context}: run {i}");
+            assert!(u64_at(events, "no_go_context") >= 1, "{context}: run {i}");
             if i == 0 {
                 eprintln!("{context}: locked-goroutine handoffs: {before} before main.main");
             }

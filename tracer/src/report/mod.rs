@@ -201,6 +201,13 @@ pub struct EventsRow {
     pub hist_missing: u64,
     pub vdso_stack_missing: u64,
     pub go_read_failed: u64,
+    /// Not a failure: slow calls made outside any goroutine's context,
+    /// reported without Go state: on threads the Go runtime had not set up
+    /// yet (the process's start before the runtime's first `g`, a new
+    /// thread before `minit`, a thread C created), or in C code the runtime
+    /// called itself outside a cgo call (a cgo binary's `_cgo_init`, its
+    /// thread creation).
+    pub no_go_context: u64,
     pub go_map_full: u64,
     pub victim_scan_limit: u64,
     pub fd_read_failed: u64,
@@ -333,6 +340,7 @@ impl EventsRow {
             hist_missing: c.get(Counter::HistMissing),
             vdso_stack_missing: c.get(Counter::VdsoStackMissing),
             go_read_failed: c.get(Counter::GoReadFailed),
+            no_go_context: c.get(Counter::NoGoContext),
             go_map_full: c.get(Counter::GoMapFull),
             victim_scan_limit: c.get(Counter::VictimScanLimit),
             fd_read_failed: c.get(Counter::FdReadFailed),

@@ -640,6 +640,7 @@ fn attached() -> Report {
     c.kernel[Counter::VdsoMapFull as usize] = 1;
     c.kernel[Counter::UnmatchedExit as usize] = 7;
     c.kernel[Counter::StackMissing as usize] = 4;
+    c.kernel[Counter::NoGoContext as usize] = 2;
     c.undecodable = 1;
     let mut facts = Facts::default();
     facts.vdso.mapping = Some((0x7fff_0000, 0x7fff_2000));

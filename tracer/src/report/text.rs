@@ -592,6 +592,14 @@ fn threads_and_events(o: &mut impl Write, r: &Report) -> io::Result<()> {
             problems.join(", ")
         )?;
     }
+    if e.no_go_context > 0 {
+        writeln!(
+            o,
+            "slow calls outside any goroutine (no Go state to read, not a failure: threads the \
+             runtime had not set up yet, the runtime's own C calls): {}",
+            e.no_go_context
+        )?;
+    }
     Ok(())
 }
 
@@ -618,5 +626,21 @@ mod tests {
             text.contains("all calls: 6 = 5 by the program + 1 idle waits"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn threads_not_set_up_by_go_are_no_kernel_side_problem() {
+        let mut r = crate::report::tests::sample();
+        r.events.no_go_context = 8;
+        let mut out = Vec::new();
+        TextSink::new(&mut out).write(&r).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("kernel-side problems"), "{text}");
+        assert!(text.contains("slow calls outside any goroutine"), "{text}");
+        r.events.go_read_failed = 2;
+        let mut out = Vec::new();
+        TextSink::new(&mut out).write(&r).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Go state unreadable 2"), "{text}");
     }
 }
