@@ -95,7 +95,18 @@ pub fn invariant_errors(r: &Value) -> Vec<String> {
             sum(row, "errors_by_errno", "calls"),
         );
     }
-    for f in ["calls", "total_ns"] {
+    for row in rows(r, "idle_waits") {
+        equal(
+            &mut e,
+            &format!(
+                "idle_waits[{}].errors vs the sum of its errors_by_errno[].calls",
+                row["syscall"]
+            ),
+            n(row, "errors"),
+            sum(row, "errors_by_errno", "calls"),
+        );
+    }
+    for f in ["calls", "errors", "total_ns"] {
         equal(
             &mut e,
             &format!("totals.idle.{f} vs the sum of idle_waits[].{f}"),

@@ -126,6 +126,11 @@ pub struct IdleRow {
     /// What waits in it: "parked threads (idle Ms)", "the netpoller"...
     pub what: &'static str,
     pub calls: u64,
+    /// Failed waits (a futex woken before it slept, EAGAIN; a timed wait
+    /// that timed out, ETIMEDOUT; a wait a signal interrupted, EINTR).
+    pub errors: u64,
+    /// Failed waits by errno (`errors` is their sum).
+    pub errors_by_errno: Vec<ErrnoCount>,
     pub total_ns: u64,
     pub p50_ns: u64,
     pub p99_ns: u64,
@@ -389,6 +394,8 @@ impl Report {
                     what: idle_what(&syscall),
                     syscall,
                     calls: s.calls,
+                    errors: s.errors,
+                    errors_by_errno: errno_counts(&s.errnos),
                     total_ns: s.total_ns,
                     p50_ns: quantile(s, 0.5),
                     p99_ns: quantile(s, 0.99),
@@ -506,6 +513,14 @@ pub(crate) mod tests {
             duration_ns: 40_000_000,
             idle: true,
         });
+        model.apply(&Event::Syscall {
+            tid: 2,
+            ts_ns: 10,
+            sysno: 202,
+            ret: -110,
+            duration_ns: 30_000_000,
+            idle: true,
+        });
         model.apply(&Event::ThreadSpawn {
             parent_tid: 1,
             tid: 2,
@@ -548,8 +563,12 @@ pub(crate) mod tests {
         assert_eq!(r.threads.spawned, 1);
         // The idle futex is kept apart, and the totals add up.
         assert_eq!(r.idle_waits[0].syscall, "futex");
+        // The idle waits have the same errno breakdown as the program's.
+        assert_eq!(r.idle_waits[0].errors, 1);
+        assert_eq!(r.idle_waits[0].errors_by_errno[0].errno, "ETIMEDOUT");
+        assert_eq!(r.totals.idle.errors, 1);
         assert_eq!(r.totals.program.calls, 5);
-        assert_eq!(r.totals.idle.calls, 1);
-        assert_eq!(r.totals.all.calls, 6);
+        assert_eq!(r.totals.idle.calls, 2);
+        assert_eq!(r.totals.all.calls, 7);
     }
 }

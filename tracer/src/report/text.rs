@@ -161,9 +161,19 @@ fn idle(o: &mut impl Write, r: &Report) -> io::Result<()> {
         human_ns(t.idle.total_ns)
     )?;
     for w in &r.idle_waits {
+        let errors = if w.errors == 0 {
+            String::new()
+        } else {
+            let by: Vec<String> = w
+                .errors_by_errno
+                .iter()
+                .map(|e| format!("{} {}", e.errno, e.calls))
+                .collect();
+            format!("  errors {} ({})", w.errors, by.join(", "))
+        };
         writeln!(
             o,
-            "  {:<16} {:>10} calls {:>10} total  p50 {:>10}  p99 {:>10}  max {:>10}  {}",
+            "  {:<16} {:>10} calls {:>10} total  p50 {:>10}  p99 {:>10}  max {:>10}  {}{errors}",
             w.syscall,
             w.calls,
             human_ns(w.total_ns),
@@ -623,7 +633,7 @@ mod tests {
         assert!(text.contains("1 spawned"));
         assert!(text.contains("events: 0 lost"));
         assert!(
-            text.contains("all calls: 6 = 5 by the program + 1 idle waits"),
+            text.contains("all calls: 7 = 5 by the program + 2 idle waits"),
             "{text}"
         );
     }
