@@ -1094,6 +1094,21 @@ fn attach_leaves_no_exit_unexplained() {
             "{context}: (context, threads, in progress, unexplained) of every attach: {seen:#?}"
         );
     }
+    // The process outlives the session: its threads are alive at the end
+    // (the tracer detached), none ended with the process, and the totals
+    // add up (start + spawned - exited = end).
+    for (context, r) in &reports {
+        let t = &r["threads"];
+        assert_eq!(r["target"]["exited"], false, "{context}");
+        assert_eq!(u64_at(t, "ended_with_process"), 0, "{context}: {t}");
+        assert_eq!(
+            u64_at(t, "at_start") + u64_at(t, "spawned") - u64_at(t, "exited_itself"),
+            u64_at(t, "at_end"),
+            "{context}: {t}"
+        );
+        assert!(u64_at(t, "at_end") >= 1, "{context}: {t}");
+        assert!(t["at_end_read"].is_u64(), "{context}: {t}");
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -114,6 +114,14 @@ pub fn invariant_errors(r: &Value) -> Vec<String> {
             sum(r, "idle_waits", f),
         );
     }
+    // Threads: start + spawned - exited - ended = end.
+    equal(
+        &mut e,
+        "threads.at_start + threads.spawned vs threads.at_end + threads.exited_itself + \
+         threads.ended_with_process",
+        n(r, "threads.at_start") + n(r, "threads.spawned"),
+        n(r, "threads.at_end") + n(r, "threads.exited_itself") + n(r, "threads.ended_with_process"),
+    );
     // Threads.
     let in_progress = n(r, "threads.in_progress_at_attach_total");
     equal(

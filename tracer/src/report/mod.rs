@@ -165,9 +165,15 @@ pub struct HistogramBucket {
 #[derive(Clone, Debug, Serialize)]
 pub struct ThreadRow {
     pub at_start: u64,
-    /// Threads alive at the end: read from /proc when the process still
-    /// runs, 0 when it exited.
+    /// Threads alive when tracing ended: `at_start` + `spawned` −
+    /// `exited_itself` − `ended_with_process`. When the tracer detached
+    /// from a process still running, these threads are alive (detached
+    /// from, not exited); 0 when the process exited.
     pub at_end: u64,
+    /// The count /proc gave right after tracing ended, when the process
+    /// still ran (`None`: it exited). It can differ from `at_end` by the
+    /// threads started or ended between the probes' detach and the read.
+    pub at_end_read: Option<u64>,
     /// The most threads alive at once (the probes' count, or a sample's
     /// when higher).
     pub peak: u64,
@@ -367,13 +373,14 @@ impl EventsRow {
 }
 
 impl Report {
-    /// `threads_at_end`: from /proc when the process still runs.
+    /// `threads_at_end`: from /proc when the process still runs (`None`:
+    /// it exited).
     pub fn build(
         model: &Model,
         analysis: &Analysis,
         target: TargetInfo,
         traced_seconds: f64,
-        threads_at_end: u64,
+        threads_at_end: Option<u64>,
         go: Option<GoContext<'_>>,
         facts: &Facts,
     ) -> Self {
@@ -416,7 +423,8 @@ impl Report {
         let u = &t.unmatched;
         let threads = ThreadRow {
             at_start: t.at_start,
-            at_end: threads_at_end,
+            at_end: (t.at_start + t.spawned).saturating_sub(t.exited_itself + t.ended_with_process),
+            at_end_read: threads_at_end,
             peak: analysis.peak_threads,
             spawned: t.spawned,
             exited_itself: t.exited_itself,
@@ -526,6 +534,14 @@ pub(crate) mod tests {
             tid: 2,
             ts_ns: 1,
         });
+        // The process exits: both threads end with it.
+        for tid in [1, 2] {
+            model.apply(&Event::ThreadExit {
+                tid,
+                ts_ns: 20,
+                how: crate::model::ThreadEnd::ExitGroup,
+            });
+        }
         let target = TargetInfo {
             pid: 42,
             command: "demo".into(),
@@ -544,7 +560,7 @@ pub(crate) mod tests {
             traced_seconds: 1.5,
         };
         let a = analysis::analyze(&model, &cx);
-        Report::build(&model, &a, target, 1.5, 0, None, &facts)
+        Report::build(&model, &a, target, 1.5, None, None, &facts)
     }
 
     #[test]

@@ -289,7 +289,15 @@ fn build_go(model: &Model, sym: &Symbolizer, facts: &Facts, exited: bool) -> Rep
         attribution: true,
         slow_ns: 1_000_000,
     };
-    Report::build(model, &a, target, traced, 0, Some(go), facts)
+    Report::build(
+        model,
+        &a,
+        target,
+        traced,
+        (!exited).then_some(0),
+        Some(go),
+        facts,
+    )
 }
 
 /// A Go program whose blocking file reads lose their P over and over
@@ -693,7 +701,7 @@ fn attached() -> Report {
         execs: 0,
         executed: Vec::new(),
     };
-    Report::build(&model, &a, target, 2.0, 3, None, &facts)
+    Report::build(&model, &a, target, 2.0, Some(3), None, &facts)
 }
 
 // One value of every variant of the report's enums. Each list is checked

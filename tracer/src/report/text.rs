@@ -550,11 +550,18 @@ fn vdso(o: &mut impl Write, r: &Report) -> io::Result<()> {
 fn threads_and_events(o: &mut impl Write, r: &Report) -> io::Result<()> {
     let th = &r.threads;
     writeln!(o)?;
+    let end = match (r.target.exited, th.at_end_read) {
+        (true, _) => "at end (process exited)".to_owned(),
+        (false, Some(read)) => {
+            format!("alive at end (the tracer detached; not exited; /proc read {read} right after)")
+        }
+        (false, None) => "alive at end (the tracer detached; not exited)".to_owned(),
+    };
     writeln!(
         o,
-        "threads: {} at start, {} at end, peak {}; {} spawned, {} exited while the process ran, \
-         {} ended with the process",
-        th.at_start, th.at_end, th.peak, th.spawned, th.exited_itself, th.ended_with_process
+        "threads: {} at start + {} spawned - {} exited while the process ran - {} ended with the \
+         process = {} {end}; peak {}",
+        th.at_start, th.spawned, th.exited_itself, th.ended_with_process, th.at_end, th.peak
     )?;
     let e = &r.events;
     let in_progress = if th.in_progress_at_attach_total > 0 {
