@@ -475,6 +475,22 @@ fn labels(report: &Value) -> BTreeMap<Label, u64> {
     out
 }
 
+/// The P handoffs of locked goroutines blocking (`stoplockedm`): before
+/// main.main, after it, and unknown; they sum to the count.
+fn locked_handoffs(r: &Value) -> (u64, u64, u64) {
+    let own = arr(&r["go"]["handoffs"]["own"]);
+    let Some(o) = own.iter().find(|o| o["key"] == "locked_goroutine_blocked") else {
+        return (0, 0, 0);
+    };
+    let parts = (
+        u64_at(o, "before_main"),
+        u64_at(o, "after_main"),
+        u64_at(o, "phase_unknown"),
+    );
+    assert_eq!(parts.0 + parts.1 + parts.2, u64_at(o, "count"), "{o}");
+    parts
+}
+
 /// sleeper -g 16 -n 5: every thread the runtime starts after main.main
 /// began is one sysmon started after retaking the P of a goroutine in
 /// nanosleep at main.sleeper (no goroutine locks its thread, the heap is
@@ -508,6 +524,18 @@ fn identical_runs_give_identical_labels(version: &str, go: &Path) {
             let kinds = cause_kinds(&r);
             for k in LOCKED_KINDS {
                 assert!(!kinds.contains(k), "{context}: run {i}: {kinds:?}");
+            }
+            // Locked-goroutine P handoffs (stoplockedm) are all start-up:
+            // package init runs with the main goroutine locked.
+            let (before, after, unknown) = locked_handoffs(&r);
+            assert_eq!((after, unknown), (0, 0), "{context}: run {i}");
+            // A healthy run: no read of the Go state failed (the launch's
+            // exec, read with no goroutine, is not a failure).
+            let events = &r["events"];
+            assert_eq!(u64_at(events, "go_read_failed"), 0, "{context}: run {i}");
+            assert!(u64_at(events, "no_go_context") >= 1, "{context}: run {i}");
+            if i == 0 {
+                eprintln!("{context}: locked-goroutine handoffs: {before} before main.main");
             }
             labels(&r)
         })
@@ -1063,6 +1091,21 @@ fn attach_leaves_no_exit_unexplained() {
             *unexplained, 0,
             "{context}: (context, threads, in progress, unexplained) of every attach: {seen:#?}"
         );
+    }
+    // The process outlives the session: its threads are alive at the end
+    // (the tracer detached), none ended with the process, and the totals
+    // add up (start + spawned - exited = end).
+    for (context, r) in &reports {
+        let t = &r["threads"];
+        assert_eq!(r["target"]["exited"], false, "{context}");
+        assert_eq!(u64_at(t, "ended_with_process"), 0, "{context}: {t}");
+        assert_eq!(
+            u64_at(t, "at_start") + u64_at(t, "spawned") - u64_at(t, "exited_itself"),
+            u64_at(t, "at_end"),
+            "{context}: {t}"
+        );
+        assert!(u64_at(t, "at_end") >= 1, "{context}: {t}");
+        assert!(t["at_end_read"].is_u64(), "{context}: {t}");
     }
 }
 

@@ -328,6 +328,19 @@ fn symbolizes_restic_while_it_runs() {
         .unwrap_or_else(|| panic!("no mkdirat row in restic's code: {rows:#?}"));
     assert!(site(mkdir)["file"].as_str().unwrap().ends_with(".go"));
     assert!(u64_at(site(mkdir), "line") > 0);
+    // The launch's own execve (the tracer's child exec'ing restic, some
+    // 600 µs, over the 100 µs threshold) is no call of restic's: counted,
+    // never listed (restic init executes nothing).
+    let execve = report["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "execve")
+        .unwrap_or_else(|| panic!("the launch's execve is not counted"));
+    assert_eq!(u64_at(execve, "calls"), 1, "{execve}");
+    let listed: Vec<&serde_json::Value> =
+        rows.iter().filter(|r| r["syscall"] == "execve").collect();
+    assert!(listed.is_empty(), "the launch listed as a call: {listed:?}");
 }
 
 /// name → (address, section name) of the variables in `.symtab`.

@@ -661,6 +661,29 @@ fn restic_backup_counts_equal_bpftrace_and_startup_spawns_are_labelled() {
     }
     assert_eq!(u64_at(&report["lockosthread_leaks"], "total"), 0);
     assert!(!verdict_kinds(&report).contains(&"lockosthread_leak"));
+    // Locked-goroutine P handoffs (stoplockedm): package init runs with
+    // the main goroutine locked, so most are start-up, said apart; none is
+    // of unknown phase (main.main's start was seen).
+    let own = report["go"]["handoffs"]["own"].as_array().unwrap();
+    let locked = own
+        .iter()
+        .find(|o| o["key"] == "locked_goroutine_blocked")
+        .unwrap_or_else(|| panic!("no locked-goroutine handoff in restic: {own:?}"));
+    eprintln!("restic locked-goroutine handoffs: {locked}");
+    let before = u64_at(locked, "before_main");
+    let after = u64_at(locked, "after_main");
+    assert_eq!(u64_at(locked, "phase_unknown"), 0, "{locked}");
+    assert_eq!(before + after, u64_at(locked, "count"), "{locked}");
+    assert!(before > after, "{locked}");
+    // Slow calls with no goroutine to read (the launch's exec, the dynamic
+    // loader, the runtime's own C calls) are said apart, not failures.
+    let events = &report["events"];
+    eprintln!(
+        "restic: Go state unreadable {}, slow calls outside any goroutine {}",
+        events["go_read_failed"], events["no_go_context"]
+    );
+    assert_eq!(u64_at(events, "go_read_failed"), 0, "{events}");
+    assert!(u64_at(events, "no_go_context") >= 1, "{events}");
 }
 
 // ---------------------------------------------------------- httpserver
@@ -936,6 +959,33 @@ fn dns_cgo_resolver_explosion_is_a_cgo_verdict_on_getaddrinfo() {
         "{:?}",
         verdict_kinds(&report)
     );
+    // getaddrinfo waits in C (poll, recvfrom) on the UDP socket glibc
+    // opened: a socket, in non-blocking mode, that Go's netpoller never
+    // saw: never "netpolled".
+    let in_c: Vec<&Value> = blocking(&report)
+        .iter()
+        .filter(|r| r["cgo"]["c_function"] == "getaddrinfo")
+        .collect();
+    let on_sockets: Vec<&Value> = in_c
+        .iter()
+        .flat_map(|r| r["fds"].as_array().unwrap())
+        .filter(|f| is_socket(&f["kind"]))
+        .collect();
+    eprintln!(
+        "getaddrinfo rows: {:?}; their socket descriptors: {on_sockets:?}",
+        in_c.iter()
+            .map(|r| (r["syscall"].as_str(), u64_at(r, "calls")))
+            .collect::<Vec<_>>()
+    );
+    assert!(!on_sockets.is_empty(), "no getaddrinfo call on a socket");
+    for r in &in_c {
+        for f in r["fds"].as_array().unwrap() {
+            assert_ne!(f["netpolled"], true, "a cgo call netpolled: {r}");
+        }
+    }
+    for f in &on_sockets {
+        assert_eq!(f["netpolled"], false, "{f}");
+    }
 }
 
 /// The same lookups with Go's resolver: parked in the netpoller, a

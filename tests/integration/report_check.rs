@@ -95,7 +95,18 @@ pub fn invariant_errors(r: &Value) -> Vec<String> {
             sum(row, "errors_by_errno", "calls"),
         );
     }
-    for f in ["calls", "total_ns"] {
+    for row in rows(r, "idle_waits") {
+        equal(
+            &mut e,
+            &format!(
+                "idle_waits[{}].errors vs the sum of its errors_by_errno[].calls",
+                row["syscall"]
+            ),
+            n(row, "errors"),
+            sum(row, "errors_by_errno", "calls"),
+        );
+    }
+    for f in ["calls", "errors", "total_ns"] {
         equal(
             &mut e,
             &format!("totals.idle.{f} vs the sum of idle_waits[].{f}"),
@@ -103,6 +114,14 @@ pub fn invariant_errors(r: &Value) -> Vec<String> {
             sum(r, "idle_waits", f),
         );
     }
+    // Threads: start + spawned - exited - ended = end.
+    equal(
+        &mut e,
+        "threads.at_start + threads.spawned vs threads.at_end + threads.exited_itself + \
+         threads.ended_with_process",
+        n(r, "threads.at_start") + n(r, "threads.spawned"),
+        n(r, "threads.at_end") + n(r, "threads.exited_itself") + n(r, "threads.ended_with_process"),
+    );
     // Threads.
     let in_progress = n(r, "threads.in_progress_at_attach_total");
     equal(

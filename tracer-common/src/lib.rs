@@ -206,10 +206,18 @@ pub enum Counter {
     FdReadFailed = 11,
     /// A slow call's user stack could not be read.
     StackMissing = 12,
+    /// Not a failure: a slow call made outside any goroutine's context, so
+    /// reported without Go state: on a thread the Go runtime had not set up
+    /// yet (no `g` in R14, no M known for it: the process's first
+    /// instructions, the launch's exec and a cgo binary's dynamic loader
+    /// among them; a new thread before `minit`; a thread C created), or in
+    /// C code the runtime itself called outside a cgo call (a cgo binary's
+    /// `_cgo_init`, its thread creation through `_cgo_thread_start`).
+    NoGoContext = 13,
 }
 
 /// Number of entries in the `COUNTERS` array.
-pub const NUM_COUNTERS: u32 = 13;
+pub const NUM_COUNTERS: u32 = 14;
 
 /// Calls shorter than this cannot have lost their P: sysmon's shortest
 /// sleep is 20 µs, and it retakes only Ps it saw in a syscall on an earlier

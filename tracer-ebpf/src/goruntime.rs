@@ -126,23 +126,34 @@ pub fn inspect(ctx: &RawTracePointContext, tid: u32) -> GoState {
     };
     match read_state(ctx, tid, &o) {
         Ok(state) => state,
-        Err(_) => {
-            // A thread starting (before minit) or ending (after unminit),
-            // or a C thread the runtime does not know.
+        Err(NO_GO_CONTEXT) => {
+            count(Counter::NoGoContext);
+            UNKNOWN
+        }
+        Err(e) => {
+            // A read of the runtime's structures failed, or R14 named a g
+            // of another M.
             count(Counter::GoReadFailed);
             debug!(
                 ctx,
-                "tid {}: no Go state readable at a slow call's exit", tid
+                "tid {}: no Go state readable at a slow call's exit ({})", tid, e
             );
             UNKNOWN
         }
     }
 }
 
+/// [`read_state`]'s error when no goroutine's context is there to read:
+/// the thread has no M yet, or it runs C code outside a cgo call (never a
+/// helper's error code, which are negative).
+const NO_GO_CONTEXT: i32 = 1;
+
 /// The M of this thread: from R14 when it holds a valid g (Go code), else
-/// the M this thread was last seen running (C code keeps anything in R14).
+/// the M this thread was last seen running (C code keeps anything in R14);
+/// `Err(NO_GO_CONTEXT)` when neither (the runtime has not set the thread
+/// up). The flag: R14 is a g of this M.
 #[inline(always)]
-fn current_m(r14: u64, tid: u32, o: &GoOffsets) -> Result<u64, i32> {
+fn current_m(r14: u64, tid: u32, o: &GoOffsets) -> Result<(u64, bool), i32> {
     if r14 != 0
         && let Ok(m) = user(r14 + u64::from(o.g_m))
         && m != 0
@@ -151,9 +162,12 @@ fn current_m(r14: u64, tid: u32, o: &GoOffsets) -> Result<u64, i32> {
         if TID_M.insert(tid, m, 0).is_err() {
             count(Counter::GoMapFull);
         }
-        return Ok(m);
+        return Ok((m, true));
     }
-    unsafe { TID_M.get(tid) }.copied().ok_or(0)
+    unsafe { TID_M.get(tid) }
+        .copied()
+        .map(|m| (m, false))
+        .ok_or(NO_GO_CONTEXT)
 }
 
 /// The id + 1 of the P at `p`; 0 for no P or an unreadable one.
@@ -170,11 +184,16 @@ fn read_state(ctx: &RawTracePointContext, tid: u32, o: &GoOffsets) -> Result<GoS
     // TP_PROTO(struct pt_regs *regs, long ret): the user registers at entry.
     let user_regs: *const u8 = ctx.arg(0);
     let r14: u64 = unsafe { bpf_probe_read_kernel(user_regs.add(regs::R14).cast())? };
-    let m = current_m(r14, tid, o)?;
+    let (m, r14_is_g) = current_m(r14, tid, o)?;
     let in_c = unsafe { bpf_probe_read_user((m + u64::from(o.m_incgo)) as *const u8)? } != 0;
     let g = if in_c {
         // A cgo call: the goroutine that made it is the M's current one.
         user(m + u64::from(o.m_curg))?
+    } else if !r14_is_g {
+        // C code outside a cgo call: the runtime's own C calls in a cgo
+        // binary (asmcgocall: _cgo_init, _cgo_thread_start's
+        // pthread_create), R14 anything.
+        return Err(NO_GO_CONTEXT);
     } else {
         // On the system stack (g0) no goroutine is making the call: the
         // runtime is (sysmon, idle Ms, the netpoller, scheduler work).

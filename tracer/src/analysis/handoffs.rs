@@ -97,6 +97,42 @@ impl OwnHandoff {
     }
 }
 
+/// Own handoffs of one kind, split by when they happened: before
+/// `main.main` began (the runtime's start-up: package init runs with the
+/// main goroutine locked to the main thread, so a blocking init goes
+/// through `stoplockedm`) or after. `count` = `before_main` +
+/// `after_main` + `phase_unknown`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OwnCount {
+    pub key: OwnHandoff,
+    pub count: u64,
+    /// Before `main.main` began (start-up, not the program's own code).
+    pub before_main: u64,
+    /// At or after `main.main` began, or in a session attached to a
+    /// process already running (its start-up was over before the probes).
+    pub after_main: u64,
+    /// The tracer launched the process and saw no start of `main.main`:
+    /// when each happened relative to it is not known.
+    pub phase_unknown: u64,
+}
+
+/// When a handoff happened relative to `main.main`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    BeforeMain,
+    AfterMain,
+    Unknown,
+}
+
+fn phase(model: &Model, ts_ns: u64) -> Phase {
+    match model.runtime.main_started_ns {
+        Some(main) if ts_ns < main => Phase::BeforeMain,
+        Some(_) => Phase::AfterMain,
+        None if model.runtime.launched_by_exec => Phase::Unknown,
+        None => Phase::AfterMain,
+    }
+}
+
 /// Why a takeover is not tied to a reported call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,8 +197,9 @@ pub struct Handoffs {
     /// Per call site (index into `model.calls.sites`): takeovers.
     #[serde(skip)]
     pub by_site: BTreeMap<usize, u64>,
-    /// P handoffs that did not come from a syscall.
-    pub own: Vec<Count<OwnHandoff>>,
+    /// P handoffs that did not come from a syscall, each split into
+    /// before and after `main.main`.
+    pub own: Vec<OwnCount>,
 }
 
 /// The taker and syscall-ness of a handoff from its caller's function.
@@ -241,7 +278,7 @@ fn sorted<K: Ord>(map: BTreeMap<K, u64>) -> Vec<Count<K>> {
 /// Reconciles the takeovers of one session.
 pub fn reconcile(model: &Model, sym: &Symbolizer) -> Handoffs {
     let mut tally = Tally::default();
-    let mut own: BTreeMap<OwnHandoff, u64> = BTreeMap::new();
+    let mut own: BTreeMap<OwnHandoff, OwnCount> = BTreeMap::new();
     // Calls claimed by a taker (thread, start).
     let mut claimed: HashSet<(u32, u64)> = HashSet::new();
     let mut function_of = std::collections::HashMap::new();
@@ -263,7 +300,19 @@ pub fn reconcile(model: &Model, sym: &Symbolizer) -> Handoffs {
             .clone();
         let taker = match caller_kind(&function, h.probe) {
             CallerKind::Own(kind) => {
-                *own.entry(kind).or_default() += 1;
+                let row = own.entry(kind).or_insert(OwnCount {
+                    key: kind,
+                    count: 0,
+                    before_main: 0,
+                    after_main: 0,
+                    phase_unknown: 0,
+                });
+                row.count += 1;
+                match phase(model, h.ts_ns) {
+                    Phase::BeforeMain => row.before_main += 1,
+                    Phase::AfterMain => row.after_main += 1,
+                    Phase::Unknown => row.phase_unknown += 1,
+                }
                 continue;
             }
             CallerKind::Taker(t) => t,
@@ -377,7 +426,11 @@ pub fn reconcile(model: &Model, sym: &Symbolizer) -> Handoffs {
         attributed_to_calls: tally.attributed,
         unattributed: sorted(tally.unattributed),
         by_site: tally.by_site,
-        own: sorted(own),
+        own: {
+            let mut v: Vec<OwnCount> = own.into_values().collect();
+            v.sort_by(|a, b| b.count.cmp(&a.count).then(a.key.cmp(&b.key)));
+            v
+        },
     }
 }
 
@@ -389,6 +442,15 @@ impl Handoffs {
         self.by_taker.iter().map(|c| c.count).sum::<u64>() == self.total
             && self.by_syscall.iter().map(|c| c.count).sum::<u64>() == self.total
             && self.attributed_to_calls + unattributed == self.total
+            && self
+                .own
+                .iter()
+                .all(|o| o.before_main + o.after_main + o.phase_unknown == o.count)
+    }
+
+    /// Own handoffs of `kind` (all, before `main.main`, after it).
+    pub fn own_of(&self, kind: OwnHandoff) -> Option<&OwnCount> {
+        self.own.iter().find(|o| o.key == kind)
     }
 }
 
@@ -405,12 +467,14 @@ mod tests {
     const BLOCK: usize = 2;
     const STEAL: usize = 3;
     const SLEEPER: usize = 4;
+    const LOCKED: usize = 5;
     const FUNCTIONS: &[&str] = &[
         "runtime.retake",
         "runtime.forEachP",
         "runtime.entersyscallblock",
         "runtime.exitsyscallTryGetP",
         "main.sleeper",
+        "runtime.stoplockedm",
     ];
 
     fn call(model: &mut Model, tid: u32, start: u64, end: u64, p: PHandoff, taken: TakenFlags) {
@@ -517,7 +581,9 @@ mod tests {
         assert_eq!(count(&h.by_syscall, Some("nanosleep".into())), 3);
         assert_eq!(count(&h.by_syscall, Some("read".into())), 1);
         assert_eq!(count(&h.by_syscall, None), 3);
-        assert_eq!(count(&h.own, OwnHandoff::RuntimeWait), 1);
+        let wait = h.own_of(OwnHandoff::RuntimeWait).unwrap();
+        // Attached (no launch): after main.main.
+        assert_eq!((wait.count, wait.after_main), (1, 1));
         assert_eq!(h.by_site.values().sum::<u64>(), 3);
     }
 
@@ -564,5 +630,39 @@ mod tests {
         assert_eq!(count(&h.by_taker, Taker::StealBack), 1);
         assert_eq!(count(&h.unattributed, Unattributed::ShortCallStripped), 1);
         assert_eq!(h.attributed_to_calls, 2);
+    }
+
+    #[test]
+    fn locked_goroutine_handoffs_are_split_at_main_main() {
+        let sym = symbolizer(FUNCTIONS);
+        let locked = |m: &Model| {
+            let h = reconcile(m, &sym);
+            assert!(h.consistent(), "{h:#?}");
+            let o = h
+                .own_of(OwnHandoff::LockedGoroutineBlocked)
+                .unwrap()
+                .clone();
+            (o.count, o.before_main, o.after_main, o.phase_unknown)
+        };
+        // Launched: package init blocks with the main goroutine locked
+        // (three handoffs), then main.main, then one more.
+        let mut m = Model::new(1);
+        m.runtime.launched_by_exec = true;
+        for ts in [10, 20, 30] {
+            handoff(&mut m, ts, LOCKED, Victim::NotFound);
+        }
+        // Before main.main's start is seen: when they happened is unknown.
+        assert_eq!(locked(&m), (3, 0, 0, 3));
+        m.apply(&Event::MainStart {
+            tid: 1,
+            ts_ns: 40,
+            values: Default::default(),
+        });
+        handoff(&mut m, 50, LOCKED, Victim::NotFound);
+        assert_eq!(locked(&m), (4, 3, 1, 0));
+        // Attached to a running process: all after main.main.
+        let mut m = Model::new(1);
+        handoff(&mut m, 10, LOCKED, Victim::NotFound);
+        assert_eq!(locked(&m), (1, 0, 1, 0));
     }
 }

@@ -74,7 +74,9 @@ pub struct FdCount {
     pub label: &'static str,
     pub nonblocking: bool,
     /// Whether Go's netpoller would wait for this descriptor (the thread
-    /// is free); `false`: the thread waits in the syscall.
+    /// is free); `false`: the thread waits in the syscall. Always `false`
+    /// (or `None`) for calls made by C code in a cgo call: C waits on its
+    /// own descriptors, which Go's netpoller never sees.
     pub netpolled: Option<bool>,
     pub calls: u64,
 }
@@ -224,7 +226,15 @@ pub fn blocking_rows(
                         kind,
                         label: kind.label(),
                         nonblocking,
-                        netpolled: info.netpoller_waits(),
+                        // C code (a cgo call: glibc's resolver polling its
+                        // own UDP socket) made the call on a descriptor Go
+                        // never registered: its thread waits, whatever the
+                        // descriptor's mode.
+                        netpolled: if key.1 {
+                            info.netpoller_waits().map(|_| false)
+                        } else {
+                            info.netpoller_waits()
+                        },
                         calls,
                     }
                 })
@@ -237,4 +247,63 @@ pub fn blocking_rows(
         .collect();
     out.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        gobin::symbolize::testing::{ret, symbolizer},
+        model::{Event, PHandoff, RawFd, TakenFlags},
+    };
+
+    /// A UDP socket in non-blocking mode (what glibc's resolver opens).
+    fn udp_nonblocking() -> RawFd {
+        RawFd {
+            fd: 5,
+            state: tracer_common::FD_READ,
+            i_mode: 0o140_777,
+            f_flags: 0o4002,
+            sock_family: 2,
+            sock_type: 2,
+            sock_protocol: 17,
+            ..RawFd::default()
+        }
+    }
+
+    fn call(model: &mut Model, tid: u32, cgo: bool, frame: usize) {
+        model.apply(&Event::SlowCall {
+            tid,
+            ts_ns: 5_000_000,
+            sysno: 7,
+            ret: 0,
+            duration_ns: 5_000_000,
+            goid: 1,
+            p: PHandoff::Kept,
+            cgo,
+            taken: TakenFlags::default(),
+            p_id: Some(0),
+            fd: udp_nonblocking(),
+            frames: vec![ret(frame), ret(frame)],
+        });
+    }
+
+    #[test]
+    fn a_cgo_call_on_a_nonblocking_socket_is_never_netpolled() {
+        let sym = symbolizer(&["main.fromGo", "main.fromC"]);
+        let mut m = Model::new(1);
+        call(&mut m, 10, false, 0);
+        call(&mut m, 11, true, 1);
+        let rows = blocking_rows(&m, Some(&sym), None, &Handoffs::default());
+        assert_eq!(rows.len(), 2, "{rows:#?}");
+        for row in &rows {
+            let fd = &row.fds[0];
+            assert!(fd.nonblocking, "{row:#?}");
+            assert!(matches!(fd.kind, FdKind::Socket { .. }), "{row:#?}");
+            // Go's own socket is netpolled; the one C polls is not.
+            let cgo = row.cgo.is_some() || row.cgo_unnamed;
+            assert_eq!(fd.netpolled, Some(!cgo), "{row:#?}");
+        }
+        assert!(rows.iter().any(|r| r.cgo.is_some() || r.cgo_unnamed));
+    }
 }

@@ -101,11 +101,7 @@ impl LiveTarget {
             self.facts
                 .record_sample(threads::sample(self.pid, sym, traced_seconds));
         }
-        let threads_at_end = if exited {
-            0
-        } else {
-            target::thread_count(self.pid)
-        };
+        let threads_at_end = (!exited).then(|| target::thread_count(self.pid));
         let info = TargetInfo {
             pid: self.pid,
             command: self.process.comm,

@@ -224,7 +224,7 @@ pub fn report(
     model: &Model,
     target: TargetInfo,
     traced_seconds: f64,
-    threads_at_end: u64,
+    threads_at_end: Option<u64>,
     symbolizer: Option<&(Symbolizer, bool)>,
     facts: &Facts,
 ) -> anyhow::Result<()> {

@@ -74,10 +74,10 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         executed: Vec::new(),
     };
     let threads_at_end = if exit_code.is_some() {
-        0
+        None
     } else {
         facts.refresh();
-        target::thread_count(pid)
+        Some(target::thread_count(pid))
     };
     super::report(
         config,

@@ -190,6 +190,12 @@ impl Model {
                 ts_ns,
             } => self.threads.spawn(parent_tid, tid, ts_ns),
             Event::ThreadExit { tid, how, .. } => self.threads.exit(tid, how),
+            // The launch itself (run mode: the tracer's child exec'ing the
+            // target, timed from the launcher): counted with the calls,
+            // never listed as a call of the program.
+            Event::SlowCall { sysno, ret, .. } if self.is_launch_exec(sysno, ret) => {
+                self.runtime.launch_exec_listed = true;
+            }
             Event::SlowCall {
                 tid,
                 ts_ns,
@@ -318,6 +324,18 @@ impl Model {
         }
     }
 
+    /// Whether a successful execve/execveat exit is the launch's own (run
+    /// mode, the first exec, its exit not yet seen).
+    fn is_launch_exec(&self, sysno: u32, ret: i64) -> bool {
+        const EXECVE: u32 = 59;
+        const EXECVEAT: u32 = 322;
+        matches!(sysno, EXECVE | EXECVEAT)
+            && ret == 0
+            && self.runtime.launched_by_exec
+            && self.runtime.execs.seen() == 1
+            && !self.runtime.launch_exec_listed
+    }
+
     /// A goroutine on `tid` left its syscall without a P: it belongs to
     /// the call that lost the P on that thread, reported just before.
     fn slow_exit(&mut self, tid: u32, ts_ns: u64) {
@@ -367,6 +385,33 @@ mod tests {
             fd: RawFd::default(),
             frames: vec![0x401000, 0x402000],
         }
+    }
+
+    #[test]
+    fn the_launch_exec_is_never_a_reported_call() {
+        let exec = |m: &mut Model, ts_ns: u64| {
+            m.apply(&Event::Exec {
+                tid: 5,
+                ts_ns,
+                program: "/bin/x".into(),
+            });
+            let mut call = slow_call(5, ts_ns + 10, 3_000_000, PHandoff::Kept);
+            if let Event::SlowCall { sysno, ret, .. } = &mut call {
+                (*sysno, *ret) = (59, 0);
+            }
+            m.apply(&call);
+        };
+        let mut m = Model::new(1);
+        m.runtime.launched_by_exec = true;
+        exec(&mut m, 1_000_000);
+        assert!(m.calls.sites.is_empty(), "{:?}", m.calls.sites);
+        // The program exec'ing another program later: its call is listed.
+        exec(&mut m, 9_000_000);
+        assert_eq!(m.calls.sites.len(), 1);
+        // Attached: every exec is the program's.
+        let mut m = Model::new(1);
+        exec(&mut m, 1_000_000);
+        assert_eq!(m.calls.sites.len(), 1);
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub struct RuntimeEvents {
     pub execs: Capped<ExecRecord>,
     /// The tracer launched the process: its first exec is the launch.
     pub launched_by_exec: bool,
+    /// The launch's own exec exit was seen as a slow call (and left out of
+    /// the reported calls).
+    pub launch_exec_listed: bool,
 }
 
 /// One program the target executed.

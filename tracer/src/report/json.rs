@@ -54,6 +54,10 @@ mod tests {
         assert_eq!(v["events"]["lost"], 0);
         assert_eq!(v["target"]["exit_code"], 0);
         assert_eq!(v["target"]["mode"], "run");
-        assert_eq!(v["totals"]["all"]["calls"], 6);
+        assert_eq!(v["totals"]["all"]["calls"], 7);
+        assert_eq!(
+            v["idle_waits"][0]["errors_by_errno"][0]["errno"],
+            "ETIMEDOUT"
+        );
     }
 }

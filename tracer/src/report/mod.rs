@@ -126,6 +126,11 @@ pub struct IdleRow {
     /// What waits in it: "parked threads (idle Ms)", "the netpoller"...
     pub what: &'static str,
     pub calls: u64,
+    /// Failed waits (a futex woken before it slept, EAGAIN; a timed wait
+    /// that timed out, ETIMEDOUT; a wait a signal interrupted, EINTR).
+    pub errors: u64,
+    /// Failed waits by errno (`errors` is their sum).
+    pub errors_by_errno: Vec<ErrnoCount>,
     pub total_ns: u64,
     pub p50_ns: u64,
     pub p99_ns: u64,
@@ -160,9 +165,15 @@ pub struct HistogramBucket {
 #[derive(Clone, Debug, Serialize)]
 pub struct ThreadRow {
     pub at_start: u64,
-    /// Threads alive at the end: read from /proc when the process still
-    /// runs, 0 when it exited.
+    /// Threads alive when tracing ended: `at_start` + `spawned` −
+    /// `exited_itself` − `ended_with_process`. When the tracer detached
+    /// from a process still running, these threads are alive (detached
+    /// from, not exited); 0 when the process exited.
     pub at_end: u64,
+    /// The count /proc gave right after tracing ended, when the process
+    /// still ran (`None`: it exited). It can differ from `at_end` by the
+    /// threads started or ended between the probes' detach and the read.
+    pub at_end_read: Option<u64>,
     /// The most threads alive at once (the probes' count, or a sample's
     /// when higher).
     pub peak: u64,
@@ -201,6 +212,13 @@ pub struct EventsRow {
     pub hist_missing: u64,
     pub vdso_stack_missing: u64,
     pub go_read_failed: u64,
+    /// Not a failure: slow calls made outside any goroutine's context,
+    /// reported without Go state: on threads the Go runtime had not set up
+    /// yet (the process's start before the runtime's first `g`, a new
+    /// thread before `minit`, a thread C created), or in C code the runtime
+    /// called itself outside a cgo call (a cgo binary's `_cgo_init`, its
+    /// thread creation).
+    pub no_go_context: u64,
     pub go_map_full: u64,
     pub victim_scan_limit: u64,
     pub fd_read_failed: u64,
@@ -333,6 +351,7 @@ impl EventsRow {
             hist_missing: c.get(Counter::HistMissing),
             vdso_stack_missing: c.get(Counter::VdsoStackMissing),
             go_read_failed: c.get(Counter::GoReadFailed),
+            no_go_context: c.get(Counter::NoGoContext),
             go_map_full: c.get(Counter::GoMapFull),
             victim_scan_limit: c.get(Counter::VictimScanLimit),
             fd_read_failed: c.get(Counter::FdReadFailed),
@@ -354,13 +373,14 @@ impl EventsRow {
 }
 
 impl Report {
-    /// `threads_at_end`: from /proc when the process still runs.
+    /// `threads_at_end`: from /proc when the process still runs (`None`:
+    /// it exited).
     pub fn build(
         model: &Model,
         analysis: &Analysis,
         target: TargetInfo,
         traced_seconds: f64,
-        threads_at_end: u64,
+        threads_at_end: Option<u64>,
         go: Option<GoContext<'_>>,
         facts: &Facts,
     ) -> Self {
@@ -381,6 +401,8 @@ impl Report {
                     what: idle_what(&syscall),
                     syscall,
                     calls: s.calls,
+                    errors: s.errors,
+                    errors_by_errno: errno_counts(&s.errnos),
                     total_ns: s.total_ns,
                     p50_ns: quantile(s, 0.5),
                     p99_ns: quantile(s, 0.99),
@@ -401,7 +423,8 @@ impl Report {
         let u = &t.unmatched;
         let threads = ThreadRow {
             at_start: t.at_start,
-            at_end: threads_at_end,
+            at_end: (t.at_start + t.spawned).saturating_sub(t.exited_itself + t.ended_with_process),
+            at_end_read: threads_at_end,
             peak: analysis.peak_threads,
             spawned: t.spawned,
             exited_itself: t.exited_itself,
@@ -498,11 +521,27 @@ pub(crate) mod tests {
             duration_ns: 40_000_000,
             idle: true,
         });
+        model.apply(&Event::Syscall {
+            tid: 2,
+            ts_ns: 10,
+            sysno: 202,
+            ret: -110,
+            duration_ns: 30_000_000,
+            idle: true,
+        });
         model.apply(&Event::ThreadSpawn {
             parent_tid: 1,
             tid: 2,
             ts_ns: 1,
         });
+        // The process exits: both threads end with it.
+        for tid in [1, 2] {
+            model.apply(&Event::ThreadExit {
+                tid,
+                ts_ns: 20,
+                how: crate::model::ThreadEnd::ExitGroup,
+            });
+        }
         let target = TargetInfo {
             pid: 42,
             command: "demo".into(),
@@ -521,7 +560,7 @@ pub(crate) mod tests {
             traced_seconds: 1.5,
         };
         let a = analysis::analyze(&model, &cx);
-        Report::build(&model, &a, target, 1.5, 0, None, &facts)
+        Report::build(&model, &a, target, 1.5, None, None, &facts)
     }
 
     #[test]
@@ -540,8 +579,12 @@ pub(crate) mod tests {
         assert_eq!(r.threads.spawned, 1);
         // The idle futex is kept apart, and the totals add up.
         assert_eq!(r.idle_waits[0].syscall, "futex");
+        // The idle waits have the same errno breakdown as the program's.
+        assert_eq!(r.idle_waits[0].errors, 1);
+        assert_eq!(r.idle_waits[0].errors_by_errno[0].errno, "ETIMEDOUT");
+        assert_eq!(r.totals.idle.errors, 1);
         assert_eq!(r.totals.program.calls, 5);
-        assert_eq!(r.totals.idle.calls, 1);
-        assert_eq!(r.totals.all.calls, 6);
+        assert_eq!(r.totals.idle.calls, 2);
+        assert_eq!(r.totals.all.calls, 7);
     }
 }

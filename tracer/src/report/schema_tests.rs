@@ -16,7 +16,7 @@ use crate::{
         self,
         cgo::{CgoCall, KnownPath},
         fd::{FdKind, SocketFamily, SocketType},
-        handoffs::{Count, OwnHandoff, Taker, Unattributed},
+        handoffs::{Count, OwnCount, OwnHandoff, Taker, Unattributed},
         sites::FdCount,
         spawns::{CauseRow, ThreadCause},
         vdso::{FallbackKind, VdsoRow},
@@ -289,7 +289,15 @@ fn build_go(model: &Model, sym: &Symbolizer, facts: &Facts, exited: bool) -> Rep
         attribution: true,
         slow_ns: 1_000_000,
     };
-    Report::build(model, &a, target, traced, 0, Some(go), facts)
+    Report::build(
+        model,
+        &a,
+        target,
+        traced,
+        (!exited).then_some(0),
+        Some(go),
+        facts,
+    )
 }
 
 /// A Go program whose blocking file reads lose their P over and over
@@ -640,6 +648,7 @@ fn attached() -> Report {
     c.kernel[Counter::VdsoMapFull as usize] = 1;
     c.kernel[Counter::UnmatchedExit as usize] = 7;
     c.kernel[Counter::StackMissing as usize] = 4;
+    c.kernel[Counter::NoGoContext as usize] = 2;
     c.undecodable = 1;
     let mut facts = Facts::default();
     facts.vdso.mapping = Some((0x7fff_0000, 0x7fff_2000));
@@ -692,7 +701,7 @@ fn attached() -> Report {
         execs: 0,
         executed: Vec::new(),
     };
-    Report::build(&model, &a, target, 2.0, 3, None, &facts)
+    Report::build(&model, &a, target, 2.0, Some(3), None, &facts)
 }
 
 // One value of every variant of the report's enums. Each list is checked
@@ -1031,7 +1040,13 @@ fn catalogue() -> Report {
             | OwnHandoff::LockedGoroutineExited
             | OwnHandoff::Other => {}
         }
-        h.own.push(Count { key, count: 0 });
+        h.own.push(OwnCount {
+            key,
+            count: 0,
+            before_main: 0,
+            after_main: 0,
+            phase_unknown: 0,
+        });
     }
     h.by_syscall.push(Count {
         key: None,

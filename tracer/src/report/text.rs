@@ -161,9 +161,19 @@ fn idle(o: &mut impl Write, r: &Report) -> io::Result<()> {
         human_ns(t.idle.total_ns)
     )?;
     for w in &r.idle_waits {
+        let errors = if w.errors == 0 {
+            String::new()
+        } else {
+            let by: Vec<String> = w
+                .errors_by_errno
+                .iter()
+                .map(|e| format!("{} {}", e.errno, e.calls))
+                .collect();
+            format!("  errors {} ({})", w.errors, by.join(", "))
+        };
         writeln!(
             o,
-            "  {:<16} {:>10} calls {:>10} total  p50 {:>10}  p99 {:>10}  max {:>10}  {}",
+            "  {:<16} {:>10} calls {:>10} total  p50 {:>10}  p99 {:>10}  max {:>10}  {}{errors}",
             w.syscall,
             w.calls,
             human_ns(w.total_ns),
@@ -264,11 +274,27 @@ fn go_runtime(o: &mut impl Write, r: &Report) -> io::Result<()> {
             writeln!(o, "  calls:      {tied}")?;
         }
         if !h.own.is_empty() {
-            writeln!(
-                o,
-                "P handoffs not from syscalls: {}",
-                counts(&h.own, |k| k.label().to_owned())
-            )?;
+            let own: Vec<String> = h
+                .own
+                .iter()
+                .map(|c| {
+                    let mut parts = Vec::new();
+                    if c.before_main > 0 {
+                        parts.push(format!("{} start-up, before main.main", c.before_main));
+                    }
+                    if c.after_main > 0 {
+                        parts.push(format!("{} after main.main began", c.after_main));
+                    }
+                    if c.phase_unknown > 0 {
+                        parts.push(format!(
+                            "{} with main.main's start not seen",
+                            c.phase_unknown
+                        ));
+                    }
+                    format!("{} {} ({})", c.key.label(), c.count, parts.join(" + "))
+                })
+                .collect();
+            writeln!(o, "P handoffs not from syscalls: {}", own.join(", "))?;
         }
     }
     let s = &go.slow_exits;
@@ -312,7 +338,7 @@ fn blocking(o: &mut impl Write, r: &Report) -> io::Result<()> {
                 .map(|f| {
                     let mode = match f.netpolled {
                         Some(true) => "netpolled",
-                        Some(false) if f.nonblocking => "non-blocking",
+                        Some(false) if f.nonblocking => "non-blocking, not netpolled",
                         Some(false) => "blocking",
                         None => "",
                     };
@@ -524,11 +550,18 @@ fn vdso(o: &mut impl Write, r: &Report) -> io::Result<()> {
 fn threads_and_events(o: &mut impl Write, r: &Report) -> io::Result<()> {
     let th = &r.threads;
     writeln!(o)?;
+    let end = match (r.target.exited, th.at_end_read) {
+        (true, _) => "at end (process exited)".to_owned(),
+        (false, Some(read)) => {
+            format!("alive at end (the tracer detached; not exited; /proc read {read} right after)")
+        }
+        (false, None) => "alive at end (the tracer detached; not exited)".to_owned(),
+    };
     writeln!(
         o,
-        "threads: {} at start, {} at end, peak {}; {} spawned, {} exited while the process ran, \
-         {} ended with the process",
-        th.at_start, th.at_end, th.peak, th.spawned, th.exited_itself, th.ended_with_process
+        "threads: {} at start + {} spawned - {} exited while the process ran - {} ended with the \
+         process = {} {end}; peak {}",
+        th.at_start, th.spawned, th.exited_itself, th.ended_with_process, th.at_end, th.peak
     )?;
     let e = &r.events;
     let in_progress = if th.in_progress_at_attach_total > 0 {
@@ -576,6 +609,14 @@ fn threads_and_events(o: &mut impl Write, r: &Report) -> io::Result<()> {
             problems.join(", ")
         )?;
     }
+    if e.no_go_context > 0 {
+        writeln!(
+            o,
+            "slow calls outside any goroutine (no Go state to read, not a failure: threads the \
+             runtime had not set up yet, the runtime's own C calls): {}",
+            e.no_go_context
+        )?;
+    }
     Ok(())
 }
 
@@ -599,8 +640,24 @@ mod tests {
         assert!(text.contains("1 spawned"));
         assert!(text.contains("events: 0 lost"));
         assert!(
-            text.contains("all calls: 6 = 5 by the program + 1 idle waits"),
+            text.contains("all calls: 7 = 5 by the program + 2 idle waits"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn threads_not_set_up_by_go_are_no_kernel_side_problem() {
+        let mut r = crate::report::tests::sample();
+        r.events.no_go_context = 8;
+        let mut out = Vec::new();
+        TextSink::new(&mut out).write(&r).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("kernel-side problems"), "{text}");
+        assert!(text.contains("slow calls outside any goroutine"), "{text}");
+        r.events.go_read_failed = 2;
+        let mut out = Vec::new();
+        TextSink::new(&mut out).write(&r).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Go state unreadable 2"), "{text}");
     }
 }
