@@ -1068,10 +1068,11 @@ fn calls_in_progress_at_attach_are_at_most_one_per_thread() {
 }
 
 /// Every exit without an entry is explained: in progress at attach (one
-/// per thread at most), a clone return, or a collision.
+/// per thread at most), a clone return, or a collision. Regression: when
+/// the detach ended the window, the links went in no fixed order, and an
+/// entry program detached before its exit program left the busy threads
+/// exiting without entries (about 1 attach in 2, up to 131 such exits).
 #[test]
-#[ignore = "tracer bug: attach reports unexplained syscall exits on an idle 6-thread process \
-            in about 1 attach of 3 (54, 21, 94 ...; 703 and 1950 on heartbeat.go)"]
 fn attach_leaves_no_exit_unexplained() {
     skip_unless!(cannot_trace_go());
     let reports = attaches_to_an_idle_process();
@@ -1086,9 +1087,13 @@ fn attach_leaves_no_exit_unexplained() {
             )
         })
         .collect();
-    for (context, _, _, unexplained) in &seen {
+    for (context, threads, in_progress, unexplained) in &seen {
         assert_eq!(
             *unexplained, 0,
+            "{context}: (context, threads, in progress, unexplained) of every attach: {seen:#?}"
+        );
+        assert!(
+            in_progress <= threads,
             "{context}: (context, threads, in progress, unexplained) of every attach: {seen:#?}"
         );
     }

@@ -340,6 +340,10 @@ impl Session {
     /// Detaches the probes, drains what is left, and returns the model with
     /// the in-kernel aggregates and counters read a last time.
     pub fn finish(mut self) -> Result<Model, SessionError> {
+        // Closed in the kernel before the detach: the links go in no fixed
+        // order (and uprobes are slow to detach), so the entry program can
+        // be gone while the exit program still runs; exits counted then
+        // would have no entries (unexplained exits).
         self.close_window();
         let Self {
             links,
