@@ -20,8 +20,6 @@ pub mod globals {
     /// `u32`: byte offset of the `filename` `__data_loc` word in the
     /// `sched:sched_process_exec` record.
     pub const EXEC_FILENAME_OFFSET: &str = "EXEC_FILENAME_OFFSET";
-    /// `u32`: size of the `INFLIGHT` map minus one (a power of two minus one).
-    pub const INFLIGHT_MASK: &str = "INFLIGHT_MASK";
     /// `u32`: histogram slots per half of `HISTS` (goroutine calls first,
     /// then the runtime's idle waits).
     pub const HIST_SLOTS: &str = "HIST_SLOTS";
@@ -56,9 +54,23 @@ pub const MAX_SYSCALLS: u32 = 512;
 /// (exact, but costlier).
 pub const DEFAULT_HIST_SLOTS: u32 = 96;
 
-/// Default size of the per-thread in-flight table (a power of two; threads are
-/// placed at `tid & (size - 1)` and tagged with their tid).
-pub const DEFAULT_INFLIGHT_SLOTS: u32 = 1 << 16;
+/// log2 of the size of the per-thread in-flight table.
+pub const INFLIGHT_BITS: u32 = 16;
+/// Size of the per-thread in-flight table (slots are tagged with their tid).
+pub const INFLIGHT_SLOTS: u32 = 1 << INFLIGHT_BITS;
+
+/// The in-flight slot of thread `tid`: its low [`INFLIGHT_BITS`] bits
+/// rotated left by 2. A rotation is a bijection, so any
+/// [`INFLIGHT_SLOTS`] consecutive tids get distinct slots (as `tid & mask`
+/// would); the rotation puts consecutive tids 4 slots (64 bytes, a cache
+/// line of 16-byte slots) apart, so the threads of one process, which
+/// usually have neighbouring tids, do not write the same cache line from
+/// different CPUs on every syscall.
+#[inline(always)]
+pub const fn inflight_index(tid: u32) -> u32 {
+    let t = tid & (INFLIGHT_SLOTS - 1);
+    ((t << 2) | (t >> (INFLIGHT_BITS - 2))) & (INFLIGHT_SLOTS - 1)
+}
 
 /// Linux `exit` on x86_64: a thread ending itself (the process goes on).
 pub const SYS_EXIT: u16 = 60;
@@ -776,6 +788,27 @@ mod tests {
     use core::mem::{align_of, offset_of, size_of};
 
     use super::*;
+
+    #[test]
+    fn inflight_index_is_a_bijection_spreading_neighbours() {
+        let mut seen = [false; INFLIGHT_SLOTS as usize];
+        // Any window of INFLIGHT_SLOTS consecutive tids, not only 0..SLOTS.
+        for tid in 123_456..123_456 + INFLIGHT_SLOTS {
+            let i = inflight_index(tid) as usize;
+            assert!(!seen[i], "tid {tid} shares slot {i}");
+            seen[i] = true;
+        }
+        // Neighbouring tids are a cache line (4 slots of 16 bytes) apart.
+        for tid in 1000..1100 {
+            let (a, b) = (inflight_index(tid), inflight_index(tid + 1));
+            assert_ne!(
+                a / 4,
+                b / 4,
+                "tids {tid} and {} share a cache line",
+                tid + 1
+            );
+        }
+    }
 
     #[test]
     fn inflight_layout() {

@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
-    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, InFlight, LockSite, MAX_SYSCALLS, NUM_COUNTERS,
+    DEFAULT_HIST_SLOTS, INFLIGHT_SLOTS, InFlight, LockSite, MAX_SYSCALLS, NUM_COUNTERS,
     SyscallHist, VdsoKey,
 };
 
@@ -14,7 +14,7 @@ use tracer_common::{
 /// tid. An array, not a hash: a lookup is an address computation, which keeps
 /// the per-syscall cost near the floor of the attach.
 #[map]
-pub static INFLIGHT: Array<InFlight> = Array::with_max_entries(DEFAULT_INFLIGHT_SLOTS, 0);
+pub static INFLIGHT: Array<InFlight> = Array::with_max_entries(INFLIGHT_SLOTS, 0);
 
 /// Syscall number → histogram slot + 1 (0: no slot yet). Written by
 /// userspace the first time it sees a syscall number in the ring buffer.

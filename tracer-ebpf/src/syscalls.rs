@@ -24,11 +24,6 @@ use crate::{
 #[unsafe(no_mangle)]
 static SLOW_NS: aya_ebpf::Global<u64> = aya_ebpf::Global::new(u64::MAX);
 
-/// Mask of the `INFLIGHT` table, set by the loader to its size - 1.
-#[unsafe(no_mangle)]
-static INFLIGHT_MASK: aya_ebpf::Global<u32> =
-    aya_ebpf::Global::new(tracer_common::DEFAULT_INFLIGHT_SLOTS - 1);
-
 /// Histogram slots per half of `HISTS` (the idle waits' half follows).
 #[unsafe(no_mangle)]
 static HIST_SLOTS: aya_ebpf::Global<u32> = aya_ebpf::Global::new(tracer_common::DEFAULT_HIST_SLOTS);
@@ -37,7 +32,7 @@ static HIST_SLOTS: aya_ebpf::Global<u32> = aya_ebpf::Global::new(tracer_common::
 /// and the probes that flag a call whose P was taken).
 #[inline(always)]
 pub fn inflight_slot(tid: u32) -> Option<*mut InFlight> {
-    INFLIGHT.get_ptr_mut(tid & INFLIGHT_MASK.load())
+    INFLIGHT.get_ptr_mut(tracer_common::inflight_index(tid))
 }
 
 #[raw_tracepoint(tracepoint = "sys_enter")]

@@ -19,8 +19,8 @@ use aya::{
     },
 };
 use tracer_common::{
-    DEFAULT_HIST_SLOTS, DEFAULT_INFLIGHT_SLOTS, GoOffsets, KernelOffsets, SyscallHist, VdsoKey,
-    globals, maps,
+    DEFAULT_HIST_SLOTS, GoOffsets, INFLIGHT_SLOTS, KernelOffsets, SyscallHist, VdsoKey, globals,
+    maps,
 };
 
 /// The compiled kernel programs (empty when built without bpf-linker).
@@ -145,7 +145,6 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         tracefs::field_offset(&tracefs, "sched", "sched_process_exec", "filename")?;
     raise_memlock_limit();
 
-    let mask = DEFAULT_INFLIGHT_SLOTS - 1;
     let hist_slots = DEFAULT_HIST_SLOTS;
     let go = opts.go.unwrap_or_default();
     let kernel = kernel_offsets().unwrap_or_default();
@@ -155,13 +154,12 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         .override_global(globals::NEWTASK_PID_OFFSET, &pid_offset, true)
         .override_global(globals::NEWTASK_FLAGS_OFFSET, &flags_offset, true)
         .override_global(globals::EXEC_FILENAME_OFFSET, &exec_name_offset, true)
-        .override_global(globals::INFLIGHT_MASK, &mask, true)
         .override_global(globals::HIST_SLOTS, &hist_slots, true)
         .override_global(globals::SLOW_NS, &opts.slow_ns, true)
         .override_global(globals::GO_OFFSETS, &go, true)
         .override_global(globals::KERNEL_OFFSETS, &kernel, true)
         .override_global("AYA_LOG_LEVEL", &log_level, false)
-        .map_max_entries(maps::INFLIGHT, DEFAULT_INFLIGHT_SLOTS)
+        .map_max_entries(maps::INFLIGHT, INFLIGHT_SLOTS)
         .map_max_entries(maps::HISTS, 2 * hist_slots)
         .load(EBPF_OBJECT)
         .map_err(ProbeError::Load)?;
