@@ -130,6 +130,82 @@ fn no_privileges() {
     assert_one_line_error(&run, "needs root");
 }
 
+/// Runs the tracer as `nobody` holding only `caps` (ambient capabilities,
+/// as systemd's AmbientCapabilities or `setpriv` give them).
+fn run_as_nobody_with(dir: &tempfile::TempDir, caps: &str, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps=-all,{caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .arg("--")
+        .arg(world_executable_tracer(dir))
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+}
+
+/// CAP_BPF and CAP_PERFMON alone: tracefs is mounted but root-only, and the
+/// error says that (not "not mounted") and what to add.
+#[test]
+fn capabilities_without_tracefs_access_say_what_is_missing() {
+    skip_unless!(cannot_trace());
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_as_nobody_with(&dir, "+bpf,+perfmon", &["run", "--", "true"]);
+    assert_one_line_error(&out, "cannot read it");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CAP_DAC_READ_SEARCH"));
+}
+
+/// The minimum this kernel needs for a full trace by a non-root user (the
+/// README's list), and the launched command inherits none of them.
+#[test]
+fn the_least_capabilities_trace_and_the_command_gets_none() {
+    skip_unless!(cannot_trace());
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = PROBES
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let caps = "+bpf,+perfmon,+dac_read_search,+sys_admin";
+    // A directory `nobody` may write the report in.
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = run_as_nobody_with(
+        &dir,
+        caps,
+        &[
+            "run",
+            "--json",
+            "-o",
+            "out/r.json",
+            "--",
+            "sh",
+            "-c",
+            "grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let sets: Vec<(&str, &str)> = stdout
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k, v.trim()))
+        .collect();
+    assert_eq!(sets.len(), 4, "{stdout}");
+    for (set, value) in &sets {
+        assert_eq!(
+            u64::from_str_radix(value, 16).unwrap(),
+            0,
+            "{set} of the traced command: {stdout}"
+        );
+    }
+    let text = std::fs::read_to_string(out_dir.join("r.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    crate::report_check::check(&report);
+    assert_eq!(report["target"]["exit_code"], 0, "{stderr}");
+}
+
 #[test]
 fn tracefs_missing_and_unmountable() {
     skip_unless!(cannot_trace());

@@ -44,6 +44,15 @@ pub enum ProbeError {
          with `mount -t tracefs nodev /sys/kernel/tracing`"
     )]
     Tracefs(#[source] io::Error),
+    #[error(
+        "tracefs is mounted at {root} but this user cannot read it ({source}): run as root, or \
+         add CAP_DAC_READ_SEARCH to CAP_BPF and CAP_PERFMON (tracefs is root-only by default)"
+    )]
+    TracefsUnreadable {
+        root: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot read tracepoint format {path}: {source}")]
     Format {
         path: PathBuf,

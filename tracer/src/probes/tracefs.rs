@@ -20,6 +20,19 @@ pub fn ensure_mounted() -> Result<PathBuf, ProbeError> {
             return Ok(PathBuf::from(root));
         }
     }
+    // Mounted but not readable by this user (tracefs is root-only, mode
+    // 0700, unless its mount says otherwise): say so, not "not mounted".
+    for root in [MOUNT_POINT, LEGACY] {
+        if is_tracefs(Path::new(root)) {
+            let source = fs::read_dir(Path::new(root).join("events"))
+                .err()
+                .unwrap_or_else(|| io::Error::from(io::ErrorKind::PermissionDenied));
+            return Err(ProbeError::TracefsUnreadable {
+                root: PathBuf::from(root),
+                source,
+            });
+        }
+    }
     let target = CString::new(MOUNT_POINT).expect("no NUL");
     let fstype = CString::new("tracefs").expect("no NUL");
     // SAFETY: mount(2) with valid C strings and no data.
@@ -36,6 +49,17 @@ pub fn ensure_mounted() -> Result<PathBuf, ProbeError> {
         return Err(ProbeError::Tracefs(io::Error::last_os_error()));
     }
     Ok(PathBuf::from(MOUNT_POINT))
+}
+
+/// Whether `path` is a tracefs mount (its file-system magic), readable or not.
+fn is_tracefs(path: &Path) -> bool {
+    const TRACEFS_MAGIC: i64 = 0x7472_6163;
+    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs(2) on a valid C string into a zeroed struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &raw mut st) == 0 && st.f_type == TRACEFS_MAGIC }
 }
 
 /// The byte offset of `field` in the record of tracepoint `category/name`.

@@ -116,7 +116,8 @@ impl HeldChild {
         let [error_rd, error_wr] = pipe_cloexec().map_err(LaunchError::Fork)?;
 
         // SAFETY: the child only calls async-signal-safe functions (read,
-        // execve, write, _exit) on memory prepared before the fork.
+        // execve, write, _exit, capset) on memory prepared before the
+        // fork.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(LaunchError::Fork(io::Error::last_os_error()));
@@ -126,6 +127,9 @@ impl HeldChild {
                 // Drop our copies of the parent's ends, or EOF never comes.
                 libc::close(release_wr);
                 libc::close(error_rd);
+                if libc::geteuid() != 0 {
+                    drop_capabilities();
+                }
                 let mut byte = 0u8;
                 // Wait for the go-ahead; EOF means the tracer died: give up.
                 loop {
@@ -224,6 +228,43 @@ pub fn exit_code(status: i32) -> i32 {
         128 + libc::WTERMSIG(status)
     } else {
         1
+    }
+}
+
+/// In the launched child of a tracer that is not root but holds
+/// capabilities (CAP_BPF, CAP_PERFMON... as file or ambient capabilities):
+/// the command must not inherit them. Ambient capabilities would otherwise
+/// pass through its exec (a traced shell got CAP_SYS_ADMIN); dropping the
+/// permitted and inheritable sets takes the ambient ones with them.
+unsafe fn drop_capabilities() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset(2) with valid pointers; no allocation. A child that
+    // cannot drop them does not run the command.
+    unsafe {
+        if libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) != 0 {
+            libc::_exit(126);
+        }
     }
 }
 
