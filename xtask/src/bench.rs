@@ -1,9 +1,12 @@
 //! `cargo xtask bench`: the syscall storm (2 goroutines x N 64-byte preads
 //! on a cached file, timed by the workload itself) side by side in one run:
 //! untraced, under the tracer, under the empty-probe floor, and under
-//! bpftrace's per-syscall latency histogram. Rounds alternate the modes so
+//! bpftrace's per-syscall latency histogram, and untraced while the tracer
+//! watches another process (the syscall tracepoints fire for every process
+//! on the host: the cost of the tgid filter). Rounds alternate the modes so
 //! drift on this shared machine hits all of them alike; medians and ratios
-//! to untraced are printed.
+//! to untraced are printed. Each round also times the tracer's start-up,
+//! from its launch to "probes live", on the largest Go binary at hand.
 
 use std::{
     path::Path,
@@ -23,6 +26,8 @@ enum Mode {
     Tracer,
     Floor,
     Bpftrace,
+    /// Untraced, while the tracer is attached to another process.
+    Bystander,
 }
 
 impl Mode {
@@ -32,6 +37,7 @@ impl Mode {
             Self::Tracer => "tracer",
             Self::Floor => "floor (empty probes)",
             Self::Bpftrace => "bpftrace hist()",
+            Self::Bystander => "untraced, tracer on another",
         }
     }
 }
@@ -44,7 +50,7 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     let storm = go::build(go_bin, "pread", &dir)?;
     let tracer = util::root().join("target/release/tracer");
     let bpftrace = util::succeeds(Command::new("bpftrace").arg("--version"));
-    let mut modes = vec![Mode::Untraced, Mode::Tracer, Mode::Floor];
+    let mut modes = vec![Mode::Untraced, Mode::Tracer, Mode::Floor, Mode::Bystander];
     if bpftrace {
         modes.push(Mode::Bpftrace);
     }
@@ -58,12 +64,15 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut lost = 0u64;
+    let big = largest_go_binary(&storm);
+    let mut startups = Vec::new();
     for round in 1..=rounds {
         for (i, &mode) in modes.iter().enumerate() {
             let (ns, l) = once(mode, &tracer, &storm, &args, &dir)?;
             lost += l;
             times[i].push(ns as f64 / 1e6);
         }
+        startups.push(startup_ms(&tracer, &big, &dir)?);
         util::step(&format!("bench round {round}/{rounds} done"));
     }
     let medians: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
@@ -73,12 +82,12 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
         "syscall storm: 2 goroutines x {calls} pread(64 B), {rounds} alternating rounds, medians"
     );
     println!(
-        "{:<22} {:>12} {:>8} {:>10}",
+        "{:<28} {:>12} {:>8} {:>10}",
         "mode", "elapsed ms", "ratio", "overhead"
     );
     for (mode, m) in modes.iter().zip(&medians) {
         println!(
-            "{:<22} {:>12.1} {:>7.2}x {:>9.1}%",
+            "{:<28} {:>12.1} {:>7.2}x {:>9.1}%",
             mode.name(),
             m,
             m / base,
@@ -108,7 +117,54 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
         println!("bpftrace not installed: no bpftrace column");
     }
     println!("events lost by the tracer over all rounds: {lost}");
+    let size_mb = std::fs::metadata(&big).map_or(0.0, |m| m.len() as f64 / 1e6);
+    println!(
+        "start-up to \"probes live\" (run mode) on {} ({size_mb:.1} MB): median {:.0} ms \
+         (min {:.0}, max {:.0})",
+        big.display(),
+        median(&mut startups.clone()),
+        startups.iter().copied().fold(f64::INFINITY, f64::min),
+        startups.iter().copied().fold(0.0, f64::max),
+    );
     Ok(())
+}
+
+/// The largest Go binary installed for the tests (etcd, restic), else the
+/// storm itself.
+fn largest_go_binary(storm: &Path) -> std::path::PathBuf {
+    ["/usr/bin/etcd", "/usr/bin/restic"]
+        .iter()
+        .map(Path::new)
+        .filter_map(|p| Some((std::fs::metadata(p).ok()?.len(), p.to_path_buf())))
+        .max()
+        .map_or_else(|| storm.to_path_buf(), |(_, p)| p)
+}
+
+/// Milliseconds from launching `tracer run -- BINARY --version` to its
+/// "probes live" line (the binary read, the programs loaded and attached).
+fn startup_ms(tracer: &Path, binary: &Path, dir: &Path) -> anyhow::Result<f64> {
+    use std::io::BufRead as _;
+    let start = std::time::Instant::now();
+    let mut child = Command::new(tracer)
+        .args(["run", "-o"])
+        .arg(dir.join("startup.txt"))
+        .arg("--")
+        .arg(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut live = None;
+    for line in std::io::BufReader::new(stderr).lines() {
+        if line?.contains("probes live") && live.is_none() {
+            live = Some(start.elapsed());
+        }
+    }
+    child.wait()?;
+    let live = live.context("the tracer never printed \"probes live\"")?;
+    Ok(live.as_secs_f64() * 1e3)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -130,8 +186,13 @@ fn once(
     dir: &Path,
 ) -> anyhow::Result<(u64, u64)> {
     let report = dir.join("report.json");
+    let _watcher = if mode == Mode::Bystander {
+        Some(Bystander::start(tracer, dir)?)
+    } else {
+        None
+    };
     let mut cmd = match mode {
-        Mode::Untraced => Command::new(storm),
+        Mode::Untraced | Mode::Bystander => Command::new(storm),
         Mode::Tracer | Mode::Floor => {
             let mut c = Command::new(tracer);
             c.args(["run", "--json", "-o"]).arg(&report);
@@ -170,6 +231,52 @@ fn once(
         0
     };
     Ok((ns, lost))
+}
+
+/// `tracer attach` on an idle `sleep`, live until dropped.
+struct Bystander {
+    tracer: std::process::Child,
+    sleeper: std::process::Child,
+}
+
+impl Bystander {
+    fn start(tracer: &Path, dir: &Path) -> anyhow::Result<Self> {
+        use std::io::BufRead as _;
+        let sleeper = Command::new("sleep").arg("600").spawn()?;
+        let mut tracer = Command::new(tracer)
+            .args(["attach", "-p", &sleeper.id().to_string(), "-o"])
+            .arg(dir.join("bystander.txt"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = tracer.stderr.take().context("no stderr")?;
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let watching = Self { tracer, sleeper };
+        loop {
+            let Some(line) = lines.next() else {
+                bail!("the watching tracer ended before its probes were live");
+            };
+            if line?.contains("probes live") {
+                break;
+            }
+        }
+        // Keep draining its stderr, so it never writes to a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(watching)
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        // SIGINT: the tracer reports and detaches.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.tracer.id().to_string()])
+            .status();
+        let _ = self.tracer.wait();
+        let _ = self.sleeper.kill();
+        let _ = self.sleeper.wait();
+    }
 }
 
 fn shell_join(program: &Path, args: &[String]) -> String {
