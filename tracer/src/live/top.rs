@@ -59,7 +59,7 @@ pub fn draw(f: &mut Frame, header: &str, live: Option<&LiveFrame>) {
                 "+{:.1}s  threads {} (+{} -{})  GOMAXPROCS {gomaxprocs}  syscalls {}/s  \
                  P handoffs {}  slow exits {}  vDSO fallbacks {}  lost {}",
                 i.elapsed_seconds,
-                l.sample.threads,
+                l.threads,
                 i.spawned,
                 i.exited,
                 (i.calls as f64 / i.interval_seconds.max(1e-3)) as u64,

@@ -27,12 +27,25 @@ use crate::{
 #[derive(Clone, Debug, Serialize)]
 pub struct LiveFrame {
     pub interval: IntervalSummary,
+    /// Threads of the process now (`/proc/PID/status`, read every frame).
+    pub threads: u64,
+    /// What held the threads at the last sample (`sample.elapsed_seconds`
+    /// says when: sampling a very large process is spaced out, see
+    /// [`SAMPLE_CPU_BUDGET`]).
     pub sample: ThreadSample,
     /// Why the threads of this interval were spawned.
     pub spawn_causes: Vec<CauseRow>,
     pub limits: Vec<LimitStatus>,
     pub gomaxprocs: Option<u32>,
 }
+
+/// The share of a core that sampling what holds the threads may use: a
+/// sample reads `/proc/PID/task/TID/syscall` and unwinds the stack of
+/// every thread (≈15 ms per 1 000 threads here), so on a process with
+/// thousands of threads the next one waits until the last one's cost is
+/// within this share; the thread count and the interval's spawns and exits
+/// stay fresh every frame.
+pub const SAMPLE_CPU_BUDGET: f64 = 0.03;
 
 /// State carried from one frame to the next.
 pub struct LiveState<'a> {
@@ -42,6 +55,9 @@ pub struct LiveState<'a> {
     diff: IntervalDiff,
     watch: LimitWatch,
     spawns_seen: usize,
+    /// The last sample, and when (elapsed seconds) the next one is due.
+    last_sample: Option<ThreadSample>,
+    next_sample_at: f64,
 }
 
 impl<'a> LiveState<'a> {
@@ -53,7 +69,24 @@ impl<'a> LiveState<'a> {
             diff: IntervalDiff::default(),
             watch: LimitWatch::default(),
             spawns_seen: 0,
+            last_sample: None,
+            next_sample_at: 0.0,
         }
+    }
+
+    /// A fresh sample when one is due, else the last one (and `false`).
+    fn sample(&mut self, elapsed: f64) -> (ThreadSample, bool) {
+        if let Some(last) = &self.last_sample
+            && elapsed < self.next_sample_at
+        {
+            return (last.clone(), false);
+        }
+        let cpu = thread_cpu_seconds();
+        let sample = threads::sample(self.pid, self.sym, elapsed);
+        let cost = (thread_cpu_seconds() - cpu).max(0.0);
+        self.next_sample_at = elapsed + cost / SAMPLE_CPU_BUDGET;
+        self.last_sample = Some(sample.clone());
+        (sample, true)
     }
 
     /// Reads the session (its kernel aggregates refreshed in place) and
@@ -68,15 +101,23 @@ impl<'a> LiveState<'a> {
         let elapsed = self.started.elapsed().as_secs_f64();
         facts.runtime_started(model.runtime.values_at_main.as_ref());
         facts.refresh();
-        let sample = threads::sample(self.pid, self.sym, elapsed);
+        let (sample, fresh) = self.sample(elapsed);
+        let threads = if fresh {
+            sample.threads
+        } else {
+            crate::target::thread_count(self.pid)
+        };
         let mut names = SiteNames::new(model, self.sym);
         let spawn_causes = causes_since(model, self.sym, &mut names, self.spawns_seen).rows;
         self.spawns_seen = model.threads.spawns.len();
-        let limits = self.watch.check(elapsed, sample.threads, &facts.facts);
-        facts.record_sample(sample.clone());
+        let limits = self.watch.check(elapsed, threads, &facts.facts);
+        if fresh {
+            facts.record_sample(sample.clone());
+        }
         let interval = self.diff.next(model, elapsed);
         Ok(LiveFrame {
             interval,
+            threads,
             sample,
             spawn_causes,
             limits,
@@ -109,11 +150,17 @@ impl LiveFrame {
         let gomaxprocs = self
             .gomaxprocs
             .map_or_else(String::new, |n| format!(" | GOMAXPROCS {n}"));
+        // An older sample says when it was taken.
+        let when = if i.elapsed_seconds - s.elapsed_seconds >= 0.5 {
+            format!(" (sampled at +{:.1}s)", s.elapsed_seconds)
+        } else {
+            String::new()
+        };
         writeln!(
             o,
-            "+{:.1}s threads {} (+{} spawned, -{} exited) | {}{gomaxprocs}",
+            "+{:.1}s threads {} (+{} spawned, -{} exited) | {}{when}{gomaxprocs}",
             i.elapsed_seconds,
-            s.threads,
+            self.threads,
             i.spawned,
             i.exited,
             holders.join(", ")
@@ -166,5 +213,40 @@ pub fn fd_label(t: &crate::procinfo::fds::FdTarget) -> String {
         T::CharDevice => "character device".into(),
         T::BlockDevice => "block device".into(),
         T::Anon(name) | T::Other(name) => name.clone(),
+    }
+}
+
+/// CPU time this thread has used, in seconds.
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into a valid timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) } != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sample costs CPU, so the next is due only once that cost is within
+    /// the budget; until then the last one is reused, and said to be older.
+    #[test]
+    fn samples_are_spaced_by_their_cost() {
+        let mut live = LiveState::new(std::process::id(), None);
+        let (first, fresh) = live.sample(1.0);
+        assert!(fresh);
+        assert!(first.threads >= 1);
+        assert!(live.next_sample_at > 1.0, "{}", live.next_sample_at);
+        let (again, fresh) = live.sample(1.0);
+        assert!(!fresh);
+        assert_eq!(again.elapsed_seconds, 1.0);
+        let (later, fresh) = live.sample(live.next_sample_at);
+        assert!(fresh);
+        assert!(later.elapsed_seconds > 1.0);
     }
 }
