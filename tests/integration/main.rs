@@ -20,3 +20,4 @@ mod harness;
 mod inline;
 mod latency;
 mod realprogs;
+mod stress;
