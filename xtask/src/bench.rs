@@ -117,6 +117,37 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
         println!("bpftrace not installed: no bpftrace column");
     }
     println!("events lost by the tracer over all rounds: {lost}");
+    // `wrk -v` exits 1 after printing its version: found when it runs at all.
+    if Command::new("wrk")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+    {
+        let server = go::build(go_bin, "httpserver", &dir)?;
+        let (mut rps, mut p99) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+        for round in 1..=rounds {
+            for (i, traced) in [false, true].into_iter().enumerate() {
+                let (r, p) = http_once(traced, &tracer, &server, &dir)?;
+                rps[i].push(r);
+                p99[i].push(p);
+            }
+            util::step(&format!("http round {round}/{rounds} done"));
+        }
+        let [r0, r1] = rps.map(|mut v| median(&mut v));
+        let [p0, p1] = p99.map(|mut v| median(&mut v));
+        println!(
+            "net/http server under wrk (2 threads, 32 connections, 3 s, loopback), {rounds} \
+             alternating rounds, medians: untraced {r0:.0} req/s, p99 {p0:.0} µs; attached \
+             {r1:.0} req/s, p99 {p1:.0} µs; throughput ratio {:.3} (target >= 0.97), p99 ratio \
+             {:.3} (target <= 1.05)",
+            r1 / r0,
+            p1 / p0
+        );
+    } else {
+        println!("wrk not installed: no net/http row");
+    }
     let size_mb = std::fs::metadata(&big).map_or(0.0, |m| m.len() as f64 / 1e6);
     println!(
         "start-up to \"probes live\" (run mode) on {} ({size_mb:.1} MB): median {:.0} ms \
@@ -233,29 +264,28 @@ fn once(
     Ok((ns, lost))
 }
 
-/// `tracer attach` on an idle `sleep`, live until dropped.
-struct Bystander {
+/// `tracer attach -p PID`, from "probes live" until dropped (SIGINT: it
+/// reports and detaches).
+struct Attached {
     tracer: std::process::Child,
-    sleeper: std::process::Child,
 }
 
-impl Bystander {
-    fn start(tracer: &Path, dir: &Path) -> anyhow::Result<Self> {
+impl Attached {
+    fn start(tracer: &Path, pid: u32, report: &Path) -> anyhow::Result<Self> {
         use std::io::BufRead as _;
-        let sleeper = Command::new("sleep").arg("600").spawn()?;
         let mut tracer = Command::new(tracer)
-            .args(["attach", "-p", &sleeper.id().to_string(), "-o"])
-            .arg(dir.join("bystander.txt"))
+            .args(["attach", "-p", &pid.to_string(), "-o"])
+            .arg(report)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
         let stderr = tracer.stderr.take().context("no stderr")?;
         let mut lines = std::io::BufReader::new(stderr).lines();
-        let watching = Self { tracer, sleeper };
+        let attached = Self { tracer };
         loop {
             let Some(line) = lines.next() else {
-                bail!("the watching tracer ended before its probes were live");
+                bail!("the tracer ended before its probes were live");
             };
             if line?.contains("probes live") {
                 break;
@@ -263,20 +293,118 @@ impl Bystander {
         }
         // Keep draining its stderr, so it never writes to a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Ok(watching)
+        Ok(attached)
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.tracer.id().to_string()])
+            .status();
+        let _ = self.tracer.wait();
+    }
+}
+
+/// `tracer attach` on an idle `sleep`, live until dropped.
+struct Bystander {
+    // The sleep is killed first (below); the tracer then ends with its
+    // target, or on the SIGINT its own drop sends.
+    _tracer: Attached,
+    sleeper: std::process::Child,
+}
+
+impl Bystander {
+    fn start(tracer: &Path, dir: &Path) -> anyhow::Result<Self> {
+        let mut sleeper = Command::new("sleep").arg("600").spawn()?;
+        match Attached::start(tracer, sleeper.id(), &dir.join("bystander.txt")) {
+            Ok(t) => Ok(Self {
+                _tracer: t,
+                sleeper,
+            }),
+            Err(e) => {
+                let _ = sleeper.kill();
+                let _ = sleeper.wait();
+                Err(e)
+            }
+        }
     }
 }
 
 impl Drop for Bystander {
     fn drop(&mut self) {
-        // SIGINT: the tracer reports and detaches.
-        let _ = Command::new("kill")
-            .args(["-INT", &self.tracer.id().to_string()])
-            .status();
-        let _ = self.tracer.wait();
         let _ = self.sleeper.kill();
         let _ = self.sleeper.wait();
     }
+}
+
+/// One `wrk` run against the net/http workload, untraced or with the
+/// tracer attached: (requests per second, p99 latency in µs).
+fn http_once(traced: bool, tracer: &Path, server: &Path, dir: &Path) -> anyhow::Result<(f64, f64)> {
+    use std::io::BufRead as _;
+    let mut srv = Command::new(server)
+        .args(["-port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = srv.stdout.take().context("no stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let port = loop {
+        let Some(line) = lines.next() else {
+            bail!("the server ended before it was ready");
+        };
+        if let Some(p) = line?.strip_prefix("ready ") {
+            break p.trim().to_owned();
+        }
+    };
+    let result = (|| {
+        let _attached = if traced {
+            Some(Attached::start(
+                tracer,
+                srv.id(),
+                &dir.join("http-report.txt"),
+            )?)
+        } else {
+            None
+        };
+        let out = Command::new("wrk")
+            .args(["-t2", "-c32", "-d3s", "--latency"])
+            .arg(format!("http://127.0.0.1:{port}/"))
+            .stdin(Stdio::null())
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rps = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .context("wrk printed no Requests/sec")?;
+        let p99 = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("99%"))
+            .and_then(|v| micros(v.trim()))
+            .context("wrk printed no 99% latency")?;
+        Ok((rps, p99))
+    })();
+    let _ = Command::new("kill")
+        .args(["-TERM", &srv.id().to_string()])
+        .status();
+    let _ = srv.wait();
+    result
+}
+
+/// wrk's latency ("812.00us", "3.45ms", "1.02s") in microseconds.
+fn micros(v: &str) -> Option<f64> {
+    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    num.parse::<f64>().ok().map(|n| n * scale)
 }
 
 fn shell_join(program: &Path, args: &[String]) -> String {
