@@ -148,6 +148,15 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     } else {
         println!("wrk not installed: no net/http row");
     }
+    let sleeper = go::build(go_bin, "sleeper", &dir)?;
+    for command in ["attach", "threads"] {
+        let (cpu, rss_mb, threads) = many_threads(&tracer, &sleeper, command, &dir)?;
+        println!(
+            "`tracer {command}` for 10 s on a process of {threads} threads: {:.1}% of a core \
+             (start-up included), max RSS {rss_mb:.1} MB",
+            cpu * 100.0
+        );
+    }
     let size_mb = std::fs::metadata(&big).map_or(0.0, |m| m.len() as f64 / 1e6);
     println!(
         "start-up to \"probes live\" (run mode) on {} ({size_mb:.1} MB): median {:.0} ms \
@@ -390,6 +399,55 @@ fn http_once(traced: bool, tracer: &Path, server: &Path, dir: &Path) -> anyhow::
         .args(["-TERM", &srv.id().to_string()])
         .status();
     let _ = srv.wait();
+    result
+}
+
+/// `tracer COMMAND -p PID -d 10s` on a process holding 9 500 threads in
+/// nanosleep (under Go's 10 000-thread cap): the tracer's CPU (share of a
+/// core over its whole run) and maximum RSS, from wait4's rusage, and the
+/// thread count.
+fn many_threads(
+    tracer: &Path,
+    sleeper: &Path,
+    command: &str,
+    dir: &Path,
+) -> anyhow::Result<(f64, f64, u64)> {
+    const THREADS: u64 = 9_500;
+    let mut target = Command::new(sleeper)
+        .args(["-g", &THREADS.to_string(), "-n", "1", "-ms", "120000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let pid = target.id();
+    let count = || std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count() as u64);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count() < THREADS && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let threads = count();
+    let result = (|| {
+        let start = std::time::Instant::now();
+        let child = Command::new(tracer)
+            .args([command, "-p", &pid.to_string(), "-d", "10s", "-o"])
+            .arg(dir.join("many-threads.txt"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid; wait4 on our own child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(child.id() as i32, &raw mut status, 0, &raw mut usage) };
+        if r < 0 {
+            bail!("wait4: {}", std::io::Error::last_os_error());
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let cpu = (secs(usage.ru_utime) + secs(usage.ru_stime)) / wall;
+        Ok((cpu, usage.ru_maxrss as f64 / 1024.0, threads))
+    })();
+    let _ = target.kill();
+    let _ = target.wait();
     result
 }
 
