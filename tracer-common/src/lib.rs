@@ -228,8 +228,29 @@ pub enum Counter {
     NoGoContext = 13,
 }
 
-/// Number of entries in the `COUNTERS` array.
-pub const NUM_COUNTERS: u32 = 14;
+/// Named counters ([`Counter`]) in the `COUNTERS` array.
+pub const NAMED_COUNTERS: u32 = 14;
+
+/// Event kinds (by [`EventKind`] value, 0 unused) that have a
+/// ring-buffer-full counter of their own.
+pub const EVENT_KINDS: u32 = 16;
+
+/// The `COUNTERS` slot counting the records of `kind` lost to a full ring
+/// buffer (beside the total, [`Counter::RingBufFull`]); kinds past
+/// [`EVENT_KINDS`] share the last slot.
+#[inline(always)]
+pub const fn ringbuf_full_slot(kind: u32) -> u32 {
+    NAMED_COUNTERS
+        + if kind < EVENT_KINDS {
+            kind
+        } else {
+            EVENT_KINDS - 1
+        }
+}
+
+/// Number of entries in the `COUNTERS` array: the named counters, then one
+/// ring-buffer-full counter per event kind.
+pub const NUM_COUNTERS: u32 = NAMED_COUNTERS + EVENT_KINDS;
 
 /// Calls shorter than this cannot have lost their P: sysmon's shortest
 /// sleep is 20 µs, and it retakes only Ps it saw in a syscall on an earlier

@@ -337,7 +337,7 @@ pub fn report(
         count(Counter::FdReadFailed);
     }
     let Some(mut entry) = EVENTS.reserve::<SlowCallEvent>(0) else {
-        count(Counter::RingBufFull);
+        crate::maps::ringbuf_full(EventKind::SlowCall as u32);
         return;
     };
     let event = entry.as_mut_ptr();
@@ -470,7 +470,7 @@ fn newm_event(ctx: &ProbeContext, kind: u32) {
         .and_then(|m| unsafe { bpf_probe_read_user((m + u64::from(o.m_incgo)) as *const u8) }.ok())
         .map_or(u32::MAX, u32::from);
     let Some(mut entry) = EVENTS.reserve::<NewMEvent>(0) else {
-        count(Counter::RingBufFull);
+        crate::maps::ringbuf_full(EventKind::NewM as u32);
         return;
     };
     let event = entry.as_mut_ptr();
@@ -983,7 +983,7 @@ pub fn gt_mexit(ctx: ProbeContext) -> u32 {
             u64::MAX
         });
     let Some(mut entry) = EVENTS.reserve::<MexitEvent>(0) else {
-        count(Counter::RingBufFull);
+        crate::maps::ringbuf_full(EventKind::Mexit as u32);
         return 0;
     };
     let event = entry.as_mut_ptr();

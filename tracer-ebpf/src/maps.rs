@@ -90,7 +90,20 @@ pub static LOCK_SCRATCH: PerCpuArray<LockSite> = PerCpuArray::with_max_entries(1
 #[inline(always)]
 pub fn output<T>(record: &T) {
     if EVENTS.output::<T>(record, 0).is_err() {
-        count(tracer_common::Counter::RingBufFull);
+        // Every record starts with its `EventHeader`, whose first field is
+        // the kind.
+        // SAFETY: `T` is a `#[repr(C)]` record beginning with a u32 kind.
+        ringbuf_full(unsafe { *(record as *const T).cast::<u32>() });
+    }
+}
+
+/// A record of `kind` found the ring buffer full: counted in all and by kind.
+#[inline(always)]
+pub fn ringbuf_full(kind: u32) {
+    count(tracer_common::Counter::RingBufFull);
+    if let Some(slot) = COUNTERS.get_ptr_mut(tracer_common::ringbuf_full_slot(kind)) {
+        // SAFETY: per-CPU value, as in `count`.
+        unsafe { *slot += 1 };
     }
 }
 

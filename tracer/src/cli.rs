@@ -99,6 +99,20 @@ pub struct OutputArgs {
     /// Which kernel programs to attach (floor: overhead baseline for benchmarks).
     #[arg(long, value_enum, default_value = "full", hide = true)]
     pub probes: ProbeSet,
+    /// Size of the kernel-to-tracer ring buffer in KiB (a power of two,
+    /// 4 to 1048576). Records that find it full are counted by kind in the
+    /// report's events; the syscall tables do not depend on it.
+    #[arg(long, value_name = "KIB", default_value = "4096", value_parser = parse_ring_kib)]
+    pub ring_buffer_kb: u32,
+}
+
+fn parse_ring_kib(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && (4..=1 << 20).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a ring buffer size: give KiB as a power of two from 4 to 1048576"
+        )),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -133,6 +147,7 @@ pub struct Config {
     pub slow: Duration,
     pub interval: Option<Duration>,
     pub probes: ProbeSet,
+    pub ring_buffer_bytes: u32,
 }
 
 impl Config {
@@ -237,6 +252,7 @@ impl TryFrom<Cli> for Config {
                     slow: Duration::from_millis(1),
                     interval: None,
                     probes: ProbeSet::Full,
+                    ring_buffer_kb: 4096,
                 };
                 (TargetSpec::Inspect { binary, pid }, output)
             }
@@ -257,6 +273,7 @@ impl TryFrom<Cli> for Config {
             slow: out.slow,
             interval: out.interval,
             probes: out.probes,
+            ring_buffer_bytes: out.ring_buffer_kb * 1024,
         })
     }
 }

@@ -195,6 +195,7 @@ pub fn attach_options(
         slow_ns: config.slow_ns(),
         go: go_offsets,
         uprobes,
+        ring_buffer_bytes: config.ring_buffer_bytes,
     }
 }
 

@@ -97,6 +97,18 @@ impl Counters {
         self.kernel[c as usize]
     }
 
+    /// Records lost to a full ring buffer, by event kind (non-zero only;
+    /// they add up to [`Counter::RingBufFull`]).
+    pub fn ringbuf_full_by_kind(&self) -> Vec<(Option<tracer_common::EventKind>, u64)> {
+        (0..tracer_common::EVENT_KINDS)
+            .map(|k| {
+                let n = self.kernel[tracer_common::ringbuf_full_slot(k) as usize];
+                (tracer_common::EventKind::from_u32(k), n)
+            })
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
     /// Calls or events missing from the report.
     pub fn lost(&self) -> u64 {
         self.get(Counter::RingBufFull)

@@ -133,6 +133,8 @@ pub struct AttachOptions {
     pub go: Option<GoOffsets>,
     /// Uprobes on rare Go runtime paths: `(program, binary, file offset)`.
     pub uprobes: Vec<(&'static str, PathBuf, u64)>,
+    /// Size of the `EVENTS` ring buffer (a power of two of at least a page).
+    pub ring_buffer_bytes: u32,
 }
 
 pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), ProbeError> {
@@ -169,6 +171,7 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         .override_global(globals::KERNEL_OFFSETS, &kernel, true)
         .override_global("AYA_LOG_LEVEL", &log_level, false)
         .map_max_entries(maps::INFLIGHT, INFLIGHT_SLOTS)
+        .map_max_entries(maps::EVENTS, opts.ring_buffer_bytes)
         .map_max_entries(maps::HISTS, 2 * hist_slots)
         .load(EBPF_OBJECT)
         .map_err(ProbeError::Load)?;

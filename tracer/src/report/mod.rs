@@ -203,6 +203,11 @@ pub struct EventsRow {
     /// below.
     pub lost: u64,
     pub ringbuf_full: u64,
+    /// `ringbuf_full` by the kind of record lost (they add up to it). A
+    /// lost `syscall` record is a call missing from the tables (a syscall
+    /// not yet given an in-kernel histogram is streamed per call); the
+    /// other kinds are events, and the aggregates stay exact.
+    pub ringbuf_full_by_kind: Vec<CountRow>,
     pub inflight_collisions: u64,
     pub undecodable: u64,
     pub unknown_syscalls: u64,
@@ -338,12 +343,41 @@ fn log2_buckets(h: &hdrhistogram::Histogram<u64>) -> Vec<HistogramBucket> {
     out
 }
 
+/// The JSON name of a ring-buffer record's kind.
+fn event_kind_name(kind: tracer_common::EventKind) -> &'static str {
+    use tracer_common::EventKind as K;
+    match kind {
+        K::Syscall => "syscall",
+        K::ThreadSpawn => "thread_spawn",
+        K::ThreadExit => "thread_exit",
+        K::SlowCall => "slow_call",
+        K::NewM => "new_m",
+        K::SlowExit => "slow_exit",
+        K::Handoff => "handoff",
+        K::StwStart => "stw_start",
+        K::StwEnd => "stw_end",
+        K::PTaken => "p_taken",
+        K::Mexit => "mexit",
+        K::MainStart => "main_start",
+        K::Exec => "exec",
+        K::UnmatchedExit => "unmatched_exit",
+    }
+}
+
 impl EventsRow {
     fn new(model: &Model) -> Self {
         let c = &model.counters;
         Self {
             lost: c.lost(),
             ringbuf_full: c.get(Counter::RingBufFull),
+            ringbuf_full_by_kind: c
+                .ringbuf_full_by_kind()
+                .into_iter()
+                .map(|(kind, count)| CountRow {
+                    name: kind.map_or("unknown", event_kind_name).to_owned(),
+                    count,
+                })
+                .collect(),
             inflight_collisions: c.get(Counter::InFlightCollision),
             undecodable: c.undecodable,
             unknown_syscalls: c.get(Counter::UnknownSyscall),

@@ -643,6 +643,10 @@ fn attached() -> Report {
     });
     let c = &mut model.counters;
     c.kernel[Counter::RingBufFull as usize] = 3;
+    c.kernel
+        [tracer_common::ringbuf_full_slot(tracer_common::EventKind::SlowCall as u32) as usize] = 2;
+    c.kernel[tracer_common::ringbuf_full_slot(tracer_common::EventKind::Syscall as u32) as usize] =
+        1;
     c.kernel[Counter::InFlightCollision as usize] = 1;
     c.kernel[Counter::UnknownSyscall as usize] = 2;
     c.kernel[Counter::VdsoMapFull as usize] = 1;
@@ -1498,6 +1502,7 @@ fn a_total_that_does_not_add_up_fails_the_check_naming_the_field() {
             "lockosthread_leaks.total",
         ),
         (&["events", "ringbuf_full"], "events.lost"),
+        (&["events", "ringbuf_full"], "events.ringbuf_full vs"),
         (&["events", "clone_returns"], "events.exits_without_entry"),
         (&["vdso", "total_calls"], "vdso.total_calls"),
         (

@@ -589,6 +589,29 @@ fn threads_and_events(o: &mut impl Write, r: &Report) -> io::Result<()> {
         e.unknown_syscalls,
         e.vdso_map_full
     )?;
+    if !e.ringbuf_full_by_kind.is_empty() {
+        let kinds: Vec<String> = e
+            .ringbuf_full_by_kind
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.count))
+            .collect();
+        let lost = |name: &str| e.ringbuf_full_by_kind.iter().any(|r| r.name == name);
+        let tables = if lost("syscall") {
+            "some calls of syscalls without an in-kernel histogram are missing from the tables"
+        } else {
+            "the syscall tables are exact; these events are missing from the lists"
+        };
+        let threads = if lost("thread_spawn") || lost("thread_exit") {
+            "; thread spawns and exits are short by the thread records"
+        } else {
+            ""
+        };
+        writeln!(
+            o,
+            "  ring buffer full, by record: {}: {tables}{threads}",
+            kinds.join(", ")
+        )?;
+    }
     let problems: Vec<String> = [
         ("Go state unreadable", e.go_read_failed),
         ("Go maps full", e.go_map_full),
