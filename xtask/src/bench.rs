@@ -196,14 +196,11 @@ fn startup_ms(tracer: &Path, binary: &Path, dir: &Path) -> anyhow::Result<f64> {
         .stderr(Stdio::piped())
         .spawn()?;
     let stderr = child.stderr.take().context("no stderr")?;
-    let mut live = None;
-    for line in std::io::BufReader::new(stderr).lines() {
-        if line?.contains("probes live") && live.is_none() {
-            live = Some(start.elapsed());
-        }
-    }
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    line_with(&mut lines, "probes live", "the tracer")?;
+    let live = start.elapsed();
+    lines.for_each(drop);
     child.wait()?;
-    let live = live.context("the tracer never printed \"probes live\"")?;
     Ok(live.as_secs_f64() * 1e3)
 }
 
@@ -292,14 +289,7 @@ impl Attached {
         let stderr = tracer.stderr.take().context("no stderr")?;
         let mut lines = std::io::BufReader::new(stderr).lines();
         let attached = Self { tracer };
-        loop {
-            let Some(line) = lines.next() else {
-                bail!("the tracer ended before its probes were live");
-            };
-            if line?.contains("probes live") {
-                break;
-            }
-        }
+        line_with(&mut lines, "probes live", "the tracer")?;
         // Keep draining its stderr, so it never writes to a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
         Ok(attached)
@@ -359,14 +349,8 @@ fn http_once(traced: bool, tracer: &Path, server: &Path, dir: &Path) -> anyhow::
         .spawn()?;
     let stdout = srv.stdout.take().context("no stdout")?;
     let mut lines = std::io::BufReader::new(stdout).lines();
-    let port = loop {
-        let Some(line) = lines.next() else {
-            bail!("the server ended before it was ready");
-        };
-        if let Some(p) = line?.strip_prefix("ready ") {
-            break p.trim().to_owned();
-        }
-    };
+    let ready = line_with(&mut lines, "ready ", "the server")?;
+    let port = ready.trim().trim_start_matches("ready ").to_owned();
     let result = (|| {
         let _attached = if traced {
             Some(Attached::start(
@@ -449,6 +433,22 @@ fn many_threads(
     let _ = target.kill();
     let _ = target.wait();
     result
+}
+
+/// The first line of a child's output that contains `needle` (the lines
+/// before it are skipped); an error naming `who` if the output ends first.
+fn line_with(
+    lines: &mut std::io::Lines<impl std::io::BufRead>,
+    needle: &str,
+    who: &str,
+) -> anyhow::Result<String> {
+    for line in lines {
+        let line = line?;
+        if line.contains(needle) {
+            return Ok(line);
+        }
+    }
+    bail!("{who} ended before printing {needle:?}")
 }
 
 /// wrk's latency ("812.00us", "3.45ms", "1.02s") in microseconds.
