@@ -285,8 +285,10 @@ fn exe_load_address(pid: u32) -> Option<u64> {
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let exe = exe.to_str()?.trim_end_matches(" (deleted)").to_owned();
     let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    // A binary replaced on disk while it runs (an upgrade, a rebuild) is
+    // "PATH (deleted)" in both places.
     maps.lines()
-        .filter(|l| l.ends_with(&exe))
+        .filter(|l| l.trim_end_matches(" (deleted)").ends_with(&exe))
         .filter_map(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
         .min()
 }
