@@ -46,10 +46,12 @@ pub static SYSCALL_CLASS: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
 #[map]
 pub static EXECS: Array<u32> = Array::with_max_entries(1, 0);
 
-/// Index 0: non-zero once userspace closes the traced window (at its stop,
-/// before the detach, which the kernel may complete a while later): every
-/// program ignores the target from then on, so what is counted is what
-/// happened in the window the report states.
+/// Index 0: non-zero once the traced window is closed (`tracer_common::
+/// WINDOW_*`): by userspace at its stop, before the detach (which the
+/// kernel may complete a while later), or by the target's last thread as it
+/// exits. Every program ignores the target from then on, so what is counted
+/// is what happened in the window the report states, and never a call of
+/// another process that reuses the PID.
 #[map]
 pub static WINDOW_CLOSED: Array<u32> = Array::with_max_entries(1, 0);
 

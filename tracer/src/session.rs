@@ -232,7 +232,10 @@ impl Session {
         if self.window_end.is_some() {
             return;
         }
-        if let Err(e) = self.window_closed.set(0, 1, 0) {
+        if let Err(e) = self
+            .window_closed
+            .set(0, tracer_common::WINDOW_CLOSED_BY_TRACER, 0)
+        {
             log::warn!("cannot close the traced window in the kernel: {e}");
         }
         self.window_end = Some(Instant::now());
