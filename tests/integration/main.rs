@@ -21,4 +21,5 @@ mod harness;
 mod inline;
 mod latency;
 mod realprogs;
+mod soak;
 mod stress;

@@ -17,6 +17,13 @@ use serde_json::Value;
 /// writing; every other test that runs the tracer takes it for reading.
 pub static PROBES: RwLock<()> = RwLock::new(());
 
+/// `cargo xtask test --long`: the long variants (the soak for ten minutes,
+/// the stress matrix for many rounds on every toolchain installed) instead
+/// of the sizes CI runs.
+pub fn long_variant() -> bool {
+    std::env::var_os("TRACER_TEST_LONG").is_some_and(|v| v == "1")
+}
+
 /// Returns from the test, printing why, when it cannot run here.
 #[macro_export]
 macro_rules! skip_unless {
