@@ -7,7 +7,7 @@
 //! structure is bounded.
 
 use std::{
-    process::{Command, Stdio},
+    process::Stdio,
     thread::sleep,
     time::{Duration, Instant},
 };

@@ -163,16 +163,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn full_is_a_flag_before_the_test_arguments() {
-        let cli =
-            Cli::try_parse_from(["xtask", "test", "--full", "goruntime::", "--nocapture"]).unwrap();
-        let Task::Test { full, args } = cli.task else {
+    fn full_and_long_are_flags_before_the_test_arguments() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "test",
+            "--full",
+            "--long",
+            "goruntime::",
+            "--nocapture",
+        ])
+        .unwrap();
+        let Task::Test { full, long, args } = cli.task else {
             panic!("not the test task");
         };
-        assert!(full);
+        assert!(full && long);
         assert_eq!(args, ["goruntime::", "--nocapture"]);
         let cli = Cli::try_parse_from(["xtask", "test", "gobin::"]).unwrap();
-        assert!(matches!(cli.task, Task::Test { full: false, .. }));
+        assert!(matches!(
+            cli.task,
+            Task::Test {
+                full: false,
+                long: false,
+                ..
+            }
+        ));
     }
 
     #[test]
