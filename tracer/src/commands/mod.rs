@@ -303,7 +303,7 @@ pub async fn drive(
     };
     let mut on_tick = |s: &mut Session| {
         facts.runtime_started(s.model().runtime.values_at_main.as_ref());
-        facts.refresh();
+        facts.tick();
         let elapsed = started.elapsed();
         if let Some(interval) = config.interval
             && elapsed.saturating_sub(last_print) + every / 2 >= interval
