@@ -142,10 +142,14 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
         .is_ok()
     {
         let server = go::build(go_bin, "httpserver", &dir)?;
-        let (mut rps, mut p99) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+        // Untraced, the tracer, and the floor (its attach points with empty
+        // programs): what any syscall-tracepoint tracer costs here.
+        let modes = [None, Some("full"), Some("floor")];
+        let mut rps = [Vec::new(), Vec::new(), Vec::new()];
+        let mut p99 = [Vec::new(), Vec::new(), Vec::new()];
         for round in 1..=rounds {
-            for (i, traced) in [false, true].into_iter().enumerate() {
-                let (r, p) = http_once(traced, &tracer, &server, &dir)?;
+            for (i, probes) in modes.into_iter().enumerate() {
+                let (r, p) = http_once(probes, &tracer, &server, &dir)?;
                 rps[i].push(r);
                 p99[i].push(p);
             }
@@ -156,18 +160,22 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
             let hi = v.iter().copied().fold(0.0, f64::max);
             format!("{lo:.0}-{hi:.0}")
         };
-        let spread = [range(&rps[0]), range(&rps[1])];
-        let [r0, r1] = rps.map(|mut v| median(&mut v));
-        let [p0, p1] = p99.map(|mut v| median(&mut v));
+        let spread: Vec<String> = rps.iter().map(|v| range(v)).collect();
+        let [r0, r1, r2] = rps.map(|mut v| median(&mut v));
+        let [p0, p1, p2] = p99.map(|mut v| median(&mut v));
         println!(
             "net/http server under wrk (2 threads, 32 connections, 3 s, loopback), {rounds} \
              alternating rounds, medians: untraced {r0:.0} req/s ({}), p99 {p0:.0} µs; attached \
-             {r1:.0} req/s ({}), p99 {p1:.0} µs; throughput ratio {:.3} (target >= 0.97), p99 \
-             ratio {:.3} (target <= 1.05)",
+             {r1:.0} req/s ({}), p99 {p1:.0} µs; floor attached {r2:.0} req/s ({}), p99 {p2:.0} \
+             µs; throughput ratio {:.3} (target >= 0.97; floor {:.3}), p99 ratio {:.3} (target \
+             <= 1.05; floor {:.3})",
             spread[0],
             spread[1],
+            spread[2],
             r1 / r0,
-            p1 / p0
+            r2 / r0,
+            p1 / p0,
+            p2 / p0
         );
     } else {
         println!("wrk not installed: no net/http row");
@@ -303,11 +311,13 @@ struct Attached {
 }
 
 impl Attached {
-    fn start(tracer: &Path, pid: u32, report: &Path) -> anyhow::Result<Self> {
+    /// `extra`: more arguments (`--probes floor`).
+    fn start(tracer: &Path, pid: u32, report: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         use std::io::BufRead as _;
         let mut tracer = Command::new(tracer)
             .args(["attach", "-p", &pid.to_string(), "-o"])
             .arg(report)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -342,7 +352,7 @@ struct Bystander {
 impl Bystander {
     fn start(tracer: &Path, dir: &Path) -> anyhow::Result<Self> {
         let mut sleeper = Command::new("sleep").arg("600").spawn()?;
-        match Attached::start(tracer, sleeper.id(), &dir.join("bystander.txt")) {
+        match Attached::start(tracer, sleeper.id(), &dir.join("bystander.txt"), &[]) {
             Ok(t) => Ok(Self {
                 _tracer: t,
                 sleeper,
@@ -365,7 +375,14 @@ impl Drop for Bystander {
 
 /// One `wrk` run against the net/http workload, untraced or with the
 /// tracer attached: (requests per second, p99 latency in µs).
-fn http_once(traced: bool, tracer: &Path, server: &Path, dir: &Path) -> anyhow::Result<(f64, f64)> {
+/// One wrk run on a fresh server, untraced (`probes` None) or with
+/// `tracer attach --probes P`: (requests/s, p99 µs).
+fn http_once(
+    probes: Option<&str>,
+    tracer: &Path,
+    server: &Path,
+    dir: &Path,
+) -> anyhow::Result<(f64, f64)> {
     use std::io::BufRead as _;
     let mut srv = Command::new(server)
         .args(["-port", "0"])
@@ -378,14 +395,14 @@ fn http_once(traced: bool, tracer: &Path, server: &Path, dir: &Path) -> anyhow::
     let ready = line_with(&mut lines, "ready ", "the server")?;
     let port = ready.trim().trim_start_matches("ready ").to_owned();
     let result = (|| {
-        let _attached = if traced {
-            Some(Attached::start(
+        let _attached = match probes {
+            Some(p) => Some(Attached::start(
                 tracer,
                 srv.id(),
                 &dir.join("http-report.txt"),
-            )?)
-        } else {
-            None
+                &["--probes", p],
+            )?),
+            None => None,
         };
         let out = Command::new("wrk")
             .args(["-t2", "-c32", "-d3s", "--latency"])
