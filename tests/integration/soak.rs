@@ -4,7 +4,8 @@
 //! every 5 s, for one minute (ten in the long variant, `cargo xtask test
 //! --long`). The tracer's resident memory, sampled every 2 s past a
 //! warm-up, must stay flat: every per-site, per-thread and per-goroutine
-//! structure is bounded.
+//! structure is bounded (over ten minutes on this server the bounded lists
+//! fill: memory rises to their bound and stays there).
 
 use std::{
     process::Stdio,
@@ -101,10 +102,27 @@ fn memory_stays_flat_under_a_long_attach() {
     );
     assert!(samples.len() >= 10, "{} samples", samples.len());
     assert!(calls > 1_000_000, "only {calls} calls traced");
+    let last = samples.last().map_or(0.0, |s| s.1);
+    if long_variant() {
+        // Over ten minutes the model's bounded lists fill (the index of
+        // reported calls and the P handoffs, 200 000 each, about 16 MB at
+        // ~700 reported calls a second): memory rises to that bound, then
+        // stays. A leak never stops: the last three minutes must be flat.
+        let t_end = samples.last().map_or(0.0, |s| s.0);
+        let before = samples
+            .iter()
+            .find(|s| s.0 >= t_end - 180.0)
+            .map_or(first, |s| s.1);
+        assert!(
+            last - before <= 512.0,
+            "RSS grew {} kB in the last three minutes: {samples:?}",
+            last - before
+        );
+        return;
+    }
     // Flat: where it ended within 256 kB of where it settled (a page batch
     // or two of the allocator; the leak this replaced grew 2 MB a minute),
     // and never more than 1 MB above it.
-    let last = samples.last().map_or(0.0, |s| s.1);
     assert!(
         last - first <= 256.0,
         "RSS grew {} kB ({slope:+.1} kB/min): {samples:?}",
