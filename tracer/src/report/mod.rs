@@ -474,11 +474,11 @@ impl Report {
             in_progress_at_attach_total: u.in_progress_total(),
         };
         let go = go.map(|g| {
-            let bin = &g.symbolizer.binary;
+            let sym = g.symbolizer;
             GoRow {
-                version: bin.build.raw_version.clone(),
-                symbols: bin.symbols,
-                cgo: bin.cgo,
+                version: sym.build.raw_version.clone(),
+                symbols: sym.symbols,
+                cgo: sym.cgo,
                 ps_seen: crate::analysis::ps_seen(model),
                 attribution: g.attribution,
                 slow_threshold_ns: g.slow_ns,
