@@ -156,7 +156,7 @@ pub struct RecordStats {
 impl RecordStats {
     /// One line: sizes and bytes per event and per interval.
     pub fn note(&self, path: &Path) -> String {
-        let per = |bytes: u64, n: u64| if n == 0 { 0 } else { bytes / n };
+        let per = |bytes: u64, n: u64| bytes.checked_div(n).unwrap_or(0);
         let mut note = format!(
             "recorded {} events and {} intervals to {} ({} bytes: {} per event, {} per \
              interval of kernel aggregates, {} of symbols)",
@@ -418,24 +418,195 @@ impl std::fmt::Display for CutShort {
     }
 }
 
-/// A recording read whole, its inputs handed to a callback as they come.
-#[derive(Debug)]
-pub struct Replayed {
+/// A recording being read: its start at once, then its inputs in order
+/// ([`Self::next_input`]); what comes with them (symbols, facts, the end)
+/// is kept as it is met.
+pub struct Recording {
     pub start: Start,
-    /// The symbols of the stacks that occur.
+    /// The symbols of the stacks met so far.
     pub symbols: SymbolReader,
-    /// The last facts recorded.
+    /// The last facts met.
     pub facts: Facts,
     pub end: Option<End>,
+    /// Why the reading stopped before an end frame.
     pub cut_short: Option<CutShort>,
     /// When `--max-size` was reached: `(seconds into the trace, the limit)`.
     pub size_limit: Option<(f64, u64)>,
-    /// Seconds into the trace of the last interval recorded.
+    /// Seconds into the trace of the last kernel reading met.
     pub last_interval_seconds: f64,
+    frames: FrameReader<Box<dyn Read>>,
+    pending: std::vec::IntoIter<Input>,
+    done: bool,
+    path: PathBuf,
 }
 
-impl Replayed {
-    /// The symbolizer of the recorded Go binary (moves the symbols out).
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("path", &self.path)
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .field("cut_short", &self.cut_short)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recording {
+    /// Opens the recording at `path` and reads its header and start: a
+    /// wrong magic or version, or no start, is an error.
+    pub fn open(path: &Path) -> Result<Self, ReadError> {
+        let file = File::open(path).map_err(|source| ReadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_reader(path, Box::new(BufReader::new(file)))
+    }
+
+    /// [`Self::open`] from any reader (`path` names it in errors).
+    pub fn from_reader(path: &Path, mut input: Box<dyn Read>) -> Result<Self, ReadError> {
+        let io_err = |source| ReadError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut header = [0u8; HEADER_BYTES as usize];
+        let got = read_full(&mut input, &mut header).map_err(io_err)?;
+        let magic_len = got.min(MAGIC.len());
+        if header[..magic_len] != MAGIC[..magic_len] {
+            return Err(ReadError::BadMagic {
+                path: path.to_owned(),
+            });
+        }
+        if got < header.len() {
+            // A recorder that never got past its header.
+            return Err(ReadError::NoStart {
+                path: path.to_owned(),
+                bytes: got as u64,
+            });
+        }
+        let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+        if version != FORMAT_VERSION {
+            return Err(ReadError::Version {
+                path: path.to_owned(),
+                found: version,
+            });
+        }
+        let mut frames = FrameReader {
+            input,
+            offset: HEADER_BYTES,
+        };
+        let start = match frames.next().map_err(io_err)? {
+            Next::Frame(Frame::Start(start)) => *start,
+            Next::Frame(other) => {
+                return Err(ReadError::BadStart {
+                    path: path.to_owned(),
+                    why: format!("a {} frame", frame_name(&other)),
+                });
+            }
+            Next::End | Next::Cut(CutShort::Truncated { .. }) => {
+                return Err(ReadError::NoStart {
+                    path: path.to_owned(),
+                    bytes: frames.offset,
+                });
+            }
+            Next::Cut(CutShort::Corrupt { why, .. }) => {
+                return Err(ReadError::BadStart {
+                    path: path.to_owned(),
+                    why,
+                });
+            }
+        };
+        Ok(Self {
+            start,
+            symbols: SymbolReader::default(),
+            facts: Facts::default(),
+            end: None,
+            cut_short: None,
+            size_limit: None,
+            last_interval_seconds: 0.0,
+            frames,
+            pending: Vec::new().into_iter(),
+            done: false,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The next input, in the order the model took them; `None` at the end
+    /// frame, or where the recording was cut short ([`Self::cut_short`]).
+    /// A read error of the file itself ends it too, said as cut short.
+    pub fn next_input(&mut self) -> Option<Input> {
+        loop {
+            if let Some(input) = self.pending.next() {
+                return Some(input);
+            }
+            if self.done {
+                return None;
+            }
+            self.read_frame();
+        }
+    }
+
+    /// Reads one frame into the recording's state.
+    fn read_frame(&mut self) {
+        let at_byte = self.frames.offset;
+        let frame = match self.frames.next() {
+            Ok(Next::Frame(f)) => f,
+            Ok(Next::End) => {
+                self.done = true;
+                if self.end.is_none() {
+                    self.cut_short = Some(CutShort::Truncated { at_byte });
+                }
+                return;
+            }
+            Ok(Next::Cut(why)) => {
+                self.done = true;
+                self.cut_short = Some(why);
+                return;
+            }
+            Err(e) => {
+                self.done = true;
+                self.cut_short = Some(CutShort::Corrupt {
+                    at_byte,
+                    why: format!("reading {}: {e}", self.path.display()),
+                });
+                return;
+            }
+        };
+        match frame {
+            Frame::Start(_) => {
+                self.done = true;
+                self.cut_short = Some(CutShort::Corrupt {
+                    at_byte,
+                    why: "a second start frame".into(),
+                });
+            }
+            Frame::Symbols(chunk) => {
+                if let Err(e) = self.symbols.add(chunk) {
+                    self.done = true;
+                    self.cut_short = Some(CutShort::Corrupt {
+                        at_byte,
+                        why: e.to_string(),
+                    });
+                }
+            }
+            Frame::Events(inputs) => self.pending = inputs.into_iter(),
+            Frame::Kernel { elapsed_ns, inputs } => {
+                self.pending = inputs.into_iter();
+                self.last_interval_seconds = elapsed_ns as f64 / 1e9;
+            }
+            Frame::Facts(facts) => self.facts = *facts,
+            Frame::SizeLimit {
+                elapsed_ns,
+                max_bytes,
+            } => self.size_limit = Some((elapsed_ns as f64 / 1e9, max_bytes)),
+            Frame::End(end) => {
+                self.end = Some(end);
+                self.done = true;
+            }
+        }
+    }
+
+    /// The symbolizer of the recorded Go binary, with the symbols met so
+    /// far (moved out: call it once the inputs are read).
     pub fn symbolizer(&mut self) -> Option<(Symbolizer, bool)> {
         let go = self.start.go.clone()?;
         let table = std::mem::take(&mut self.symbols.table);
@@ -452,142 +623,14 @@ impl Replayed {
     }
 }
 
-/// Reads the recording at `path`, feeding `on_input` every input in order.
-/// A recording cut short is read up to its last complete frame and
-/// says so in [`Replayed::cut_short`]; a wrong magic or version, or no
-/// start, is an error.
-pub fn replay(path: &Path, on_input: impl FnMut(&Input)) -> Result<Replayed, ReadError> {
-    let io_err = |source| ReadError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err)?;
-    replay_from(path, BufReader::new(file), on_input)
-}
-
-/// [`replay`] from any reader (`path` names it in errors).
-pub fn replay_from(
-    path: &Path,
-    mut input: impl Read,
-    mut on_input: impl FnMut(&Input),
-) -> Result<Replayed, ReadError> {
-    let io_err = |source| ReadError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut header = [0u8; HEADER_BYTES as usize];
-    let got = read_full(&mut input, &mut header).map_err(io_err)?;
-    if got >= MAGIC.len() && header[..MAGIC.len()] != MAGIC[..] {
-        return Err(ReadError::BadMagic {
-            path: path.to_owned(),
-        });
+/// Reads the whole recording at `path`, feeding `on_input` every input in
+/// order (see [`Recording`]).
+pub fn replay(path: &Path, mut on_input: impl FnMut(&Input)) -> Result<Recording, ReadError> {
+    let mut recording = Recording::open(path)?;
+    while let Some(input) = recording.next_input() {
+        on_input(&input);
     }
-    if got < header.len() {
-        // A prefix of the magic (or nothing): a recorder that never got
-        // past its header, or not a recording at all.
-        return Err(
-            if header[..got.min(MAGIC.len())] == MAGIC[..got.min(MAGIC.len())] {
-                ReadError::NoStart {
-                    path: path.to_owned(),
-                    bytes: got as u64,
-                }
-            } else {
-                ReadError::BadMagic {
-                    path: path.to_owned(),
-                }
-            },
-        );
-    }
-    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
-        return Err(ReadError::Version {
-            path: path.to_owned(),
-            found: version,
-        });
-    }
-    let mut frames = FrameReader {
-        input,
-        offset: HEADER_BYTES,
-    };
-    let start = match frames.next().map_err(io_err)? {
-        Next::Frame(Frame::Start(start)) => *start,
-        Next::Frame(other) => {
-            return Err(ReadError::BadStart {
-                path: path.to_owned(),
-                why: format!("a {} frame", frame_name(&other)),
-            });
-        }
-        Next::End | Next::Cut(CutShort::Truncated { .. }) => {
-            return Err(ReadError::NoStart {
-                path: path.to_owned(),
-                bytes: frames.offset,
-            });
-        }
-        Next::Cut(CutShort::Corrupt { why, .. }) => {
-            return Err(ReadError::BadStart {
-                path: path.to_owned(),
-                why,
-            });
-        }
-    };
-    let mut replayed = Replayed {
-        start,
-        symbols: SymbolReader::default(),
-        facts: Facts::default(),
-        end: None,
-        cut_short: None,
-        size_limit: None,
-        last_interval_seconds: 0.0,
-    };
-    loop {
-        let at_byte = frames.offset;
-        let frame = match frames.next().map_err(io_err)? {
-            Next::Frame(f) => f,
-            Next::End => {
-                if replayed.end.is_none() {
-                    replayed.cut_short = Some(CutShort::Truncated { at_byte });
-                }
-                break;
-            }
-            Next::Cut(why) => {
-                replayed.cut_short = Some(why);
-                break;
-            }
-        };
-        match frame {
-            Frame::Start(_) => {
-                replayed.cut_short = Some(CutShort::Corrupt {
-                    at_byte,
-                    why: "a second start frame".into(),
-                });
-                break;
-            }
-            Frame::Symbols(chunk) => {
-                if let Err(e) = replayed.symbols.add(chunk) {
-                    replayed.cut_short = Some(CutShort::Corrupt {
-                        at_byte,
-                        why: e.to_string(),
-                    });
-                    break;
-                }
-            }
-            Frame::Events(inputs) => inputs.iter().for_each(&mut on_input),
-            Frame::Kernel { elapsed_ns, inputs } => {
-                inputs.iter().for_each(&mut on_input);
-                replayed.last_interval_seconds = elapsed_ns as f64 / 1e9;
-            }
-            Frame::Facts(facts) => replayed.facts = *facts,
-            Frame::SizeLimit {
-                elapsed_ns,
-                max_bytes,
-            } => replayed.size_limit = Some((elapsed_ns as f64 / 1e9, max_bytes)),
-            Frame::End(end) => {
-                replayed.end = Some(end);
-                break;
-            }
-        }
-    }
-    Ok(replayed)
+    Ok(recording)
 }
 
 fn frame_name(frame: &Frame) -> &'static str {

@@ -106,7 +106,7 @@ fn write(path: &Path, max_bytes: Option<u64>) -> (RecordStats, Vec<Input>) {
     (stats, fed)
 }
 
-fn read(path: &Path) -> Result<(Replayed, Vec<Input>), ReadError> {
+fn read(path: &Path) -> Result<(Recording, Vec<Input>), ReadError> {
     let mut inputs = Vec::new();
     let replayed = replay(path, |i| inputs.push(i.clone()))?;
     Ok((replayed, inputs))
