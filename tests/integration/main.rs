@@ -20,4 +20,5 @@ mod harness;
 mod inline;
 mod latency;
 mod realprogs;
+mod record;
 mod stress;
