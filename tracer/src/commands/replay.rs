@@ -8,9 +8,11 @@ use std::{io, path::Path};
 use anyhow::Context as _;
 
 use crate::{
+    analysis::fd,
     cli::{OutputConfig, ReportFormat},
     gobin::symbolize::{Frame, Symbolizer},
     model::{Event, Input, Model},
+    procinfo::kallsyms::FopsMap,
     record::{self, Recording},
     report::TargetInfo,
     syscall_names,
@@ -89,6 +91,7 @@ fn events(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
     let mut first = record::replay(path, |_| {})?;
     let symbolizer = first.symbolizer();
     let sym = symbolizer.as_ref().map(|(s, _)| s);
+    let fops = first.fops();
     say_what_is_missing(&first);
     let target = first
         .end
@@ -98,7 +101,7 @@ fn events(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
     super::write_output(output.path.as_deref(), "the events", |out| {
         let mut recording = Recording::open(path).map_err(io::Error::other)?;
         while let Some(input) = recording.next_input() {
-            if let Some(line) = event_line(&input, sym, &target) {
+            if let Some(line) = event_line(&input, sym, fops.as_ref(), &target) {
                 serde_json::to_writer(&mut *out, &line)?;
                 writeln!(out)?;
             }
@@ -111,10 +114,13 @@ fn events(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
 /// The JSON line of one input: the event as the model took it (`type`
 /// names its kind), plus `syscall` (its name), `stack` (the symbolized
 /// stack, innermost first) and `caller_function` (the P taker), when it
-/// has them. `None` for the kernel's readings.
+/// has them; a slow call's descriptor is given as the report gives it
+/// (`fd`, `kind`, `label`...), and left out when the call has none.
+/// `None` for the kernel's readings.
 fn event_line(
     input: &Input,
     sym: Option<&Symbolizer>,
+    fops: Option<&FopsMap>,
     target: &TargetInfo,
 ) -> Option<serde_json::Value> {
     let event = match input {
@@ -136,6 +142,14 @@ fn event_line(
     };
     if let Some(n) = sysno {
         object.insert("syscall".into(), syscall_names::name(n).into());
+    }
+    if let Event::SlowCall { fd, .. } = event {
+        if fd.state == tracer_common::FD_NONE {
+            object.remove("fd");
+        } else {
+            let info = fd::classify(&fd::RawFd::from(fd), fops);
+            object.insert("fd".into(), serde_json::to_value(info).ok()?);
+        }
     }
     let stack: Option<Vec<Frame>> = sym.and_then(|s| match event {
         Event::SlowCall { frames, .. } => Some(s.syscall_stack(frames)),
@@ -194,7 +208,7 @@ mod tests {
             fd: RawFd::default(),
             frames: vec![TEXT + 4, ret(1), ret(2)],
         });
-        let line = event_line(&input, Some(&sym), &target).unwrap();
+        let line = event_line(&input, Some(&sym), None, &target).unwrap();
         assert_eq!(line["type"], "slow_call");
         assert_eq!(line["syscall"], "nanosleep");
         assert_eq!(line["duration_ns"], 2_000_000);
@@ -211,7 +225,26 @@ mod tests {
             functions,
             ["syscall.Syscall6", "time.Sleep", "main.sleeper"]
         );
+        assert!(line.get("fd").is_none(), "no descriptor: {line}");
+        // A call on a pipe: its descriptor as the report names it.
+        let mut on_pipe = input.clone();
+        if let Input::Event(Event::SlowCall { fd, .. }) = &mut on_pipe {
+            *fd = RawFd {
+                fd: 5,
+                state: tracer_common::FD_READ,
+                i_mode: 0o010_600,
+                ..RawFd::default()
+            };
+        }
+        let line = event_line(&on_pipe, Some(&sym), None, &target).unwrap();
+        assert_eq!(line["fd"]["fd"], 5, "{line}");
+        assert_eq!(line["fd"]["nonblocking"], false, "{line}");
+        assert!(
+            line["fd"]["label"].as_str().unwrap().contains("pipe"),
+            "{line}"
+        );
         // The kernel's readings are no events.
-        assert!(event_line(&Input::KernelCounters(vec![1]), Some(&sym), &target).is_none());
+        let counters = Input::KernelCounters(vec![1]);
+        assert!(event_line(&counters, Some(&sym), None, &target).is_none());
     }
 }

@@ -688,8 +688,13 @@ impl<R: Read> FrameReader<R> {
                 why: format!("a frame of {len} bytes, more than {MAX_FRAME_BYTES}"),
             }));
         }
-        let mut payload = vec![0u8; len as usize];
-        if read_full(&mut self.input, &mut payload)? < payload.len() {
+        // Read as it comes, not allocated up front: a cut length must not
+        // cost its size in memory.
+        let mut payload = Vec::new();
+        (&mut self.input)
+            .take(u64::from(len))
+            .read_to_end(&mut payload)?;
+        if payload.len() < len as usize {
             return Ok(Next::Cut(CutShort::Truncated { at_byte }));
         }
         self.offset += 4 + u64::from(len);
