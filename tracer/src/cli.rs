@@ -59,8 +59,10 @@ pub enum Command {
         pid: Option<u32>,
         #[command(flatten)]
         trace: TraceArgs,
-        /// Stop recording events once the file reaches SIZE (bytes, or with
-        /// K, M or G: 500M); the kernel's final tables are still written.
+        /// Stop recording events where the file would pass SIZE (bytes, or
+        /// with K, M or G: 500M); the kernel's last reading (the syscall
+        /// tables), the facts and the end are still written after them, a
+        /// few KiB.
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         max_size: Option<u64>,
         /// The command to launch and its arguments (after `--`).
@@ -132,7 +134,8 @@ pub struct RecordArgs {
     /// Also write a recording to FILE (see `tracer record`).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
-    /// With --record: stop recording events once the file reaches SIZE.
+    /// With --record: stop recording events where the file would pass SIZE
+    /// (see `tracer record --help`).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "record")]
     pub max_size: Option<u64>,
 }

@@ -196,6 +196,8 @@ pub struct Recorder {
     symbols: SymbolWriter,
     /// The encoded facts last written (written again only when changed).
     last_facts: Vec<u8>,
+    /// `--max-size` was reached: no more events are written.
+    limit_reached: bool,
     /// Past `--max-size`: the last kernel reading, written at the end.
     held_kernel: Option<(u64, Vec<Input>)>,
     stats: RecordStats,
@@ -214,6 +216,7 @@ impl Recorder {
             max_bytes,
             symbols: SymbolWriter::default(),
             last_facts: Vec::new(),
+            limit_reached: false,
             held_kernel: None,
             stats: RecordStats::default(),
         };
@@ -235,13 +238,20 @@ impl Recorder {
         facts: &Facts,
     ) -> Result<(), RecordError> {
         let elapsed_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        let (kernel, events): (Vec<Input>, Vec<Input>) = inputs.into_iter().partition(is_kernel);
-        if self.over_limit() {
+        let (kernel, mut events): (Vec<Input>, Vec<Input>) =
+            inputs.into_iter().partition(is_kernel);
+        if self.limit_reached {
             self.stats.events_not_recorded += events.len() as u64;
             if !kernel.is_empty() {
                 self.held_kernel = Some((elapsed_ns, kernel));
             }
             return Ok(());
+        }
+        let kept = self.events_within_limit(&events)?;
+        if kept < events.len() {
+            self.stats.events_not_recorded += (events.len() - kept) as u64;
+            events.truncate(kept);
+            self.limit_reached = true;
         }
         if let Some(sym) = sym {
             let chunk = self.symbols.chunk(sym, &events);
@@ -253,21 +263,47 @@ impl Recorder {
             self.stats.events += events.len() as u64;
             self.stats.event_bytes += self.frame(&Frame::Events(events))?;
         }
-        if !kernel.is_empty() {
-            self.stats.intervals += 1;
-            self.stats.kernel_bytes += self.frame(&Frame::Kernel {
-                elapsed_ns,
-                inputs: kernel,
-            })?;
+        match self.max_bytes {
+            Some(max_bytes) if self.limit_reached => {
+                self.frame(&Frame::SizeLimit {
+                    elapsed_ns,
+                    max_bytes,
+                })?;
+                // Held to the end, like every later reading.
+                if !kernel.is_empty() {
+                    self.held_kernel = Some((elapsed_ns, kernel));
+                }
+            }
+            _ if !kernel.is_empty() => {
+                self.stats.intervals += 1;
+                self.stats.kernel_bytes += self.frame(&Frame::Kernel {
+                    elapsed_ns,
+                    inputs: kernel,
+                })?;
+            }
+            _ => {}
         }
         self.facts(facts)?;
-        if let Some(max_bytes) = self.max_bytes.filter(|_| self.over_limit()) {
-            self.frame(&Frame::SizeLimit {
-                elapsed_ns,
-                max_bytes,
-            })?;
-        }
         self.flush()
+    }
+
+    /// How many of `events`, from the first, fit within `--max-size` (all
+    /// without one). Sized one by one: a frame is the sum of its events
+    /// and a few bytes.
+    fn events_within_limit(&self, events: &[Input]) -> Result<usize, RecordError> {
+        /// A frame's length, its variant and its array's length.
+        const FRAME_OVERHEAD: u64 = 16;
+        let Some(max) = self.max_bytes else {
+            return Ok(events.len());
+        };
+        let mut used = self.stats.bytes + FRAME_OVERHEAD;
+        for (i, event) in events.iter().enumerate() {
+            used += rmp_serde::to_vec(event)?.len() as u64;
+            if used > max {
+                return Ok(i);
+            }
+        }
+        Ok(events.len())
     }
 
     /// Records the last inputs and facts and how the session ended.
@@ -312,10 +348,6 @@ impl Recorder {
             self.last_facts = encoded;
         }
         Ok(())
-    }
-
-    fn over_limit(&self) -> bool {
-        self.max_bytes.is_some_and(|max| self.stats.bytes >= max)
     }
 
     /// Writes one frame; its size on disk.
