@@ -275,3 +275,29 @@ fn events_are_json_lines_with_the_slow_calls() {
     // Spawns are events too, with their parent thread.
     assert!(events.iter().any(|e| e["type"] == "thread_spawn"));
 }
+
+/// `attach --record`: the recording of an attached process reports as
+/// the live run did, here 200 000 pread64 calls counted in the kernel.
+#[test]
+fn an_attached_recording_reports_as_the_live_run() {
+    skip_unless!(cannot_trace_go());
+    const N: u64 = 200_000;
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let recording = dir.path().join("pread.rec");
+    let live_path = report_path(&dir);
+    let pread = go_workload("pread");
+    let mut workload = spawn_ready(&pread, &["-n", &N.to_string(), "-g", "4", "-wait"]);
+    let record = ["--record", recording.to_str().unwrap()];
+    let mut tracer = spawn_attach(workload.id(), &record, &live_path);
+    signal(workload.id(), libc::SIGUSR1);
+    assert!(wait_timeout(&mut workload, Duration::from_secs(60)).success());
+    assert!(wait_timeout(&mut tracer, Duration::from_secs(30)).success());
+    let live = read_report(&live_path);
+    assert_eq!(u64_at(syscall(&live, "pread64"), "calls"), N);
+    let (replayed, _) = replayed_json(&recording, dir.path());
+    let mut diff = Vec::new();
+    differences(&live, &replayed, "", &mut diff);
+    assert!(diff.is_empty(), "replayed report differs: {diff:#?}");
+    assert_eq!(replayed["target"]["mode"], "attach");
+}
