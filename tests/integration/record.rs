@@ -295,6 +295,8 @@ fn an_attached_recording_reports_as_the_live_run() {
     assert!(wait_timeout(&mut tracer, Duration::from_secs(30)).success());
     let live = read_report(&live_path);
     assert_eq!(u64_at(syscall(&live, "pread64"), "calls"), N);
+    // Recording costs the ring buffer nothing: none of it is lost.
+    assert_eq!(u64_at(&live["events"], "lost"), 0, "{:#}", live["events"]);
     let (replayed, _) = replayed_json(&recording, dir.path());
     let mut diff = Vec::new();
     differences(&live, &replayed, "", &mut diff);

@@ -2,7 +2,7 @@
 //! deadline, or its exit; then detach and report. The process is never
 //! stopped or signalled.
 
-use super::{live_target::LiveTarget, recording::LiveRecording};
+use super::{live_target::LiveTarget, recording::RecordingPlan};
 use crate::{
     cli::Config,
     report::Mode,
@@ -11,16 +11,14 @@ use crate::{
 
 pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let mut target = LiveTarget::prepare(config, pid)?;
+    let plan = RecordingPlan::prepare(config);
     let rt = super::runtime()?;
     let (model, traced, exited, recording) = rt.block_on(async {
         let (mut session, pidfd) = target.start(true)?;
-        let mut recording = LiveRecording::start(
-            config,
-            &mut session,
-            target.info(Mode::Attach, false),
-            false,
-            target.symbolizer.as_ref(),
-        )?;
+        let info = target.info(Mode::Attach, false);
+        let mut recording = plan
+            .map(|p| p.start(&mut session, info, false, target.symbolizer.as_ref()))
+            .transpose()?;
         let policy = SignalPolicy::Stop;
         let sym = target.symbolizer.as_ref().map(|(s, _)| s);
         let reason = super::drive(

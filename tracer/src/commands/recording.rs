@@ -2,7 +2,7 @@
 //! the session's inputs to the model, taken every interval with the
 //! symbols and facts they need (see `crate::record`).
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use crate::{
     cli::Config,
@@ -27,44 +27,66 @@ pub struct LiveRecording {
     error: Option<RecordError>,
 }
 
-impl LiveRecording {
-    /// Creates the recording of `config`, if any, and makes `session` keep
-    /// its inputs for it. Call it before the session runs.
-    pub fn start(
-        config: &Config,
-        session: &mut Session,
-        target: TargetInfo,
-        launched: bool,
-        symbolizer: Option<&(Symbolizer, bool)>,
-    ) -> anyhow::Result<Option<Self>> {
-        let Some(rc) = &config.recording else {
-            return Ok(None);
-        };
+/// A recording to be made, with what is read for it before the probes go
+/// live: read after, it would keep the ring buffer from being drained
+/// (reading /proc/kallsyms takes a while).
+pub struct RecordingPlan {
+    path: PathBuf,
+    max_bytes: Option<u64>,
+    every: Duration,
+    slow_ns: u64,
+    kernel_fops: Option<Vec<(String, u64)>>,
+}
+
+impl RecordingPlan {
+    /// The recording `config` asks for, if any.
+    pub fn prepare(config: &Config) -> Option<Self> {
+        let rc = config.recording.as_ref()?;
         let kernel_fops = FopsMap::load().ok().map(|m| {
             m.found()
                 .iter()
                 .map(|&(symbol, addr)| (symbol.to_owned(), addr))
                 .collect()
         });
+        Some(Self {
+            path: rc.path.clone(),
+            max_bytes: rc.max_bytes,
+            every: config.interval.unwrap_or(RECORD_EVERY),
+            slow_ns: config.slow_ns(),
+            kernel_fops,
+        })
+    }
+
+    /// Creates the recording and makes `session` keep its inputs for it.
+    /// Call it before the session runs.
+    pub fn start(
+        self,
+        session: &mut Session,
+        target: TargetInfo,
+        launched: bool,
+        symbolizer: Option<&(Symbolizer, bool)>,
+    ) -> Result<LiveRecording, RecordError> {
         let start = Start {
             tracer_version: env!("CARGO_PKG_VERSION").to_owned(),
             target,
             launched,
             threads_at_start: session.model().threads.at_start,
-            slow_ns: config.slow_ns(),
+            slow_ns: self.slow_ns,
             go: symbolizer.map(|(s, attribution)| GoInfo::of(s, *attribution)),
-            kernel_fops,
+            kernel_fops: self.kernel_fops,
         };
-        let recorder = Recorder::create(&rc.path, rc.max_bytes, start)?;
+        let recorder = Recorder::create(&self.path, self.max_bytes, start)?;
         session.capture_inputs();
-        Ok(Some(Self {
+        Ok(LiveRecording {
             recorder,
-            every: config.interval.unwrap_or(RECORD_EVERY),
+            every: self.every,
             last: Duration::ZERO,
             error: None,
-        }))
+        })
     }
+}
 
+impl LiveRecording {
     /// Whether an interval is due at `elapsed`, on a tick every `tick`.
     pub fn due(&self, elapsed: Duration, tick: Duration) -> bool {
         elapsed.saturating_sub(self.last) + tick / 2 >= self.every

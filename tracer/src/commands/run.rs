@@ -4,7 +4,7 @@
 
 use std::{ffi::OsString, path::Path};
 
-use super::recording::LiveRecording;
+use super::recording::RecordingPlan;
 use crate::{
     cli::Config,
     probes::{self, ProbeError, privileges},
@@ -26,6 +26,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
     }
     let go = super::go_target(&resolved);
     let options = super::attach_options(config, go.as_ref(), &resolved, true);
+    let plan = RecordingPlan::prepare(config);
     // Fork while still single-threaded (before the runtime starts).
     let mut child = HeldChild::spawn(program, args)?;
     let pid = child.pid;
@@ -41,8 +42,9 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         // Exec has happened: the new image's mappings (PIE base) are there.
         let symbolizer = super::symbolizer(go, pid);
         let info = target_info(pid, &command, None);
-        let mut recording =
-            LiveRecording::start(config, &mut session, info, true, symbolizer.as_ref())?;
+        let mut recording = plan
+            .map(|p| p.start(&mut session, info, true, symbolizer.as_ref()))
+            .transpose()?;
         // The runtime's variables are read once main.main begins.
         let mut facts = super::facts_collector(pid, symbolizer.as_ref(), false);
         facts.refresh();
