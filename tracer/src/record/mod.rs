@@ -16,6 +16,7 @@
 pub mod symbols;
 
 use std::{
+    collections::BTreeMap,
     fs::File,
     io::{self, BufReader, BufWriter, Read, Write},
     path::{Path, PathBuf},
@@ -54,7 +55,8 @@ pub enum Frame {
     /// Ring-buffer inputs, in the order the model took them.
     Events(Vec<Input>),
     /// The kernel's cumulative aggregates and counters as read at the end
-    /// of an interval (each reading replaces the one before).
+    /// of an interval, those that changed since the last (each reading
+    /// replaces the one before of the same syscall, vDSO site, counters).
     Kernel {
         elapsed_ns: u64,
         inputs: Vec<Input>,
@@ -178,14 +180,67 @@ impl RecordStats {
     }
 }
 
-/// Kernel aggregates and counters (re-read every interval), as opposed to
-/// the ring buffer's events.
-fn is_kernel(input: &Input) -> bool {
-    matches!(
-        input,
-        Input::KernelCounters(_)
-            | Input::Event(Event::SyscallAggregate { .. } | Event::VdsoCalls { .. })
-    )
+/// What a kernel reading is of: a reading replaces the one before of the
+/// same key (see `Model::feed`); `None` for the ring buffer's events.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum KernelKey {
+    Syscall {
+        sysno: u32,
+        idle: bool,
+    },
+    Vdso {
+        sysno: u32,
+        clock: i32,
+        frames: Vec<u64>,
+    },
+    Counters,
+}
+
+fn kernel_key(input: &Input) -> Option<KernelKey> {
+    match input {
+        Input::KernelCounters(_) => Some(KernelKey::Counters),
+        Input::Event(Event::SyscallAggregate { sysno, idle, .. }) => Some(KernelKey::Syscall {
+            sysno: *sysno,
+            idle: *idle,
+        }),
+        Input::Event(Event::VdsoCalls {
+            sysno,
+            clock,
+            frames,
+            ..
+        }) => Some(KernelKey::Vdso {
+            sysno: *sysno,
+            clock: *clock,
+            frames: frames.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The kernel's readings: each interval writes only those that changed
+/// since written (the rest would replace a value with itself).
+#[derive(Debug, Default)]
+struct KernelReadings {
+    latest: BTreeMap<KernelKey, Input>,
+    written: BTreeMap<KernelKey, Input>,
+}
+
+impl KernelReadings {
+    fn read(&mut self, key: KernelKey, input: Input) {
+        self.latest.insert(key, input);
+    }
+
+    /// The readings not written yet, now counted as written.
+    fn unwritten(&mut self) -> Vec<Input> {
+        let mut out = Vec::new();
+        for (key, input) in &self.latest {
+            if self.written.get(key) != Some(input) {
+                self.written.insert(key.clone(), input.clone());
+                out.push(input.clone());
+            }
+        }
+        out
+    }
 }
 
 /// Writes a recording as the session goes.
@@ -196,10 +251,10 @@ pub struct Recorder {
     symbols: SymbolWriter,
     /// The encoded facts last written (written again only when changed).
     last_facts: Vec<u8>,
-    /// `--max-size` was reached: no more events are written.
+    /// `--max-size` was reached: no more events are written, and the
+    /// kernel's readings only at the end.
     limit_reached: bool,
-    /// Past `--max-size`: the last kernel reading, written at the end.
-    held_kernel: Option<(u64, Vec<Input>)>,
+    kernel: KernelReadings,
     stats: RecordStats,
 }
 
@@ -217,7 +272,7 @@ impl Recorder {
             symbols: SymbolWriter::default(),
             last_facts: Vec::new(),
             limit_reached: false,
-            held_kernel: None,
+            kernel: KernelReadings::default(),
             stats: RecordStats::default(),
         };
         recorder.write_bytes(MAGIC)?;
@@ -238,13 +293,15 @@ impl Recorder {
         facts: &Facts,
     ) -> Result<(), RecordError> {
         let elapsed_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        let (kernel, mut events): (Vec<Input>, Vec<Input>) =
-            inputs.into_iter().partition(is_kernel);
+        let mut events = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            match kernel_key(&input) {
+                Some(key) => self.kernel.read(key, input),
+                None => events.push(input),
+            }
+        }
         if self.limit_reached {
             self.stats.events_not_recorded += events.len() as u64;
-            if !kernel.is_empty() {
-                self.held_kernel = Some((elapsed_ns, kernel));
-            }
             return Ok(());
         }
         let kept = self.events_within_limit(&events)?;
@@ -269,19 +326,9 @@ impl Recorder {
                     elapsed_ns,
                     max_bytes,
                 })?;
-                // Held to the end, like every later reading.
-                if !kernel.is_empty() {
-                    self.held_kernel = Some((elapsed_ns, kernel));
-                }
             }
-            _ if !kernel.is_empty() => {
-                self.stats.intervals += 1;
-                self.stats.kernel_bytes += self.frame(&Frame::Kernel {
-                    elapsed_ns,
-                    inputs: kernel,
-                })?;
-            }
-            _ => {}
+            // Written even when nothing changed: it dates the interval.
+            _ => self.kernel_frame(elapsed_ns)?,
         }
         self.facts(facts)?;
         self.flush()
@@ -316,11 +363,10 @@ impl Recorder {
     ) -> Result<RecordStats, RecordError> {
         let elapsed = Duration::from_secs_f64(end.traced_seconds.max(0.0));
         self.interval(elapsed, inputs, sym, facts)?;
-        // Past the limit, the final aggregates are still written: the
-        // syscall tables stay exact (a few KiB past the limit).
-        if let Some((elapsed_ns, inputs)) = self.held_kernel.take() {
-            self.stats.intervals += 1;
-            self.stats.kernel_bytes += self.frame(&Frame::Kernel { elapsed_ns, inputs })?;
+        // Past the limit, the kernel's last readings are still written:
+        // the syscall tables stay whole (a few KiB past the limit).
+        if self.limit_reached {
+            self.kernel_frame(elapsed.as_nanos() as u64)?;
             self.facts(facts)?;
         }
         end.events_not_recorded = self.stats.events_not_recorded;
@@ -338,6 +384,14 @@ impl Recorder {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes the kernel's readings that changed since written.
+    fn kernel_frame(&mut self, elapsed_ns: u64) -> Result<(), RecordError> {
+        let inputs = self.kernel.unwritten();
+        self.stats.intervals += 1;
+        self.stats.kernel_bytes += self.frame(&Frame::Kernel { elapsed_ns, inputs })?;
+        Ok(())
     }
 
     /// Writes the facts when they differ from the last written.

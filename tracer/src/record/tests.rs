@@ -58,6 +58,7 @@ fn slow_call(ts_ns: u64) -> Input {
     })
 }
 
+/// A kernel reading of `calls` nanosleep calls.
 fn kernel(calls: u64) -> Vec<Input> {
     vec![
         Input::Event(Event::SyscallAggregate {
@@ -70,7 +71,7 @@ fn kernel(calls: u64) -> Vec<Input> {
             errnos: Vec::new(),
             buckets: vec![(40, calls)],
         }),
-        Input::KernelCounters(vec![3; tracer_common::NUM_COUNTERS as usize]),
+        Input::KernelCounters(vec![calls; tracer_common::NUM_COUNTERS as usize]),
     ]
 }
 
@@ -118,7 +119,8 @@ fn a_recording_reads_back_as_written() {
     let path = dir.path().join("r.rec");
     let (stats, fed) = write(&path, None);
     assert_eq!(stats.bytes, std::fs::metadata(&path).unwrap().len());
-    assert_eq!((stats.events, stats.intervals), (6, 2));
+    // The two intervals, and the last at the end (nothing new).
+    assert_eq!((stats.events, stats.intervals), (6, 3));
     let (mut replayed, inputs) = read(&path).unwrap();
     assert_eq!(inputs, fed);
     assert!(replayed.cut_short.is_none(), "{:?}", replayed.cut_short);
@@ -126,7 +128,7 @@ fn a_recording_reads_back_as_written() {
     assert_eq!((end.traced_seconds, end.target.exit_code), (2.5, Some(0)));
     assert_eq!(replayed.start.target.command, "sleeper");
     assert_eq!(replayed.start.slow_ns, 1_000_000);
-    assert_eq!(replayed.last_interval_seconds, 2.0);
+    assert_eq!(replayed.last_interval_seconds, 2.5);
     assert_eq!(replayed.facts.cpu.gomaxprocs.value(), Some(4));
     let fops = replayed.fops().unwrap();
     assert_eq!(fops.found(), [("pipefifo_fops", 0xffff_1000)]);
@@ -282,4 +284,34 @@ fn max_size_stops_the_events_but_keeps_the_last_kernel_reading() {
         note.contains(&format!("{not_recorded} events past --max-size")),
         "{note}"
     );
+}
+
+#[test]
+fn a_kernel_reading_is_written_again_only_when_it_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    let sym = symbolizer(FUNCTIONS);
+    let mut rec = Recorder::create(&path, None, start(&sym)).unwrap();
+    let facts = Facts::default();
+    let second = Duration::from_secs(1);
+    rec.interval(second, kernel(3), Some(&sym), &facts).unwrap();
+    // The same reading: nothing of it is written again.
+    rec.interval(2 * second, kernel(3), Some(&sym), &facts)
+        .unwrap();
+    // A vDSO site appears; the syscall and the counters are unchanged.
+    let vdso = Input::Event(Event::VdsoCalls {
+        sysno: 228,
+        clock: 1,
+        frames: vec![TEXT + 4],
+        calls: 9,
+    });
+    let mut third = kernel(3);
+    third.push(vdso.clone());
+    rec.interval(3 * second, third, Some(&sym), &facts).unwrap();
+    rec.finish(Vec::new(), Some(&sym), &facts, end()).unwrap();
+    let (replayed, inputs) = read(&path).unwrap();
+    let mut expected = kernel(3);
+    expected.push(vdso);
+    assert_eq!(inputs, expected);
+    assert_eq!(replayed.last_interval_seconds, 2.5);
 }
