@@ -317,6 +317,10 @@ pub enum ConfigError {
     RecordNoTarget,
     #[error("{0} is the recording to read: give another -o for the report")]
     ReportOverRecording(PathBuf),
+    #[error(
+        "{0} is given for both the report (-o) and the recording (--record): give each its own file"
+    )]
+    RecordingIsReport(PathBuf),
     #[error("--interval {0:?} is too short: use at least {MIN_INTERVAL:?} (e.g. -i 1s)")]
     IntervalTooShort(Duration),
 }
@@ -421,6 +425,13 @@ impl TryFrom<Cli> for Config {
         }
         if let Some(r) = &recording {
             check_output(&r.path)?;
+            if out
+                .output
+                .as_ref()
+                .is_some_and(|o| o == &r.path || same_file(o, &r.path))
+            {
+                return Err(ConfigError::RecordingIsReport(r.path.clone()));
+            }
         }
         let trace = out.trace;
         if let Some(i) = trace.interval.filter(|&i| i < MIN_INTERVAL) {
@@ -617,6 +628,20 @@ mod tests {
         let c = parse(&["tracer", "run", "--record", "/tmp/x.rec", "--", "ls"]).unwrap();
         assert!(c.print_report && c.recording.is_some());
         assert!(parse(&["tracer", "attach", "-p", "1", "--max-size", "1M"]).is_err());
+        assert!(
+            parse(&[
+                "tracer",
+                "run",
+                "-o",
+                "/tmp/x.rec",
+                "--record",
+                "/tmp/x.rec",
+                "--",
+                "ls"
+            ])
+            .unwrap_err()
+            .contains("both the report (-o) and the recording")
+        );
         let c = parse(&["tracer", "report", "/tmp/x.rec", "--format", "json"]).unwrap();
         assert!(c.output.json);
         assert!(matches!(
