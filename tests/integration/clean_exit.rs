@@ -1,6 +1,7 @@
 //! However the tracer ends (target exit, Ctrl-C, SIGTERM, --duration, even
-//! SIGKILL), none of its BPF programs stays loaded, and a process it was
-//! attached to keeps running unharmed.
+//! SIGKILL), none of its BPF programs, maps or links stays loaded (checked
+//! by the IDs it held), and a process it was attached to keeps running
+//! unharmed.
 
 use std::sync::PoisonError;
 use std::{
@@ -58,6 +59,12 @@ fn attach_and_end(ending: Ending, context: &str) {
         "{context}: no program of ours loaded while tracing"
     );
     sleep(Duration::from_millis(200));
+    // What the tracer holds, by ID: once it is gone, none may remain.
+    let held = BpfIds::held_by(tracer.id());
+    assert!(
+        !held.programs.is_empty() && !held.maps.is_empty(),
+        "{context}: the tracer holds no BPF program or map: {held:?}"
+    );
     if let Ending::Signal(sig) = ending {
         signal(tracer.id(), sig);
     }
@@ -73,6 +80,7 @@ fn attach_and_end(ending: Ending, context: &str) {
         assert!(u64_at(syscall(&r, "nanosleep"), "calls") > 0, "{context}");
     }
     assert_programs_unloaded(context);
+    assert_released(&held, context);
     assert_alive_and_beating(&mut workload, &beat, context);
     workload.kill().unwrap();
     workload.wait().unwrap();

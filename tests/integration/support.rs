@@ -17,6 +17,13 @@ use serde_json::Value;
 /// writing; every other test that runs the tracer takes it for reading.
 pub static PROBES: RwLock<()> = RwLock::new(());
 
+/// `cargo xtask test --long`: the long variants (the soak for ten minutes,
+/// the stress matrix for many rounds on every toolchain installed) instead
+/// of the sizes CI runs.
+pub fn long_variant() -> bool {
+    std::env::var_os("TRACER_TEST_LONG").is_some_and(|v| v == "1")
+}
+
 /// Returns from the test, printing why, when it cannot run here.
 #[macro_export]
 macro_rules! skip_unless {
@@ -281,6 +288,93 @@ pub fn assert_programs_unloaded(context: &str) {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "{context}: programs {left:?} still loaded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// BPF objects by ID: programs, maps and links.
+#[derive(Debug, Default)]
+pub struct BpfIds {
+    pub programs: std::collections::BTreeSet<u32>,
+    pub maps: std::collections::BTreeSet<u32>,
+    pub links: std::collections::BTreeSet<u32>,
+}
+
+impl BpfIds {
+    /// What process `pid` holds open: each BPF descriptor's
+    /// `/proc/PID/fdinfo` names its object (`link_id`, else `prog_id`, else
+    /// `map_id`).
+    pub fn held_by(pid: u32) -> Self {
+        let mut ids = Self::default();
+        let dir = format!("/proc/{pid}/fdinfo");
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+            };
+            if let Some(id) = field("link_id:") {
+                ids.links.insert(id);
+            } else if let Some(id) = field("prog_id:") {
+                ids.programs.insert(id);
+            } else if let Some(id) = field("map_id:") {
+                ids.maps.insert(id);
+            }
+        }
+        ids
+    }
+
+    /// Every BPF object loaded in the kernel now.
+    pub fn loaded() -> Self {
+        Self {
+            programs: aya::programs::loaded_programs()
+                .filter_map(Result::ok)
+                .map(|p| p.id())
+                .collect(),
+            maps: aya::maps::loaded_maps()
+                .filter_map(Result::ok)
+                .map(|m| m.id())
+                .collect(),
+            links: aya::programs::loaded_links()
+                .filter_map(Result::ok)
+                .map(|l| l.id())
+                .collect(),
+        }
+    }
+
+    /// The objects of `self` still in `other`.
+    pub fn still_in(&self, other: &Self) -> Self {
+        let both = |a: &std::collections::BTreeSet<u32>, b: &std::collections::BTreeSet<u32>| {
+            a.intersection(b).copied().collect()
+        };
+        Self {
+            programs: both(&self.programs, &other.programs),
+            maps: both(&self.maps, &other.maps),
+            links: both(&self.links, &other.links),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.programs.is_empty() && self.maps.is_empty() && self.links.is_empty()
+    }
+}
+
+/// Waits until none of `held` is loaded any more; panics after 5 s.
+pub fn assert_released(held: &BpfIds, context: &str) {
+    let start = Instant::now();
+    loop {
+        let left = held.still_in(&BpfIds::loaded());
+        if left.is_empty() {
+            return;
+        }
+        // Teardown is deferred (RCU): give it a moment.
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{context}: still loaded: {left:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -11,6 +11,8 @@
 //	-mode user        os/user.Current (a cgo call in a cgo build)
 //	-mode all         every mode above, in this order
 //
+// -rounds N runs it all N times (the long variant of the test).
+//
 // Ground truth: the same binary run without the tracer.
 package main
 
@@ -119,30 +121,37 @@ func signals(n int) int {
 
 func main() {
 	mode := flag.String("mode", "all", "gc, stack, goroutines, panics, signals, user or all")
+	rounds := flag.Int("rounds", 1, "times to run it all")
 	flag.Parse()
-	all := *mode == "all"
+	for i := 0; i < *rounds; i++ {
+		run(*mode)
+	}
+}
+
+func run(mode string) {
+	all := mode == "all"
 	ran := false
-	if all || *mode == "gc" {
+	if all || mode == "gc" {
 		fmt.Println("gc", gc(6000))
 		ran = true
 	}
-	if all || *mode == "stack" {
+	if all || mode == "stack" {
 		fmt.Println("stack", stack(64, 20000))
 		ran = true
 	}
-	if all || *mode == "goroutines" {
+	if all || mode == "goroutines" {
 		fmt.Println("goroutines", goroutines(100000))
 		ran = true
 	}
-	if all || *mode == "panics" {
+	if all || mode == "panics" {
 		fmt.Println("panics", panics(10000))
 		ran = true
 	}
-	if all || *mode == "signals" {
+	if all || mode == "signals" {
 		fmt.Println("signals", signals(1000))
 		ran = true
 	}
-	if all || *mode == "user" {
+	if all || mode == "user" {
 		u, err := user.Current()
 		if err != nil {
 			fmt.Println("user:", err)
@@ -152,7 +161,7 @@ func main() {
 		ran = true
 	}
 	if !ran {
-		fmt.Println("unknown mode", *mode)
+		fmt.Println("unknown mode", mode)
 		os.Exit(2)
 	}
 }

@@ -369,7 +369,7 @@ pub const MAIN_READ_MAXMCOUNT: u32 = 4;
 /// is [`OFFSET_ABSENT`].
 ///
 /// Sizes the kernel side reads: pointers 8 bytes; `fdt_max_fds`,
-/// `file_f_flags`, `file_f_mode`, `signal_flags` 4; `inode_i_mode`,
+/// `file_f_flags`, `file_f_mode`, `signal_flags`, `signal_live` 4; `inode_i_mode`,
 /// `socket_type`, `sock_family`, `sock_type`, `sock_protocol` 2;
 /// `sb_s_magic` 8 (userspace checks these against BTF).
 #[repr(C)]
@@ -414,8 +414,18 @@ pub struct KernelOffsets {
     pub task_signal: u32,
     pub signal_flags: u32,
     pub signal_group_exec_task: u32,
-    pub _pad: u32,
+    /// `signal_struct.live` (an `atomic_t`): the threads of the group not
+    /// yet exiting. 0 at a thread's `sched_process_exit` means the whole
+    /// process has ended, and its PID may soon name another process.
+    pub signal_live: u32,
 }
+
+/// `WINDOW_CLOSED[0]`: the traced window is open (0), closed by userspace
+/// at its stop, or closed by the kernel when the target's last thread
+/// exited (so a process that reuses the PID is never counted).
+pub const WINDOW_OPEN: u32 = 0;
+pub const WINDOW_CLOSED_BY_TRACER: u32 = 1;
+pub const WINDOW_CLOSED_PROCESS_ENDED: u32 = 2;
 
 /// [`KernelOffsets`]: an optional member this kernel does not have.
 pub const OFFSET_ABSENT: u32 = u32::MAX;
@@ -923,7 +933,7 @@ mod tests {
         assert_eq!(offset_of!(KernelOffsets, socket_sk), 60);
         assert_eq!(offset_of!(KernelOffsets, task_signal), 80);
         assert_eq!(offset_of!(KernelOffsets, signal_group_exec_task), 88);
-        assert_eq!(offset_of!(KernelOffsets, _pad), 92);
+        assert_eq!(offset_of!(KernelOffsets, signal_live), 92);
         assert_eq!(KernelOffsets::default().enabled, 0);
     }
 

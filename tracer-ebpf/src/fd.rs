@@ -36,7 +36,7 @@ static KERNEL_OFFSETS: aya_ebpf::Global<KernelOffsets> = aya_ebpf::Global::new(K
     task_signal: 0,
     signal_flags: 0,
     signal_group_exec_task: 0,
-    _pad: 0,
+    signal_live: 0,
 });
 
 /// `S_IFMT` and `S_IFSOCK` of `i_mode`.
@@ -112,4 +112,20 @@ fn read_into(info: &mut FdInfo, fd: u64, k: &KernelOffsets) -> Result<bool, i32>
         }
     }
     Ok(true)
+}
+
+/// Whether the current (exiting) task was the last live thread of its
+/// process: `task->signal->live` has reached 0. At `sched_process_exit` the
+/// kernel has already counted this thread out. `None`: not known (no
+/// offsets, or unreadable).
+#[inline(always)]
+pub fn process_ended() -> Option<bool> {
+    let k = KERNEL_OFFSETS.load();
+    if k.enabled == 0 {
+        return None;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let signal: u64 = kernel(task + u64::from(k.task_signal)).ok()?;
+    let live: i32 = kernel(signal + u64::from(k.signal_live)).ok()?;
+    Some(live == 0)
 }

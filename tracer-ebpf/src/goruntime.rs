@@ -372,7 +372,7 @@ pub fn report(
             }
         }
     }
-    entry.submit(0);
+    entry.submit(crate::maps::wakeup());
 }
 
 // ---------------------------------------------------------------------------
@@ -483,7 +483,7 @@ fn newm_event(ctx: &ProbeContext, kind: u32) {
         (*event).m_id = field(o.m_id);
         (*event).nframes = entry_stack(ctx, caller(regs), &mut (*event).frames);
     }
-    entry.submit(0);
+    entry.submit(crate::maps::wakeup());
 }
 
 /// Uprobe on the slow syscall exit (`runtime.exitsyscall0` up to Go 1.25,
@@ -1004,7 +1004,7 @@ pub fn gt_mexit(ctx: ProbeContext) -> u32 {
             }
         }
     }
-    entry.submit(0);
+    entry.submit(crate::maps::wakeup());
     let _ = LOCK_SITES.remove(tid);
     0
 }

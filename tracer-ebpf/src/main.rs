@@ -33,7 +33,11 @@ fn in_target() -> Option<u32> {
 /// traced window is still open (checked only for the target's own calls).
 #[inline(always)]
 fn target_tid() -> Option<u32> {
-    in_target().filter(|_| maps::WINDOW_CLOSED.get(0).is_none_or(|&c| c == 0))
+    in_target().filter(|_| {
+        maps::WINDOW_CLOSED
+            .get(0)
+            .is_none_or(|&c| c == tracer_common::WINDOW_OPEN)
+    })
 }
 
 /// Byte offsets in the x86_64 `struct pt_regs` (the user registers the

@@ -2,6 +2,7 @@
 //! Sizes are defaults: the loader may resize them before load.
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     macros::map,
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
@@ -46,10 +47,12 @@ pub static SYSCALL_CLASS: Array<u8> = Array::with_max_entries(MAX_SYSCALLS, 0);
 #[map]
 pub static EXECS: Array<u32> = Array::with_max_entries(1, 0);
 
-/// Index 0: non-zero once userspace closes the traced window (at its stop,
-/// before the detach, which the kernel may complete a while later): every
-/// program ignores the target from then on, so what is counted is what
-/// happened in the window the report states.
+/// Index 0: non-zero once the traced window is closed (`tracer_common::
+/// WINDOW_*`): by userspace at its stop, before the detach (which the
+/// kernel may complete a while later), or by the target's last thread as it
+/// exits. Every program ignores the target from then on, so what is counted
+/// is what happened in the window the report states, and never a call of
+/// another process that reuses the PID.
 #[map]
 pub static WINDOW_CLOSED: Array<u32> = Array::with_max_entries(1, 0);
 
@@ -85,11 +88,28 @@ pub static VDSO_CALLS: PerCpuHashMap<VdsoKey, u64> = PerCpuHashMap::with_max_ent
 #[map]
 pub static LOCK_SCRATCH: PerCpuArray<LockSite> = PerCpuArray::with_max_entries(1, 0);
 
+/// How a record submitted now notifies the reader: not at all while less
+/// than an eighth of the ring is waiting (the reader drains at each of its
+/// ticks, at most 250 ms apart), at once past that. A wakeup per record
+/// (the default whenever the reader has caught up) is an interrupt and a
+/// context switch each: hundreds a second on a busy server, charged to the
+/// traced program's calls.
+#[inline(always)]
+pub fn wakeup() -> u64 {
+    let waiting = EVENTS.query(u64::from(BPF_RB_AVAIL_DATA));
+    let size = EVENTS.query(u64::from(BPF_RB_RING_SIZE));
+    if waiting >= size / 8 {
+        u64::from(BPF_RB_FORCE_WAKEUP)
+    } else {
+        u64::from(BPF_RB_NO_WAKEUP)
+    }
+}
+
 /// Sends a fixed-size record to userspace, counting it when the ring
 /// buffer is full (never lost silently).
 #[inline(always)]
 pub fn output<T>(record: &T) {
-    if EVENTS.output::<T>(record, 0).is_err() {
+    if EVENTS.output::<T>(record, wakeup()).is_err() {
         // Every record starts with its `EventHeader`, whose first field is
         // the kind.
         // SAFETY: `T` is a `#[repr(C)]` record beginning with a u32 kind.

@@ -12,10 +12,12 @@ use aya_log_ebpf::warn;
 use tracer_common::{
     CLONE_THREAD, EXEC_NAME_LEN, EventHeader, EventKind, ExecEvent, SYS_EXIT, SYS_EXIT_GROUP,
     THREAD_EXIT_GROUP, THREAD_EXIT_KILLED, THREAD_EXIT_SELF, ThreadEvent,
+    WINDOW_CLOSED_PROCESS_ENDED,
 };
 
 use crate::{
-    maps::{EXECS, LOCK_SITES, NEW_M, TID_M, output},
+    fd::process_ended,
+    maps::{EXECS, LOCK_SITES, NEW_M, TID_M, WINDOW_CLOSED, output},
     syscalls::inflight_slot,
     target_tid,
 };
@@ -84,6 +86,14 @@ pub fn gt_task_exit(_ctx: TracePointContext) -> u32 {
     let _ = TID_M.remove(tid);
     let _ = LOCK_SITES.remove(tid);
     emit(EventKind::ThreadExit, tid, how);
+    // The last thread: the process has ended, and its PID may name another
+    // process before userspace hears of it. Close the window here, so no
+    // call of a process that reuses the PID is ever counted.
+    if process_ended() == Some(true)
+        && let Some(closed) = WINDOW_CLOSED.get_ptr_mut(0)
+    {
+        unsafe { *closed = WINDOW_CLOSED_PROCESS_ENDED };
+    }
     0
 }
 

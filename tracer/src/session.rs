@@ -245,7 +245,10 @@ impl Session {
         if self.window_end.is_some() {
             return;
         }
-        if let Err(e) = self.window_closed.set(0, 1, 0) {
+        if let Err(e) = self
+            .window_closed
+            .set(0, tracer_common::WINDOW_CLOSED_BY_TRACER, 0)
+        {
             log::warn!("cannot close the traced window in the kernel: {e}");
         }
         self.window_end = Some(Instant::now());
@@ -304,6 +307,10 @@ impl Session {
         let period = ticker.as_ref().map_or(far, |t| t.every);
         let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The kernel wakes this loop only once an eighth of the ring buffer
+        // waits (see the kernel side's `maps::wakeup`): the rest is read here.
+        let mut drain = tokio::time::interval(DRAIN_EVERY);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut forwarded = false;
         loop {
             let wake = tokio::select! {
@@ -325,6 +332,13 @@ impl Session {
                 _ = target_exit.readable() => return Ok(StopReason::TargetExited),
                 () = &mut sleep => return Ok(StopReason::Deadline),
                 _ = interval.tick() => Wake::Tick,
+                _ = drain.tick() => {
+                    self.ingest.drain(self.events.get_mut());
+                    if !self.ingest.main_pending {
+                        continue;
+                    }
+                    Wake::Tick
+                }
                 _ = self.sigint.recv() => Wake::Signal(libc::SIGINT),
                 _ = self.sigterm.recv() => Wake::Signal(libc::SIGTERM),
             };
@@ -417,6 +431,10 @@ enum Wake {
     Tick,
     Signal(i32),
 }
+
+/// How often the ring buffer is read when the kernel does not wake the
+/// reader (it does once an eighth of the buffer waits).
+const DRAIN_EVERY: Duration = Duration::from_millis(100);
 
 /// Periodic access to a running session.
 pub struct Ticker<'a> {

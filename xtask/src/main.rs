@@ -38,6 +38,10 @@ enum Task {
         /// the default set (1.19, 1.21, 1.23, 1.25, 1.26, 1.27).
         #[arg(long)]
         full: bool,
+        /// The long variants: the soak for ten minutes instead of one, the
+        /// stress matrix for 20 rounds on every toolchain installed.
+        #[arg(long)]
+        long: bool,
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -75,7 +79,9 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Setup { full } => setup::run(matrix(full)).map(drop),
         Task::Build => setup::run(GoMatrix::Default).and_then(|_| build()),
-        Task::Test { full, args } => setup::run(matrix(full)).and_then(|tools| test(&tools, &args)),
+        Task::Test { full, long, args } => {
+            setup::run(matrix(full)).and_then(|tools| test(&tools, long, &args))
+        }
         Task::Fuzz {
             seconds,
             fresh,
@@ -118,11 +124,12 @@ fn build() -> anyhow::Result<()> {
     util::run(util::cargo().args(["build", "--release", "--package", "tracer"]))
 }
 
-fn test(tools: &setup::Tools, args: &[String]) -> anyhow::Result<()> {
+fn test(tools: &setup::Tools, long: bool, args: &[String]) -> anyhow::Result<()> {
     util::step("running every test (unit + privileged integration)");
     let mut cmd = util::cargo();
     cmd.arg("test").args(args);
     tools.export(&mut cmd);
+    cmd.env("TRACER_TEST_LONG", if long { "1" } else { "0" });
     util::run(&mut cmd)?;
     // A filtered run is someone after one test: no fuzzing then.
     if !args.is_empty() {
@@ -157,16 +164,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn full_is_a_flag_before_the_test_arguments() {
-        let cli =
-            Cli::try_parse_from(["xtask", "test", "--full", "goruntime::", "--nocapture"]).unwrap();
-        let Task::Test { full, args } = cli.task else {
+    fn full_and_long_are_flags_before_the_test_arguments() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "test",
+            "--full",
+            "--long",
+            "goruntime::",
+            "--nocapture",
+        ])
+        .unwrap();
+        let Task::Test { full, long, args } = cli.task else {
             panic!("not the test task");
         };
-        assert!(full);
+        assert!(full && long);
         assert_eq!(args, ["goruntime::", "--nocapture"]);
         let cli = Cli::try_parse_from(["xtask", "test", "gobin::"]).unwrap();
-        assert!(matches!(cli.task, Task::Test { full: false, .. }));
+        assert!(matches!(
+            cli.task,
+            Task::Test {
+                full: false,
+                long: false,
+                ..
+            }
+        ));
     }
 
     #[test]

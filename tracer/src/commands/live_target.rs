@@ -50,6 +50,14 @@ impl LiveTarget {
             symbolizer.as_ref().map(|(s, _)| s),
             0.0,
         ));
+        // Everything above was read from /proc/PID: it was this process's
+        // only if the process is still there (else the PID may be another's).
+        if process.has_exited() {
+            anyhow::bail!(
+                "process {pid} ({}) exited while the tracer was preparing: nothing to trace",
+                process.comm
+            );
+        }
         Ok(Self {
             pid,
             process,
@@ -63,19 +71,27 @@ impl LiveTarget {
     /// process's exit descriptor.
     pub fn start(&self, announce: bool) -> anyhow::Result<(Session, OwnedFd)> {
         let pid = self.pid;
-        let pidfd = target::pidfd_open(pid)?;
+        let pidfd = self.process.exit_fd()?;
+        let exited_while_attaching = || {
+            anyhow::anyhow!(
+                "process {pid} ({}) exited while the tracer was attaching: nothing to trace",
+                self.process.comm
+            )
+        };
         let (links, maps) = probes::attach(pid, &self.options).map_err(|e| {
             // A process that exits during the set-up makes the kernel refuse
             // its probes with "No such process": say what happened.
-            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                anyhow::Error::from(e)
+            if self.process.has_exited() {
+                exited_while_attaching()
             } else {
-                anyhow::anyhow!(
-                    "process {pid} ({}) exited while the tracer was attaching: nothing to trace",
-                    self.process.comm
-                )
+                anyhow::Error::from(e)
             }
         })?;
+        // The probes filter by PID number: had the process ended before
+        // they were live, they could be watching another that took its PID.
+        if self.process.has_exited() {
+            return Err(exited_while_attaching());
+        }
         let threads_at_start = target::thread_count(pid);
         let session = Session::new(links, maps, threads_at_start, false)?;
         if announce {
@@ -111,13 +127,16 @@ impl LiveTarget {
         mode: Mode,
         recording: Option<(LiveRecording, Vec<Input>)>,
     ) -> anyhow::Result<()> {
-        if !exited {
+        // A process that ended after the stop has no facts to read at the
+        // end: its PID is not its own any more.
+        let gone = exited || self.process.has_exited();
+        if !gone {
             self.facts.refresh();
             let sym = self.symbolizer.as_ref().map(|(s, _)| s);
             self.facts
                 .record_sample(threads::sample(self.pid, sym, traced_seconds));
         }
-        let threads_at_end = (!exited).then(|| target::thread_count(self.pid));
+        let threads_at_end = (!gone).then(|| target::thread_count(self.pid));
         let info = self.info(mode, exited);
         // Ended before the report is written: a report that cannot be
         // written leaves a whole recording.

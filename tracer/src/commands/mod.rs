@@ -370,7 +370,7 @@ pub async fn drive(
     };
     let mut on_tick = |s: &mut Session| {
         facts.runtime_started(s.model().runtime.values_at_main.as_ref());
-        facts.refresh();
+        facts.tick();
         let elapsed = started.elapsed();
         let print = config
             .interval

@@ -18,8 +18,20 @@ use crate::{
 };
 pub use threads::{Holder, HolderRow, ThreadSample};
 
-/// How often the socket count (a readlink per descriptor) is re-read.
+/// How often the sockets (a readlink per descriptor, and the network
+/// namespace's TCP tables) are re-read at most.
 const SOCKETS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// ...and at least this far apart in proportion to what a reading cost: 1%
+/// of a core. The TCP tables list every socket of the namespace, and each
+/// page of them the kernel serves walks its whole hash table: on a busy
+/// server (wrk on loopback) reading them twice a second took 1.5% of a core,
+/// half the tracer's CPU.
+const SOCKETS_CPU_BUDGET: f64 = 0.01;
+
+/// Ticks that read every fact (a short-lived process's only chance), and
+/// how often the slow-changing facts are read after them.
+const FULL_TICKS: u32 = 8;
+const SLOW_FACTS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The Go runtime's own thread cap (`debug.SetMaxThreads` default).
 pub const GO_DEFAULT_MAX_THREADS: u64 = 10_000;
@@ -226,7 +238,12 @@ pub struct FactsCollector {
     runtime_ready: bool,
     /// CFS counters at the first reading: the report shows the difference.
     throttle_base: Option<cgroup::Throttling>,
-    sockets_read_at: Option<std::time::Instant>,
+    /// When the sockets may be read next.
+    sockets_due: Option<std::time::Instant>,
+    /// [`FactsCollector::tick`]s so far, and when its slow-changing facts
+    /// are read next.
+    ticks: u32,
+    slow_due: Option<std::time::Instant>,
     pub facts: Facts,
 }
 
@@ -271,7 +288,9 @@ impl FactsCollector {
             godebug,
             runtime_ready,
             throttle_base: None,
-            sockets_read_at: None,
+            sockets_due: None,
+            ticks: 0,
+            slow_due: None,
             facts,
         }
     }
@@ -350,6 +369,25 @@ impl FactsCollector {
         }
     }
 
+    /// The per-tick reading of a running session: the runtime's variables
+    /// every tick; the rest (vDSO mapping, limits, cgroups, CPU quota and
+    /// environment: files that rarely change, some large, such as the
+    /// mount table a cgroup path is resolved through) every tick for the
+    /// first [`FULL_TICKS`], then once every [`SLOW_FACTS_EVERY`]. Before,
+    /// reading everything four times a second cost 1% of a core on a busy
+    /// host.
+    pub fn tick(&mut self) {
+        let now = std::time::Instant::now();
+        self.ticks += 1;
+        if self.ticks <= FULL_TICKS || self.slow_due.is_none_or(|due| now >= due) {
+            self.slow_due = Some(now + SLOW_FACTS_EVERY);
+            self.refresh();
+        } else if self.go_version.is_some() && self.runtime_ready {
+            let reading = self.read_runtime();
+            self.apply_runtime(&reading, ReadAt::Tick);
+        }
+    }
+
     /// Reads what can be read now; values that cannot be read (the process
     /// is gone) keep their last reading.
     pub fn refresh(&mut self) {
@@ -382,19 +420,17 @@ impl FactsCollector {
             self.apply_runtime(&reading, ReadAt::Tick);
         }
         self.refresh_cpu();
-        // Sockets cost a readlink per descriptor: at most twice a second.
-        if self
-            .sockets_read_at
-            .is_some_and(|t| t.elapsed() < SOCKETS_EVERY)
-        {
+        let start = std::time::Instant::now();
+        if self.sockets_due.is_some_and(|due| start < due) {
             return;
         }
-        self.sockets_read_at = Some(std::time::Instant::now());
+        let reading = sockets::socket_inodes(pid)
+            .and_then(|inodes| Ok((inodes.len(), sockets::tcp_states_of(pid, &inodes)?)));
+        let cost = start.elapsed();
+        self.sockets_due = Some(start + SOCKETS_EVERY.max(cost.div_f64(SOCKETS_CPU_BUDGET)));
         // The most sockets seen: a short-lived process may close them all
         // before the last reading.
-        if let Ok(by_state) = sockets::tcp_sockets_by_state(pid)
-            && let Ok(total) = sockets::socket_count(pid)
-        {
+        if let Ok((total, by_state)) = reading {
             let count = |s: sockets::TcpState| by_state.get(&s).copied().unwrap_or(0) as u64;
             let now = SocketFacts {
                 sockets: total as u64,
@@ -525,7 +561,9 @@ mod tests {
             godebug: String::new(),
             runtime_ready: false,
             throttle_base: None,
-            sockets_read_at: None,
+            sockets_due: None,
+            ticks: 0,
+            slow_due: None,
             facts,
         }
     }

@@ -13,7 +13,8 @@
 //! - a socket: `file.private_data` → `socket.sk` → `sock.__sk_common.
 //!   skc_family`, `sock.sk_type`, `sock.sk_protocol` (also `socket.type`);
 //! - thread exit: `task_struct.signal` → `signal_struct.flags`
-//!   (`SIGNAL_GROUP_EXIT`) and `signal_struct.group_exec_task`.
+//!   (`SIGNAL_GROUP_EXIT`) and `signal_struct.group_exec_task`;
+//!   `signal_struct.live` (0 once the whole process has ended).
 //!
 //! Each member's size is checked too, so a kernel where one changed type
 //! (e.g. `sk_protocol`, a bitfield before 5.6) is refused rather than read
@@ -103,9 +104,12 @@ pub const SIGNAL_GROUP_EXEC_TASK: FieldSpec = FieldSpec {
         &mut k.signal_group_exec_task
     })
 };
+/// `atomic_t`: the group's threads not yet exiting.
+pub const SIGNAL_LIVE: FieldSpec =
+    FieldSpec::new("signal_struct", "live", 4, |k| &mut k.signal_live);
 
 /// Every member the kernel programs read.
-pub const FIELDS: [FieldSpec; 22] = [
+pub const FIELDS: [FieldSpec; 23] = [
     TASK_FILES,
     FILES_FDT,
     FDT_MAX_FDS,
@@ -128,6 +132,7 @@ pub const FIELDS: [FieldSpec; 22] = [
     TASK_SIGNAL,
     SIGNAL_FLAGS,
     SIGNAL_GROUP_EXEC_TASK,
+    SIGNAL_LIVE,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -366,7 +371,10 @@ mod tests {
                 ],
             );
         }
-        let mut signal = vec![("flags", u32_, 116)];
+        // `atomic_t`: a typedef of an anonymous struct of one int.
+        let counter = b.composite("", false, 4, false, &[("counter", u32_, 0)]);
+        let atomic_t = b.typedef("atomic_t", counter);
+        let mut signal = vec![("live", atomic_t, 4), ("flags", u32_, 116)];
         if f.group_exec_task {
             signal.push(("group_exec_task", ptr, 104));
         }
@@ -382,7 +390,7 @@ mod tests {
     fn reads_every_offset() {
         let l = layout(FAKE).unwrap();
         let expected = [
-            16, 32, 0, 8, 32, 40, 4, 8, 24, 72, 0, 40, 96, 40, 24, 4, 16, 534, 532, 24, 116, 104,
+            16, 32, 0, 8, 32, 40, 4, 8, 24, 72, 0, 40, 96, 40, 24, 4, 16, 534, 532, 24, 116, 104, 4,
         ];
         assert_eq!(l.offsets(), expected.map(Some));
         let k = l.to_kernel();
@@ -402,7 +410,11 @@ mod tests {
             ..FAKE
         })
         .unwrap();
-        assert_eq!(l.offsets()[FIELDS.len() - 1], None);
+        let at = FIELDS
+            .iter()
+            .position(|f| f.member == "group_exec_task")
+            .unwrap();
+        assert_eq!(l.offsets()[at], None);
         assert_eq!(l.to_kernel().signal_group_exec_task, OFFSET_ABSENT);
     }
 

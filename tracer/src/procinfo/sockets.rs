@@ -99,7 +99,12 @@ pub fn socket_count(pid: u32) -> Result<usize> {
 /// `pid`'s TCP sockets (IPv4 and IPv6) by state. Sockets of other families
 /// are not counted.
 pub fn tcp_sockets_by_state(pid: u32) -> Result<BTreeMap<TcpState, usize>> {
-    let ours: HashSet<u64> = socket_inodes(pid)?.into_iter().collect();
+    tcp_states_of(pid, &socket_inodes(pid)?)
+}
+
+/// [`tcp_sockets_by_state`] for the socket inodes already read.
+pub fn tcp_states_of(pid: u32, inodes: &[u64]) -> Result<BTreeMap<TcpState, usize>> {
+    let ours: HashSet<u64> = inodes.iter().copied().collect();
     let mut states = BTreeMap::new();
     let tcp = read_pid_file(pid, "net/tcp")?;
     // A kernel without IPv6 has no tcp6.

@@ -5,8 +5,9 @@ pub mod launch;
 
 use std::{
     fs, io,
-    os::fd::{FromRawFd, OwnedFd},
+    os::fd::{AsRawFd as _, FromRawFd, OwnedFd},
     path::PathBuf,
+    sync::Arc,
 };
 
 /// `PF_KTHREAD` in the `flags` field of `/proc/PID/stat`.
@@ -43,11 +44,15 @@ pub enum TargetError {
     },
 }
 
-/// A live user process that can be traced.
+/// A live user process that can be traced, held by a pidfd: the process
+/// itself, not its number. A PID is reused once its process ends; every
+/// read of `/proc/PID` is trusted only while [`Process::has_exited`] says
+/// the process the tracer checked is still there.
 #[derive(Debug, Clone)]
 pub struct Process {
     pub pid: u32,
     pub comm: String,
+    pidfd: Arc<OwnedFd>,
 }
 
 impl Process {
@@ -56,6 +61,9 @@ impl Process {
         if pid == std::process::id() {
             return Err(TargetError::Itself(pid));
         }
+        // The pidfd first: what /proc/PID says next is about this process
+        // if it is still alive after the reads.
+        let pidfd = Arc::new(pidfd_open(pid)?);
         let path = PathBuf::from(format!("/proc/{pid}/stat"));
         let stat = match fs::read_to_string(&path) {
             Ok(s) => s,
@@ -82,8 +90,37 @@ impl Process {
             }
             Err(_) => return Err(TargetError::NotPermitted { pid, comm }),
         }
-        Ok(Self { pid, comm })
+        let process = Self { pid, comm, pidfd };
+        if process.has_exited() {
+            return Err(TargetError::NoSuchProcess(pid));
+        }
+        Ok(process)
     }
+
+    /// Whether the process has ended (its PID may then name another one).
+    pub fn has_exited(&self) -> bool {
+        has_exited(&self.pidfd)
+    }
+
+    /// A descriptor that becomes readable when this process exits.
+    pub fn exit_fd(&self) -> Result<OwnedFd, TargetError> {
+        self.pidfd.try_clone().map_err(|source| TargetError::Pidfd {
+            pid: self.pid,
+            source,
+        })
+    }
+}
+
+/// Whether the process behind a pidfd has exited (it is readable then).
+pub fn has_exited(pidfd: &OwnedFd) -> bool {
+    let mut poll = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    let n = unsafe { libc::poll(&mut poll, 1, 0) };
+    n > 0 && poll.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 /// `(comm, flags)` from the text of `/proc/PID/stat`. The comm is in
@@ -159,6 +196,17 @@ mod tests {
             Err(TargetError::NoSuchProcess(_))
         ));
         assert!(thread_count(std::process::id()) >= 1);
+        // A child, checked, then ended: the check sees the end even once
+        // its PID is free for another process.
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let process = Process::validate(child.id()).unwrap();
+        assert!(!process.has_exited());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(process.has_exited());
         assert!(is_running(std::process::id()));
     }
 }
