@@ -93,16 +93,23 @@ fn memory_stays_flat_under_a_long_attach() {
     let slope = slope_kb_per_min(&samples);
     eprintln!(
         "soak: {} s, {calls} calls traced ({:.0}/s); tracer RSS {first:.0} kB after the \
-         warm-up, peak {peak:.0} kB, slope {slope:+.1} kB/min over {} samples",
+         warm-up, peak {peak:.0} kB, last {:.0} kB, slope {slope:+.1} kB/min over {} samples",
         total.as_secs(),
         calls as f64 / r["traced_seconds"].as_f64().unwrap(),
+        samples.last().map_or(0.0, |s| s.1),
         samples.len()
     );
     assert!(samples.len() >= 10, "{} samples", samples.len());
     assert!(calls > 1_000_000, "only {calls} calls traced");
-    // Flat: a slope under 64 kB a minute (the leak this replaced grew 2 MB
-    // a minute), and no rise over 1 MB above where it settled.
-    assert!(slope < 64.0, "RSS grows {slope:.1} kB/min: {samples:?}");
+    // Flat: where it ended within 256 kB of where it settled (a page batch
+    // or two of the allocator; the leak this replaced grew 2 MB a minute),
+    // and never more than 1 MB above it.
+    let last = samples.last().map_or(0.0, |s| s.1);
+    assert!(
+        last - first <= 256.0,
+        "RSS grew {} kB ({slope:+.1} kB/min): {samples:?}",
+        last - first
+    );
     assert!(
         peak - first < 1024.0,
         "RSS rose {} kB: {samples:?}",

@@ -300,7 +300,9 @@ pub enum ConfigError {
     PidZero,
     #[error("no command given: use `tracer run -- CMD [ARGS...]`")]
     NoCommand,
-    #[error("output file {0} is in a directory that does not exist")]
+    #[error(
+        "output file {0} is in a directory that does not exist: create it, or give -o a path in one that does"
+    )]
     OutputDir(PathBuf),
     #[error("output {0} is a directory: give a file name, e.g. -o {0}/report.json")]
     OutputIsDir(PathBuf),

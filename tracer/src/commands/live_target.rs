@@ -9,6 +9,7 @@ use crate::{
     cli::Config,
     facts::{FactsCollector, threads},
     gobin::symbolize::Symbolizer,
+    live::view::{LiveState, thread_cpu_seconds},
     model::{Input, Model},
     probes::{self, AttachOptions, ProbeError, privileges},
     record::End,
@@ -25,6 +26,8 @@ pub struct LiveTarget {
     /// The Go binary placed in this process, and whether attribution is on.
     pub symbolizer: Option<(Symbolizer, bool)>,
     pub facts: FactsCollector,
+    /// CPU seconds the sample taken at the start cost.
+    first_sample_cost: f64,
 }
 
 impl LiveTarget {
@@ -45,11 +48,13 @@ impl LiveTarget {
         facts.refresh();
         // What holds the threads as the tracer arrives: in the field one
         // attaches after the explosion, and this is its evidence.
+        let cpu = thread_cpu_seconds();
         facts.record_sample(threads::sample(
             pid,
             symbolizer.as_ref().map(|(s, _)| s),
             0.0,
         ));
+        let first_sample_cost = (thread_cpu_seconds() - cpu).max(0.0);
         // Everything above was read from /proc/PID: it was this process's
         // only if the process is still there (else the PID may be another's).
         if process.has_exited() {
@@ -60,11 +65,19 @@ impl LiveTarget {
         }
         Ok(Self {
             pid,
+            first_sample_cost,
             process,
             options,
             symbolizer,
             facts,
         })
+    }
+
+    /// Starts a live view from the sample taken at the start.
+    pub fn seed(&self, live: &mut LiveState<'_>) {
+        if let Some(first) = self.facts.facts.samples.first() {
+            live.seed(first.clone(), self.first_sample_cost);
+        }
     }
 
     /// Attaches the probes (inside the tokio runtime): the session and the

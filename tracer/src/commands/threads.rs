@@ -21,6 +21,7 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let (model, traced, exited) = rt.block_on(async {
         let (mut session, pidfd) = target.start(true)?;
         let mut live = LiveState::new(pid, target.symbolizer.as_ref().map(|(s, _)| s));
+        target.seed(&mut live);
         let facts = &mut target.facts;
         let mut on_tick = |s: &mut Session| {
             match live.frame(s, facts) {

@@ -29,9 +29,10 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let rt = super::runtime()?;
     rt.block_on(async {
         let (mut session, pidfd) = target.start(false)?;
+        let mut live = LiveState::new(pid, target.symbolizer.as_ref().map(|(s, _)| s));
+        target.seed(&mut live);
         let facts = &mut target.facts;
         let mut terminal = ratatui::init();
-        let mut live = LiveState::new(pid, target.symbolizer.as_ref().map(|(s, _)| s));
         let mut last: Option<crate::live::view::LiveFrame> = None;
         let mut drawn_at = Instant::now();
         let _ = terminal.draw(|f| top::draw(f, &header, None));

@@ -21,12 +21,13 @@ pub use threads::{Holder, HolderRow, ThreadSample};
 /// How often the sockets (a readlink per descriptor, and the network
 /// namespace's TCP tables) are re-read at most.
 const SOCKETS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-/// ...and at least this far apart in proportion to what a reading cost: 1%
-/// of a core. The TCP tables list every socket of the namespace, and each
+/// ...and at least this far apart in proportion to what a reading cost: 3%
+/// of a core for the count, 1% for the TCP tables. The TCP tables list every socket of the namespace, and each
 /// page of them the kernel serves walks its whole hash table: on a busy
 /// server (wrk on loopback) reading them twice a second took 1.5% of a core,
-/// half the tracer's CPU.
-const SOCKETS_CPU_BUDGET: f64 = 0.01;
+/// half the tracer's CPU; they are read for a new peak only.
+const SOCKETS_CPU_BUDGET: f64 = 0.03;
+const TABLES_CPU_BUDGET: f64 = 0.01;
 
 /// Ticks that read every fact (a short-lived process's only chance), and
 /// how often the slow-changing facts are read after them.
@@ -238,8 +239,9 @@ pub struct FactsCollector {
     runtime_ready: bool,
     /// CFS counters at the first reading: the report shows the difference.
     throttle_base: Option<cgroup::Throttling>,
-    /// When the sockets may be read next.
+    /// When the sockets, and the TCP tables, may be read next.
     sockets_due: Option<std::time::Instant>,
+    tables_due: Option<std::time::Instant>,
     /// [`FactsCollector::tick`]s so far, and when its slow-changing facts
     /// are read next.
     ticks: u32,
@@ -289,6 +291,7 @@ impl FactsCollector {
             runtime_ready,
             throttle_base: None,
             sockets_due: None,
+            tables_due: None,
             ticks: 0,
             slow_due: None,
             facts,
@@ -420,32 +423,48 @@ impl FactsCollector {
             self.apply_runtime(&reading, ReadAt::Tick);
         }
         self.refresh_cpu();
+        self.refresh_sockets();
+    }
+
+    /// The most sockets seen (a short-lived process may close them all
+    /// before the last reading), with the TCP states of that peak. The count
+    /// (a readlink per descriptor) is read every [`SOCKETS_EVERY`] at most,
+    /// spaced to [`SOCKETS_CPU_BUDGET`] by its cost; the TCP tables only
+    /// for a new peak, spaced to [`TABLES_CPU_BUDGET`] by theirs.
+    fn refresh_sockets(&mut self) {
+        let pid = self.pid;
         let start = std::time::Instant::now();
         if self.sockets_due.is_some_and(|due| start < due) {
             return;
         }
-        let reading = sockets::socket_inodes(pid)
-            .and_then(|inodes| Ok((inodes.len(), sockets::tcp_states_of(pid, &inodes)?)));
-        let cost = start.elapsed();
-        self.sockets_due = Some(start + SOCKETS_EVERY.max(cost.div_f64(SOCKETS_CPU_BUDGET)));
-        // The most sockets seen: a short-lived process may close them all
-        // before the last reading.
-        if let Ok((total, by_state)) = reading {
-            let count = |s: sockets::TcpState| by_state.get(&s).copied().unwrap_or(0) as u64;
-            let now = SocketFacts {
-                sockets: total as u64,
-                tcp_established: count(sockets::TcpState::Established),
-                tcp_listen: count(sockets::TcpState::Listen),
-            };
-            if self
-                .facts
-                .sockets
-                .as_ref()
-                .is_none_or(|s| now.sockets >= s.sockets)
-            {
-                self.facts.sockets = Some(now);
-            }
+        let Ok(inodes) = sockets::socket_inodes(pid) else {
+            return;
+        };
+        let spaced = |cost: std::time::Duration, budget: f64| {
+            start + SOCKETS_EVERY.max(cost.div_f64(budget))
+        };
+        self.sockets_due = Some(spaced(start.elapsed(), SOCKETS_CPU_BUDGET));
+        let total = inodes.len() as u64;
+        let last = self.facts.sockets.as_ref();
+        if last.is_some_and(|s| total <= s.sockets) {
+            return;
         }
+        let mut now = SocketFacts {
+            sockets: total,
+            // The states of the last peak read, until the tables are read.
+            tcp_established: last.map_or(0, |s| s.tcp_established),
+            tcp_listen: last.map_or(0, |s| s.tcp_listen),
+        };
+        if self.tables_due.is_none_or(|due| start >= due) {
+            let begin = std::time::Instant::now();
+            if let Ok(by_state) = sockets::tcp_states_of(pid, &inodes) {
+                let count = |s: sockets::TcpState| by_state.get(&s).copied().unwrap_or(0) as u64;
+                now.tcp_established = count(sockets::TcpState::Established);
+                now.tcp_listen = count(sockets::TcpState::Listen);
+            }
+            self.tables_due = Some(spaced(begin.elapsed(), TABLES_CPU_BUDGET));
+        }
+        self.facts.sockets = Some(now);
     }
 
     fn refresh_vdso(&mut self) {
@@ -562,6 +581,7 @@ mod tests {
             runtime_ready: false,
             throttle_base: None,
             sockets_due: None,
+            tables_due: None,
             ticks: 0,
             slow_due: None,
             facts,

@@ -74,6 +74,14 @@ impl<'a> LiveState<'a> {
         }
     }
 
+    /// Starts from a sample already taken (the one `LiveTarget::prepare`
+    /// takes as the tracer arrives), which cost `cost` CPU seconds: the
+    /// first frame shows it rather than paying for another at once.
+    pub fn seed(&mut self, sample: ThreadSample, cost: f64) {
+        self.next_sample_at = cost / SAMPLE_CPU_BUDGET;
+        self.last_sample = Some(sample);
+    }
+
     /// A fresh sample when one is due, else the last one (and `false`).
     fn sample(&mut self, elapsed: f64) -> (ThreadSample, bool) {
         if let Some(last) = &self.last_sample
@@ -100,7 +108,7 @@ impl<'a> LiveState<'a> {
         let model = session.model();
         let elapsed = self.started.elapsed().as_secs_f64();
         facts.runtime_started(model.runtime.values_at_main.as_ref());
-        facts.refresh();
+        facts.tick();
         let (sample, fresh) = self.sample(elapsed);
         let threads = if fresh {
             sample.threads
@@ -217,7 +225,8 @@ pub fn fd_label(t: &crate::procinfo::fds::FdTarget) -> String {
 }
 
 /// CPU time this thread has used, in seconds.
-fn thread_cpu_seconds() -> f64 {
+/// CPU seconds this thread has used (what a sample costs is measured so).
+pub fn thread_cpu_seconds() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

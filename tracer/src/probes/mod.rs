@@ -94,6 +94,9 @@ pub enum ProbeSet {
     /// Only a tgid filter and a counter: the overhead floor of the attach
     /// points, for benchmarks.
     Floor,
+    /// The floor plus timing each call (a start time per thread, a
+    /// duration at exit): what any latency tracer pays, for benchmarks.
+    TimedFloor,
 }
 
 /// The maps userspace reads and writes while the programs run.
@@ -199,6 +202,7 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     let (enter, exit) = match set {
         ProbeSet::Full => ("gt_sys_enter", "gt_sys_exit"),
         ProbeSet::Floor => ("gt_floor_enter", "gt_floor_exit"),
+        ProbeSet::TimedFloor => ("gt_floor_timed_enter", "gt_floor_timed_exit"),
     };
     // Both verified first, then attached back to back: the entry first, so
     // no call is counted that began before `live_since`, and the gap in
