@@ -12,7 +12,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 rm -rf "$seeds"
-mkdir -p "$seeds"/{gobinary,pclntab_tables,btf,event_decode,kallsyms}
+mkdir -p "$seeds"/{gobinary,pclntab_tables,btf,event_decode,kallsyms,recording}
 
 # --- gobinary, pclntab_tables: Go programs from every installed toolchain,
 # cut to the sections the parsers read (cut-go-binary.py).
@@ -89,3 +89,12 @@ grep -E '^[0-9a-f]+ [Tt] ' "$seeds/kallsyms/real" > "$seeds/kallsyms/functions-o
 
 du -sh "$seeds"/*
 du -sh "$seeds"
+
+# --- recording: the tracer's recording of tests/workloads/sleeper.go (2
+# goroutines, 20 sleeps each: slow calls, P handoffs, threads, symbols),
+# bounded to 12 KiB (so it holds a size-limit frame, past some of the
+# slow calls), and the same cut inside a frame. Needs the tracer with its eBPF programs
+# (target/debug/tracer, as `cargo xtask test` builds it).
+(cd ../tests/workloads && GOTOOLCHAIN=local "${toolchains[-1]}" build -o "$work/sleeper" sleeper.go)
+../target/debug/tracer record -o "$seeds/recording/sleeper.rec" --max-size 12K -- "$work/sleeper" -g 2 -n 20
+head -c 5000 "$seeds/recording/sleeper.rec" > "$seeds/recording/sleeper-cut.rec"

@@ -580,7 +580,7 @@ fn cpus_allowed(pid: u32) -> u64 {
 /// code when stripped) points into `[vdso]`, and, with a symbol table,
 /// `ncpu` is the affinity mask's CPU count and `gomaxprocs` is within it.
 fn check_runtime_variables(context: &str, sym: &Symbolizer, pid: u32) {
-    let bin = &sym.binary;
+    let bin = sym.binary().unwrap();
     let at = |name: &str| {
         bin.data_symbol(name)
             .map(|addr| addr.wrapping_add(sym.bias()))

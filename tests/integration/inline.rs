@@ -198,7 +198,7 @@ fn inlined_frames_match_the_go_runtime() {
             let context = format!("go {version} {flavour}");
             let path = build_go_with(go, version, "inline.go", flavour);
             let (printed, sym) = run(&path, &context);
-            let tab = &sym.binary.pclntab;
+            let tab = &sym.binary().unwrap().pclntab;
             // The load bias the symbolizer read from the process's maps.
             let anchor = tab.entry("main.anchor").unwrap();
             assert_eq!(

@@ -21,5 +21,6 @@ mod harness;
 mod inline;
 mod latency;
 mod realprogs;
+mod record;
 mod soak;
 mod stress;

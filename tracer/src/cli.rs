@@ -29,6 +29,8 @@ pub enum Command {
     Run {
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        record: RecordArgs,
         /// The command and its arguments (after `--`).
         #[arg(required = true, value_name = "CMD", allow_hyphen_values = true)]
         command: Vec<OsString>,
@@ -41,6 +43,43 @@ pub enum Command {
         pid: u32,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        record: RecordArgs,
+    },
+    /// Trace like `attach` (-p PID) or `run` (-- CMD ARGS...) and write a
+    /// recording instead of a report: `tracer report FILE` reads it later,
+    /// anywhere (it holds the symbols its stacks need).
+    #[command(trailing_var_arg = true)]
+    Record {
+        /// The recording to write (replaced).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Attach to this live process.
+        #[arg(short = 'p', long = "pid", conflicts_with = "command")]
+        pid: Option<u32>,
+        #[command(flatten)]
+        trace: TraceArgs,
+        /// Stop recording events where the file would pass SIZE (bytes, or
+        /// with K, M or G: 500M); the kernel's last reading (the syscall
+        /// tables), the facts and the end are still written after them, a
+        /// few KiB.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+        /// The command to launch and its arguments (after `--`).
+        #[arg(value_name = "CMD", allow_hyphen_values = true)]
+        command: Vec<OsString>,
+    },
+    /// Report a recording: the same report as the live run that made it
+    /// (text or json), or its events one JSON object per line (events).
+    Report {
+        /// The recording (written by `record` or `--record`).
+        #[arg(value_name = "FILE")]
+        recording: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// Write to OUT (replaced atomically) instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
     },
     /// Diagnose a thread explosion on a live process: every interval (1s),
     /// its thread count, spawns by cause, what holds the threads now (by
@@ -85,6 +124,37 @@ pub struct OutputArgs {
     /// Write the report to FILE (replaced atomically) instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+/// A recording written beside the report (`run`, `attach`).
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Also write a recording to FILE (see `tracer record`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// With --record: stop recording events where the file would pass SIZE
+    /// (see `tracer record --help`).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "record")]
+    pub max_size: Option<u64>,
+}
+
+/// What `tracer report` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// The report as text, as the live run printed it.
+    Text,
+    /// The report as JSON (schema gotracer.report/2).
+    Json,
+    /// The recorded events, one JSON object per line (JSON Lines).
+    Events,
+}
+
+/// How to trace: the options `run`, `attach`, `threads`, `top` and
+/// `record` share.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
     /// Stop after this long (e.g. 500ms, 10s, 2m).
     #[arg(short = 'd', long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -115,6 +185,36 @@ fn parse_ring_kib(s: &str) -> Result<u32, String> {
     }
 }
 
+/// Bytes, or with a K, M or G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a size: give bytes or K, M or G (e.g. 500M)"
+            ));
+        }
+    };
+    match digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+    {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a positive size: give bytes or K, M or G (e.g. 500M)"
+        )),
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<f64>() {
         if secs.is_finite() && secs > 0.0 {
@@ -138,11 +238,22 @@ pub struct OutputConfig {
     pub path: Option<PathBuf>,
 }
 
+/// Where to write a recording.
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    pub path: PathBuf,
+    /// `--max-size`.
+    pub max_bytes: Option<u64>,
+}
+
 /// Validated configuration for one run of the tracer.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: TargetSpec,
     pub output: OutputConfig,
+    /// Whether a report is written (`record` writes only the recording).
+    pub print_report: bool,
+    pub recording: Option<RecordingConfig>,
     pub duration: Option<Duration>,
     pub slow: Duration,
     pub interval: Option<Duration>,
@@ -176,6 +287,11 @@ pub enum TargetSpec {
         binary: Option<PathBuf>,
         pid: Option<u32>,
     },
+    /// `tracer report FILE`.
+    Report {
+        recording: PathBuf,
+        format: ReportFormat,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +315,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`tracer record` needs what to trace: -p PID, or -- CMD [ARGS...]")]
+    RecordNoTarget,
+    #[error("{0} is the recording to read: give another -o for the report")]
+    ReportOverRecording(PathBuf),
+    #[error(
+        "{0} is given for both the report (-o) and the recording (--record): give each its own file"
+    )]
+    RecordingIsReport(PathBuf),
     #[error("--interval {0:?} is too short: use at least {MIN_INTERVAL:?} (e.g. -i 1s)")]
     IntervalTooShort(Duration),
 }
@@ -211,28 +335,71 @@ impl TryFrom<Cli> for Config {
     type Error = ConfigError;
 
     fn try_from(cli: Cli) -> Result<Self, ConfigError> {
+        let mut print_report = true;
+        let mut recording = None;
         let (target, out) = match cli.command {
             Command::Run {
                 output,
-                mut command,
+                record,
+                command,
             } => {
-                if command.is_empty() {
-                    return Err(ConfigError::NoCommand);
-                }
-                let program = PathBuf::from(command.remove(0));
-                (
-                    TargetSpec::Launch {
-                        program,
-                        args: command,
-                    },
-                    output,
-                )
+                recording = record.into_config();
+                (launch(command)?, output)
             }
-            Command::Attach { pid, output } => {
+            Command::Attach {
+                pid,
+                output,
+                record,
+            } => {
                 if pid == 0 {
                     return Err(ConfigError::PidZero);
                 }
+                recording = record.into_config();
                 (TargetSpec::Attach { pid }, output)
+            }
+            Command::Record {
+                output,
+                pid,
+                trace,
+                max_size,
+                command,
+            } => {
+                print_report = false;
+                recording = Some(RecordingConfig {
+                    path: output,
+                    max_bytes: max_size,
+                });
+                let target = match pid {
+                    Some(0) => return Err(ConfigError::PidZero),
+                    Some(pid) => TargetSpec::Attach { pid },
+                    None if command.is_empty() => return Err(ConfigError::RecordNoTarget),
+                    None => launch(command)?,
+                };
+                let output = OutputArgs {
+                    json: false,
+                    output: None,
+                    trace,
+                };
+                (target, output)
+            }
+            Command::Report {
+                recording: file,
+                format,
+                output,
+            } => {
+                if output.as_ref().is_some_and(|o| same_file(o, &file)) {
+                    return Err(ConfigError::ReportOverRecording(file));
+                }
+                let output = OutputArgs {
+                    json: format == ReportFormat::Json,
+                    output,
+                    trace: TraceArgs::default(),
+                };
+                let target = TargetSpec::Report {
+                    recording: file,
+                    format,
+                };
+                (target, output)
             }
             Command::Threads { pid, output } => {
                 if pid == 0 {
@@ -250,11 +417,7 @@ impl TryFrom<Cli> for Config {
                 let output = OutputArgs {
                     json,
                     output: None,
-                    duration: None,
-                    slow: Duration::from_millis(1),
-                    interval: None,
-                    probes: ProbeSet::Full,
-                    ring_buffer_kb: 4096,
+                    trace: TraceArgs::default(),
                 };
                 (TargetSpec::Inspect { binary, pid }, output)
             }
@@ -262,7 +425,18 @@ impl TryFrom<Cli> for Config {
         if let Some(path) = &out.output {
             check_output(path)?;
         }
-        if let Some(i) = out.interval.filter(|&i| i < MIN_INTERVAL) {
+        if let Some(r) = &recording {
+            check_output(&r.path)?;
+            if out
+                .output
+                .as_ref()
+                .is_some_and(|o| o == &r.path || same_file(o, &r.path))
+            {
+                return Err(ConfigError::RecordingIsReport(r.path.clone()));
+            }
+        }
+        let trace = out.trace;
+        if let Some(i) = trace.interval.filter(|&i| i < MIN_INTERVAL) {
             return Err(ConfigError::IntervalTooShort(i));
         }
         Ok(Self {
@@ -271,12 +445,57 @@ impl TryFrom<Cli> for Config {
                 json: out.json,
                 path: out.output,
             },
-            duration: out.duration,
-            slow: out.slow,
-            interval: out.interval,
-            probes: out.probes,
-            ring_buffer_bytes: out.ring_buffer_kb * 1024,
+            print_report,
+            recording,
+            duration: trace.duration,
+            slow: trace.slow,
+            interval: trace.interval,
+            probes: trace.probes,
+            ring_buffer_bytes: trace.ring_buffer_kb * 1024,
         })
+    }
+}
+
+/// The defaults of the trace options (commands that trace nothing).
+impl Default for TraceArgs {
+    fn default() -> Self {
+        Self {
+            duration: None,
+            slow: Duration::from_millis(1),
+            interval: None,
+            probes: ProbeSet::Full,
+            ring_buffer_kb: 4096,
+        }
+    }
+}
+
+impl RecordArgs {
+    fn into_config(self) -> Option<RecordingConfig> {
+        self.record.map(|path| RecordingConfig {
+            path,
+            max_bytes: self.max_size,
+        })
+    }
+}
+
+/// `run`'s and `record`'s command: the program and its arguments.
+fn launch(mut command: Vec<OsString>) -> Result<TargetSpec, ConfigError> {
+    if command.is_empty() {
+        return Err(ConfigError::NoCommand);
+    }
+    let program = PathBuf::from(command.remove(0));
+    Ok(TargetSpec::Launch {
+        program,
+        args: command,
+    })
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -366,5 +585,85 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn record_and_report() {
+        let c = parse(&[
+            "tracer",
+            "record",
+            "-o",
+            "/tmp/x.rec",
+            "-p",
+            "7",
+            "--max-size",
+            "2M",
+        ])
+        .unwrap();
+        assert!(matches!(c.target, TargetSpec::Attach { pid: 7 }));
+        assert!(!c.print_report);
+        let r = c.recording.unwrap();
+        assert_eq!(
+            (r.path, r.max_bytes),
+            (PathBuf::from("/tmp/x.rec"), Some(2 << 20))
+        );
+        let c = parse(&[
+            "tracer",
+            "record",
+            "-o",
+            "/tmp/x.rec",
+            "--slow",
+            "5ms",
+            "--",
+            "ls",
+            "-l",
+        ])
+        .unwrap();
+        assert!(matches!(c.target, TargetSpec::Launch { .. }));
+        assert_eq!(c.slow, Duration::from_millis(5));
+        assert!(
+            parse(&["tracer", "record", "-o", "/tmp/x.rec"])
+                .unwrap_err()
+                .contains("-p PID, or -- CMD")
+        );
+        assert!(parse(&["tracer", "record", "-p", "7"]).is_err());
+        let c = parse(&["tracer", "run", "--record", "/tmp/x.rec", "--", "ls"]).unwrap();
+        assert!(c.print_report && c.recording.is_some());
+        assert!(parse(&["tracer", "attach", "-p", "1", "--max-size", "1M"]).is_err());
+        assert!(
+            parse(&[
+                "tracer",
+                "run",
+                "-o",
+                "/tmp/x.rec",
+                "--record",
+                "/tmp/x.rec",
+                "--",
+                "ls"
+            ])
+            .unwrap_err()
+            .contains("both the report (-o) and the recording")
+        );
+        let c = parse(&["tracer", "report", "/tmp/x.rec", "--format", "json"]).unwrap();
+        assert!(c.output.json);
+        assert!(matches!(
+            c.target,
+            TargetSpec::Report {
+                format: ReportFormat::Json,
+                ..
+            }
+        ));
+        assert!(parse(&["tracer", "report", "/tmp/x.rec", "--format", "svg"]).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("500k"), Ok(500 << 10));
+        assert_eq!(parse_size("2MiB"), Ok(2 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("big").is_err());
+        assert!(parse_size("3T").is_err());
     }
 }

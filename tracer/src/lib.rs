@@ -18,6 +18,7 @@ pub mod live;
 pub mod model;
 pub mod probes;
 pub mod procinfo;
+pub mod record;
 pub mod report;
 #[cfg(test)]
 mod seed_corpus;

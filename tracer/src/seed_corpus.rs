@@ -7,9 +7,13 @@ use std::{fs, path::PathBuf};
 
 use crate::{
     gobin::{GoBinary, GoVersion, Pclntab, SymbolsSource, VDSO_CLOCK_GETTIME_SYM},
-    model::event::{DecodeError, Event},
+    model::{
+        Input,
+        event::{DecodeError, Event},
+    },
     probes::{btf::Btf, kernel_layout::KernelLayout},
     procinfo::kallsyms::{FopsMap, FopsUnavailable, KNOWN_FOPS},
+    record::Recording,
 };
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -127,6 +131,37 @@ fn event_seeds_are_each_kind() {
                 matches!(decoded, Err(DecodeError::TooShort { .. })),
                 "{name}"
             ),
+        }
+    }
+}
+
+#[test]
+fn recording_seeds_read_whole_or_cut() {
+    for (name, data) in seeds("recording") {
+        let input = Box::new(std::io::Cursor::new(data));
+        // A seed of this format that no longer reads whole means the
+        // recorded types changed: that is a new format version.
+        let hint = "a change to what recordings hold needs record::FORMAT_VERSION bumped \
+                    and the seeds made again (fuzz/make-corpus.sh)";
+        let mut rec = Recording::from_reader(std::path::Path::new(&name), input)
+            .unwrap_or_else(|e| panic!("{name}: {e}; {hint}"));
+        let mut slow_calls = 0;
+        while let Some(input) = rec.next_input() {
+            slow_calls += usize::from(matches!(input, Input::Event(Event::SlowCall { .. })));
+        }
+        assert!(rec.start.go.is_some(), "{name}");
+        if name.contains("cut") {
+            assert!(rec.cut_short.is_some() && rec.end.is_none(), "{name}");
+        } else {
+            // Whole, past its --max-size, with symbols for its stacks.
+            assert!(
+                rec.cut_short.is_none(),
+                "{name}: {:?}; {hint}",
+                rec.cut_short
+            );
+            assert!(rec.end.is_some() && rec.size_limit.is_some(), "{name}");
+            assert!(!rec.symbols.table.is_empty(), "{name}");
+            assert!(slow_calls > 0, "{name}");
         }
     }
 }

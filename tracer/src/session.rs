@@ -22,7 +22,7 @@ use tokio::{
 use tracer_common::{NUM_COUNTERS, SyscallHist, VdsoKey, maps};
 
 use crate::{
-    model::{Event, Model},
+    model::{Event, Input, Model},
     probes::{Links, ProbeError, ProbeMaps},
 };
 
@@ -67,11 +67,14 @@ struct Ingest {
     /// `main.main` began since the last tick: the runtime's variables can
     /// be read now.
     main_pending: bool,
+    /// The inputs fed to the model since they were last taken, kept while
+    /// a recording is made.
+    captured: Option<Vec<Input>>,
 }
 
 impl Ingest {
     fn record(&mut self, bytes: &[u8]) {
-        match Event::decode(bytes) {
+        let input = match Event::decode(bytes) {
             Ok(event) => {
                 match event {
                     Event::Syscall { sysno, .. } => self.assign_slot(sysno),
@@ -80,12 +83,21 @@ impl Ingest {
                     }
                     _ => {}
                 }
-                self.model.apply(&event);
+                Input::Event(event)
             }
             Err(err) => {
                 log::warn!("undecodable ring-buffer record: {err}");
-                self.model.counters.undecodable += 1;
+                Input::Undecodable
             }
+        };
+        self.feed(input);
+    }
+
+    /// Feeds the model, keeping the input when capturing.
+    fn feed(&mut self, input: Input) {
+        self.model.feed(&input);
+        if let Some(captured) = &mut self.captured {
+            captured.push(input);
         }
     }
 
@@ -203,6 +215,7 @@ impl Session {
                 slot_of: HashMap::new(),
                 max_slots: hist_slots,
                 main_pending: false,
+                captured: None,
             },
         })
     }
@@ -239,6 +252,22 @@ impl Session {
             log::warn!("cannot close the traced window in the kernel: {e}");
         }
         self.window_end = Some(Instant::now());
+    }
+
+    /// Keeps every input fed to the model from now on, for
+    /// [`Self::take_inputs`] (a recording). Call it before the session runs.
+    pub fn capture_inputs(&mut self) {
+        self.ingest.captured.get_or_insert_with(Vec::new);
+    }
+
+    /// The inputs fed to the model since the last call (empty unless
+    /// capturing).
+    pub fn take_inputs(&mut self) -> Vec<Input> {
+        self.ingest
+            .captured
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The model as of the last refresh.
@@ -342,8 +371,7 @@ impl Session {
     /// while the probes keep running (for interval reports and live views).
     pub fn refresh(&mut self) -> Result<(), SessionError> {
         fold_kernel(
-            &mut self.ingest.model,
-            &self.ingest.slots,
+            &mut self.ingest,
             self.hist_slots,
             &self.hists,
             &self.counters,
@@ -353,7 +381,13 @@ impl Session {
 
     /// Detaches the probes, drains what is left, and returns the model with
     /// the in-kernel aggregates and counters read a last time.
-    pub fn finish(mut self) -> Result<Model, SessionError> {
+    pub fn finish(self) -> Result<Model, SessionError> {
+        self.finish_with_inputs().map(|(model, _)| model)
+    }
+
+    /// [`Self::finish`], with the inputs fed to the model since they were
+    /// last taken (see [`Self::capture_inputs`]).
+    pub fn finish_with_inputs(mut self) -> Result<(Model, Vec<Input>), SessionError> {
         // Closed in the kernel before the detach: the links go in no fixed
         // order (and uprobes are slow to detach), so the entry program can
         // be gone while the exit program still runs; exits counted then
@@ -376,15 +410,9 @@ impl Session {
         if let Some(mut logger) = logger.map(AsyncFd::into_inner) {
             flush_log(&mut logger);
         }
-        fold_kernel(
-            &mut ingest.model,
-            &ingest.slots,
-            hist_slots,
-            &hists,
-            &counters,
-            &vdso_calls,
-        )?;
-        Ok(ingest.model)
+        fold_kernel(&mut ingest, hist_slots, &hists, &counters, &vdso_calls)?;
+        let inputs = ingest.captured.take().unwrap_or_default();
+        Ok((ingest.model, inputs))
     }
 }
 
@@ -420,28 +448,30 @@ pub struct Ticker<'a> {
 /// Replaces the model's copy of the kernel's cumulative aggregates
 /// (histograms of both halves, vDSO call sites, counters).
 fn fold_kernel(
-    model: &mut Model,
-    slots: &[u32],
+    ingest: &mut Ingest,
     hist_slots: u32,
     hists: &PerCpuArray<MapData, SyscallHist>,
     counters: &PerCpuArray<MapData, u64>,
     vdso_calls: &PerCpuHashMap<MapData, VdsoKey, u64>,
 ) -> Result<(), SessionError> {
     let map_err = |name| move |source| ProbeError::Map { name, source };
-    for (slot, &sysno) in slots.iter().enumerate() {
+    for slot in 0..ingest.slots.len() {
+        let sysno = ingest.slots[slot];
         for idle in [false, true] {
             let index = slot as u32 + if idle { hist_slots } else { 0 };
             let per_cpu = hists.get(&index, 0).map_err(map_err(maps::HISTS))?;
-            model.apply(&Event::aggregate(sysno, idle, per_cpu.iter()));
+            ingest.feed(Input::Event(Event::aggregate(sysno, idle, per_cpu.iter())));
         }
     }
     for entry in vdso_calls.iter() {
         let (key, per_cpu) = entry.map_err(map_err(maps::VDSO_CALLS))?;
-        model.apply(&Event::vdso_calls(&key, per_cpu.iter()));
+        ingest.feed(Input::Event(Event::vdso_calls(&key, per_cpu.iter())));
     }
+    let mut kernel = Vec::with_capacity(NUM_COUNTERS as usize);
     for index in 0..NUM_COUNTERS {
         let values = counters.get(&index, 0).map_err(map_err(maps::COUNTERS))?;
-        model.counters.kernel[index as usize] = values.iter().sum();
+        kernel.push(values.iter().sum());
     }
+    ingest.feed(Input::KernelCounters(kernel));
     Ok(())
 }

@@ -19,6 +19,7 @@ pub const TARGETS: &[&str] = &[
     "btf",
     "event_decode",
     "kallsyms",
+    "recording",
 ];
 
 /// Seconds per target in `cargo xtask test`.

@@ -56,7 +56,8 @@ enum Task {
         /// targets grew before (`fuzz/corpus/`) aside, as `test` does.
         #[arg(long)]
         fresh: bool,
-        /// One of: gobinary, pclntab_tables, btf, event_decode, kallsyms.
+        /// One of: gobinary, pclntab_tables, btf, event_decode, kallsyms,
+        /// recording.
         target: Option<String>,
     },
     /// Set up, build, and trace the bundled Go demo workload.

@@ -293,9 +293,9 @@ pub fn reconcile(model: &Model, sym: &Symbolizer) -> Handoffs {
         let function = function_of
             .entry(h.caller)
             .or_insert_with(|| {
-                sym.function(h.caller, true)
-                    .map(|f| f.name.clone())
+                sym.function_name(h.caller, true)
                     .unwrap_or_default()
+                    .to_owned()
             })
             .clone();
         let taker = match caller_kind(&function, h.probe) {

@@ -86,7 +86,7 @@ pub fn analyze(model: &Model, cx: &Context<'_>) -> Analysis {
         vdso: &vdso,
         execs: model.runtime.execs_after_launch() as usize,
         executed: &model.runtime.programs_after_launch(),
-        go_version: sym.map(|s| s.binary.build.raw_version.as_str()),
+        go_version: sym.map(|s| s.build.raw_version.as_str()),
     });
     Analysis {
         handoffs,

@@ -269,14 +269,7 @@ pub fn causes_since(
     let mut rows: Rows = BTreeMap::new();
     for spawn in spawns.iter().skip(first) {
         let c = match sym {
-            Some(sym) => classify(
-                &spawn.origin,
-                spawn.ts_ns,
-                model,
-                sym,
-                names,
-                sym.binary.cgo,
-            ),
+            Some(sym) => classify(&spawn.origin, spawn.ts_ns, model, sym, names, sym.cgo),
             None => Classified {
                 cause: ThreadCause::Unknown,
                 syscall: None,

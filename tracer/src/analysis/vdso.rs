@@ -151,8 +151,8 @@ impl VdsoSection {
             // The function the syscall instruction is in (assembly: no
             // inlined calls), not an inlined frame.
             let function = sym
-                .and_then(|s| s.function(*site.frames.first()?, false))
-                .map(|f| f.name.clone());
+                .and_then(|s| s.function_name(*site.frames.first()?, false))
+                .map(str::to_owned);
             let kind = classify(
                 site.sysno,
                 site.clock,

@@ -2,7 +2,7 @@
 //! deadline, or its exit; then detach and report. The process is never
 //! stopped or signalled.
 
-use super::live_target::LiveTarget;
+use super::{live_target::LiveTarget, recording::RecordingPlan};
 use crate::{
     cli::Config,
     report::Mode,
@@ -11,15 +11,31 @@ use crate::{
 
 pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
     let mut target = LiveTarget::prepare(config, pid)?;
+    let plan = RecordingPlan::prepare(config);
     let rt = super::runtime()?;
-    let (model, traced, exited) = rt.block_on(async {
+    let (model, traced, exited, recording) = rt.block_on(async {
         let (mut session, pidfd) = target.start(true)?;
+        let info = target.info(Mode::Attach, false);
+        let mut recording = plan
+            .map(|p| p.start(&mut session, info, false, target.symbolizer.as_ref()))
+            .transpose()?;
         let policy = SignalPolicy::Stop;
-        let reason = super::drive(&mut session, pidfd, config, policy, &mut target.facts).await?;
+        let sym = target.symbolizer.as_ref().map(|(s, _)| s);
+        let reason = super::drive(
+            &mut session,
+            pidfd,
+            config,
+            policy,
+            &mut target.facts,
+            recording.as_mut(),
+            sym,
+        )
+        .await?;
         let traced = session.traced_seconds();
-        let model = session.finish()?;
-        anyhow::Ok((model, traced, reason == StopReason::TargetExited))
+        let (model, inputs) = session.finish_with_inputs()?;
+        let recording = recording.map(|r| (r, inputs));
+        anyhow::Ok((model, traced, reason == StopReason::TargetExited, recording))
     })?;
-    target.report(config, &model, traced, exited, Mode::Attach)?;
+    target.report(config, &model, traced, exited, Mode::Attach, recording)?;
     Ok(0)
 }

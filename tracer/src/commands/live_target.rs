@@ -4,13 +4,15 @@
 
 use std::{os::fd::OwnedFd, path::PathBuf};
 
+use super::recording::LiveRecording;
 use crate::{
     cli::Config,
     facts::{FactsCollector, threads},
     gobin::symbolize::Symbolizer,
     live::view::{LiveState, thread_cpu_seconds},
-    model::Model,
+    model::{Input, Model},
     probes::{self, AttachOptions, ProbeError, privileges},
+    record::End,
     report::{Mode, TargetInfo},
     session::Session,
     target::{self, Process},
@@ -114,8 +116,21 @@ impl LiveTarget {
         Ok((session, pidfd))
     }
 
-    /// Writes the report of a finished session (`traced_seconds`: from
-    /// probes live to the stop).
+    /// What the report says of the process.
+    pub fn info(&self, mode: Mode, exited: bool) -> TargetInfo {
+        TargetInfo {
+            pid: self.pid,
+            command: self.process.comm.clone(),
+            mode,
+            exited,
+            exit_code: None,
+            execs: 0,
+            executed: Vec::new(),
+        }
+    }
+
+    /// Ends the recording, if any, and writes the report of a finished
+    /// session (`traced_seconds`: from probes live to the stop).
     pub fn report(
         mut self,
         config: &Config,
@@ -123,6 +138,7 @@ impl LiveTarget {
         traced_seconds: f64,
         exited: bool,
         mode: Mode,
+        recording: Option<(LiveRecording, Vec<Input>)>,
     ) -> anyhow::Result<()> {
         // A process that ended after the stop has no facts to read at the
         // end: its PID is not its own any more.
@@ -134,15 +150,19 @@ impl LiveTarget {
                 .record_sample(threads::sample(self.pid, sym, traced_seconds));
         }
         let threads_at_end = (!gone).then(|| target::thread_count(self.pid));
-        let info = TargetInfo {
-            pid: self.pid,
-            command: self.process.comm,
-            mode,
-            exited,
-            exit_code: None,
-            execs: 0,
-            executed: Vec::new(),
-        };
+        let info = self.info(mode, exited);
+        // Ended before the report is written: a report that cannot be
+        // written leaves a whole recording.
+        let recorded = recording.map(|(r, inputs)| {
+            let end = End {
+                traced_seconds,
+                target: info.clone(),
+                threads_at_end,
+                events_not_recorded: 0,
+            };
+            let sym = self.symbolizer.as_ref().map(|(s, _)| s);
+            r.finish(inputs, sym, &self.facts.facts, end)
+        });
         super::report(
             config,
             model,
@@ -151,6 +171,10 @@ impl LiveTarget {
             threads_at_end,
             self.symbolizer.as_ref(),
             &self.facts.facts,
-        )
+        )?;
+        if let Some(recorded) = recorded {
+            recorded?;
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,8 @@
 pub mod attach;
 pub mod inspect;
 mod live_target;
+mod recording;
+pub mod replay;
 pub mod run;
 pub mod threads;
 pub mod top;
@@ -22,6 +24,7 @@ use tracer_common::GoOffsets;
 use crate::{
     analysis,
     cli::{Config, OutputConfig, TargetSpec},
+    commands::recording::LiveRecording,
     facts::{Facts, FactsCollector},
     gobin::{GoBinError, GoBinary, symbolize::Symbolizer},
     goruntime,
@@ -43,6 +46,9 @@ pub fn execute(config: Config) -> anyhow::Result<i32> {
         TargetSpec::Inspect { binary, pid } => {
             inspect::execute(binary.as_deref(), *pid, config.output.json)
         }
+        TargetSpec::Report { recording, format } => {
+            replay::execute(recording, *format, &config.output)
+        }
     }
 }
 
@@ -55,16 +61,29 @@ fn render(report: &Report, json: bool, out: impl Write) -> io::Result<()> {
 }
 
 /// Writes the report to stdout, or to a file through a temporary file and a
-/// rename, so a reader never sees half a report. The temporary file has a
-/// random name and is created exclusively (never through a planted
-/// symlink), in the destination's directory.
+/// rename, so a reader never sees half a report (see [`write_output`]).
 pub fn write_report(report: &Report, output: &OutputConfig) -> anyhow::Result<()> {
-    let Some(path) = &output.path else {
+    write_output(output.path.as_deref(), "the report", |out| {
+        render(report, output.json, out)
+    })
+}
+
+/// Writes `what` with `render` to stdout, or to a file through a temporary
+/// file and a rename, so a reader never sees half of it. The temporary file
+/// has a random name and is created exclusively (never through a planted
+/// symlink), in the destination's directory.
+pub fn write_output(
+    path: Option<&Path>,
+    what: &str,
+    render: impl Fn(&mut dyn Write) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    let Some(path) = path else {
         let stdout = io::stdout().lock();
-        return match render(report, output.json, BufWriter::new(stdout)) {
+        let mut w = BufWriter::new(stdout);
+        return match render(&mut w).and_then(|()| w.flush()) {
             // A closed pipe (`tracer ... | head`) is not an error.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-            r => r.context("writing the report to stdout"),
+            r => r.with_context(|| format!("writing {what} to stdout")),
         };
     };
     // A device or a FIFO (`-o /dev/stdout`, `-o /dev/null`, a named pipe)
@@ -75,10 +94,10 @@ pub fn write_report(report: &Report, output: &OutputConfig) -> anyhow::Result<()
             .open(path)
             .and_then(|f| {
                 let mut w = BufWriter::new(f);
-                render(report, output.json, &mut w)?;
+                render(&mut w)?;
                 w.flush()
             })
-            .with_context(|| format!("writing the report to {}", path.display()));
+            .with_context(|| format!("writing {what} to {}", path.display()));
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -90,13 +109,13 @@ pub fn write_report(report: &Report, output: &OutputConfig) -> anyhow::Result<()
         .tempfile_in(dir)
         .and_then(|tmp| {
             let mut w = BufWriter::new(tmp);
-            render(report, output.json, &mut w)?;
+            render(&mut w)?;
             let tmp = w.into_inner().map_err(io::IntoInnerError::into_error)?;
             tmp.as_file().sync_all()?;
             tmp.persist(path).map_err(|e| e.error)?;
             Ok(())
         });
-    written.with_context(|| format!("writing the report to {}", path.display()))
+    written.with_context(|| format!("writing {what} to {}", path.display()))
 }
 
 /// The Go side of a target: its binary and the runtime layout, if known.
@@ -219,7 +238,8 @@ pub fn facts_collector(
 }
 
 /// Analyzes the session's model, builds the report and writes it where
-/// asked. `traced_seconds`: from probes live to the stop.
+/// asked (unless only recording). `traced_seconds`: from probes live to
+/// the stop.
 pub fn report(
     config: &Config,
     model: &Model,
@@ -229,6 +249,9 @@ pub fn report(
     symbolizer: Option<&(Symbolizer, bool)>,
     facts: &Facts,
 ) -> anyhow::Result<()> {
+    if !config.print_report {
+        return Ok(());
+    }
     let fops = match FopsMap::load() {
         Ok(m) => Some(m),
         Err(e) => {
@@ -236,29 +259,70 @@ pub fn report(
             None
         }
     };
-    let cx = analysis::Context {
-        sym: symbolizer.map(|(s, _)| s),
-        attribution: symbolizer.is_some_and(|(_, a)| *a),
-        fops: fops.as_ref(),
-        facts,
-        traced_seconds,
-    };
-    let analysis = analysis::analyze(model, &cx);
-    let go = symbolizer.map(|(symbolizer, attribution)| GoContext {
-        symbolizer,
-        attribution: *attribution,
-        slow_ns: config.slow_ns(),
-    });
-    let report = Report::build(
+    let session = Finished {
         model,
-        &analysis,
         target,
         traced_seconds,
         threads_at_end,
-        go,
+        symbolizer,
         facts,
-    );
-    write_report(&report, &config.output)
+        fops: fops.as_ref(),
+        slow_ns: config.slow_ns(),
+    };
+    write_report(&session.report(), &config.output)
+}
+
+/// A finished session (live, or replayed from a recording) and what its
+/// report needs besides the model.
+pub struct Finished<'a> {
+    pub model: &'a Model,
+    pub target: TargetInfo,
+    pub traced_seconds: f64,
+    pub threads_at_end: Option<u64>,
+    pub symbolizer: Option<&'a (Symbolizer, bool)>,
+    pub facts: &'a Facts,
+    /// The tracing kernel's `file_operations` addresses.
+    pub fops: Option<&'a FopsMap>,
+    /// `--slow`, in nanoseconds.
+    pub slow_ns: u64,
+}
+
+impl Finished<'_> {
+    /// Analyzes the model and builds the report.
+    pub fn report(self) -> Report {
+        let Self {
+            model,
+            target,
+            traced_seconds,
+            threads_at_end,
+            symbolizer,
+            facts,
+            fops,
+            slow_ns,
+        } = self;
+        let cx = analysis::Context {
+            sym: symbolizer.map(|(s, _)| s),
+            attribution: symbolizer.is_some_and(|(_, a)| *a),
+            fops,
+            facts,
+            traced_seconds,
+        };
+        let analysis = analysis::analyze(model, &cx);
+        let go = symbolizer.map(|(symbolizer, attribution)| GoContext {
+            symbolizer,
+            attribution: *attribution,
+            slow_ns,
+        });
+        Report::build(
+            model,
+            &analysis,
+            target,
+            traced_seconds,
+            threads_at_end,
+            go,
+            facts,
+        )
+    }
 }
 
 /// Prints one live record to stdout while tracing: a JSON object on one
@@ -284,13 +348,16 @@ const FACTS_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs a session to its end with the per-tick work of `run` and `attach`:
 /// refreshing the process facts (the runtime's variables once `main.main`
-/// began), and printing `--interval` summaries to stdout.
+/// began), printing `--interval` summaries to stdout, and writing the
+/// recording's intervals (`sym`: the target's symbols, for its stacks).
 pub async fn drive(
     session: &mut Session,
     target_exit: std::os::fd::OwnedFd,
     config: &Config,
     policy: SignalPolicy,
     facts: &mut FactsCollector,
+    mut recording: Option<&mut LiveRecording>,
+    sym: Option<&Symbolizer>,
 ) -> Result<StopReason, SessionError> {
     let started = session.window_start();
     let mut diff = IntervalDiff::default();
@@ -305,17 +372,27 @@ pub async fn drive(
         facts.runtime_started(s.model().runtime.values_at_main.as_ref());
         facts.tick();
         let elapsed = started.elapsed();
-        if let Some(interval) = config.interval
-            && elapsed.saturating_sub(last_print) + every / 2 >= interval
-        {
+        let print = config
+            .interval
+            .is_some_and(|interval| elapsed.saturating_sub(last_print) + every / 2 >= interval);
+        let record = recording.as_ref().is_some_and(|r| r.due(elapsed, every));
+        // One reading of the kernel's aggregates serves both.
+        let refreshed = if print || record {
+            s.refresh()
+                .inspect_err(|e| log::warn!("cannot read the kernel's aggregates: {e}"))
+                .is_ok()
+        } else {
+            false
+        };
+        if print {
             last_print = elapsed;
-            match s.refresh() {
-                Ok(()) => {
-                    let summary = diff.next(s.model(), elapsed.as_secs_f64());
-                    print_live(config.output.json, &summary, |o| summary.write_text(o));
-                }
-                Err(e) => log::warn!("cannot read the session for --interval: {e}"),
+            if refreshed {
+                let summary = diff.next(s.model(), elapsed.as_secs_f64());
+                print_live(config.output.json, &summary, |o| summary.write_text(o));
             }
+        }
+        if record && let Some(r) = recording.as_deref_mut() {
+            r.interval(elapsed, s, sym, &facts.facts);
         }
         ControlFlow::Continue(())
     };

@@ -43,6 +43,6 @@ pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
         let model = session.finish()?;
         anyhow::Ok((model, traced, reason == StopReason::TargetExited))
     })?;
-    target.report(config, &model, traced, exited, Mode::Threads)?;
+    target.report(config, &model, traced, exited, Mode::Threads, None)?;
     Ok(0)
 }

@@ -10,7 +10,7 @@
 
 pub mod threads;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     gobin::symbolize::Symbolizer,
@@ -38,7 +38,7 @@ const SLOW_FACTS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 pub const GO_DEFAULT_MAX_THREADS: u64 = 10_000;
 
 /// A value read from the process, or why it is not known.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Fact<T> {
     Known {
@@ -105,7 +105,7 @@ impl<T> Fact<T> {
 }
 
 /// Everything read about the process besides the event stream.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Facts {
     pub vdso: VdsoFacts,
     pub limits: LimitFacts,
@@ -117,7 +117,7 @@ pub struct Facts {
 
 /// What the process and the machine say about the vDSO, read while the
 /// target ran.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct VdsoFacts {
     /// The `[vdso]` mapping `(start, end)`; `None` when not mapped.
     pub mapping: Option<(u64, u64)>,
@@ -134,7 +134,7 @@ pub struct VdsoFacts {
 }
 
 /// The limits a growing thread count runs into.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LimitFacts {
     /// The Go runtime's thread cap: 10 000 unless the program called
     /// `debug.SetMaxThreads` (read from `runtime.sched.maxmcount` when the
@@ -152,7 +152,7 @@ pub struct LimitFacts {
 }
 
 /// CPUs, the cgroup's CPU quota, and GOMAXPROCS.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct CpuFacts {
     pub affinity_cpus: Option<u32>,
     /// The cgroup CPU quota in CPUs (quota / period), when limited.
@@ -174,7 +174,7 @@ pub struct CpuFacts {
     pub default_follows_quota: bool,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SocketFacts {
     pub sockets: u64,
     pub tcp_established: u64,
@@ -257,13 +257,13 @@ impl FactsCollector {
             vdso_clock_gettime_sym: s.runtime_address(crate::gobin::VDSO_CLOCK_GETTIME_SYM),
             gomaxprocs: s.runtime_address("runtime.gomaxprocs"),
             maxmcount: s.runtime_address("runtime.sched").and_then(|sched| {
-                let offset = crate::goruntime::sched_maxmcount_offset(&s.binary.build.version)?;
+                let offset = crate::goruntime::sched_maxmcount_offset(&s.build.version)?;
                 Some(sched + offset)
             }),
         });
-        let go_version = sym.map(|s| (s.binary.build.version.major, s.binary.build.version.minor));
+        let go_version = sym.map(|s| (s.build.version.major, s.build.version.minor));
         let godebug = sym
-            .and_then(|s| s.binary.build.setting("DefaultGODEBUG"))
+            .and_then(|s| s.build.setting("DefaultGODEBUG"))
             .unwrap_or_default()
             .to_owned();
         let mut facts = Facts::default();

@@ -7,7 +7,7 @@
 //! the field one attaches after the explosion: this is what the threads are
 //! held by now.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracer_common::class;
 
 use crate::{
@@ -23,7 +23,7 @@ use crate::{
 const UNWIND_FRAMES: usize = 24;
 
 /// What holds a thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Holder {
     /// A goroutine blocked in a syscall (it holds this thread while the
@@ -61,7 +61,7 @@ impl Holder {
 }
 
 /// Threads held the same way, from the same place.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HolderRow {
     pub holder: Holder,
     pub syscall: Option<String>,
@@ -75,7 +75,7 @@ pub struct HolderRow {
 }
 
 /// One look at all the threads.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ThreadSample {
     /// Seconds since tracing began.
     pub elapsed_seconds: f64,
@@ -159,7 +159,7 @@ impl CgoThreads {
     const MAX_MS: usize = 10_000;
 
     fn read(pid: u32, sym: &Symbolizer) -> Self {
-        let layout = crate::goruntime::layout(&sym.binary.build.version);
+        let layout = crate::goruntime::layout(&sym.build.version);
         let mut m_of = std::collections::HashMap::new();
         let read = |addr: u64| crate::procinfo::mem::read_u64(pid, addr).ok();
         if let (Some(l), Some(allm)) = (layout, sym.runtime_address("runtime.allm")) {
@@ -227,11 +227,7 @@ fn classify_blocked(
     };
     if sym.frame(pc, false).is_none() {
         // Not Go code: C (cgo, or a C-created thread), or libc's syscall.
-        let holder = if sym.binary.cgo {
-            Holder::Cgo
-        } else {
-            Holder::Other
-        };
+        let holder = if sym.cgo { Holder::Cgo } else { Holder::Other };
         return (holder, syscall, None);
     }
     let mut frames = sym.unwind_live(pid, pc, sp);

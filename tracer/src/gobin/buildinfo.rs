@@ -10,7 +10,7 @@ use super::{GoBinError, section};
 const MAGIC: &[u8; 14] = b"\xff Go buildinf:";
 
 /// A Go release, e.g. 1.27.3.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct GoVersion {
     pub major: u32,
     pub minor: u32,
@@ -54,7 +54,7 @@ impl std::fmt::Display for GoVersion {
 }
 
 /// What the Go linker recorded about the build.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BuildInfo {
     /// As recorded, e.g. `go1.27.3`.
     pub raw_version: String,

@@ -56,7 +56,7 @@ pub const MAX_BINARY_BYTES: u64 = 4 << 30;
 const MAX_DATA_SYMBOL_NAME: usize = 256;
 
 /// Where function names come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SymbolsSource {
     /// The ELF `.symtab` (an unstripped binary).

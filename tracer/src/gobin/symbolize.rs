@@ -11,13 +11,15 @@ use std::{
 };
 
 use super::{
-    Function, GoBinary,
+    BuildInfo, Function, GoBinary, SymbolsSource,
     pclntab::LogicalFrame,
     unwind::{self, MAX_FRAMES},
 };
 
 /// One symbolized frame.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Frame {
     pub function: String,
     pub file: String,
@@ -31,10 +33,17 @@ impl std::fmt::Display for Frame {
     }
 }
 
-/// A Go binary and where it is loaded in one process.
+/// A Go binary and where it is loaded in one process: from the binary's
+/// own tables, or from the frames a recording kept of it.
 #[derive(Debug)]
 pub struct Symbolizer {
-    pub binary: GoBinary,
+    /// The Go version and build settings the binary records.
+    pub build: BuildInfo,
+    /// Where its function names come from.
+    pub symbols: SymbolsSource,
+    /// Uses cgo.
+    pub cgo: bool,
+    source: Source,
     /// Load address minus link address (0 for the usual non-PIE Go build).
     bias: u64,
     /// The logical frames decoded so far, by link-time lookup address:
@@ -43,17 +52,64 @@ pub struct Symbolizer {
     cache: Mutex<HashMap<u64, Arc<[CachedFrame]>>>,
 }
 
+/// Where a [`Symbolizer`] finds its frames.
+#[derive(Debug)]
+enum Source {
+    /// The binary's pclntab (a live process, or a binary on disk).
+    Binary(Box<GoBinary>),
+    /// What a recording kept: the frames at each address its stacks hold,
+    /// so its report needs neither the binary nor the process.
+    Recorded(RecordedSymbols),
+}
+
+/// The symbolization of the addresses a recording's stacks hold, by
+/// link-time lookup address (see [`Symbolizer::lookup_pc`]).
+#[derive(Debug, Default)]
+pub struct RecordedSymbols {
+    frames: HashMap<u64, Arc<[CachedFrame]>>,
+    /// The physical function holding each address.
+    functions: HashMap<u64, String>,
+}
+
+impl RecordedSymbols {
+    /// Adds what [`Symbolizer::export`] gave for `lookup`.
+    pub fn insert(&mut self, lookup: u64, pc: ExportedPc) {
+        self.frames.insert(lookup, pc.frames.into());
+        if let Some(f) = pc.function {
+            self.functions.insert(lookup, f);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
+/// Everything the symbolizer says about one lookup address: what a
+/// recording keeps of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportedPc {
+    /// The physical function holding it.
+    pub function: Option<String>,
+    /// Its logical frames, innermost first, wrappers included.
+    pub frames: Vec<CachedFrame>,
+}
+
 /// Lookup addresses [`Symbolizer`] keeps the frames of.
 const CACHE_LIMIT: usize = 1 << 16;
 
 /// A logical frame, with what wrapper elision needs to know.
-#[derive(Debug)]
-struct CachedFrame {
-    frame: Frame,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedFrame {
+    pub frame: Frame,
     /// An inlined wrapper: left out unless it called a panic function.
-    wrapper: bool,
+    pub wrapper: bool,
     /// One of [`PANIC_FUNCTIONS`].
-    panics: bool,
+    pub panics: bool,
 }
 
 impl Symbolizer {
@@ -78,10 +134,52 @@ impl Symbolizer {
 
     fn with_bias(binary: GoBinary, bias: u64) -> Self {
         Self {
-            binary,
+            build: binary.build.clone(),
+            symbols: binary.symbols,
+            cgo: binary.cgo,
+            source: Source::Binary(Box::new(binary)),
             bias,
             cache: Mutex::default(),
         }
+    }
+
+    /// A symbolizer answering from a recording's symbols: the binary
+    /// described by `build`, `symbols` and `cgo`, loaded `bias` above its
+    /// link address in the recorded process.
+    pub fn recorded(
+        build: BuildInfo,
+        symbols: SymbolsSource,
+        cgo: bool,
+        bias: u64,
+        table: RecordedSymbols,
+    ) -> Self {
+        Self {
+            build,
+            symbols,
+            cgo,
+            source: Source::Recorded(table),
+            bias,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// The binary itself; `None` for a recording's symbolizer.
+    pub fn binary(&self) -> Option<&GoBinary> {
+        match &self.source {
+            Source::Binary(b) => Some(b),
+            Source::Recorded(_) => None,
+        }
+    }
+
+    /// What a recording keeps of address `pc` (see [`RecordedSymbols`]),
+    /// and the lookup address it is kept under.
+    pub fn export(&self, pc: u64, is_return_address: bool) -> Option<(u64, ExportedPc)> {
+        let lookup = self.lookup_pc(pc, is_return_address)?;
+        let exported = ExportedPc {
+            function: self.function_name(pc, is_return_address).map(str::to_owned),
+            frames: self.decode(lookup).to_vec(),
+        };
+        Some((lookup, exported))
     }
 
     /// Load address minus link address: add it to a link-time address
@@ -90,7 +188,7 @@ impl Symbolizer {
     /// Where a runtime variable is in this process (its link address plus
     /// the load bias), when the binary says where it is.
     pub fn runtime_address(&self, variable: &str) -> Option<u64> {
-        Some(self.binary.data_symbol(variable)? + self.bias)
+        Some(self.binary()?.data_symbol(variable)? + self.bias)
     }
 
     pub fn bias(&self) -> u64 {
@@ -100,7 +198,7 @@ impl Symbolizer {
     /// The link-time address to look `pc` up at. Return addresses (every
     /// frame but the innermost) point after the call, so they are looked
     /// up one byte earlier, inside the call instruction.
-    fn lookup_pc(&self, pc: u64, is_return_address: bool) -> Option<u64> {
+    pub fn lookup_pc(&self, pc: u64, is_return_address: bool) -> Option<u64> {
         let pc = pc.checked_sub(self.bias)?;
         Some(if is_return_address {
             pc.saturating_sub(1)
@@ -120,9 +218,12 @@ impl Symbolizer {
         if let Some(frames) = cached {
             return first(&frames);
         }
+        let Some(binary) = self.binary() else {
+            return first(&self.decode(lookup));
+        };
         // Only the innermost frame is decoded, unless it is a wrapper, which
         // the logical stack leaves out (its caller is the innermost there).
-        let tab = &self.binary.pclntab;
+        let tab = &binary.pclntab;
         let f = tab.innermost_frame(lookup)?;
         if f.inlined && f.func_id == tab.wrapper_func_id() {
             return first(&self.decode(lookup));
@@ -134,9 +235,23 @@ impl Symbolizer {
     /// inside its call): the function a call was made from, whatever the
     /// compiler inlined into it around the call (unlike [`Self::frame`],
     /// which names the innermost inlined function).
+    /// `None` for a recording's symbolizer: see [`Self::function_name`].
     pub fn function(&self, pc: u64, is_return_address: bool) -> Option<&Function> {
         let lookup = self.lookup_pc(pc, is_return_address)?;
-        self.binary.pclntab.function_at(lookup)
+        self.binary()?.pclntab.function_at(lookup)
+    }
+
+    /// The name of [`Self::function`], from the binary or a recording.
+    pub fn function_name(&self, pc: u64, is_return_address: bool) -> Option<&str> {
+        match &self.source {
+            Source::Binary(_) => self
+                .function(pc, is_return_address)
+                .map(|f| f.name.as_str()),
+            Source::Recorded(t) => {
+                let lookup = self.lookup_pc(pc, is_return_address)?;
+                t.functions.get(&lookup).map(String::as_str)
+            }
+        }
     }
 
     /// All logical frames at `pc`, innermost first: the inlined calls it
@@ -177,10 +292,15 @@ impl Symbolizer {
     /// The logical frames at link-time address `lookup`, from the cache or
     /// decoded into it.
     fn decode(&self, lookup: u64) -> Arc<[CachedFrame]> {
+        let binary = match &self.source {
+            Source::Binary(b) => b,
+            // An address the recording did not keep: outside the binary.
+            Source::Recorded(t) => return t.frames.get(&lookup).cloned().unwrap_or_default(),
+        };
         if let Some(frames) = self.lock_cache().get(&lookup) {
             return Arc::clone(frames);
         }
-        let tab = &self.binary.pclntab;
+        let tab = &binary.pclntab;
         let frames: Arc<[CachedFrame]> = tab
             .logical_frames(lookup)
             .iter()
@@ -240,10 +360,13 @@ impl Symbolizer {
         sp: u64,
         mut read_u64: impl FnMut(u64) -> Option<u64>,
     ) -> Vec<u64> {
+        let Some(binary) = self.binary() else {
+            return Vec::new();
+        };
         // The unwinder reads nothing but return addresses: made link-time
         // here, like the pc. Stack addresses are not biased.
         let mut frames = unwind::unwind(
-            &self.binary.pclntab,
+            &binary.pclntab,
             pc.wrapping_sub(self.bias),
             sp,
             |addr| read_u64(addr).map(|ret| ret.wrapping_sub(self.bias)),
@@ -299,7 +422,9 @@ const CONTEXT_FRAMES: usize = 3;
 /// Where the program made a call: the call-site frame (the first in the
 /// program's own code, else the first outside the runtime and syscall
 /// plumbing) and its callers, outermost last.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct CallSite {
     /// The call site and up to two callers.
     pub frames: Vec<Frame>,

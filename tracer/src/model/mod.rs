@@ -16,6 +16,7 @@ pub mod threads;
 use std::collections::HashMap;
 
 pub use event::{Event, PHandoff, RawFd, RuntimeValues, TakenFlags, ThreadEnd, Victim};
+use serde::{Deserialize, Serialize};
 use tracer_common::Counter;
 
 use self::{
@@ -129,6 +130,20 @@ pub struct VdsoSite {
     pub frames: Vec<u64>,
 }
 
+/// One thing the session feeds the model: all a model is made of, so a
+/// recording of these replays into the same model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Input {
+    /// A decoded ring-buffer record, or a kernel aggregate as last read.
+    Event(Event),
+    /// A ring-buffer record that could not be decoded.
+    Undecodable,
+    /// The kernel's counters as last read, by `tracer_common::Counter`
+    /// index.
+    KernelCounters(Vec<u64>),
+}
+
 /// The aggregate state of one tracing session.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -152,6 +167,19 @@ impl Model {
             runtime: RuntimeEvents::new(),
             vdso_calls: HashMap::new(),
             counters: Counters::default(),
+        }
+    }
+
+    /// Takes one input of the session (or of a recording).
+    pub fn feed(&mut self, input: &Input) {
+        match input {
+            Input::Event(event) => self.apply(event),
+            Input::Undecodable => self.counters.undecodable += 1,
+            Input::KernelCounters(values) => {
+                for (slot, &v) in self.counters.kernel.iter_mut().zip(values) {
+                    *slot = v;
+                }
+            }
         }
     }
 

@@ -48,12 +48,13 @@ impl Default for SyscallStats {
 
 impl SyscallStats {
     fn add(&mut self, other: &Self) {
-        self.calls += other.calls;
-        self.errors += other.errors;
+        self.calls = self.calls.saturating_add(other.calls);
+        self.errors = self.errors.saturating_add(other.errors);
         self.total_ns = self.total_ns.saturating_add(other.total_ns);
         self.max_ns = self.max_ns.max(other.max_ns);
         for (&errno, &n) in &other.errnos {
-            *self.errnos.entry(errno).or_default() += n;
+            let e = self.errnos.entry(errno).or_default();
+            *e = e.saturating_add(n);
         }
         // Same bounds on both sides: adding cannot fail.
         let _ = self.histogram.add(&other.histogram);
@@ -121,6 +122,7 @@ impl SyscallTable {
     ) {
         // Each reading replaces the last: in place, so a session refreshed
         // every interval for weeks allocates nothing new per reading.
+        // Saturating, and indexes checked: a recording can hold anything.
         let s = self.kernel.entry((waiter, sysno)).or_default();
         s.calls = calls;
         s.errors = errors;
@@ -128,12 +130,15 @@ impl SyscallTable {
         s.max_ns = max_ns;
         s.errnos.clear();
         for &(errno, n) in errnos {
-            *s.errnos.entry(errno).or_default() += n;
+            let e = s.errnos.entry(errno).or_default();
+            *e = e.saturating_add(n);
         }
         s.histogram.reset();
         for &(index, count) in bucket_counts {
-            let value = buckets::bucket_value(index as usize).max(1);
-            s.histogram.saturating_record_n(value, count);
+            if (index as usize) < buckets::NUM_BUCKETS {
+                let value = buckets::bucket_value(index as usize).max(1);
+                s.histogram.saturating_record_n(value, count);
+            }
         }
     }
 
@@ -156,7 +161,11 @@ impl SyscallTable {
             .chain(&self.streamed)
             .filter(|((w, _), _)| waiter.is_none_or(|x| x == *w))
             .fold((0, 0, 0), |(c, e, t), (_, s)| {
-                (c + s.calls, e + s.errors, t.saturating_add(s.total_ns))
+                (
+                    c.saturating_add(s.calls),
+                    e.saturating_add(s.errors),
+                    t.saturating_add(s.total_ns),
+                )
             })
     }
 }
@@ -181,5 +190,30 @@ mod tests {
         assert_eq!(t.by_syscall(Waiter::Program)[&SYS_RT_SIGRETURN].errors, 0);
         assert_eq!(t.totals(Some(Waiter::RuntimeIdle)), (1, 0, 50_000));
         assert_eq!(t.totals(None).0, 15);
+    }
+
+    /// A recording's readings can hold anything: a bucket past the scheme
+    /// is left out, and counts saturate (found by the recording fuzzer).
+    #[test]
+    fn impossible_readings_are_no_panic() {
+        let mut t = SyscallTable::default();
+        let past = buckets::NUM_BUCKETS as u32;
+        let max = u64::MAX;
+        t.set_kernel(
+            Waiter::Program,
+            0,
+            max,
+            max,
+            max,
+            max,
+            &[(4, max), (4, 1)],
+            &[(past, 1)],
+        );
+        t.record(Waiter::Program, 0, -4, 5);
+        let read = &t.by_syscall(Waiter::Program)[&0];
+        assert_eq!((read.calls, read.errors), (max, max));
+        assert_eq!(read.errnos[&4], max);
+        assert_eq!(read.histogram.len(), 1);
+        assert_eq!(t.totals(None).0, max);
     }
 }

@@ -9,7 +9,9 @@ use std::{fs, os::unix::fs::FileTypeExt as _};
 use super::{Owner, Result, map_io};
 
 /// The kind of an open descriptor, as `/proc` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
 pub enum FdTarget {
     RegularFile,

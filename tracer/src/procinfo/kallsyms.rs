@@ -104,6 +104,24 @@ pub struct FopsMap {
 }
 
 impl FopsMap {
+    /// The map of `(symbol, address)` pairs as [`Self::found`] gives them
+    /// (a recording's, from another kernel); unknown symbols are skipped.
+    pub fn from_found<'a>(found: impl IntoIterator<Item = (&'a str, u64)>) -> Self {
+        let mut map = Self::default();
+        for (name, addr) in found {
+            if let Some(&(symbol, kind)) = KNOWN_FOPS.iter().find(|(s, _)| *s == name) {
+                map.by_addr.insert(addr, kind);
+                map.found.push((symbol, addr));
+            }
+        }
+        map
+    }
+
+    /// The known symbols found and their addresses.
+    pub fn found(&self) -> &[(&'static str, u64)] {
+        &self.found
+    }
+
     /// Reads `/proc/kallsyms`.
     pub fn load() -> Result<Self, FopsUnavailable> {
         let text = fs::read_to_string(KALLSYMS_PATH).map_err(FopsUnavailable::Read)?;

@@ -42,7 +42,7 @@ pub const SCHEMA_JSON: &str = include_str!("schema.json");
 const TOP_HISTOGRAMS: usize = 3;
 
 /// How the tracer met the process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Run,
@@ -51,7 +51,7 @@ pub enum Mode {
     Top,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct TargetInfo {
     pub pid: u32,
     pub command: String,
@@ -474,11 +474,11 @@ impl Report {
             in_progress_at_attach_total: u.in_progress_total(),
         };
         let go = go.map(|g| {
-            let bin = &g.symbolizer.binary;
+            let sym = g.symbolizer;
             GoRow {
-                version: bin.build.raw_version.clone(),
-                symbols: bin.symbols,
-                cgo: bin.cgo,
+                version: sym.build.raw_version.clone(),
+                symbols: sym.symbols,
+                cgo: sym.cgo,
                 ps_seen: crate::analysis::ps_seen(model),
                 attribution: g.attribution,
                 slow_threshold_ns: g.slow_ns,

@@ -110,7 +110,7 @@ fn go_binary(cgo: bool) -> Symbolizer {
         .collect();
     let tab = synthetic::build(TEXT, FILES, &funcs, crate::gobin::pclntab::InlLayout::Go120);
     let mut sym = crate::gobin::symbolize::tests::symbolizer(tab, 0);
-    sym.binary.cgo = cgo;
+    sym.cgo = cgo;
     sym
 }
 

@@ -1,0 +1,250 @@
+//! `tracer report FILE`: a recording replayed through the same model,
+//! analysis and report code as the live run that made it (`text`, `json`),
+//! or its events one JSON object per line (`events`). Nothing is read from
+//! the process, its binary or this host: the recording holds it all.
+
+use std::{io, path::Path};
+
+use anyhow::Context as _;
+
+use crate::{
+    analysis::fd,
+    cli::{OutputConfig, ReportFormat},
+    gobin::symbolize::{Frame, Symbolizer},
+    model::{Event, Input, Model},
+    procinfo::kallsyms::FopsMap,
+    record::{self, Recording},
+    report::TargetInfo,
+    syscall_names,
+};
+
+pub fn execute(path: &Path, format: ReportFormat, output: &OutputConfig) -> anyhow::Result<i32> {
+    match format {
+        ReportFormat::Text | ReportFormat::Json => report(path, output)?,
+        ReportFormat::Events => events(path, output)?,
+    }
+    Ok(0)
+}
+
+/// The report of the recorded session, as the live run wrote it.
+fn report(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
+    let mut recording = Recording::open(path)?;
+    let start = &recording.start;
+    // As the session made it (see `Session::new`).
+    let mut model = Model::new(start.threads_at_start);
+    model.runtime.launched_by_exec = start.launched;
+    while let Some(input) = recording.next_input() {
+        model.feed(&input);
+    }
+    say_what_is_missing(&recording);
+    let (target, traced_seconds, threads_at_end) = match &recording.end {
+        Some(end) => (end.target.clone(), end.traced_seconds, end.threads_at_end),
+        // Cut short: up to its last kernel reading, how it ended unknown.
+        None => (
+            recording.start.target.clone(),
+            recording.last_interval_seconds,
+            None,
+        ),
+    };
+    let symbolizer = recording.symbolizer();
+    let fops = recording.fops();
+    let finished = super::Finished {
+        model: &model,
+        target,
+        traced_seconds,
+        threads_at_end,
+        symbolizer: symbolizer.as_ref(),
+        facts: &recording.facts,
+        fops: fops.as_ref(),
+        slow_ns: recording.start.slow_ns,
+    };
+    super::write_report(&finished.report(), output)
+}
+
+/// Says on stderr what a report of this recording lacks.
+fn say_what_is_missing(recording: &Recording) {
+    if let Some(cut) = &recording.cut_short {
+        eprintln!(
+            "tracer: {cut}; this report holds its first {:.1} s (up to the last interval \
+             recorded)",
+            recording.last_interval_seconds
+        );
+    }
+    if let Some((at, max_bytes)) = recording.size_limit {
+        let not_recorded = recording
+            .end
+            .as_ref()
+            .map_or_else(|| "the".to_owned(), |e| e.events_not_recorded.to_string());
+        eprintln!(
+            "tracer: the recording reached its --max-size ({max_bytes} bytes) {at:.1} s into \
+             the trace: {not_recorded} events after that were not recorded (the syscall \
+             tables are whole: the kernel's last reading was)"
+        );
+    }
+}
+
+/// One JSON object per recorded event (not the kernel's readings), with
+/// the syscall's name and the stacks symbolized.
+fn events(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
+    // Symbols come before the events that need them, but only a whole
+    // reading has them all: read once for the symbols, once for the events.
+    let mut first = record::replay(path, |_| {})?;
+    let symbolizer = first.symbolizer();
+    let sym = symbolizer.as_ref().map(|(s, _)| s);
+    let fops = first.fops();
+    say_what_is_missing(&first);
+    let target = first
+        .end
+        .as_ref()
+        .map_or(&first.start.target, |e| &e.target);
+    let target = target.clone();
+    super::write_output(output.path.as_deref(), "the events", |out| {
+        let mut recording = Recording::open(path).map_err(io::Error::other)?;
+        while let Some(input) = recording.next_input() {
+            if let Some(line) = event_line(&input, sym, fops.as_ref(), &target) {
+                serde_json::to_writer(&mut *out, &line)?;
+                writeln!(out)?;
+            }
+        }
+        Ok(())
+    })
+    .context("writing the recording's events")
+}
+
+/// The JSON line of one input: the event as the model took it (`type`
+/// names its kind), plus `syscall` (its name), `stack` (the symbolized
+/// stack, innermost first) and `caller_function` (the P taker), when it
+/// has them; a slow call's descriptor is given as the report gives it
+/// (`fd`, `kind`, `label`...), and left out when the call has none.
+/// `None` for the kernel's readings.
+fn event_line(
+    input: &Input,
+    sym: Option<&Symbolizer>,
+    fops: Option<&FopsMap>,
+    target: &TargetInfo,
+) -> Option<serde_json::Value> {
+    let event = match input {
+        Input::Event(Event::SyscallAggregate { .. } | Event::VdsoCalls { .. })
+        | Input::KernelCounters(_) => return None,
+        Input::Event(e) => e,
+        Input::Undecodable => {
+            return Some(serde_json::json!({"type": "undecodable", "pid": target.pid}));
+        }
+    };
+    let mut value = serde_json::to_value(event).ok()?;
+    let object = value.as_object_mut()?;
+    object.insert("pid".into(), target.pid.into());
+    let sysno = match event {
+        Event::Syscall { sysno, .. }
+        | Event::UnmatchedExit { sysno, .. }
+        | Event::SlowCall { sysno, .. } => Some(*sysno),
+        _ => None,
+    };
+    if let Some(n) = sysno {
+        object.insert("syscall".into(), syscall_names::name(n).into());
+    }
+    if let Event::SlowCall { fd, .. } = event {
+        if fd.state == tracer_common::FD_NONE {
+            object.remove("fd");
+        } else {
+            let info = fd::classify(&fd::RawFd::from(fd), fops);
+            object.insert("fd".into(), serde_json::to_value(info).ok()?);
+        }
+    }
+    let stack: Option<Vec<Frame>> = sym.and_then(|s| match event {
+        Event::SlowCall { frames, .. } => Some(s.syscall_stack(frames)),
+        Event::NewM { frames, .. } => Some(s.entry_stack(frames)),
+        Event::Mexit {
+            lock_frames: Some(frames),
+            ..
+        } => Some(s.entry_stack(frames)),
+        _ => None,
+    });
+    if let Some(stack) = stack {
+        object.insert("stack".into(), serde_json::to_value(stack).ok()?);
+    }
+    let caller = match event {
+        Event::Handoff { caller, .. } | Event::PTaken { caller, .. } => Some(*caller),
+        _ => None,
+    };
+    if let Some(name) = caller.and_then(|c| sym?.function_name(c, true)) {
+        object.insert("caller_function".into(), name.into());
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        gobin::symbolize::testing::{TEXT, ret, symbolizer},
+        model::{PHandoff, RawFd, TakenFlags},
+        report::Mode,
+    };
+
+    #[test]
+    fn an_event_line_names_its_syscall_and_stack() {
+        let sym = symbolizer(&["syscall.Syscall6", "time.Sleep", "main.sleeper"]);
+        let target = TargetInfo {
+            pid: 9,
+            command: "sleeper".into(),
+            mode: Mode::Run,
+            exited: true,
+            exit_code: Some(0),
+            execs: 0,
+            executed: Vec::new(),
+        };
+        let input = Input::Event(Event::SlowCall {
+            tid: 3,
+            ts_ns: 100,
+            sysno: 35,
+            ret: 0,
+            duration_ns: 2_000_000,
+            goid: 21,
+            p: PHandoff::Lost,
+            cgo: false,
+            taken: TakenFlags::default(),
+            p_id: Some(0),
+            fd: RawFd::default(),
+            frames: vec![TEXT + 4, ret(1), ret(2)],
+        });
+        let line = event_line(&input, Some(&sym), None, &target).unwrap();
+        assert_eq!(line["type"], "slow_call");
+        assert_eq!(line["syscall"], "nanosleep");
+        assert_eq!(line["duration_ns"], 2_000_000);
+        assert_eq!(line["goid"], 21);
+        assert_eq!(line["pid"], 9);
+        assert_eq!(line["p"], "lost");
+        let functions: Vec<&str> = line["stack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["function"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            functions,
+            ["syscall.Syscall6", "time.Sleep", "main.sleeper"]
+        );
+        assert!(line.get("fd").is_none(), "no descriptor: {line}");
+        // A call on a pipe: its descriptor as the report names it.
+        let mut on_pipe = input.clone();
+        if let Input::Event(Event::SlowCall { fd, .. }) = &mut on_pipe {
+            *fd = RawFd {
+                fd: 5,
+                state: tracer_common::FD_READ,
+                i_mode: 0o010_600,
+                ..RawFd::default()
+            };
+        }
+        let line = event_line(&on_pipe, Some(&sym), None, &target).unwrap();
+        assert_eq!(line["fd"]["fd"], 5, "{line}");
+        assert_eq!(line["fd"]["nonblocking"], false, "{line}");
+        assert!(
+            line["fd"]["label"].as_str().unwrap().contains("pipe"),
+            "{line}"
+        );
+        // The kernel's readings are no events.
+        let counters = Input::KernelCounters(vec![1]);
+        assert!(event_line(&counters, Some(&sym), None, &target).is_none());
+    }
+}

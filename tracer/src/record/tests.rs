@@ -1,0 +1,344 @@
+//! The recording format on its own: written by a [`Recorder`], read back
+//! by [`replay`], whole, cut at every byte, with another version or magic,
+//! and bounded by `--max-size`.
+
+use super::*;
+use crate::{
+    facts::Fact,
+    gobin::symbolize::testing::{TEXT, ret, symbolizer},
+    model::{Model, PHandoff, RawFd, TakenFlags},
+    report::Mode,
+};
+
+const FUNCTIONS: &[&str] = &[
+    "syscall.Syscall6",
+    "time.Sleep",
+    "main.sleeper",
+    "main.main",
+];
+
+fn target() -> TargetInfo {
+    TargetInfo {
+        pid: 42,
+        command: "sleeper".into(),
+        mode: Mode::Run,
+        exited: false,
+        exit_code: None,
+        execs: 0,
+        executed: Vec::new(),
+    }
+}
+
+fn start(sym: &Symbolizer) -> Start {
+    Start {
+        tracer_version: "test".into(),
+        target: target(),
+        launched: true,
+        threads_at_start: 1,
+        slow_ns: 1_000_000,
+        go: Some(GoInfo::of(sym, true)),
+        kernel_fops: Some(vec![("pipefifo_fops".into(), 0xffff_1000)]),
+    }
+}
+
+fn slow_call(ts_ns: u64) -> Input {
+    Input::Event(Event::SlowCall {
+        tid: 7,
+        ts_ns,
+        sysno: 35,
+        ret: 0,
+        duration_ns: 10_000_000,
+        goid: 18,
+        p: PHandoff::Lost,
+        cgo: false,
+        taken: TakenFlags::default(),
+        p_id: Some(1),
+        fd: RawFd::default(),
+        frames: vec![TEXT + 4, ret(1), ret(2), ret(3)],
+    })
+}
+
+/// A kernel reading of `calls` nanosleep calls.
+fn kernel(calls: u64) -> Vec<Input> {
+    vec![
+        Input::Event(Event::SyscallAggregate {
+            sysno: 35,
+            idle: false,
+            calls,
+            errors: 0,
+            total_ns: calls * 10_000_000,
+            max_ns: 10_000_000,
+            errnos: Vec::new(),
+            buckets: vec![(40, calls)],
+        }),
+        Input::KernelCounters(vec![calls; tracer_common::NUM_COUNTERS as usize]),
+    ]
+}
+
+fn end() -> End {
+    End {
+        traced_seconds: 2.5,
+        target: TargetInfo {
+            exited: true,
+            exit_code: Some(0),
+            ..target()
+        },
+        threads_at_end: None,
+        events_not_recorded: 0,
+    }
+}
+
+/// A recording of two intervals: 3 slow calls and a kernel reading each,
+/// facts that change once.
+fn write(path: &Path, max_bytes: Option<u64>) -> (RecordStats, Vec<Input>) {
+    let sym = symbolizer(FUNCTIONS);
+    let mut rec = Recorder::create(path, max_bytes, start(&sym)).unwrap();
+    let mut facts = Facts::default();
+    let mut fed = Vec::new();
+    for interval in 0..2u64 {
+        let mut inputs: Vec<Input> = (0..3).map(|i| slow_call(interval * 10 + i)).collect();
+        inputs.extend(kernel(3 * (interval + 1)));
+        fed.extend(inputs.clone());
+        facts.cpu.gomaxprocs = Fact::known(4, "read from runtime.gomaxprocs");
+        let elapsed = Duration::from_secs(interval + 1);
+        rec.interval(elapsed, inputs, Some(&sym), &facts).unwrap();
+    }
+    let stats = rec.finish(Vec::new(), Some(&sym), &facts, end()).unwrap();
+    (stats, fed)
+}
+
+fn read(path: &Path) -> Result<(Recording, Vec<Input>), ReadError> {
+    let mut inputs = Vec::new();
+    let replayed = replay(path, |i| inputs.push(i.clone()))?;
+    Ok((replayed, inputs))
+}
+
+#[test]
+fn a_recording_reads_back_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    let (stats, fed) = write(&path, None);
+    assert_eq!(stats.bytes, std::fs::metadata(&path).unwrap().len());
+    // The two intervals, and the last at the end (nothing new).
+    assert_eq!((stats.events, stats.intervals), (6, 3));
+    let (mut replayed, inputs) = read(&path).unwrap();
+    assert_eq!(inputs, fed);
+    assert!(replayed.cut_short.is_none(), "{:?}", replayed.cut_short);
+    let end = replayed.end.clone().unwrap();
+    assert_eq!((end.traced_seconds, end.target.exit_code), (2.5, Some(0)));
+    assert_eq!(replayed.start.target.command, "sleeper");
+    assert_eq!(replayed.start.slow_ns, 1_000_000);
+    assert_eq!(replayed.last_interval_seconds, 2.5);
+    assert_eq!(replayed.facts.cpu.gomaxprocs.value(), Some(4));
+    let fops = replayed.fops().unwrap();
+    assert_eq!(fops.found(), [("pipefifo_fops", 0xffff_1000)]);
+    // The stacks read the same as from the binary.
+    let (sym, attribution) = replayed.symbolizer().unwrap();
+    assert!(attribution);
+    let live = symbolizer(FUNCTIONS);
+    let stack = [TEXT + 4, ret(1), ret(2), ret(3)];
+    assert_eq!(sym.syscall_stack(&stack), live.syscall_stack(&stack));
+    assert_eq!(sym.build.raw_version, "go1.27.0");
+    // Replayed into a model, the same model as fed live.
+    let mut live_model = Model::new(1);
+    fed.iter().for_each(|i| live_model.feed(i));
+    let mut replayed_model = Model::new(1);
+    inputs.iter().for_each(|i| replayed_model.feed(i));
+    assert_eq!(
+        replayed_model.calls.sites.len(),
+        live_model.calls.sites.len()
+    );
+    assert_eq!(
+        replayed_model.syscalls.totals(None),
+        live_model.syscalls.totals(None)
+    );
+    assert_eq!(replayed_model.counters, live_model.counters);
+}
+
+#[test]
+fn a_recording_cut_anywhere_reads_up_to_its_last_whole_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    let (_, fed) = write(&path, None);
+    let bytes = std::fs::read(&path).unwrap();
+    let cut_path = dir.path().join("cut.rec");
+    let mut readable = 0;
+    for len in 0..bytes.len() {
+        std::fs::write(&cut_path, &bytes[..len]).unwrap();
+        match read(&cut_path) {
+            Ok((replayed, inputs)) => {
+                readable += 1;
+                // A prefix of what was fed, and said to be cut short.
+                assert_eq!(inputs, fed[..inputs.len()], "cut at {len}");
+                let Some(CutShort::Truncated { at_byte }) = replayed.cut_short else {
+                    panic!("cut at {len}: {:?}", replayed.cut_short);
+                };
+                assert!(at_byte <= len as u64);
+                assert!(replayed.end.is_none());
+                let said = replayed.cut_short.unwrap().to_string();
+                assert!(said.contains("cut short"), "{said}");
+            }
+            // Only before the start frame is whole.
+            Err(ReadError::NoStart { bytes, .. }) => assert!(bytes <= len as u64),
+            Err(e) => panic!("cut at {len}: {e}"),
+        }
+    }
+    assert!(readable > bytes.len() / 2, "{readable} of {}", bytes.len());
+}
+
+#[test]
+fn another_format_version_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    write(&path, None);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let err = read(&path).unwrap_err();
+    assert!(
+        matches!(err, ReadError::Version { found: 3, .. }),
+        "{err:?}"
+    );
+    let said = err.to_string();
+    assert!(
+        said.contains("written by recording format 3; this tracer reads format 1"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_file_that_is_no_recording_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    std::fs::write(&path, br#"{"schema": "gotracer.report/2"}"#).unwrap();
+    let err = read(&path).unwrap_err();
+    assert!(matches!(err, ReadError::BadMagic { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("is not a tracer recording"),
+        "{err}"
+    );
+    // Too short to hold a magic, and not its beginning.
+    std::fs::write(&path, b"{}").unwrap();
+    assert!(matches!(read(&path), Err(ReadError::BadMagic { .. })));
+    // A recorder that wrote nothing.
+    std::fs::write(&path, b"").unwrap();
+    assert!(matches!(
+        read(&path),
+        Err(ReadError::NoStart { bytes: 0, .. })
+    ));
+}
+
+#[test]
+fn a_corrupt_frame_ends_the_reading_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    write(&path, None);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The frame after the start: its first payload byte made invalid.
+    let start_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let second = 12 + 4 + start_len;
+    bytes[second + 4] = 0xc1; // never used by MessagePack
+    std::fs::write(&path, &bytes).unwrap();
+    let (replayed, inputs) = read(&path).unwrap();
+    assert!(inputs.is_empty());
+    let Some(CutShort::Corrupt { at_byte, .. }) = &replayed.cut_short else {
+        panic!("{:?}", replayed.cut_short);
+    };
+    assert_eq!(*at_byte, second as u64);
+}
+
+#[test]
+fn max_size_stops_the_events_but_keeps_the_last_kernel_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.rec");
+    let (whole_stats, fed) = write(&whole, None);
+    let bounded = dir.path().join("bounded.rec");
+    let limit = whole_stats.bytes / 2;
+    let (stats, _) = write(&bounded, Some(limit));
+    let not_recorded = stats.events_not_recorded;
+    assert!(not_recorded > 0, "{stats:?}");
+    assert_eq!(stats.events + not_recorded, 6);
+    // Past the limit only the closing frames: the last kernel reading,
+    // the facts and the end (small here).
+    assert!(
+        stats.bytes < limit + 512,
+        "{} bytes for {limit}",
+        stats.bytes
+    );
+    let (replayed, inputs) = read(&bounded).unwrap();
+    let end = replayed.end.as_ref().unwrap();
+    assert_eq!(end.events_not_recorded, not_recorded);
+    assert_eq!(replayed.size_limit.unwrap().1, limit);
+    assert!(replayed.cut_short.is_none());
+    // The events that fit, then the last kernel reading: the syscall
+    // table is the whole run's.
+    let mut live = Model::new(1);
+    fed.iter().for_each(|i| live.feed(i));
+    let mut model = Model::new(1);
+    inputs.iter().for_each(|i| model.feed(i));
+    assert_eq!(model.syscalls.totals(None), live.syscalls.totals(None));
+    let listed: u64 = model.calls.sites.iter().map(|(_, s)| s.calls).sum();
+    assert_eq!(listed, stats.events);
+    let note = stats.note(&bounded);
+    assert!(
+        note.contains(&format!("{not_recorded} events past --max-size")),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_kernel_reading_is_written_again_only_when_it_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    let sym = symbolizer(FUNCTIONS);
+    let mut rec = Recorder::create(&path, None, start(&sym)).unwrap();
+    let facts = Facts::default();
+    let second = Duration::from_secs(1);
+    rec.interval(second, kernel(3), Some(&sym), &facts).unwrap();
+    // The same reading: nothing of it is written again.
+    rec.interval(2 * second, kernel(3), Some(&sym), &facts)
+        .unwrap();
+    // A vDSO site appears; the syscall and the counters are unchanged.
+    let vdso = Input::Event(Event::VdsoCalls {
+        sysno: 228,
+        clock: 1,
+        frames: vec![TEXT + 4],
+        calls: 9,
+    });
+    let mut third = kernel(3);
+    third.push(vdso.clone());
+    rec.interval(3 * second, third, Some(&sym), &facts).unwrap();
+    rec.finish(Vec::new(), Some(&sym), &facts, end()).unwrap();
+    let (replayed, inputs) = read(&path).unwrap();
+    let mut expected = kernel(3);
+    expected.push(vdso);
+    assert_eq!(inputs, expected);
+    assert_eq!(replayed.last_interval_seconds, 2.5);
+}
+
+/// Compact: what the most frequent inputs cost in a recording (37 and 106
+/// bytes when written; variant names are a third of a syscall's).
+#[test]
+fn frequent_inputs_are_a_few_dozen_bytes() {
+    let size = |i: &Input| rmp_serde::to_vec(i).unwrap().len();
+    let syscall = Input::Event(Event::Syscall {
+        tid: 123_456,
+        ts_ns: 1_361_527_550_407,
+        sysno: 202,
+        ret: 0,
+        duration_ns: 3_417,
+        idle: false,
+    });
+    // Six frames, as a sleep in sleeper.go has.
+    let mut slow = slow_call(1_361_549_133_993);
+    if let Input::Event(Event::SlowCall { frames, .. }) = &mut slow {
+        frames.extend([ret(1) + 0x10, ret(2) + 0x10]);
+    }
+    eprintln!(
+        "syscall {} bytes, slow call {} bytes",
+        size(&syscall),
+        size(&slow)
+    );
+    assert!(size(&syscall) <= 40, "{}", size(&syscall));
+    assert!(size(&slow) <= 128, "{}", size(&slow));
+}
