@@ -27,6 +27,8 @@ enum Mode {
     Floor,
     /// The floor plus the timing of each call (`--probes timed-floor`).
     TimedFloor,
+    /// `tracer record`: the tracer, writing a recording as it goes.
+    Record,
     Bpftrace,
     /// Untraced, while the tracer is attached to another process.
     Bystander,
@@ -39,6 +41,7 @@ impl Mode {
             Self::Tracer => "tracer",
             Self::Floor => "floor (empty probes)",
             Self::TimedFloor => "floor + timing each call",
+            Self::Record => "tracer record",
             Self::Bpftrace => "bpftrace hist()",
             Self::Bystander => "untraced, tracer on another",
         }
@@ -56,6 +59,7 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     let mut modes = vec![
         Mode::Untraced,
         Mode::Tracer,
+        Mode::Record,
         Mode::Floor,
         Mode::TimedFloor,
         Mode::Bystander,
@@ -117,6 +121,12 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
         "tracer overhead / floor overhead: {:.2} (target <= 1.1)",
         tracer_o / floor_o.max(1e-9)
     );
+    if let Some(r) = over(Mode::Record) {
+        println!(
+            "record overhead / tracer overhead: {:.3} (target <= 1.05)",
+            r / tracer_o.max(1e-9)
+        );
+    }
     if let Some(t) = over(Mode::TimedFloor) {
         println!(
             "timed floor overhead / floor overhead: {:.2}; tracer / timed floor: {:.2}",
@@ -271,6 +281,14 @@ fn once(
                 _ => &mut c,
             };
             c.arg("--").arg(storm);
+            c
+        }
+        Mode::Record => {
+            let mut c = Command::new(tracer);
+            c.args(["record", "-o"])
+                .arg(dir.join("storm.rec"))
+                .arg("--")
+                .arg(storm);
             c
         }
         Mode::Bpftrace => {
