@@ -21,6 +21,29 @@ const SLEEPER_ARGS: [&str; 4] = ["-g", "64", "-n", "10"];
 const SLEEPS: u64 = 640;
 
 /// The sleeper workload copied into `dir` (so the test can delete it).
+/// `tracer record -o RECORDING -- BIN ARGS...`.
+fn record(recording: &Path, bin: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = tracer();
+    cmd.args(["record", "-o"])
+        .arg(recording)
+        .arg("--")
+        .arg(bin)
+        .args(args);
+    cmd
+}
+
+/// `tracer record` of a copy of the sleeper in `dir`, which succeeded:
+/// the recording's path and the recorder's output.
+fn record_sleeper(dir: &Path) -> (PathBuf, Output) {
+    let bin = sleeper_copy(dir);
+    let recording = dir.join("sleeper.rec");
+    let out = record(&recording, &bin, &SLEEPER_ARGS)
+        .output()
+        .expect("run tracer record");
+    succeeded(&out, "tracer record");
+    (recording, out)
+}
+
 fn sleeper_copy(dir: &Path) -> PathBuf {
     let bin = dir.join("sleeper");
     std::fs::copy(go_workload("sleeper"), &bin).unwrap();
@@ -144,17 +167,7 @@ fn record_writes_only_the_recording() {
     skip_unless!(cannot_trace_go());
     let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
-    let bin = sleeper_copy(dir.path());
-    let recording = dir.path().join("sleeper.rec");
-    let out = tracer()
-        .args(["record", "-o"])
-        .arg(&recording)
-        .arg("--")
-        .arg(&bin)
-        .args(SLEEPER_ARGS)
-        .output()
-        .expect("run tracer record");
-    succeeded(&out, "tracer record");
+    let (recording, out) = record_sleeper(dir.path());
     assert!(
         out.stdout.is_empty(),
         "{}",
@@ -182,12 +195,7 @@ fn a_recording_cut_by_sigkill_still_reports() {
     let recording = dir.path().join("cut.rec");
     // 8 goroutines x 250 sleeps of 20 ms: 5 s, killed after 2.5 s.
     let total = 8 * 250;
-    let mut recorder = tracer()
-        .args(["record", "-o"])
-        .arg(&recording)
-        .arg("--")
-        .arg(&bin)
-        .args(["-g", "8", "-n", "250"])
+    let mut recorder = record(&recording, &bin, &["-g", "8", "-n", "250"])
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn tracer record");
@@ -233,17 +241,7 @@ fn events_are_json_lines_with_the_slow_calls() {
     skip_unless!(cannot_trace_go());
     let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
-    let bin = sleeper_copy(dir.path());
-    let recording = dir.path().join("sleeper.rec");
-    let out = tracer()
-        .args(["record", "-o"])
-        .arg(&recording)
-        .arg("--")
-        .arg(&bin)
-        .args(SLEEPER_ARGS)
-        .output()
-        .expect("run tracer record");
-    succeeded(&out, "tracer record");
+    let (recording, _) = record_sleeper(dir.path());
     let (text, _) = report_file(&recording, "events", &dir.path().join("events.jsonl"));
     let events: Vec<Value> = text
         .lines()

@@ -276,21 +276,29 @@ pub fn our_programs() -> Vec<u32> {
         .collect()
 }
 
-/// Waits until none of our programs is loaded; panics after 5 s.
-pub fn assert_programs_unloaded(context: &str) {
+/// Polls `left` until it finds nothing left; panics with what is left
+/// after 5 s. Teardown in the kernel is deferred (RCU): give it a moment.
+fn wait_until_gone<T: std::fmt::Debug>(context: &str, left: impl Fn() -> Option<T>) {
     let start = Instant::now();
-    loop {
-        let left = our_programs();
-        if left.is_empty() {
-            return;
-        }
-        // Program teardown is deferred (RCU): give it a moment.
+    while let Some(left) = left() {
         assert!(
             start.elapsed() < Duration::from_secs(5),
-            "{context}: programs {left:?} still loaded"
+            "{context}: still loaded: {left:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until none of our programs is loaded; panics after 5 s.
+pub fn assert_programs_unloaded(context: &str) {
+    wait_until_gone(context, || Some(our_programs()).filter(|p| !p.is_empty()));
+}
+
+/// Waits until none of `held` is loaded any more; panics after 5 s.
+pub fn assert_released(held: &BpfIds, context: &str) {
+    wait_until_gone(context, || {
+        Some(held.still_in(&BpfIds::loaded())).filter(|l| !l.is_empty())
+    });
 }
 
 /// BPF objects by ID: programs, maps and links.
@@ -360,23 +368,6 @@ impl BpfIds {
 
     pub fn is_empty(&self) -> bool {
         self.programs.is_empty() && self.maps.is_empty() && self.links.is_empty()
-    }
-}
-
-/// Waits until none of `held` is loaded any more; panics after 5 s.
-pub fn assert_released(held: &BpfIds, context: &str) {
-    let start = Instant::now();
-    loop {
-        let left = held.still_in(&BpfIds::loaded());
-        if left.is_empty() {
-            return;
-        }
-        // Teardown is deferred (RCU): give it a moment.
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{context}: still loaded: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
