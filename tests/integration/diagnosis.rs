@@ -234,10 +234,14 @@ fn errnos_table() -> BTreeMap<(String, String), u64> {
     .collect()
 }
 
-/// The runtime's own lock races: a few futex EAGAIN, in any run.
+/// Without what no program asks for: the runtime's own lock races (a few
+/// futex EAGAIN, in any run), and the kernel's restart codes (ERESTARTSYS,
+/// ERESTART_RESTARTBLOCK...: a call a signal interrupted, such as the
+/// runtime's own usleep meeting a preemption signal, leaves the kernel with
+/// one and is restarted; the program never sees it; once in three CI runs).
 fn without_futex(t: &BTreeMap<(String, String), u64>) -> BTreeMap<(String, String), u64> {
     t.iter()
-        .filter(|((s, _), _)| s != "futex")
+        .filter(|((s, e), _)| s != "futex" && !e.starts_with("ERESTART"))
         .map(|(k, v)| (k.clone(), *v))
         .collect()
 }
