@@ -385,7 +385,14 @@ impl FactsCollector {
         if self.ticks <= FULL_TICKS || self.slow_due.is_none_or(|due| now >= due) {
             self.slow_due = Some(now + SLOW_FACTS_EVERY);
             self.refresh();
-        } else if self.go_version.is_some() && self.runtime_ready {
+        } else {
+            self.refresh_runtime();
+        }
+    }
+
+    /// The Go runtime's variables, once its `main.main` has begun.
+    fn refresh_runtime(&mut self) {
+        if self.go_version.is_some() && self.runtime_ready {
             let reading = self.read_runtime();
             self.apply_runtime(&reading, ReadAt::Tick);
         }
@@ -418,10 +425,7 @@ impl FactsCollector {
                 None => l.go_max_threads = Some(new),
             }
         }
-        if self.go_version.is_some() && self.runtime_ready {
-            let reading = self.read_runtime();
-            self.apply_runtime(&reading, ReadAt::Tick);
-        }
+        self.refresh_runtime();
         self.refresh_cpu();
         self.refresh_sockets();
     }
