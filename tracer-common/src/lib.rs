@@ -365,11 +365,10 @@ pub const MAIN_READ_MAXMCOUNT: u32 = 4;
 /// BTF by userspace (the kernel programs have no CO-RE relocations). Each is
 /// from the start of the struct named by the prefix (`file_f_inode`: `struct
 /// file`'s `f_inode`). `enabled == 0` (the default) means "not read": the
-/// kernel side then reads nothing. An optional member absent on this kernel
-/// is [`OFFSET_ABSENT`].
+/// kernel side then reads nothing.
 ///
 /// Sizes the kernel side reads: pointers 8 bytes; `fdt_max_fds`,
-/// `file_f_flags`, `file_f_mode`, `signal_flags`, `signal_live` 4; `inode_i_mode`,
+/// `file_f_flags`, `file_f_mode`, `signal_live` 4; `task_start_time` 8; `inode_i_mode`,
 /// `socket_type`, `sock_family`, `sock_type`, `sock_protocol` 2;
 /// `sb_s_magic` 8 (userspace checks these against BTF).
 #[repr(C)]
@@ -409,11 +408,12 @@ pub struct KernelOffsets {
     pub sock_family: u32,
     pub sock_type: u32,
     pub sock_protocol: u32,
-    /// `task_struct.signal` → `signal_struct.flags` ([`SIGNAL_GROUP_EXIT`])
-    /// and `signal_struct.group_exec_task` (5.17+; else [`OFFSET_ABSENT`]).
+    /// `task_struct.signal` → `signal_struct`.
     pub task_signal: u32,
-    pub signal_flags: u32,
-    pub signal_group_exec_task: u32,
+    /// `task_struct.start_time` (`u64`, CLOCK_MONOTONIC ns at creation).
+    pub task_start_time: u32,
+    /// Unused; keeps the struct a multiple of 8 bytes.
+    pub _pad: u32,
     /// `signal_struct.live` (an `atomic_t`): the threads of the group not
     /// yet exiting. 0 at a thread's `sched_process_exit` means the whole
     /// process has ended, and its PID may soon name another process.
@@ -426,13 +426,6 @@ pub struct KernelOffsets {
 pub const WINDOW_OPEN: u32 = 0;
 pub const WINDOW_CLOSED_BY_TRACER: u32 = 1;
 pub const WINDOW_CLOSED_PROCESS_ENDED: u32 = 2;
-
-/// [`KernelOffsets`]: an optional member this kernel does not have.
-pub const OFFSET_ABSENT: u32 = u32::MAX;
-
-/// `signal_struct.flags`: the thread group is exiting (`exit_group` or a
-/// fatal signal). A macro, not in BTF: 0x4 since 2.6.x (checked on 6.18).
-pub const SIGNAL_GROUP_EXIT: u32 = 0x4;
 
 /// What the kernel saw of the Go runtime at a syscall's exit.
 #[repr(u32)]
@@ -932,7 +925,7 @@ mod tests {
         assert_eq!(offset_of!(KernelOffsets, inode_i_mode), 44);
         assert_eq!(offset_of!(KernelOffsets, socket_sk), 60);
         assert_eq!(offset_of!(KernelOffsets, task_signal), 80);
-        assert_eq!(offset_of!(KernelOffsets, signal_group_exec_task), 88);
+        assert_eq!(offset_of!(KernelOffsets, task_start_time), 84);
         assert_eq!(offset_of!(KernelOffsets, signal_live), 92);
         assert_eq!(KernelOffsets::default().enabled, 0);
     }

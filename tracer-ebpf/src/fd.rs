@@ -12,32 +12,33 @@ use tracer_common::{FD_CLOSED, FD_FAILED, FD_NONE, FD_READ, FdInfo, KernelOffset
 /// Where the fields are in this kernel (`enabled == 0`: unknown, nothing
 /// is read).
 #[unsafe(no_mangle)]
-static KERNEL_OFFSETS: aya_ebpf::Global<KernelOffsets> = aya_ebpf::Global::new(KernelOffsets {
-    enabled: 0,
-    task_files: 0,
-    files_fdt: 0,
-    fdt_max_fds: 0,
-    fdt_fd: 0,
-    file_f_inode: 0,
-    file_f_flags: 0,
-    file_f_mode: 0,
-    file_f_op: 0,
-    file_private_data: 0,
-    file_f_path_dentry: 0,
-    inode_i_mode: 0,
-    inode_i_sb: 0,
-    sb_s_magic: 0,
-    dentry_d_name_name: 0,
-    socket_sk: 0,
-    socket_type: 0,
-    sock_family: 0,
-    sock_type: 0,
-    sock_protocol: 0,
-    task_signal: 0,
-    signal_flags: 0,
-    signal_group_exec_task: 0,
-    signal_live: 0,
-});
+pub(crate) static KERNEL_OFFSETS: aya_ebpf::Global<KernelOffsets> =
+    aya_ebpf::Global::new(KernelOffsets {
+        enabled: 0,
+        task_files: 0,
+        files_fdt: 0,
+        fdt_max_fds: 0,
+        fdt_fd: 0,
+        file_f_inode: 0,
+        file_f_flags: 0,
+        file_f_mode: 0,
+        file_f_op: 0,
+        file_private_data: 0,
+        file_f_path_dentry: 0,
+        inode_i_mode: 0,
+        inode_i_sb: 0,
+        sb_s_magic: 0,
+        dentry_d_name_name: 0,
+        socket_sk: 0,
+        socket_type: 0,
+        sock_family: 0,
+        sock_type: 0,
+        sock_protocol: 0,
+        task_signal: 0,
+        task_start_time: 0,
+        _pad: 0,
+        signal_live: 0,
+    });
 
 /// `S_IFMT` and `S_IFSOCK` of `i_mode`.
 const S_IFMT: u32 = 0o170_000;
@@ -47,7 +48,7 @@ const S_IFSOCK: u32 = 0o140_000;
 const ANON_INODE_FS_MAGIC: u64 = 0x0904_1934;
 
 #[inline(always)]
-fn kernel<T>(addr: u64) -> Result<T, i32> {
+pub(crate) fn kernel<T>(addr: u64) -> Result<T, i32> {
     unsafe { bpf_probe_read_kernel(addr as *const T) }
 }
 
@@ -112,20 +113,4 @@ fn read_into(info: &mut FdInfo, fd: u64, k: &KernelOffsets) -> Result<bool, i32>
         }
     }
     Ok(true)
-}
-
-/// Whether the current (exiting) task was the last live thread of its
-/// process: `task->signal->live` has reached 0. At `sched_process_exit` the
-/// kernel has already counted this thread out. `None`: not known (no
-/// offsets, or unreadable).
-#[inline(always)]
-pub fn process_ended() -> Option<bool> {
-    let k = KERNEL_OFFSETS.load();
-    if k.enabled == 0 {
-        return None;
-    }
-    let task = unsafe { bpf_get_current_task() };
-    let signal: u64 = kernel(task + u64::from(k.task_signal)).ok()?;
-    let live: i32 = kernel(signal + u64::from(k.signal_live)).ok()?;
-    Some(live == 0)
 }

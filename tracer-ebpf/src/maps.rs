@@ -56,6 +56,13 @@ pub static EXECS: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 pub static WINDOW_CLOSED: Array<u32> = Array::with_max_entries(1, 0);
 
+/// Index 0: when the target's last thread closed the window
+/// (`bpf_ktime_get_ns`). Threads of the ended process that pass their exit
+/// tracepoint after it are still reported; a thread created later belongs
+/// to a process that reuses the PID.
+#[map]
+pub static WINDOW_CLOSED_AT: Array<u64> = Array::with_max_entries(1, 0);
+
 /// Per-event records: syscalls without a slot, slow calls, thread spawns
 /// and exits, the rare runtime events. 4 MiB holds about 100 000 records, a
 /// burst of several milliseconds even at millions of unslotted syscalls per

@@ -4,7 +4,10 @@
 
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
+        bpf_probe_read_kernel_str_bytes,
+    },
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -12,12 +15,13 @@ use aya_log_ebpf::warn;
 use tracer_common::{
     CLONE_THREAD, EXEC_NAME_LEN, EventHeader, EventKind, ExecEvent, SYS_EXIT, SYS_EXIT_GROUP,
     THREAD_EXIT_GROUP, THREAD_EXIT_KILLED, THREAD_EXIT_SELF, ThreadEvent,
-    WINDOW_CLOSED_PROCESS_ENDED,
+    WINDOW_CLOSED_PROCESS_ENDED, WINDOW_OPEN,
 };
 
 use crate::{
-    fd::process_ended,
-    maps::{EXECS, LOCK_SITES, NEW_M, TID_M, WINDOW_CLOSED, output},
+    fd::{KERNEL_OFFSETS, kernel},
+    in_target,
+    maps::{EXECS, LOCK_SITES, NEW_M, TID_M, WINDOW_CLOSED, WINDOW_CLOSED_AT, output},
     syscalls::inflight_slot,
     target_tid,
 };
@@ -62,7 +66,7 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i64> {
 #[tracepoint]
 pub fn gt_task_exit(_ctx: TracePointContext) -> u32 {
     // Runs in the context of the exiting thread.
-    let Some(tid) = target_tid() else {
+    let Some(tid) = exiting_target_thread() else {
         return 0;
     };
     // The last syscall this thread entered and never left says how it
@@ -90,11 +94,65 @@ pub fn gt_task_exit(_ctx: TracePointContext) -> u32 {
     // process before userspace hears of it. Close the window here, so no
     // call of a process that reuses the PID is ever counted.
     if process_ended() == Some(true)
-        && let Some(closed) = WINDOW_CLOSED.get_ptr_mut(0)
+        && let (Some(at), Some(closed)) = (
+            WINDOW_CLOSED_AT.get_ptr_mut(0),
+            WINDOW_CLOSED.get_ptr_mut(0),
+        )
     {
-        unsafe { *closed = WINDOW_CLOSED_PROCESS_ENDED };
+        // The time first: whoever sees the window closed reads it.
+        unsafe {
+            *at = bpf_ktime_get_ns();
+            *closed = WINDOW_CLOSED_PROCESS_ENDED;
+        }
     }
     0
+}
+
+/// The exiting thread's id when its exit is to be reported: it belongs to
+/// the target and the window is open, or was closed by the process's end
+/// and the thread is one of that process's. Threads that exit together
+/// each count themselves out of `signal->live` before their tracepoint,
+/// so the one that closes the window may run before the others; those
+/// were all created before the close, a PID-reusing newcomer's after.
+#[inline(always)]
+fn exiting_target_thread() -> Option<u32> {
+    let tid = in_target()?;
+    match WINDOW_CLOSED.get(0).copied() {
+        None | Some(WINDOW_OPEN) => Some(tid),
+        Some(WINDOW_CLOSED_PROCESS_ENDED) => {
+            let closed_at = *WINDOW_CLOSED_AT.get(0)?;
+            (task_start_time()? < closed_at).then_some(tid)
+        }
+        Some(_) => None,
+    }
+}
+
+/// Whether the current (exiting) task was the last live thread of its
+/// process: `task->signal->live` has reached 0. At `sched_process_exit` the
+/// kernel has already counted this thread out. `None`: not known (no
+/// offsets, or unreadable).
+#[inline(always)]
+fn process_ended() -> Option<bool> {
+    let k = KERNEL_OFFSETS.load();
+    if k.enabled == 0 {
+        return None;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let signal: u64 = kernel(task + u64::from(k.task_signal)).ok()?;
+    let live: i32 = kernel(signal + u64::from(k.signal_live)).ok()?;
+    Some(live == 0)
+}
+
+/// The current task's creation time (CLOCK_MONOTONIC ns, the clock of
+/// `bpf_ktime_get_ns`). `None`: not known.
+#[inline(always)]
+fn task_start_time() -> Option<u64> {
+    let k = KERNEL_OFFSETS.load();
+    if k.enabled == 0 {
+        return None;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    kernel(task + u64::from(k.task_start_time)).ok()
 }
 
 /// The target executed a new program (the launch itself in `run` mode).

@@ -12,9 +12,9 @@
 //!   (the class name of an anonymous inode, such as `[eventfd]`);
 //! - a socket: `file.private_data` → `socket.sk` → `sock.__sk_common.
 //!   skc_family`, `sock.sk_type`, `sock.sk_protocol` (also `socket.type`);
-//! - thread exit: `task_struct.signal` → `signal_struct.flags`
-//!   (`SIGNAL_GROUP_EXIT`) and `signal_struct.group_exec_task`;
-//!   `signal_struct.live` (0 once the whole process has ended).
+//! - thread exit: `task_struct.signal` → `signal_struct.live` (0 once the
+//!   whole process has ended) and `task_struct.start_time` (tells the ended
+//!   process's threads from those of a process that reuses its PID).
 //!
 //! Each member's size is checked too, so a kernel where one changed type
 //! (e.g. `sk_protocol`, a bitfield before 5.6) is refused rather than read
@@ -23,7 +23,7 @@
 //! (`__f_path`, `__d_name`), which share their bytes (see [`FIELDS`] and the
 //! live test).
 
-use tracer_common::{KernelOffsets, OFFSET_ABSENT};
+use tracer_common::KernelOffsets;
 
 use super::btf::{Btf, BtfError, Member};
 
@@ -36,9 +36,6 @@ pub struct FieldSpec {
     pub member: &'static str,
     /// The size in bytes the kernel programs read it as.
     pub size: u64,
-    /// Absent on some supported kernels: its offset is then
-    /// [`OFFSET_ABSENT`] rather than an error.
-    pub optional: bool,
     /// Where its offset goes in what the kernel programs receive.
     pub slot: fn(&mut KernelOffsets) -> &mut u32,
 }
@@ -54,7 +51,6 @@ impl FieldSpec {
             ty,
             member,
             size,
-            optional: false,
             slot,
         }
     }
@@ -95,21 +91,16 @@ pub const SOCK_PROTOCOL: FieldSpec =
     FieldSpec::new("sock", "sk_protocol", 2, |k| &mut k.sock_protocol);
 pub const TASK_SIGNAL: FieldSpec =
     FieldSpec::new("task_struct", "signal", PTR, |k| &mut k.task_signal);
-pub const SIGNAL_FLAGS: FieldSpec =
-    FieldSpec::new("signal_struct", "flags", 4, |k| &mut k.signal_flags);
-/// Named `group_exit_task` before 5.17 (and with another meaning).
-pub const SIGNAL_GROUP_EXEC_TASK: FieldSpec = FieldSpec {
-    optional: true,
-    ..FieldSpec::new("signal_struct", "group_exec_task", PTR, |k| {
-        &mut k.signal_group_exec_task
-    })
-};
+/// `u64`: CLOCK_MONOTONIC nanoseconds at the task's creation (the clock of
+/// `bpf_ktime_get_ns`).
+pub const TASK_START_TIME: FieldSpec =
+    FieldSpec::new("task_struct", "start_time", 8, |k| &mut k.task_start_time);
 /// `atomic_t`: the group's threads not yet exiting.
 pub const SIGNAL_LIVE: FieldSpec =
     FieldSpec::new("signal_struct", "live", 4, |k| &mut k.signal_live);
 
 /// Every member the kernel programs read.
-pub const FIELDS: [FieldSpec; 23] = [
+pub const FIELDS: [FieldSpec; 22] = [
     TASK_FILES,
     FILES_FDT,
     FDT_MAX_FDS,
@@ -130,9 +121,8 @@ pub const FIELDS: [FieldSpec; 23] = [
     SOCK_TYPE,
     SOCK_PROTOCOL,
     TASK_SIGNAL,
-    SIGNAL_FLAGS,
-    SIGNAL_GROUP_EXEC_TASK,
     SIGNAL_LIVE,
+    TASK_START_TIME,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -157,9 +147,8 @@ pub enum KernelLayoutError {
 }
 
 /// Byte offsets of the members the kernel programs read, from this
-/// kernel's BTF, as the kernel programs receive them (`enabled` 1; an
-/// absent optional member is [`OFFSET_ABSENT`]). Each is from the start of
-/// the named struct.
+/// kernel's BTF, as the kernel programs receive them (`enabled` 1). Each
+/// is from the start of the named struct.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelLayout {
     pub offsets: KernelOffsets,
@@ -184,20 +173,15 @@ impl KernelLayout {
             ..KernelOffsets::default()
         };
         for spec in &FIELDS {
-            let off = if spec.optional {
-                optional(btf, spec)?.unwrap_or(OFFSET_ABSENT)
-            } else {
-                offset(btf, spec)?
-            };
-            *(spec.slot)(&mut offsets) = off;
+            *(spec.slot)(&mut offsets) = offset(btf, spec)?;
         }
         Ok(Self { offsets })
     }
 
-    /// The offsets in [`FIELDS`] order (`None`: an optional member absent).
-    pub fn offsets(&self) -> [Option<u32>; FIELDS.len()] {
+    /// The offsets in [`FIELDS`] order.
+    pub fn offsets(&self) -> [u32; FIELDS.len()] {
         let mut k = self.offsets;
-        FIELDS.map(|spec| Some(*(spec.slot)(&mut k)).filter(|&o| o != OFFSET_ABSENT))
+        FIELDS.map(|spec| *(spec.slot)(&mut k))
     }
 
     /// What the kernel programs receive.
@@ -236,19 +220,6 @@ fn offset(btf: &Btf, spec: &FieldSpec) -> Result<u32, KernelLayoutError> {
     }
 }
 
-/// An optional member: `None` when its struct has no such member (any
-/// other problem is still an error).
-fn optional(btf: &Btf, spec: &FieldSpec) -> Result<Option<u32>, KernelLayoutError> {
-    match offset(btf, spec) {
-        Ok(off) => Ok(Some(off)),
-        Err(KernelLayoutError::Field {
-            source: BtfError::NoSuchMember { .. },
-            ..
-        }) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::{collections::HashMap, process::Command};
@@ -261,7 +232,6 @@ mod tests {
     struct Fake {
         /// `sk_protocol` as the pre-5.6 8-bit bitfield.
         protocol_bitfield: bool,
-        group_exec_task: bool,
         /// Bytes of `inode.i_mode`.
         i_mode_size: u32,
         /// Leave `struct fdtable` out.
@@ -270,7 +240,6 @@ mod tests {
 
     const FAKE: Fake = Fake {
         protocol_bitfield: false,
-        group_exec_task: true,
         i_mode_size: 2,
         no_fdtable: false,
     };
@@ -294,7 +263,11 @@ mod tests {
             &mut b,
             "task_struct",
             64,
-            &[("files", ptr, 16), ("signal", ptr, 24)],
+            &[
+                ("files", ptr, 16),
+                ("signal", ptr, 24),
+                ("start_time", u64_, 40),
+            ],
         );
         s(&mut b, "files_struct", 64, &[("fdt", ptr, 32)]);
         if !f.no_fdtable {
@@ -374,11 +347,7 @@ mod tests {
         // `atomic_t`: a typedef of an anonymous struct of one int.
         let counter = b.composite("", false, 4, false, &[("counter", u32_, 0)]);
         let atomic_t = b.typedef("atomic_t", counter);
-        let mut signal = vec![("live", atomic_t, 4), ("flags", u32_, 116)];
-        if f.group_exec_task {
-            signal.push(("group_exec_task", ptr, 104));
-        }
-        s(&mut b, "signal_struct", 1024, &signal);
+        s(&mut b, "signal_struct", 1024, &[("live", atomic_t, 4)]);
         b.build()
     }
 
@@ -390,9 +359,9 @@ mod tests {
     fn reads_every_offset() {
         let l = layout(FAKE).unwrap();
         let expected = [
-            16, 32, 0, 8, 32, 40, 4, 8, 24, 72, 0, 40, 96, 40, 24, 4, 16, 534, 532, 24, 116, 104, 4,
+            16, 32, 0, 8, 32, 40, 4, 8, 24, 72, 0, 40, 96, 40, 24, 4, 16, 534, 532, 24, 4, 40,
         ];
-        assert_eq!(l.offsets(), expected.map(Some));
+        assert_eq!(l.offsets(), expected);
         let k = l.to_kernel();
         assert_eq!(k.enabled, 1);
         assert_eq!((k.file_f_path_dentry, k.dentry_d_name_name), (72, 40));
@@ -400,22 +369,7 @@ mod tests {
             (k.sock_family, k.sock_type, k.sock_protocol),
             (16, 534, 532)
         );
-        assert_eq!(k.signal_group_exec_task, 104);
-    }
-
-    #[test]
-    fn group_exec_task_is_optional() {
-        let l = layout(Fake {
-            group_exec_task: false,
-            ..FAKE
-        })
-        .unwrap();
-        let at = FIELDS
-            .iter()
-            .position(|f| f.member == "group_exec_task")
-            .unwrap();
-        assert_eq!(l.offsets()[at], None);
-        assert_eq!(l.to_kernel().signal_group_exec_task, OFFSET_ABSENT);
+        assert_eq!((k.signal_live, k.task_start_time), (4, 40));
     }
 
     #[test]
@@ -476,10 +430,6 @@ mod tests {
             let path = r.spec.path();
             let m = match &r.member {
                 Ok(m) => m,
-                Err(e) if r.spec.optional => {
-                    eprintln!("{path}: absent ({e})");
-                    continue;
-                }
                 Err(e) => panic!("{path}: {e}"),
             };
             assert_eq!(m.bitfield_bits, None, "{path} is a bitfield");
