@@ -91,14 +91,15 @@ fn an_attached_target_that_crashes_ends_the_trace_cleanly() {
     skip_unless!(cannot_trace_go());
     let bin = go_workload("faults");
     let _exclusive = PROBES.write().unwrap_or_else(PoisonError::into_inner);
-    let mut target = spawn_ready(
+    let mut target = Waiting::spawn(
         &bin,
-        &["-g", "8", "-ms", "20", "-wait", "600", "-then", "nil"],
+        &["-g", "8", "-ms", "20", "-wait", "-1", "-then", "nil"],
     );
     let dir = tempfile::tempdir().unwrap();
     let path = report_path(&dir);
-    let mut tracer = spawn_attach(target.id(), &[], &path);
-    assert_eq!(target.wait().unwrap().code(), Some(2));
+    let mut tracer = spawn_attach(target.child.id(), &[], &path);
+    target.go();
+    assert_eq!(target.child.wait().unwrap().code(), Some(2));
     assert!(wait_timeout(&mut tracer, Duration::from_secs(20)).success());
     let r = read_report(&path);
     report_check::check(&r);
@@ -115,7 +116,7 @@ fn an_exec_in_an_attached_target_is_followed_and_named() {
     skip_unless!(cannot_trace_go());
     let bin = go_workload("faults");
     let _exclusive = PROBES.write().unwrap_or_else(PoisonError::into_inner);
-    let mut target = spawn_ready(
+    let mut target = Waiting::spawn(
         &bin,
         &[
             "-g",
@@ -123,7 +124,7 @@ fn an_exec_in_an_attached_target_is_followed_and_named() {
             "-ms",
             "5",
             "-wait",
-            "600",
+            "-1",
             "-then",
             "exec",
             "-exec",
@@ -134,8 +135,9 @@ fn an_exec_in_an_attached_target_is_followed_and_named() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = report_path(&dir);
-    let mut tracer = spawn_attach(target.id(), &[], &path);
-    assert!(target.wait().unwrap().success());
+    let mut tracer = spawn_attach(target.child.id(), &[], &path);
+    target.go();
+    assert!(target.child.wait().unwrap().success());
     assert!(wait_timeout(&mut tracer, Duration::from_secs(20)).success());
     let r = read_report(&path);
     report_check::check(&r);

@@ -38,43 +38,6 @@ fn gomaxprocs(report: &Value) -> u64 {
     u64_at(g, "value")
 }
 
-/// A workload started with `-wait`: it printed "ready" and waits for a line.
-struct Waiting {
-    child: Child,
-    out: BufReader<std::process::ChildStdout>,
-}
-
-impl Waiting {
-    fn spawn(program: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(program)
-            .args(args)
-            .env("GODEBUG", "updatemaxprocs=0")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn workload");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready");
-        Self { child, out }
-    }
-
-    fn go_and_wait_done(&mut self) {
-        writeln!(self.child.stdin.as_mut().unwrap(), "go").unwrap();
-        let mut line = String::new();
-        self.out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "done");
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A directory kept between runs: the workload reuses its 1 GiB of files
 /// (and drops them from the page cache before every run).
 fn files_dir(name: &str) -> PathBuf {

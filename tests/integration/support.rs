@@ -4,7 +4,7 @@
 use std::sync::PoisonError;
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::{Mutex, OnceLock, RwLock},
@@ -401,4 +401,47 @@ pub fn verdict_kinds(report: &Value) -> Vec<String> {
         .iter()
         .map(|v| v["kind"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// A workload that printed "ready" and waits for a line on its stdin
+/// before it goes on (and may then print "done").
+pub struct Waiting {
+    pub child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Waiting {
+    pub fn spawn(program: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(program)
+            .args(args)
+            .env("GODEBUG", "updatemaxprocs=0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn workload");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        Self { child, out }
+    }
+
+    /// Tells it to go on.
+    pub fn go(&mut self) {
+        writeln!(self.child.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+
+    pub fn go_and_wait_done(&mut self) {
+        self.go();
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "done");
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,7 +1,8 @@
 // faults: a target that ends badly, for the fault tests. It starts -g
 // goroutines, each in a raw nanosleep of -ms milliseconds at main.holder
-// (one thread each), prints "ready", waits -wait milliseconds, then does
-// -then:
+// (one thread each), prints "ready", waits -wait milliseconds (-1: until a
+// line arrives on stdin, so a test ends it only once the tracer is live),
+// then does -then:
 //
 //	panic    an unrecovered panic (exit status 2; with GOTRACEBACK=crash,
 //	         SIGABRT)
@@ -14,6 +15,7 @@
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -32,7 +34,7 @@ type thing struct{ n int }
 func main() {
 	g := flag.Int("g", 0, "goroutines, each holding a thread in nanosleep")
 	ms := flag.Int64("ms", 60_000, "milliseconds each goroutine sleeps")
-	wait := flag.Int64("wait", 0, "milliseconds between ready and the ending")
+	wait := flag.Int64("wait", 0, "milliseconds between ready and the ending (-1: a line on stdin)")
 	then := flag.String("then", "none", "panic | nil | exec | none")
 	exe := flag.String("exec", "/bin/true", "program for -then exec")
 	args := flag.String("args", "", "its arguments, space-separated")
@@ -41,7 +43,11 @@ func main() {
 		go holder(*ms)
 	}
 	fmt.Println("ready")
-	time.Sleep(time.Duration(*wait) * time.Millisecond)
+	if *wait < 0 {
+		bufio.NewReader(os.Stdin).ReadString('\n')
+	} else {
+		time.Sleep(time.Duration(*wait) * time.Millisecond)
+	}
 	switch *then {
 	case "panic":
 		panic("faults: the ending asked for")
