@@ -479,7 +479,7 @@ mod tests {
         let layout = KernelLayout::from_btf(&btf).unwrap();
         for (spec, ours) in FIELDS.iter().zip(layout.offsets()) {
             let theirs = dump.offset(spec.ty, spec.member);
-            let ours = ours.map(|o| u64::from(o) * 8);
+            let ours = Some(u64::from(ours) * 8);
             assert_eq!(ours, theirs, "{} (bits)", spec.path());
         }
     }
