@@ -38,14 +38,6 @@ fn gomaxprocs(report: &Value) -> u64 {
     u64_at(g, "value")
 }
 
-/// A directory kept between runs: the workload reuses its 1 GiB of files
-/// (and drops them from the page cache before every run).
-fn files_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn unbounded_file_reads_are_diagnosed_and_the_bounded_fix_is_recognised() {
     skip_unless!(cannot_trace_go());

@@ -12,6 +12,7 @@ mod bad_input;
 mod clean_exit;
 mod counts;
 mod diagnosis;
+mod diff;
 mod faults;
 mod field;
 mod gobin;

@@ -445,3 +445,11 @@ impl Drop for Waiting {
         let _ = self.child.wait();
     }
 }
+
+/// A directory kept between runs: the workload reuses its 1 GiB of files
+/// (and drops them from the page cache before every run).
+pub fn files_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -81,6 +81,22 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
     },
+    /// Compare two recordings (before and after a fix, host A and host B):
+    /// per syscall the rate, p50/p99/p99.9 and errors; thread spawns by
+    /// cause; P handoffs; verdicts that appeared or went away. Changes
+    /// beyond the noise of what was counted are marked.
+    Diff {
+        #[arg(value_name = "BEFORE")]
+        before: PathBuf,
+        #[arg(value_name = "AFTER")]
+        after: PathBuf,
+        /// The comparison as JSON (schema gotracer.diff/1).
+        #[arg(long)]
+        json: bool,
+        /// Write to OUT (replaced atomically) instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
     /// Diagnose a thread explosion on a live process: every interval (1s),
     /// its thread count, spawns by cause, what holds the threads now (by
     /// call site), GOMAXPROCS and the limits ahead, with a warning before
@@ -292,6 +308,11 @@ pub enum TargetSpec {
         recording: PathBuf,
         format: ReportFormat,
     },
+    /// `tracer diff BEFORE AFTER`.
+    Diff {
+        before: PathBuf,
+        after: PathBuf,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -400,6 +421,24 @@ impl TryFrom<Cli> for Config {
                     format,
                 };
                 (target, output)
+            }
+            Command::Diff {
+                before,
+                after,
+                json,
+                output,
+            } => {
+                for recording in [&before, &after] {
+                    if output.as_ref().is_some_and(|o| same_file(o, recording)) {
+                        return Err(ConfigError::ReportOverRecording(recording.clone()));
+                    }
+                }
+                let output = OutputArgs {
+                    json,
+                    output,
+                    trace: TraceArgs::default(),
+                };
+                (TargetSpec::Diff { before, after }, output)
             }
             Command::Threads { pid, output } => {
                 if pid == 0 {

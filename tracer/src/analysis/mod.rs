@@ -4,9 +4,11 @@
 //! its total), why each thread was created ([`spawns`]), where calls
 //! blocked ([`sites`], with [`cgo`] paths named), LockOSThread leaks
 //! ([`leaks`]), vDSO fallbacks ([`vdso`]), and the verdicts with their
-//! evidence ([`verdicts`]). Reports only render what is here.
+//! evidence ([`verdicts`]); and what changed between two sessions
+//! ([`diff`]). Reports only render what is here.
 
 pub mod cgo;
+pub mod diff;
 pub mod errno;
 pub mod fd;
 pub mod handoffs;

@@ -2,6 +2,7 @@
 //! and report together and holds no tracing logic of its own.
 
 pub mod attach;
+pub mod diff;
 pub mod inspect;
 mod live_target;
 mod recording;
@@ -49,6 +50,7 @@ pub fn execute(config: Config) -> anyhow::Result<i32> {
         TargetSpec::Report { recording, format } => {
             replay::execute(recording, *format, &config.output)
         }
+        TargetSpec::Diff { before, after } => diff::execute(before, after, &config.output),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::{
     model::{Event, Input, Model},
     procinfo::kallsyms::FopsMap,
     record::{self, Recording},
-    report::TargetInfo,
+    report::{Report, TargetInfo},
     syscall_names,
 };
 
@@ -28,6 +28,18 @@ pub fn execute(path: &Path, format: ReportFormat, output: &OutputConfig) -> anyh
 
 /// The report of the recorded session, as the live run wrote it.
 fn report(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
+    super::write_report(&replay(path)?.report, output)
+}
+
+/// A recording replayed: the model it rebuilds and the report of it.
+pub struct Replayed {
+    pub model: Model,
+    pub report: Report,
+}
+
+/// Replays the recording at `path` through the model, the analysis and
+/// the report, as the live session did (saying on stderr what it lacks).
+pub fn replay(path: &Path) -> anyhow::Result<Replayed> {
     let mut recording = Recording::open(path)?;
     let start = &recording.start;
     // As the session made it (see `Session::new`).
@@ -48,7 +60,7 @@ fn report(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
     };
     let symbolizer = recording.symbolizer();
     let fops = recording.fops();
-    let finished = super::Finished {
+    let report = super::Finished {
         model: &model,
         target,
         traced_seconds,
@@ -57,8 +69,9 @@ fn report(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
         facts: &recording.facts,
         fops: fops.as_ref(),
         slow_ns: recording.start.slow_ns,
-    };
-    super::write_report(&finished.report(), output)
+    }
+    .report();
+    Ok(Replayed { model, report })
 }
 
 /// Says on stderr what a report of this recording lacks.
