@@ -14,6 +14,7 @@ mod counts;
 mod diagnosis;
 mod faults;
 mod field;
+mod flamegraph;
 mod gobin;
 mod goruntime;
 mod ground_truth;

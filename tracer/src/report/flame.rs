@@ -237,10 +237,10 @@ impl Titles {
         match view {
             FlameView::Blocking => Self {
                 title: format!("Blocking in syscalls: {who}"),
+                // Short enough for the default 1200 px width.
                 subtitle: format!(
-                    "width: nanoseconds in calls of {} or more or that lost their P \
-                     ({} in all), by Go stack; leaf: the syscall, {P_LOST}: the runtime \
-                     handed the goroutine's P to another thread",
+                    "width: ns in calls of {} or more or that lost their P ({} in all); \
+                     leaf: the syscall, {P_LOST}: its P went to another thread",
                     units::human_ns(slow_ns),
                     units::human_ns(total),
                 ),
