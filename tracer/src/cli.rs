@@ -79,12 +79,8 @@ pub enum Command {
         recording: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         format: ReportFormat,
-        /// With --format folded or flamegraph: what the widths weigh.
-        /// blocking: nanoseconds in the calls the report lists (slow, or
-        /// that lost their P), by Go stack, the syscall as leaf (`read [P
-        /// lost]`: the runtime handed the goroutine's P to another thread);
-        /// spawns: threads started, by the runtime stack that asked for
-        /// them, the cause as leaf. [default: blocking]
+        /// With --format folded or flamegraph: what the widths weigh
+        /// [default: blocking].
         #[arg(long, value_enum)]
         view: Option<FlameView>,
         /// Write to OUT (replaced atomically) instead of stdout.

@@ -35,7 +35,8 @@ use crate::{
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum FlameView {
     /// Nanoseconds blocked in the calls the report lists (slow, or that
-    /// lost their P), by Go stack; the leaf is the syscall.
+    /// lost their P), by Go stack; the leaf is the syscall, `read [P lost]`
+    /// when the runtime handed the goroutine's P to another thread.
     #[default]
     Blocking,
     /// Threads started, by the runtime stack that asked for them; the leaf
