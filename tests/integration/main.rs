@@ -15,6 +15,7 @@ mod diagnosis;
 mod diff;
 mod faults;
 mod field;
+mod flamegraph;
 mod gobin;
 mod goruntime;
 mod ground_truth;

@@ -5,7 +5,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::probes::ProbeSet;
+use crate::{probes::ProbeSet, report::flame::FlameView};
 
 /// Why is this Go program blocking in syscalls and spawning threads?
 /// An eBPF syscall tracer: exact counts and latency percentiles per syscall,
@@ -70,13 +70,19 @@ pub enum Command {
         command: Vec<OsString>,
     },
     /// Report a recording: the same report as the live run that made it
-    /// (text or json), or its events one JSON object per line (events).
+    /// (text or json), its events one JSON object per line (events), or a
+    /// flame graph of its blocking time or thread spawns (folded stacks,
+    /// or an SVG).
     Report {
         /// The recording (written by `record` or `--record`).
         #[arg(value_name = "FILE")]
         recording: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         format: ReportFormat,
+        /// With --format folded or flamegraph: what the widths weigh
+        /// [default: blocking].
+        #[arg(long, value_enum)]
+        view: Option<FlameView>,
         /// Write to OUT (replaced atomically) instead of stdout.
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
@@ -165,6 +171,19 @@ pub enum ReportFormat {
     Json,
     /// The recorded events, one JSON object per line (JSON Lines).
     Events,
+    /// Folded stacks, one `outermost;...;leaf WEIGHT` line per stack (for
+    /// inferno-flamegraph or flamegraph.pl); the weight is nanoseconds or
+    /// threads (see --view).
+    Folded,
+    /// The folded stacks drawn as an SVG flame graph.
+    Flamegraph,
+}
+
+impl ReportFormat {
+    /// Whether this format draws stacks (and `--view` chooses which).
+    pub fn is_flame(self) -> bool {
+        matches!(self, Self::Folded | Self::Flamegraph)
+    }
 }
 
 /// How to trace: the options `run`, `attach`, `threads`, `top` and
@@ -307,6 +326,8 @@ pub enum TargetSpec {
     Report {
         recording: PathBuf,
         format: ReportFormat,
+        /// What a flame graph weighs (folded, flamegraph).
+        view: FlameView,
     },
     /// `tracer diff BEFORE AFTER`.
     Diff {
@@ -338,6 +359,11 @@ pub enum ConfigError {
     },
     #[error("`tracer record` needs what to trace: -p PID, or -- CMD [ARGS...]")]
     RecordNoTarget,
+    #[error(
+        "--view chooses what a flame graph weighs: give it with --format folded or \
+         --format flamegraph"
+    )]
+    ViewWithoutFlame,
     #[error("{0} is the recording to read: give another -o for the report")]
     ReportOverRecording(PathBuf),
     #[error(
@@ -406,10 +432,14 @@ impl TryFrom<Cli> for Config {
             Command::Report {
                 recording: file,
                 format,
+                view,
                 output,
             } => {
                 if output.as_ref().is_some_and(|o| same_file(o, &file)) {
                     return Err(ConfigError::ReportOverRecording(file));
+                }
+                if view.is_some() && !format.is_flame() {
+                    return Err(ConfigError::ViewWithoutFlame);
                 }
                 let output = OutputArgs {
                     json: format == ReportFormat::Json,
@@ -419,6 +449,7 @@ impl TryFrom<Cli> for Config {
                 let target = TargetSpec::Report {
                     recording: file,
                     format,
+                    view: view.unwrap_or_default(),
                 };
                 (target, output)
             }
@@ -693,6 +724,32 @@ mod tests {
             }
         ));
         assert!(parse(&["tracer", "report", "/tmp/x.rec", "--format", "svg"]).is_err());
+        // Flame graphs: blocking time unless --view says spawns.
+        let view = |args: &[&str]| match parse(args).map(|c| c.target) {
+            Ok(TargetSpec::Report { format, view, .. }) => Ok((format, view)),
+            Ok(other) => panic!("not a report: {other:?}"),
+            Err(e) => Err(e),
+        };
+        let folded = ["tracer", "report", "/tmp/x.rec", "--format", "folded"];
+        assert_eq!(
+            view(&folded),
+            Ok((ReportFormat::Folded, FlameView::Blocking))
+        );
+        assert_eq!(
+            view(&[&folded[..], &["--view", "spawns"]].concat()),
+            Ok((ReportFormat::Folded, FlameView::Spawns))
+        );
+        let svg = ["tracer", "report", "/tmp/x.rec", "--format", "flamegraph"];
+        assert_eq!(
+            view(&[&svg[..], &["--view", "blocking"]].concat()),
+            Ok((ReportFormat::Flamegraph, FlameView::Blocking))
+        );
+        assert!(view(&[&svg[..], &["--view", "cpu"]].concat()).is_err());
+        assert!(
+            view(&["tracer", "report", "/tmp/x.rec", "--view", "spawns"])
+                .unwrap_err()
+                .contains("--format folded")
+        );
     }
 
     #[test]

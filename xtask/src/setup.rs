@@ -10,6 +10,7 @@
 //! - bpftrace (a benchmark anchor), gcc for C workloads;
 //! - etcd, wrk and restic (real programs for the field-case harness) and
 //!   strace (the workloads' independent syscall counter);
+//! - chromium, headless, to draw the flame graph SVG in a test;
 //! - tracefs mounted at /sys/kernel/tracing.
 
 use std::{
@@ -72,6 +73,9 @@ const APT_PACKAGES: &[&str] = &[
     "etcd-client",
     "wrk",
     "strace",
+    // Headless Chromium draws `tracer report --format flamegraph`'s SVG to
+    // a PNG in tests/integration/flamegraph.rs (is anything drawn?).
+    "chromium",
 ];
 
 /// What setup found or installed, handed to the tasks that need it.

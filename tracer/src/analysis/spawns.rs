@@ -15,7 +15,7 @@ use crate::{
     model::{
         Model, Victim,
         runtime::HandoffProbe,
-        threads::{NewMRecord, SpawnOrigin},
+        threads::{NewMRecord, Spawn},
     },
     syscall_names,
 };
@@ -158,8 +158,7 @@ struct Classified {
 }
 
 fn classify(
-    origin: &SpawnOrigin,
-    ts_ns: u64,
+    spawn: &Spawn,
     model: &Model,
     sym: &Symbolizer,
     names: &mut SiteNames<'_>,
@@ -170,19 +169,18 @@ fn classify(
         syscall: None,
         site: Err("not a syscall".into()),
     };
-    let (start, wanted) = match origin {
-        SpawnOrigin::Runtime { start, wanted } => (start, wanted.as_ref()),
-        SpawnOrigin::NoRuntimeRecord if cgo_binary => return none(ThreadCause::NotGoRuntime),
-        SpawnOrigin::NoRuntimeRecord => return none(ThreadCause::Unknown),
+    let record = match spawn.request() {
+        Some(record) => record,
+        None if cgo_binary => return none(ThreadCause::NotGoRuntime),
+        None => return none(ThreadCause::Unknown),
     };
     if model
         .runtime
         .main_started_ns
-        .is_some_and(|main| ts_ns < main)
+        .is_some_and(|main| spawn.ts_ns < main)
     {
         return none(ThreadCause::StartUp);
     }
-    let record = wanted.unwrap_or(start);
     let stack = sym.entry_stack(&record.frames);
     let mut cause = classify_stack(&stack, record);
     let ThreadCause::SyscallHandoff { taker, .. } = &mut cause else {
@@ -255,6 +253,33 @@ fn classify(
     }
 }
 
+/// Why the runtime (or C code) started one kept spawn's thread, as
+/// [`causes_since`] counts it.
+pub fn cause_of(
+    spawn: &Spawn,
+    model: &Model,
+    sym: Option<&Symbolizer>,
+    names: &mut SiteNames<'_>,
+) -> ThreadCause {
+    classify_spawn(spawn, model, sym, names).cause
+}
+
+fn classify_spawn(
+    spawn: &Spawn,
+    model: &Model,
+    sym: Option<&Symbolizer>,
+    names: &mut SiteNames<'_>,
+) -> Classified {
+    match sym {
+        Some(sym) => classify(spawn, model, sym, names, sym.cgo),
+        None => Classified {
+            cause: ThreadCause::Unknown,
+            syscall: None,
+            site: Err("not a Go program".into()),
+        },
+    }
+}
+
 /// Causes of the spawns from index `first` on (a live view's latest
 /// interval), grouped and sorted by threads.
 pub fn causes_since(
@@ -268,14 +293,7 @@ pub fn causes_since(
     type Rows = BTreeMap<(ThreadCause, Option<String>, Option<CallSite>), (u64, Option<String>)>;
     let mut rows: Rows = BTreeMap::new();
     for spawn in spawns.iter().skip(first) {
-        let c = match sym {
-            Some(sym) => classify(&spawn.origin, spawn.ts_ns, model, sym, names, sym.cgo),
-            None => Classified {
-                cause: ThreadCause::Unknown,
-                syscall: None,
-                site: Err("not a Go program".into()),
-            },
-        };
+        let c = classify_spawn(spawn, model, sym, names);
         let (site, why) = match c.site {
             Ok(site) => (Some(site), None),
             Err(why) => (None, Some(why)),

@@ -47,9 +47,11 @@ pub fn execute(config: Config) -> anyhow::Result<i32> {
         TargetSpec::Inspect { binary, pid } => {
             inspect::execute(binary.as_deref(), *pid, config.output.json)
         }
-        TargetSpec::Report { recording, format } => {
-            replay::execute(recording, *format, &config.output)
-        }
+        TargetSpec::Report {
+            recording,
+            format,
+            view,
+        } => replay::execute(recording, *format, *view, &config.output),
         TargetSpec::Diff { before, after } => diff::execute(before, after, &config.output),
     }
 }

@@ -1,6 +1,7 @@
 //! `tracer report FILE`: a recording replayed through the same model,
 //! analysis and report code as the live run that made it (`text`, `json`),
-//! or its events one JSON object per line (`events`). Nothing is read from
+//! its events one JSON object per line (`events`), or a flame graph of it
+//! (`folded`, `flamegraph`: see `report::flame`). Nothing is read from
 //! the process, its binary or this host: the recording holds it all.
 
 use std::{io, path::Path};
@@ -14,16 +15,93 @@ use crate::{
     model::{Event, Input, Model},
     procinfo::kallsyms::FopsMap,
     record::{self, Recording},
-    report::{Report, TargetInfo},
-    syscall_names,
+    report::{
+        Report, TargetInfo,
+        flame::{self, BlockingCalls, FlameView, Titles},
+    },
+    syscall_names, units,
 };
 
-pub fn execute(path: &Path, format: ReportFormat, output: &OutputConfig) -> anyhow::Result<i32> {
+pub fn execute(
+    path: &Path,
+    format: ReportFormat,
+    view: FlameView,
+    output: &OutputConfig,
+) -> anyhow::Result<i32> {
     match format {
         ReportFormat::Text | ReportFormat::Json => report(path, output)?,
         ReportFormat::Events => events(path, output)?,
+        ReportFormat::Folded | ReportFormat::Flamegraph => flame(path, format, view, output)?,
     }
     Ok(0)
+}
+
+/// A flame graph of the recorded session: folded stacks, or their SVG.
+fn flame(
+    path: &Path,
+    format: ReportFormat,
+    view: FlameView,
+    output: &OutputConfig,
+) -> anyhow::Result<()> {
+    let mut recording = Recording::open(path)?;
+    // The model decides which calls the report lists, so the blocking
+    // view holds the same calls as the report's `blocking` rows.
+    let mut model = Model::new(recording.start.threads_at_start);
+    model.runtime.launched_by_exec = recording.start.launched;
+    let mut calls = BlockingCalls::default();
+    while let Some(input) = recording.next_input() {
+        if let Input::Event(
+            e @ Event::SlowCall {
+                sysno,
+                p,
+                duration_ns,
+                frames,
+                ..
+            },
+        ) = &input
+            && model.lists(e)
+        {
+            let frames = (!model.after_exec()).then_some(frames.as_slice());
+            calls.add(*sysno, *p, *duration_ns, frames);
+        }
+        model.feed(&input);
+    }
+    say_what_is_missing(&recording);
+    let target = recording
+        .end
+        .as_ref()
+        .map_or(&recording.start.target, |e| &e.target)
+        .clone();
+    let symbolizer = recording.symbolizer();
+    let sym = symbolizer.as_ref().map(|(s, _)| s);
+    let folded = match view {
+        FlameView::Blocking => calls.fold(sym),
+        FlameView::Spawns => flame::spawn_stacks(&model, sym),
+    };
+    let slow_ns = recording.start.slow_ns;
+    if folded.is_empty() {
+        let nothing = match view {
+            FlameView::Blocking => format!(
+                "no call in this recording lasted {} or more or lost its P: record again \
+                 with a lower --slow to see shorter calls",
+                units::human_ns(slow_ns)
+            ),
+            FlameView::Spawns => "no thread was started while it was recorded".to_owned(),
+        };
+        if format == ReportFormat::Flamegraph {
+            anyhow::bail!("nothing to draw from {}: {nothing}", path.display());
+        }
+        eprintln!("tracer: {nothing} (no stacks written)");
+    }
+    let titles = Titles::new(view, &target, slow_ns, folded.total());
+    let what = match format {
+        ReportFormat::Flamegraph => "the flame graph",
+        _ => "the folded stacks",
+    };
+    super::write_output(output.path.as_deref(), what, |out| match format {
+        ReportFormat::Flamegraph => folded.write_svg(&titles, out),
+        _ => folded.write(out),
+    })
 }
 
 /// The report of the recorded session, as the live run wrote it.

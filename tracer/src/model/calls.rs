@@ -127,24 +127,38 @@ pub struct ReportedCall<'a> {
     pub after_exec: bool,
 }
 
+impl SiteKey {
+    /// The site of a call of `sysno` made from `frames` (innermost first).
+    pub fn new(sysno: u32, after_exec: bool, cgo: bool, frames: &[u64]) -> Self {
+        Self {
+            sysno,
+            after_exec,
+            cgo,
+            frames: frames.iter().take(SITE_FRAMES).copied().collect(),
+        }
+    }
+}
+
 impl Calls {
+    /// Whether a call at `key` would be kept: its site is known, or there
+    /// is room for a new one (past [`MAX_SITES`] it is only counted in
+    /// `dropped`).
+    pub fn admits(&self, key: &SiteKey) -> bool {
+        self.site_index.contains_key(key) || self.sites.len() < MAX_SITES
+    }
+
     pub fn record(&mut self, c: &ReportedCall<'_>) {
-        let key = SiteKey {
-            sysno: c.sysno,
-            after_exec: c.after_exec,
-            cgo: c.cgo,
-            frames: c.frames.iter().take(SITE_FRAMES).copied().collect(),
-        };
+        let key = SiteKey::new(c.sysno, c.after_exec, c.cgo, c.frames);
+        if !self.admits(&key) {
+            self.dropped += 1;
+            return;
+        }
         let index = match self.site_index.get(&key) {
             Some(&i) => i,
-            None if self.sites.len() < MAX_SITES => {
+            None => {
                 self.sites.push((key.clone(), SiteStats::default()));
                 self.site_index.insert(key, self.sites.len() - 1);
                 self.sites.len() - 1
-            }
-            None => {
-                self.dropped += 1;
-                return;
             }
         };
         let start = c.ts_ns.saturating_sub(c.duration_ns);

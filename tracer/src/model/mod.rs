@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tracer_common::Counter;
 
 use self::{
-    calls::{Calls, ReportedCall},
+    calls::{Calls, ReportedCall, SiteKey},
     runtime::{Handoff, HandoffProbe, RuntimeEvents},
     syscalls::{SyscallTable, Waiter},
     threads::{NewMRecord, Threads},
@@ -262,7 +262,7 @@ impl Model {
                 p_id,
                 fd,
                 frames,
-                after_exec: self.runtime.execs_after_launch() > 0,
+                after_exec: self.after_exec(),
             }),
             Event::SlowExit { tid, ts_ns } => self.slow_exit(tid, ts_ns),
             Event::Handoff {
@@ -364,6 +364,32 @@ impl Model {
         }
     }
 
+    /// Whether the report will list `event`, a slow call about to be
+    /// applied (ask before applying it): not the launch's own exec (only
+    /// counted), nor a call from a new call site past the cap (counted in
+    /// `calls.dropped`). What a view that must add up to the report's
+    /// `blocking` rows keeps.
+    pub fn lists(&self, event: &Event) -> bool {
+        match *event {
+            Event::SlowCall { sysno, ret, .. } if self.is_launch_exec(sysno, ret) => false,
+            Event::SlowCall {
+                sysno,
+                cgo,
+                ref frames,
+                ..
+            } => self
+                .calls
+                .admits(&SiteKey::new(sysno, self.after_exec(), cgo, frames)),
+            _ => false,
+        }
+    }
+
+    /// Whether the process executed another program since the launch:
+    /// stacks from now on are that program's, not the binary's read.
+    pub fn after_exec(&self) -> bool {
+        self.runtime.execs_after_launch() > 0
+    }
+
     /// Whether a successful execve/execveat exit is the launch's own (run
     /// mode, the first exec, its exit not yet seen).
     fn is_launch_exec(&self, sysno: u32, ret: i64) -> bool {
@@ -452,6 +478,53 @@ mod tests {
         let mut m = Model::new(1);
         exec(&mut m, 1_000_000);
         assert_eq!(m.calls.sites.len(), 1);
+    }
+
+    /// `lists` says beforehand which calls the model lists: the launch
+    /// exec and calls from new sites past the cap are not.
+    #[test]
+    fn lists_says_which_calls_the_blocking_rows_hold() {
+        let mut m = Model::new(1);
+        m.runtime.launched_by_exec = true;
+        m.apply(&Event::Exec {
+            tid: 5,
+            ts_ns: 1,
+            program: "/bin/x".into(),
+        });
+        let mut launch = slow_call(5, 10, 3_000_000, PHandoff::Kept);
+        if let Event::SlowCall { sysno, ret, .. } = &mut launch {
+            (*sysno, *ret) = (59, 0);
+        }
+        assert!(!m.lists(&launch));
+        m.apply(&launch);
+        let (mut listed, mut listed_ns) = (0, 0);
+        // Distinct stacks until the site list is full, and a few past it.
+        let mut pc = 0x40_0000;
+        while m.calls.dropped < 3 {
+            pc += 8;
+            let mut call = slow_call(6, pc, 1_000 + pc % 7, PHandoff::Kept);
+            if let Event::SlowCall { frames, .. } = &mut call {
+                frames[0] = pc;
+            }
+            let lists = m.lists(&call);
+            let dropped = m.calls.dropped;
+            m.apply(&call);
+            assert_eq!(lists, m.calls.dropped == dropped, "at {pc:#x}");
+            if let (true, Event::SlowCall { duration_ns, .. }) = (lists, &call) {
+                listed += 1;
+                listed_ns += duration_ns;
+            }
+        }
+        // A known site is still listed when the list is full.
+        let mut again = slow_call(6, 1, 5, PHandoff::Lost);
+        if let Event::SlowCall { frames, .. } = &mut again {
+            frames[0] = 0x40_0008;
+        }
+        assert!(m.lists(&again));
+        let calls: u64 = m.calls.sites.iter().map(|(_, s)| s.calls).sum();
+        let total: u64 = m.calls.sites.iter().map(|(_, s)| s.total_ns).sum();
+        assert_eq!((calls, total), (listed, listed_ns));
+        assert!(!m.lists(&Event::SlowExit { tid: 6, ts_ns: 2 }));
     }
 
     #[test]

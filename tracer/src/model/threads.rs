@@ -52,6 +52,18 @@ pub struct Spawn {
     pub origin: SpawnOrigin,
 }
 
+impl Spawn {
+    /// The runtime's record of why it wanted this thread: the `newm` that
+    /// asked for it, else the `newm1` that started it; `None` without a
+    /// runtime record.
+    pub fn request(&self) -> Option<&NewMRecord> {
+        match &self.origin {
+            SpawnOrigin::Runtime { start, wanted } => Some(wanted.as_ref().unwrap_or(start)),
+            SpawnOrigin::NoRuntimeRecord => None,
+        }
+    }
+}
+
 /// Thread lifecycle counts and origins.
 #[derive(Clone, Debug, Default)]
 pub struct Threads {

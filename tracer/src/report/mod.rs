@@ -7,6 +7,7 @@
 //! 2020-12) beside this file; the tests validate every report against it.
 
 pub mod diff;
+pub mod flame;
 pub mod json;
 #[cfg(test)]
 mod schema_tests;
