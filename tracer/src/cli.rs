@@ -70,7 +70,8 @@ pub enum Command {
         command: Vec<OsString>,
     },
     /// Report a recording: the same report as the live run that made it
-    /// (text or json), or its events one JSON object per line (events).
+    /// (text or json), its events one JSON object per line (events), or a
+    /// timeline for Perfetto (perfetto).
     Report {
         /// The recording (written by `record` or `--record`).
         #[arg(value_name = "FILE")]
@@ -149,6 +150,11 @@ pub enum ReportFormat {
     Json,
     /// The recorded events, one JSON object per line (JSON Lines).
     Events,
+    /// A timeline for Perfetto (ui.perfetto.dev) or chrome://tracing:
+    /// Chrome's trace-event JSON, a track per thread, a slice per slow
+    /// call, the runtime's events as instants, thread and syscall-rate
+    /// counters.
+    Perfetto,
 }
 
 /// How to trace: the options `run`, `attach`, `threads`, `top` and

@@ -15,7 +15,7 @@ use crate::{
     model::{
         Model, Victim,
         runtime::HandoffProbe,
-        threads::{NewMRecord, SpawnOrigin},
+        threads::{NewMRecord, Spawn, SpawnOrigin},
     },
     syscall_names,
 };
@@ -255,6 +255,35 @@ fn classify(
     }
 }
 
+/// One spawn's cause, syscall and call site (`sym`: `None` when the
+/// target is not Go, or was traced without attribution).
+fn classify_spawn(
+    spawn: &Spawn,
+    model: &Model,
+    sym: Option<&Symbolizer>,
+    names: &mut SiteNames<'_>,
+) -> Classified {
+    match sym {
+        Some(sym) => classify(&spawn.origin, spawn.ts_ns, model, sym, names, sym.cgo),
+        None => Classified {
+            cause: ThreadCause::Unknown,
+            syscall: None,
+            site: Err("not a Go program".into()),
+        },
+    }
+}
+
+/// Why one spawn happened, as [`causes_since`] counts it (for a timeline
+/// of the spawns one by one).
+pub fn cause_of(
+    spawn: &Spawn,
+    model: &Model,
+    sym: Option<&Symbolizer>,
+    names: &mut SiteNames<'_>,
+) -> ThreadCause {
+    classify_spawn(spawn, model, sym, names).cause
+}
+
 /// Causes of the spawns from index `first` on (a live view's latest
 /// interval), grouped and sorted by threads.
 pub fn causes_since(
@@ -268,14 +297,7 @@ pub fn causes_since(
     type Rows = BTreeMap<(ThreadCause, Option<String>, Option<CallSite>), (u64, Option<String>)>;
     let mut rows: Rows = BTreeMap::new();
     for spawn in spawns.iter().skip(first) {
-        let c = match sym {
-            Some(sym) => classify(&spawn.origin, spawn.ts_ns, model, sym, names, sym.cgo),
-            None => Classified {
-                cause: ThreadCause::Unknown,
-                syscall: None,
-                site: Err("not a Go program".into()),
-            },
-        };
+        let c = classify_spawn(spawn, model, sym, names);
         let (site, why) = match c.site {
             Ok(site) => (Some(site), None),
             Err(why) => (None, Some(why)),

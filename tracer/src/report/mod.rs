@@ -1,5 +1,6 @@
 //! The report: one value built from the model (what happened) and the
-//! analysis (what it means), rendered by several sinks (`text`, `json`).
+//! analysis (what it means), rendered by several sinks (`text`, `json`);
+//! beside them, `perfetto` draws a recording as a timeline.
 //! Every sink renders the same [`Report`], so what the text shows and what
 //! the JSON holds cannot drift apart. Nothing here infers anything.
 //!
@@ -7,6 +8,7 @@
 //! 2020-12) beside this file; the tests validate every report against it.
 
 pub mod json;
+pub mod perfetto;
 #[cfg(test)]
 mod schema_tests;
 pub mod text;
