@@ -15,7 +15,8 @@
 //!   execs are instants (`i`, thread scope).
 //! - Counters (`C`, on the process): threads alive after each spawn and
 //!   exit; syscalls, slow calls and vDSO fallbacks per second over each
-//!   interval of the kernel's readings, drawn from the interval's start.
+//!   interval of the kernel's readings, drawn from the interval's start
+//!   (and 0 from the last one's end).
 //!
 //! Times (`ts`, `dur`) are microseconds, fractional, from the trace's
 //! origin: the traced window's start, or an event before it. Events are
@@ -368,6 +369,18 @@ impl<'a, W: Write> Timeline<'a, W> {
 
     /// Writes the tail of the trace; the writer back.
     pub fn finish(mut self) -> io::Result<W> {
+        // The rates end with the last interval: a viewer would draw the
+        // last one on to the trace's end, and its length is in the trace.
+        let last = self.last_interval;
+        if last.elapsed_ns > 0 {
+            let at = self.cx.clock.elapsed_us(last.elapsed_ns);
+            let zero = || RateArgs { per_second: 0.0 };
+            self.counter("syscalls per second", at, zero())?;
+            self.counter("slow calls per second", at, zero())?;
+            if last.vdso_calls > 0 {
+                self.counter("vDSO fallbacks per second", at, zero())?;
+            }
+        }
         let other = OtherData {
             source: concat!("tracer ", env!("CARGO_PKG_VERSION")),
             command: &self.cx.target.command,
@@ -1008,11 +1021,11 @@ mod tests {
         };
         assert_eq!(
             series("syscalls per second"),
-            [(0.0, 100.0), (1_000_000.0, 400.0)]
+            [(0.0, 100.0), (1_000_000.0, 400.0), (1_500_000.0, 0.0)]
         );
         assert_eq!(
             series("slow calls per second"),
-            [(0.0, 1.0), (1_000_000.0, 0.0)]
+            [(0.0, 1.0), (1_000_000.0, 0.0), (1_500_000.0, 0.0)]
         );
         // No vDSO fallback: no such track.
         assert!(series("vDSO fallbacks per second").is_empty());
