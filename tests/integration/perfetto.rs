@@ -288,7 +288,7 @@ fn check_spawns(events: &[Value], report: &Value) {
 /// above the peak; the rates over the intervals add up to the report's
 /// calls and to the slices.
 fn check_counters(events: &[Value], report: &Value) {
-    let threads = counter(events, "threads", "threads");
+    let threads = counter(events, "threads", "alive");
     let t = &report["threads"];
     assert_eq!(threads.first().map(|p| p.1), Some(number(t, "at_start")));
     assert_eq!(threads.last().map(|p| p.1), Some(number(t, "at_end")));
@@ -301,7 +301,7 @@ fn check_counters(events: &[Value], report: &Value) {
     let exits = u64_at(t, "exited_itself") + u64_at(t, "ended_with_process");
     assert_eq!(threads.len() as u64, 1 + u64_at(t, "spawned") + exits);
 
-    let calls = counter(events, "syscalls per second", "per_second");
+    let calls = counter(events, "syscalls", "per second");
     assert!(calls.len() >= 2, "{calls:?}");
     let all = number(&report["totals"]["all"], "calls");
     assert!(
@@ -309,7 +309,7 @@ fn check_counters(events: &[Value], report: &Value) {
         "{} vs {all}",
         integral(&calls)
     );
-    let slow = counter(events, "slow calls per second", "per_second");
+    let slow = counter(events, "slow calls", "per second");
     let slices = events.iter().filter(|e| e["ph"] == "X").count() as f64;
     assert!(
         (integral(&slow) - slices).abs() < 0.5,

@@ -172,14 +172,16 @@ struct SortArgs {
     sort_index: i64,
 }
 
-/// A counter's one series.
+// A counter's one series: Perfetto names the track `name` + ` ` + the
+// series' key ("threads alive", "syscalls per second").
 #[derive(Debug, Serialize)]
 struct ThreadsArgs {
-    threads: u64,
+    alive: u64,
 }
 
 #[derive(Debug, Serialize)]
 struct RateArgs {
+    #[serde(rename = "per second")]
     per_second: f64,
 }
 
@@ -375,10 +377,10 @@ impl<'a, W: Write> Timeline<'a, W> {
         if last.elapsed_ns > 0 {
             let at = self.cx.clock.elapsed_us(last.elapsed_ns);
             let zero = || RateArgs { per_second: 0.0 };
-            self.counter("syscalls per second", at, zero())?;
-            self.counter("slow calls per second", at, zero())?;
+            self.counter("syscalls", at, zero())?;
+            self.counter("slow calls", at, zero())?;
             if last.vdso_calls > 0 {
-                self.counter("vDSO fallbacks per second", at, zero())?;
+                self.counter("vDSO fallbacks", at, zero())?;
             }
         }
         let other = OtherData {
@@ -621,16 +623,12 @@ impl<'a, W: Write> Timeline<'a, W> {
         let rate = |n: u64| RateArgs {
             per_second: n as f64 / seconds,
         };
-        self.counter(
-            "syscalls per second",
-            at,
-            rate(now.calls.saturating_sub(last.calls)),
-        )?;
-        self.counter("slow calls per second", at, rate(slow))?;
+        self.counter("syscalls", at, rate(now.calls.saturating_sub(last.calls)))?;
+        self.counter("slow calls", at, rate(slow))?;
         // Only for programs that fall back at all: a flat zero is noise.
         if now.vdso_calls > 0 {
             let fallbacks = now.vdso_calls.saturating_sub(last.vdso_calls);
-            self.counter("vDSO fallbacks per second", at, rate(fallbacks))?;
+            self.counter("vDSO fallbacks", at, rate(fallbacks))?;
         }
         Ok(())
     }
@@ -688,8 +686,8 @@ impl<'a, W: Write> Timeline<'a, W> {
 
     /// The model's count of threads alive, at `ts` (µs).
     fn threads_counter(&mut self, ts: f64) -> io::Result<()> {
-        let threads = self.model.threads.live();
-        self.counter("threads", ts, ThreadsArgs { threads })
+        let alive = self.model.threads.live();
+        self.counter("threads", ts, ThreadsArgs { alive })
     }
 
     fn counter<A: Serialize>(&mut self, name: &'static str, ts: f64, args: A) -> io::Result<()> {
@@ -965,7 +963,7 @@ mod tests {
             .iter()
             .filter(|e| e["name"] == "threads")
             .map(|e| {
-                let n = e["args"]["threads"].as_u64().unwrap();
+                let n = e["args"]["alive"].as_u64().unwrap();
                 (e["ts"].as_f64().unwrap(), n)
             })
             .collect();
@@ -1014,21 +1012,21 @@ mod tests {
                 .iter()
                 .filter(|e| e["name"] == name)
                 .map(|e| {
-                    let v = e["args"]["per_second"].as_f64().unwrap();
+                    let v = e["args"]["per second"].as_f64().unwrap();
                     (e["ts"].as_f64().unwrap(), v)
                 })
                 .collect()
         };
         assert_eq!(
-            series("syscalls per second"),
+            series("syscalls"),
             [(0.0, 100.0), (1_000_000.0, 400.0), (1_500_000.0, 0.0)]
         );
         assert_eq!(
-            series("slow calls per second"),
+            series("slow calls"),
             [(0.0, 1.0), (1_000_000.0, 0.0), (1_500_000.0, 0.0)]
         );
         // No vDSO fallback: no such track.
-        assert!(series("vDSO fallbacks per second").is_empty());
+        assert!(series("vDSO fallbacks").is_empty());
     }
 
     #[test]
@@ -1044,7 +1042,7 @@ mod tests {
         // The window's start, and the interval's counters from it: 1 ms in.
         let rate = events(&trace, "C")
             .into_iter()
-            .find(|e| e["name"] == "slow calls per second")
+            .find(|e| e["name"] == "slow calls")
             .unwrap();
         assert_eq!(rate["ts"].as_f64(), Some(1_000.0));
         // Without a recorded window start, the first event stands for it.
