@@ -22,8 +22,9 @@ const GOROUTINES: u64 = 8;
 const SLEEPS_EACH: u64 = 10;
 const SLEEP_MS: u64 = 20;
 const SLEEPS: u64 = GOROUTINES * SLEEPS_EACH;
-/// A 20 ms sleep that ends later than this on a loaded machine is late.
-const LATE_MS: u64 = 30;
+/// A 20 ms sleep that ends later than this is late even on a loaded
+/// machine (the workload runs niced, beside other builds).
+const LATE_MS: u64 = 200;
 
 fn number(v: &Value, key: &str) -> f64 {
     v[key]
@@ -98,7 +99,14 @@ fn a_recording_is_a_perfetto_timeline_of_its_slow_calls_and_threads() {
     check_slices(events, &report, &recorded);
     check_thread_names(events, pid);
     check_spawns(events, &report);
-    check_counters(events, &report);
+    let window_start = number(&trace["otherData"], "window_start_us");
+    check_counters(events, &report, window_start);
+    // sysmon retakes the P of a goroutine 10 ms into its sleep.
+    let retakes = events
+        .iter()
+        .filter(|e| e["ph"] == "i" && e["args"]["cause"] == "sysmon retake")
+        .count();
+    assert!(retakes > 0, "no sysmon retake among the instants");
     let slices = events.iter().filter(|e| e["ph"] == "X").count();
     eprintln!(
         "{} trace events ({slices} slices) in {} bytes: {} bytes per event",
@@ -160,6 +168,7 @@ fn check_slices(events: &[Value], report: &Value, recorded: &[Value]) {
         .map(|s| u64_at(&s["args"], "goroutine"))
         .collect();
     assert_eq!(goroutines.len() as u64, GOROUTINES, "{goroutines:?}");
+    let mut whole_ms = Vec::new();
     for s in &sleeps {
         let dur_ms = number(s, "dur") / 1e3;
         assert_eq!(
@@ -172,8 +181,16 @@ fn check_slices(events: &[Value], report: &Value, recorded: &[Value]) {
                 (SLEEP_MS as f64..(SLEEP_MS + LATE_MS) as f64).contains(&dur_ms),
                 "a {SLEEP_MS} ms sleep of {dur_ms} ms: {s}"
             );
+            whole_ms.push(dur_ms);
         }
     }
+    // Most wake on time; a few may wait for a CPU on a loaded machine.
+    whole_ms.sort_by(f64::total_cmp);
+    let median = whole_ms[whole_ms.len() / 2];
+    assert!(
+        (SLEEP_MS as f64..SLEEP_MS as f64 + 5.0).contains(&median),
+        "median sleep {median} ms"
+    );
     // The same calls as the recorded events: (thread, goroutine, length).
     let key = |tid: u64, goid: u64, ns: u64| (tid, goid, ns);
     let mut from_events: Vec<(u64, u64, u64)> = recorded
@@ -287,10 +304,10 @@ fn check_spawns(events: &[Value], report: &Value) {
 /// Threads alive from the count at start to the count at the end, never
 /// above the peak; the rates over the intervals add up to the report's
 /// calls and to the slices.
-fn check_counters(events: &[Value], report: &Value) {
+fn check_counters(events: &[Value], report: &Value, window_start: f64) {
     let threads = counter(events, "threads", "alive");
     let t = &report["threads"];
-    assert_eq!(threads.first().map(|p| p.1), Some(number(t, "at_start")));
+    assert_eq!(threads[0], (window_start, number(t, "at_start")));
     assert_eq!(threads.last().map(|p| p.1), Some(number(t, "at_end")));
     let top = threads.iter().map(|p| p.1).fold(0.0, f64::max);
     assert!(
@@ -319,9 +336,9 @@ fn check_counters(events: &[Value], report: &Value) {
     assert!(calls.windows(2).all(|w| w[0].0 < w[1].0), "{calls:?}");
     // The intervals and the events on one clock: the last interval ends
     // as the window closed, after every slice.
-    let window_end = number(report, "traced_seconds") * 1e6;
+    let window_end = window_start + number(report, "traced_seconds") * 1e6;
     let last = calls.last().unwrap().0;
-    assert!((last - window_end).abs() < 1e3, "{last} µs vs {window_end}");
+    assert!((last - window_end).abs() < 1.0, "{last} µs vs {window_end}");
     for s in events.iter().filter(|e| e["ph"] == "X") {
         assert!(number(s, "ts") + number(s, "dur") <= last + 1.0, "{s}");
     }

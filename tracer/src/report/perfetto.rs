@@ -33,12 +33,15 @@ use serde::Serialize;
 
 use crate::{
     analysis::{
-        errno, fd,
+        errno, fd, handoffs,
         sites::SiteNames,
         spawns::{self, ThreadCause},
     },
     gobin::symbolize::{Symbolizer, call_site},
-    model::{Event, Input, Model, PHandoff, RuntimeValues, ThreadEnd, Victim, event::MState},
+    model::{
+        Event, Input, Model, PHandoff, RuntimeValues, ThreadEnd, Victim, event::MState,
+        runtime::HandoffProbe,
+    },
     procinfo::kallsyms::FopsMap,
     record::Item,
     report::TargetInfo,
@@ -120,10 +123,21 @@ struct ExitArgs {
 }
 
 #[derive(Debug, Serialize)]
+struct SlowExitArgs {
+    /// The syscall the goroutine left: the thread's last reported call,
+    /// when the model ties the exit to it (as the report counts it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
 struct HandoffArgs {
     /// The function that took the P (`runtime.retake`: sysmon).
     #[serde(skip_serializing_if = "Option::is_none")]
     caller: Option<String>,
+    /// Why, as the report's handoff breakdowns name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     p_id: Option<u32>,
     /// The thread whose P it was, as the probe found it.
@@ -195,6 +209,9 @@ struct OtherData<'a> {
     slow_ns: u64,
     /// What `ts` 0 is.
     origin: &'static str,
+    /// Where the traced window opened (µs): 0, unless an event began
+    /// before it (a launcher's call waiting for the launch).
+    window_start_us: f64,
 }
 
 /// The trace's clock: event times (`ts_ns`, the kernel's monotonic clock)
@@ -238,18 +255,15 @@ impl Clock {
     }
 }
 
-/// When an event began on the kernel's clock (a call: its entry); `None`
-/// for the kernel's readings, which have no time of their own.
+/// When an event the timeline draws began on the kernel's clock (a call:
+/// its entry); `None` for the events it only counts (fast calls, exits
+/// without an entry, the kernel's readings).
 pub fn event_start_ns(event: &Event) -> Option<u64> {
     match *event {
         Event::SlowCall {
             ts_ns, duration_ns, ..
-        }
-        | Event::Syscall {
-            ts_ns, duration_ns, ..
         } => Some(ts_ns.saturating_sub(duration_ns)),
-        Event::UnmatchedExit { ts_ns, .. }
-        | Event::ThreadSpawn { ts_ns, .. }
+        Event::ThreadSpawn { ts_ns, .. }
         | Event::ThreadExit { ts_ns, .. }
         | Event::SlowExit { ts_ns, .. }
         | Event::Handoff { ts_ns, .. }
@@ -260,7 +274,10 @@ pub fn event_start_ns(event: &Event) -> Option<u64> {
         | Event::Mexit { ts_ns, .. }
         | Event::MainStart { ts_ns, .. }
         | Event::Exec { ts_ns, .. } => Some(ts_ns),
-        Event::VdsoCalls { .. } | Event::SyscallAggregate { .. } => None,
+        Event::Syscall { .. }
+        | Event::UnmatchedExit { .. }
+        | Event::VdsoCalls { .. }
+        | Event::SyscallAggregate { .. } => None,
     }
 }
 
@@ -393,6 +410,7 @@ impl<'a, W: Write> Timeline<'a, W> {
             } else {
                 "the first event (the recording has no window start)"
             },
+            window_start_us: self.cx.clock.elapsed_us(0),
         };
         self.out
             .write_all(b"\n],\"displayTimeUnit\":\"ns\",\"otherData\":")?;
@@ -412,6 +430,13 @@ impl<'a, W: Write> Timeline<'a, W> {
             if self.model.is_launch_exec(sysno, ret));
         let after_exec = self.model.runtime.execs_after_launch() > 0;
         let spawned_before = self.model.threads.spawned;
+        // A slow exit belongs to its thread's last call, if the model
+        // ties them (it forgets the call as it does).
+        let last_call = match *event {
+            Event::SlowExit { tid, .. } => self.model.calls.last_on_thread.get(&tid).copied(),
+            _ => None,
+        };
+        let exits_tied = self.model.runtime.slow_exits.attributed;
         self.model.feed(input);
         match event {
             Event::SlowCall { .. } if launch_exec => Ok(()),
@@ -439,7 +464,13 @@ impl<'a, W: Write> Timeline<'a, W> {
                 self.threads_counter(self.cx.clock.us(ts_ns))
             }
             &Event::SlowExit { tid, ts_ns } => {
-                self.instant("slow exit (no P free)", "runtime", tid, ts_ns, NoArgs {})
+                let tied = self.model.runtime.slow_exits.attributed > exits_tied;
+                let after = last_call.filter(|_| tied).and_then(|(_, site)| {
+                    let (key, _) = self.model.calls.sites.get(site)?;
+                    Some(syscall_names::name(key.sysno))
+                });
+                let args = SlowExitArgs { after };
+                self.instant("slow exit (no P free)", "runtime", tid, ts_ns, args)
             }
             &Event::Handoff {
                 tid,
@@ -448,7 +479,7 @@ impl<'a, W: Write> Timeline<'a, W> {
                 p_id,
                 victim,
             } => {
-                let args = self.handoff_args(caller, p_id, victim);
+                let args = self.handoff_args(caller, HandoffProbe::Handoffp, p_id, victim);
                 self.instant("P handoff", "runtime", tid, ts_ns, args)
             }
             &Event::PTaken {
@@ -456,10 +487,11 @@ impl<'a, W: Write> Timeline<'a, W> {
                 ts_ns,
                 caller,
                 p_id,
+                new_state,
                 victim,
-                ..
             } => {
-                let args = self.handoff_args(caller, p_id, victim);
+                let probe = HandoffProbe::ReleaseP { new_state };
+                let args = self.handoff_args(caller, probe, p_id, victim);
                 self.instant("P taken", "runtime", tid, ts_ns, args)
             }
             Event::NewM {
@@ -594,13 +626,17 @@ impl<'a, W: Write> Timeline<'a, W> {
             .clone()
     }
 
-    fn handoff_args(&self, caller: u64, p_id: Option<u32>, victim: Victim) -> HandoffArgs {
+    fn handoff_args(
+        &self,
+        caller: u64,
+        probe: HandoffProbe,
+        p_id: Option<u32>,
+        victim: Victim,
+    ) -> HandoffArgs {
+        let function = self.cx.sym.and_then(|s| s.function_name(caller, true));
         HandoffArgs {
-            caller: self
-                .cx
-                .sym
-                .and_then(|s| s.function_name(caller, true))
-                .map(str::to_owned),
+            caller: function.map(str::to_owned),
+            cause: function.map(|f| handoffs::cause_label(f, probe)),
             p_id,
             victim,
         }
@@ -788,7 +824,12 @@ mod tests {
         clock: Clock,
         causes: &HashMap<(u32, u64), ThreadCause>,
     ) -> (Value, Written) {
-        let sym = symbolizer(&["syscall.Syscall6", "time.Sleep", "main.sleeper"]);
+        let sym = symbolizer(&[
+            "syscall.Syscall6",
+            "time.Sleep",
+            "main.sleeper",
+            "runtime.retake",
+        ]);
         let target = target();
         let cx = Context {
             target: &target,
@@ -979,6 +1020,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn handoffs_and_slow_exits_say_why() {
+        let victim = Victim::InSyscall {
+            tid: 101,
+            sysno: 35,
+            start_ns: WINDOW + 3 * MS,
+        };
+        let items = [
+            // sysmon (on its thread) takes the P of the call on 101.
+            event(Event::Handoff {
+                tid: 99,
+                ts_ns: WINDOW + 4 * MS,
+                caller: ret(3),
+                p_id: Some(2),
+                victim,
+            }),
+            slow_call(101, WINDOW + 5 * MS, 2 * MS, 0),
+            event(Event::SlowExit {
+                tid: 101,
+                ts_ns: WINDOW + 5 * MS,
+            }),
+        ];
+        let (trace, _) = timeline(&items, exact(), &HashMap::new());
+        let instants = events(&trace, "i");
+        let handoff = instants.iter().find(|e| e["name"] == "P handoff").unwrap();
+        assert_eq!(handoff["tid"], 99);
+        assert_eq!(handoff["ts"].as_f64(), Some(4_000.0));
+        assert_eq!(handoff["args"]["caller"], "runtime.retake");
+        assert_eq!(handoff["args"]["cause"], "sysmon retake");
+        assert_eq!(handoff["args"]["p_id"], 2);
+        assert_eq!(handoff["args"]["victim"]["state"], "in_syscall");
+        assert_eq!(handoff["args"]["victim"]["tid"], 101);
+        let exit = instants
+            .iter()
+            .find(|e| e["name"] == "slow exit (no P free)")
+            .unwrap();
+        assert_eq!(exit["tid"], 101);
+        assert_eq!(exit["args"]["after"], "nanosleep");
+    }
+
     fn aggregate(calls: u64) -> Item {
         event(Event::SyscallAggregate {
             sysno: 0,
@@ -1039,6 +1120,10 @@ mod tests {
         ];
         let (trace, _) = timeline(&items, clock, &HashMap::new());
         assert_eq!(events(&trace, "X")[0]["ts"].as_f64(), Some(0.0));
+        assert_eq!(
+            trace["otherData"]["window_start_us"].as_f64(),
+            Some(1_000.0)
+        );
         // The window's start, and the interval's counters from it: 1 ms in.
         let rate = events(&trace, "C")
             .into_iter()
@@ -1101,5 +1186,15 @@ mod tests {
             unreachable!()
         };
         assert_eq!(event_start_ns(&agg), None);
+        // Fast calls are counted, not drawn: they move no origin.
+        let fast = Event::Syscall {
+            tid: 1,
+            ts_ns: 10 * MS,
+            sysno: 0,
+            ret: 0,
+            duration_ns: MS,
+            idle: false,
+        };
+        assert_eq!(event_start_ns(&fast), None);
     }
 }
