@@ -319,12 +319,6 @@ pub struct Written {
     pub metadata: u64,
 }
 
-impl Written {
-    pub fn total(&self) -> u64 {
-        self.slices + self.instants + self.counters + self.metadata
-    }
-}
-
 /// The end of the last interval and the totals then.
 #[derive(Clone, Copy, Debug, Default)]
 struct IntervalMark {
