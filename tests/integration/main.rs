@@ -22,6 +22,7 @@ mod ground_truth;
 mod harness;
 mod inline;
 mod latency;
+mod perfetto;
 mod realprogs;
 mod record;
 mod soak;

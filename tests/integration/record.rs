@@ -50,7 +50,7 @@ fn sleeper_copy(dir: &Path) -> PathBuf {
     bin
 }
 
-fn succeeded(out: &Output, what: &str) {
+pub(crate) fn succeeded(out: &Output, what: &str) {
     assert!(
         out.status.success(),
         "{what} failed ({}): {}",
@@ -60,7 +60,7 @@ fn succeeded(out: &Output, what: &str) {
 }
 
 /// `tracer report FILE --format FORMAT -o OUT`: its output and stderr.
-fn report_file(recording: &Path, format: &str, out: &Path) -> (String, String) {
+pub(crate) fn report_file(recording: &Path, format: &str, out: &Path) -> (String, String) {
     let run = tracer()
         .arg("report")
         .arg(recording)
@@ -74,7 +74,7 @@ fn report_file(recording: &Path, format: &str, out: &Path) -> (String, String) {
 }
 
 /// The recording's JSON report, checked (schema and sums).
-fn replayed_json(recording: &Path, dir: &Path) -> (Value, String) {
+pub(crate) fn replayed_json(recording: &Path, dir: &Path) -> (Value, String) {
     let out = dir.join("replayed.json");
     let (_, stderr) = report_file(recording, "json", &out);
     (read_report(&out), stderr)
@@ -104,7 +104,7 @@ fn differences(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
 }
 
 /// The nanosleep row at main.sleeper's call site.
-fn sleeper_row(report: &Value) -> &Value {
+pub(crate) fn sleeper_row(report: &Value) -> &Value {
     rows(&report["blocking"], "blocking")
         .iter()
         .find(|r| r["syscall"] == "nanosleep" && site_fn(r) == "main.sleeper")

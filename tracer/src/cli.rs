@@ -72,7 +72,7 @@ pub enum Command {
     /// Report a recording: the same report as the live run that made it
     /// (text or json), its events one JSON object per line (events), or a
     /// flame graph of its blocking time or thread spawns (folded stacks,
-    /// or an SVG).
+    /// or an SVG), or a timeline for Perfetto (perfetto).
     Report {
         /// The recording (written by `record` or `--record`).
         #[arg(value_name = "FILE")]
@@ -177,6 +177,11 @@ pub enum ReportFormat {
     Folded,
     /// The folded stacks drawn as an SVG flame graph.
     Flamegraph,
+    /// A timeline for Perfetto (ui.perfetto.dev) or chrome://tracing:
+    /// Chrome's trace-event JSON, a track per thread, a slice per slow
+    /// call, the runtime's events as instants, thread and syscall-rate
+    /// counters.
+    Perfetto,
 }
 
 impl ReportFormat {

@@ -231,6 +231,23 @@ impl Session {
         self.window_start
     }
 
+    /// When the traced window began on the clock of the events' `ts_ns`
+    /// (the kernel's `bpf_ktime_get_ns`, CLOCK_MONOTONIC, which `Instant`
+    /// also reads on Linux): now on that clock, less the time since.
+    pub fn window_start_ns(&self) -> u64 {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec it is given.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        let since = self.window_start.elapsed();
+        let now_ns = (now.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(now.tv_nsec as u64);
+        now_ns.saturating_sub(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+    }
+
     /// Seconds from the start of the traced window until now, or until it
     /// closed.
     pub fn traced_seconds(&self) -> f64 {

@@ -236,6 +236,15 @@ fn caller_kind(function: &str, probe: HandoffProbe) -> CallerKind {
     }
 }
 
+/// Why a P was handed off, from its caller's function, as the report's
+/// breakdowns name it (a taker's label, or the runtime's own handoff's).
+pub fn cause_label(function: &str, probe: HandoffProbe) -> String {
+    match caller_kind(function, probe) {
+        CallerKind::Taker(taker) => taker.label(),
+        CallerKind::Own(own) => own.label().to_owned(),
+    }
+}
+
 /// Accumulates the breakdowns so they cannot disagree: every takeover
 /// goes through [`Tally::add`] once.
 #[derive(Default)]

@@ -15,7 +15,7 @@ use crate::{
     model::{
         Model, Victim,
         runtime::HandoffProbe,
-        threads::{NewMRecord, Spawn},
+        threads::{NewMRecord, Spawn, SpawnOrigin},
     },
     syscall_names,
 };
@@ -158,7 +158,8 @@ struct Classified {
 }
 
 fn classify(
-    spawn: &Spawn,
+    origin: &SpawnOrigin,
+    ts_ns: u64,
     model: &Model,
     sym: &Symbolizer,
     names: &mut SiteNames<'_>,
@@ -169,18 +170,19 @@ fn classify(
         syscall: None,
         site: Err("not a syscall".into()),
     };
-    let record = match spawn.request() {
-        Some(record) => record,
-        None if cgo_binary => return none(ThreadCause::NotGoRuntime),
-        None => return none(ThreadCause::Unknown),
+    let (start, wanted) = match origin {
+        SpawnOrigin::Runtime { start, wanted } => (start, wanted.as_ref()),
+        SpawnOrigin::NoRuntimeRecord if cgo_binary => return none(ThreadCause::NotGoRuntime),
+        SpawnOrigin::NoRuntimeRecord => return none(ThreadCause::Unknown),
     };
     if model
         .runtime
         .main_started_ns
-        .is_some_and(|main| spawn.ts_ns < main)
+        .is_some_and(|main| ts_ns < main)
     {
         return none(ThreadCause::StartUp);
     }
+    let record = wanted.unwrap_or(start);
     let stack = sym.entry_stack(&record.frames);
     let mut cause = classify_stack(&stack, record);
     let ThreadCause::SyscallHandoff { taker, .. } = &mut cause else {
@@ -253,17 +255,8 @@ fn classify(
     }
 }
 
-/// Why the runtime (or C code) started one kept spawn's thread, as
-/// [`causes_since`] counts it.
-pub fn cause_of(
-    spawn: &Spawn,
-    model: &Model,
-    sym: Option<&Symbolizer>,
-    names: &mut SiteNames<'_>,
-) -> ThreadCause {
-    classify_spawn(spawn, model, sym, names).cause
-}
-
+/// One spawn's cause, syscall and call site (`sym`: `None` when the
+/// target is not Go, or was traced without attribution).
 fn classify_spawn(
     spawn: &Spawn,
     model: &Model,
@@ -271,13 +264,24 @@ fn classify_spawn(
     names: &mut SiteNames<'_>,
 ) -> Classified {
     match sym {
-        Some(sym) => classify(spawn, model, sym, names, sym.cgo),
+        Some(sym) => classify(&spawn.origin, spawn.ts_ns, model, sym, names, sym.cgo),
         None => Classified {
             cause: ThreadCause::Unknown,
             syscall: None,
             site: Err("not a Go program".into()),
         },
     }
+}
+
+/// Why one spawn happened, as [`causes_since`] counts it (for a timeline
+/// of the spawns one by one).
+pub fn cause_of(
+    spawn: &Spawn,
+    model: &Model,
+    sym: Option<&Symbolizer>,
+    names: &mut SiteNames<'_>,
+) -> ThreadCause {
+    classify_spawn(spawn, model, sym, names).cause
 }
 
 /// Causes of the spawns from index `first` on (a live view's latest

@@ -74,6 +74,7 @@ impl RecordingPlan {
             slow_ns: self.slow_ns,
             go: symbolizer.map(|(s, attribution)| GoInfo::of(s, *attribution)),
             kernel_fops: self.kernel_fops,
+            window_start_ns: Some(session.window_start_ns()),
         };
         let recorder = Recorder::create(&self.path, self.max_bytes, start)?;
         session.capture_inputs();

@@ -1,8 +1,9 @@
 //! `tracer report FILE`: a recording replayed through the same model,
 //! analysis and report code as the live run that made it (`text`, `json`),
-//! its events one JSON object per line (`events`), or a flame graph of it
-//! (`folded`, `flamegraph`: see `report::flame`). Nothing is read from
-//! the process, its binary or this host: the recording holds it all.
+//! its events one JSON object per line (`events`), a flame graph of it
+//! (`folded`, `flamegraph`: see `report::flame`) or a timeline for
+//! Perfetto (`perfetto`). Nothing is read from the process, its binary or
+//! this host: the recording holds it all.
 
 use std::{io, path::Path};
 
@@ -18,6 +19,7 @@ use crate::{
     report::{
         Report, TargetInfo,
         flame::{self, BlockingCalls, FlameView, Titles},
+        perfetto,
     },
     syscall_names, units,
 };
@@ -32,6 +34,7 @@ pub fn execute(
         ReportFormat::Text | ReportFormat::Json => report(path, output)?,
         ReportFormat::Events => events(path, output)?,
         ReportFormat::Folded | ReportFormat::Flamegraph => flame(path, format, view, output)?,
+        ReportFormat::Perfetto => perfetto(path, output)?,
     }
     Ok(0)
 }
@@ -200,6 +203,72 @@ fn events(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
         Ok(())
     })
     .context("writing the recording's events")
+}
+
+/// The recording as a Perfetto timeline (see `report::perfetto`), streamed
+/// as it is read.
+fn perfetto(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
+    // The spawns' causes need the whole session's model (a cause is read
+    // from events before and after it), and the clock the earliest event:
+    // one reading for them, one to write the timeline.
+    let mut whole = Recording::open(path)?;
+    let mut model = Model::new(whole.start.threads_at_start);
+    model.runtime.launched_by_exec = whole.start.launched;
+    let mut earliest: Option<u64> = None;
+    while let Some(input) = whole.next_input() {
+        if let Input::Event(e) = &input
+            && let Some(t) = perfetto::event_start_ns(e)
+        {
+            earliest = Some(earliest.map_or(t, |m| m.min(t)));
+        }
+        model.feed(&input);
+    }
+    say_what_is_missing(&whole);
+    let symbolizer = whole.symbolizer();
+    let sym = symbolizer.as_ref().map(|(s, _)| s);
+    let attributed = symbolizer.as_ref().filter(|(_, a)| *a).map(|(s, _)| s);
+    let causes = perfetto::spawn_causes(&model, attributed);
+    drop(model);
+    let fops = whole.fops();
+    let clock = perfetto::Clock::new(whole.start.window_start_ns, earliest);
+    if !clock.is_exact() {
+        eprintln!(
+            "tracer: this recording's format has no window start: the intervals' counters are \
+             placed from the first event, not exactly"
+        );
+    }
+    let target = whole
+        .end
+        .as_ref()
+        .map_or(&whole.start.target, |e| &e.target);
+    let written = std::cell::Cell::new(perfetto::Written::default());
+    super::write_output(output.path.as_deref(), "the timeline", |out| {
+        let cx = perfetto::Context {
+            target,
+            threads_at_start: whole.start.threads_at_start,
+            launched: whole.start.launched,
+            slow_ns: whole.start.slow_ns,
+            clock,
+            sym,
+            fops: fops.as_ref(),
+            causes: &causes,
+        };
+        let mut timeline = perfetto::Timeline::begin(out, cx)?;
+        let mut recording = Recording::open(path).map_err(io::Error::other)?;
+        while let Some(item) = recording.next_item() {
+            timeline.item(&item)?;
+        }
+        written.set(timeline.written);
+        timeline.finish().map(drop)
+    })
+    .context("writing the timeline")?;
+    let w = written.get();
+    eprintln!(
+        "tracer: the timeline holds {} slices (the reported calls), {} instants, {} counter \
+         values and {} metadata events",
+        w.slices, w.instants, w.counters, w.metadata
+    );
+    Ok(())
 }
 
 /// The JSON line of one input: the event as the model took it (`type`

@@ -392,7 +392,7 @@ impl Model {
 
     /// Whether a successful execve/execveat exit is the launch's own (run
     /// mode, the first exec, its exit not yet seen).
-    fn is_launch_exec(&self, sysno: u32, ret: i64) -> bool {
+    pub fn is_launch_exec(&self, sysno: u32, ret: i64) -> bool {
         const EXECVE: u32 = 59;
         const EXECVEAT: u32 = 322;
         matches!(sysno, EXECVE | EXECVEAT)

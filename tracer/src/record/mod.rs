@@ -38,7 +38,11 @@ use crate::{
 pub const MAGIC: &[u8; 8] = b"GOTRACE\x01";
 /// The layout of the frames and of what they hold; any change to them
 /// (or to the types they hold, [`Event`] included) is a new version.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: [`Start::window_start_ns`].
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this tracer reads: version 1 differs only by a
+/// field of [`Start`] it lacks (read as `None`).
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Magic and version.
 const HEADER_BYTES: u64 = 12;
 /// The largest frame a reader accepts: a cut or corrupt length must not
@@ -88,6 +92,11 @@ pub struct Start {
     /// The known `file_operations` symbols of the recording kernel and
     /// their addresses (descriptor kinds); `None` when unreadable there.
     pub kernel_fops: Option<Vec<(String, u64)>>,
+    /// The traced window's start on the kernel's monotonic clock (that of
+    /// the events' `ts_ns`): the kernel readings' `elapsed_ns` count from
+    /// it. `None` in format 1.
+    #[serde(default)]
+    pub window_start_ns: Option<u64>,
 }
 
 /// What the report needs of a Go binary besides its symbols.
@@ -459,8 +468,8 @@ pub enum ReadError {
     )]
     BadMagic { path: PathBuf },
     #[error(
-        "{} was written by recording format {found}; this tracer reads format \
-         {FORMAT_VERSION}: report it with a tracer of that format",
+        "{} was written by recording format {found}; this tracer reads formats \
+         {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}: report it with a tracer of that format",
         path.display()
     )]
     Version { path: PathBuf, found: u32 },
@@ -522,6 +531,9 @@ pub struct Recording {
     pub last_interval_seconds: f64,
     frames: FrameReader<Box<dyn Read>>,
     pending: std::vec::IntoIter<Input>,
+    /// The end of the interval whose kernel readings are pending, given
+    /// once they are read.
+    pending_interval: Option<u64>,
     done: bool,
     path: PathBuf,
 }
@@ -570,7 +582,7 @@ impl Recording {
             });
         }
         let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(ReadError::Version {
                 path: path.to_owned(),
                 found: version,
@@ -611,6 +623,7 @@ impl Recording {
             last_interval_seconds: 0.0,
             frames,
             pending: Vec::new().into_iter(),
+            pending_interval: None,
             done: false,
             path: path.to_owned(),
         })
@@ -621,8 +634,21 @@ impl Recording {
     /// A read error of the file itself ends it too, said as cut short.
     pub fn next_input(&mut self) -> Option<Input> {
         loop {
-            if let Some(input) = self.pending.next() {
+            if let Item::Input(input) = self.next_item()? {
                 return Some(input);
+            }
+        }
+    }
+
+    /// [`Self::next_input`], with the end of each interval after its
+    /// kernel readings: for a timeline of the readings.
+    pub fn next_item(&mut self) -> Option<Item> {
+        loop {
+            if let Some(input) = self.pending.next() {
+                return Some(Item::Input(input));
+            }
+            if let Some(elapsed_ns) = self.pending_interval.take() {
+                return Some(Item::IntervalEnd { elapsed_ns });
             }
             if self.done {
                 return None;
@@ -677,6 +703,7 @@ impl Recording {
             Frame::Events(inputs) => self.pending = inputs.into_iter(),
             Frame::Kernel { elapsed_ns, inputs } => {
                 self.pending = inputs.into_iter();
+                self.pending_interval = Some(elapsed_ns);
                 self.last_interval_seconds = elapsed_ns as f64 / 1e9;
             }
             Frame::Facts(facts) => self.facts = *facts,
@@ -707,6 +734,17 @@ impl Recording {
             found.iter().map(|(s, a)| (s.as_str(), *a)),
         ))
     }
+}
+
+/// What a recording yields, in order: see [`Recording::next_item`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Input(Input),
+    /// An interval ended `elapsed_ns` into the traced window; the kernel's
+    /// readings just yielded were taken then.
+    IntervalEnd {
+        elapsed_ns: u64,
+    },
 }
 
 /// Reads the whole recording at `path`, feeding `on_input` every input in

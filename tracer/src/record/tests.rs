@@ -38,6 +38,7 @@ fn start(sym: &Symbolizer) -> Start {
         slow_ns: 1_000_000,
         go: Some(GoInfo::of(sym, true)),
         kernel_fops: Some(vec![("pipefifo_fops".into(), 0xffff_1000)]),
+        window_start_ns: Some(5_000_000_000),
     }
 }
 
@@ -201,7 +202,7 @@ fn another_format_version_is_refused_naming_it() {
     );
     let said = err.to_string();
     assert!(
-        said.contains("written by recording format 3; this tracer reads format 1"),
+        said.contains("written by recording format 3; this tracer reads formats 1 to 2"),
         "{said}"
     );
 }
@@ -341,4 +342,79 @@ fn frequent_inputs_are_a_few_dozen_bytes() {
     );
     assert!(size(&syscall) <= 40, "{}", size(&syscall));
     assert!(size(&slow) <= 128, "{}", size(&slow));
+}
+
+#[test]
+fn items_end_each_interval_after_its_kernel_readings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    write(&path, None);
+    let mut rec = Recording::open(&path).unwrap();
+    assert_eq!(rec.start.window_start_ns, Some(5_000_000_000));
+    let mut items = Vec::new();
+    while let Some(item) = rec.next_item() {
+        items.push(item);
+    }
+    let ends: Vec<(usize, u64)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match item {
+            Item::IntervalEnd { elapsed_ns } => Some((i, *elapsed_ns)),
+            Item::Input(_) => None,
+        })
+        .collect();
+    // Each interval: 3 slow calls, then its kernel reading (one input
+    // here), then its end; the last (at the end) read nothing new.
+    let at: Vec<usize> = ends.iter().map(|&(i, _)| i).collect();
+    let elapsed: Vec<u64> = ends.iter().map(|&(_, e)| e).collect();
+    assert_eq!(elapsed, [1_000_000_000, 2_000_000_000, 2_500_000_000]);
+    let kernel_inputs = kernel(3).len();
+    assert_eq!(at[0], 3 + kernel_inputs);
+    assert_eq!(at[1], at[0] + 1 + 3 + kernel_inputs);
+    assert_eq!(at[2], at[1] + 1);
+}
+
+/// Format 1 had no window start: its recordings still read, without it.
+#[test]
+fn a_format_1_recording_reads_without_its_window_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    let sym = symbolizer(FUNCTIONS);
+    let mut v1 = Vec::new();
+    v1.extend_from_slice(MAGIC);
+    v1.extend_from_slice(&1u32.to_le_bytes());
+    // The version-1 start: the same fields, less the last.
+    #[derive(serde::Serialize)]
+    struct StartV1 {
+        tracer_version: String,
+        target: crate::report::TargetInfo,
+        launched: bool,
+        threads_at_start: u64,
+        slow_ns: u64,
+        go: Option<GoInfo>,
+        kernel_fops: Option<Vec<(String, u64)>>,
+    }
+    let s = start(&sym);
+    let old = StartV1 {
+        tracer_version: s.tracer_version,
+        target: s.target,
+        launched: s.launched,
+        threads_at_start: s.threads_at_start,
+        slow_ns: s.slow_ns,
+        go: s.go,
+        kernel_fops: s.kernel_fops,
+    };
+    // Encoded as `Frame` encodes its start.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum FrameV1 {
+        Start(Box<StartV1>),
+    }
+    let frame = rmp_serde::to_vec(&FrameV1::Start(Box::new(old))).unwrap();
+    v1.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    v1.extend_from_slice(&frame);
+    std::fs::write(&path, &v1).unwrap();
+    let rec = Recording::open(&path).unwrap();
+    assert_eq!(rec.start.window_start_ns, None);
+    assert_eq!(rec.start.slow_ns, 1_000_000);
 }

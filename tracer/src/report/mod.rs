@@ -1,5 +1,6 @@
 //! The report: one value built from the model (what happened) and the
-//! analysis (what it means), rendered by several sinks (`text`, `json`).
+//! analysis (what it means), rendered by several sinks (`text`, `json`);
+//! beside them, `perfetto` draws a recording as a timeline.
 //! Every sink renders the same [`Report`], so what the text shows and what
 //! the JSON holds cannot drift apart. Nothing here infers anything.
 //!
@@ -9,6 +10,7 @@
 pub mod diff;
 pub mod flame;
 pub mod json;
+pub mod perfetto;
 #[cfg(test)]
 mod schema_tests;
 pub mod text;
