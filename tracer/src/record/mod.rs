@@ -88,6 +88,12 @@ pub struct Start {
     /// The known `file_operations` symbols of the recording kernel and
     /// their addresses (descriptor kinds); `None` when unreadable there.
     pub kernel_fops: Option<Vec<(String, u64)>>,
+    /// When the traced window began, in nanoseconds since the Unix epoch
+    /// (the wall clock the intervals' `elapsed_ns` count from). `None` in
+    /// recordings made before it was written: last, and defaulted, so they
+    /// still read.
+    #[serde(default)]
+    pub started_unix_ns: Option<u64>,
 }
 
 /// What the report needs of a Go binary besides its symbols.
@@ -631,8 +637,31 @@ impl Recording {
         }
     }
 
-    /// Reads one frame into the recording's state.
-    fn read_frame(&mut self) {
+    /// The inputs up to and including the next kernel reading, with the
+    /// time of that reading: what the model took in one interval (see
+    /// [`Interval`]). `None` once all are read. Inputs still pending from
+    /// [`Self::next_input`] come first.
+    pub fn next_interval(&mut self) -> Option<Interval> {
+        let mut inputs: Vec<Input> = self.pending.by_ref().collect();
+        while !self.done {
+            let reading = self.read_frame();
+            inputs.extend(self.pending.by_ref());
+            if let Some(elapsed_ns) = reading {
+                return Some(Interval {
+                    elapsed_ns: Some(elapsed_ns),
+                    inputs,
+                });
+            }
+        }
+        (!inputs.is_empty()).then_some(Interval {
+            elapsed_ns: None,
+            inputs,
+        })
+    }
+
+    /// Reads one frame into the recording's state; the time of a kernel
+    /// reading, when it was one.
+    fn read_frame(&mut self) -> Option<u64> {
         let at_byte = self.frames.offset;
         let frame = match self.frames.next() {
             Ok(Next::Frame(f)) => f,
@@ -641,12 +670,12 @@ impl Recording {
                 if self.end.is_none() {
                     self.cut_short = Some(CutShort::Truncated { at_byte });
                 }
-                return;
+                return None;
             }
             Ok(Next::Cut(why)) => {
                 self.done = true;
                 self.cut_short = Some(why);
-                return;
+                return None;
             }
             Err(e) => {
                 self.done = true;
@@ -654,7 +683,7 @@ impl Recording {
                     at_byte,
                     why: format!("reading {}: {e}", self.path.display()),
                 });
-                return;
+                return None;
             }
         };
         match frame {
@@ -678,6 +707,7 @@ impl Recording {
             Frame::Kernel { elapsed_ns, inputs } => {
                 self.pending = inputs.into_iter();
                 self.last_interval_seconds = elapsed_ns as f64 / 1e9;
+                return Some(elapsed_ns);
             }
             Frame::Facts(facts) => self.facts = *facts,
             Frame::SizeLimit {
@@ -689,6 +719,7 @@ impl Recording {
                 self.done = true;
             }
         }
+        None
     }
 
     /// The symbolizer of the recorded Go binary, with the symbols met so
@@ -707,6 +738,17 @@ impl Recording {
             found.iter().map(|(s, a)| (s.as_str(), *a)),
         ))
     }
+}
+
+/// One interval of a recording ([`Recording::next_interval`]).
+#[derive(Debug)]
+pub struct Interval {
+    /// When the interval's kernel reading was taken, in nanoseconds since
+    /// the traced window began; `None` for inputs after the last reading
+    /// (a recording cut short).
+    pub elapsed_ns: Option<u64>,
+    /// The ring buffer's inputs of the interval, then its kernel readings.
+    pub inputs: Vec<Input>,
 }
 
 /// Reads the whole recording at `path`, feeding `on_input` every input in

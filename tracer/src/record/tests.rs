@@ -38,6 +38,7 @@ fn start(sym: &Symbolizer) -> Start {
         slow_ns: 1_000_000,
         go: Some(GoInfo::of(sym, true)),
         kernel_fops: Some(vec![("pipefifo_fops".into(), 0xffff_1000)]),
+        started_unix_ns: Some(1_700_000_000_123_000_000),
     }
 }
 
@@ -341,4 +342,77 @@ fn frequent_inputs_are_a_few_dozen_bytes() {
     );
     assert!(size(&syscall) <= 40, "{}", size(&syscall));
     assert!(size(&slow) <= 128, "{}", size(&slow));
+}
+
+#[test]
+fn intervals_read_back_with_the_time_of_their_kernel_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    let (_, fed) = write(&path, None);
+    let mut recording = Recording::open(&path).unwrap();
+    assert_eq!(recording.start.started_unix_ns, Some(1_700_000_000_123_000_000));
+    let mut read = Vec::new();
+    while let Some(interval) = recording.next_interval() {
+        read.push(interval);
+    }
+    let times: Vec<Option<u64>> = read.iter().map(|i| i.elapsed_ns).collect();
+    // The two intervals, and the end's (2.5 s, nothing changed).
+    assert_eq!(
+        times,
+        [Some(1_000_000_000), Some(2_000_000_000), Some(2_500_000_000)]
+    );
+    // Each interval's events, then its reading; in all, what was fed.
+    assert_eq!(read[0].inputs.len(), 3 + kernel(3).len());
+    assert!(read[2].inputs.is_empty());
+    let all: Vec<Input> = read.into_iter().flat_map(|i| i.inputs).collect();
+    assert_eq!(all, fed);
+    assert!(recording.end.is_some());
+}
+
+#[test]
+fn intervals_of_a_recording_cut_short_end_with_its_last_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.rec");
+    let sym = symbolizer(FUNCTIONS);
+    let mut rec = Recorder::create(&path, None, start(&sym)).unwrap();
+    let facts = Facts::default();
+    rec.interval(Duration::from_secs(1), kernel(2), Some(&sym), &facts)
+        .unwrap();
+    rec.interval(Duration::from_secs(2), vec![slow_call(5)], Some(&sym), &facts)
+        .unwrap();
+    drop(rec);
+    // Cut inside the second interval's kernel frame: its event is read,
+    // with no reading after it.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    let mut recording = Recording::open(&path).unwrap();
+    let first = recording.next_interval().unwrap();
+    assert_eq!(first.elapsed_ns, Some(1_000_000_000));
+    let last = recording.next_interval().unwrap();
+    assert_eq!((last.elapsed_ns, last.inputs), (None, vec![slow_call(5)]));
+    assert!(recording.next_interval().is_none());
+    assert!(recording.cut_short.is_some());
+}
+
+/// A start written before `started_unix_ns` existed (its other fields, in
+/// order) still reads, without it.
+#[test]
+fn a_start_without_its_wall_clock_time_reads() {
+    let sym = symbolizer(FUNCTIONS);
+    let s = start(&sym);
+    let old = rmp_serde::to_vec(&(
+        &s.tracer_version,
+        &s.target,
+        s.launched,
+        s.threads_at_start,
+        s.slow_ns,
+        &s.go,
+        &s.kernel_fops,
+    ))
+    .unwrap();
+    let read: Start = rmp_serde::from_slice(&old).unwrap();
+    assert_eq!(read.started_unix_ns, None);
+    assert_eq!(read.slow_ns, s.slow_ns);
+    let new: Start = rmp_serde::from_slice(&rmp_serde::to_vec(&s).unwrap()).unwrap();
+    assert_eq!(new.started_unix_ns, s.started_unix_ns);
 }
