@@ -70,7 +70,9 @@ pub enum Command {
         command: Vec<OsString>,
     },
     /// Report a recording: the same report as the live run that made it
-    /// (text or json), or its events one JSON object per line (events).
+    /// (text or json), its events one JSON object per line (events), or
+    /// its latency histograms per interval, in nanoseconds, as an
+    /// HdrHistogram interval log (hdrlog).
     Report {
         /// The recording (written by `record` or `--record`).
         #[arg(value_name = "FILE")]
@@ -149,6 +151,10 @@ pub enum ReportFormat {
     Json,
     /// The recorded events, one JSON object per line (JSON Lines).
     Events,
+    /// The per-syscall latency histograms of each recorded interval as an
+    /// HdrHistogram interval log (values in nanoseconds; Tag=NAME per
+    /// syscall, Tag=idle.NAME for the Go runtime's idle waits).
+    Hdrlog,
 }
 
 /// How to trace: the options `run`, `attach`, `threads`, `top` and

@@ -1,9 +1,14 @@
 //! `tracer report FILE`: a recording replayed through the same model,
 //! analysis and report code as the live run that made it (`text`, `json`),
-//! or its events one JSON object per line (`events`). Nothing is read from
+//! its events one JSON object per line (`events`), or its latency
+//! histograms per interval as an HdrHistogram interval log (`hdrlog`). Nothing is read from
 //! the process, its binary or this host: the recording holds it all.
 
-use std::{io, path::Path};
+use std::{
+    io,
+    path::Path,
+    time::{Duration, SystemTime},
+};
 
 use anyhow::Context as _;
 
@@ -14,7 +19,7 @@ use crate::{
     model::{Event, Input, Model},
     procinfo::kallsyms::FopsMap,
     record::{self, Recording},
-    report::TargetInfo,
+    report::{TargetInfo, hdrlog},
     syscall_names,
 };
 
@@ -22,6 +27,7 @@ pub fn execute(path: &Path, format: ReportFormat, output: &OutputConfig) -> anyh
     match format {
         ReportFormat::Text | ReportFormat::Json => report(path, output)?,
         ReportFormat::Events => events(path, output)?,
+        ReportFormat::Hdrlog => hdrlog(path, output)?,
     }
     Ok(0)
 }
@@ -109,6 +115,50 @@ fn events(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
         Ok(())
     })
     .context("writing the recording's events")
+}
+
+/// The latency histograms of each recorded interval, as an HdrHistogram
+/// interval log (see `report::hdrlog`): the recording is fed to a model
+/// interval by interval, as the live session fed it, and each interval's
+/// histograms are what the model's gained in it.
+fn hdrlog(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
+    // Read once for the end (the target as it ended, a cut), once to write.
+    let first = record::replay(path, |_| {})?;
+    say_what_is_missing(&first);
+    let target = first
+        .end
+        .as_ref()
+        .map_or(&first.start.target, |e| &e.target);
+    let header = hdrlog::LogHeader {
+        command: target.command.clone(),
+        pid: target.pid,
+        started: first
+            .start
+            .started_unix_ns
+            .map(|ns| SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)),
+    };
+    super::write_output(output.path.as_deref(), "the interval log", |out| {
+        let mut recording = Recording::open(path).map_err(io::Error::other)?;
+        let start = &recording.start;
+        let mut model = Model::new(start.threads_at_start);
+        model.runtime.launched_by_exec = start.launched;
+        let mut deltas = hdrlog::IntervalDeltas::default();
+        let mut last = Duration::ZERO;
+        let intervals = std::iter::from_fn(|| {
+            let interval = recording.next_interval()?;
+            interval.inputs.iter().for_each(|i| model.feed(i));
+            // Inputs after the last reading (a recording cut short): an
+            // interval of no length at the last reading, so the log still
+            // adds up to the report.
+            let end = interval.elapsed_ns.map_or(last, Duration::from_nanos);
+            last = end;
+            Some(deltas.next(&model.syscalls, end))
+        });
+        hdrlog::write(out, &header, intervals)
+            .map(|_| ())
+            .map_err(io::Error::other)
+    })
+    .context("writing the recording's interval log")
 }
 
 /// The JSON line of one input: the event as the model took it (`type`

@@ -6,6 +6,7 @@
 //! The JSON form is documented by `schema.json` (JSON Schema, draft
 //! 2020-12) beside this file; the tests validate every report against it.
 
+pub mod hdrlog;
 pub mod json;
 #[cfg(test)]
 mod schema_tests;
