@@ -18,6 +18,7 @@ mod gobin;
 mod goruntime;
 mod ground_truth;
 mod harness;
+mod hdrlog;
 mod inline;
 mod latency;
 mod realprogs;
