@@ -102,13 +102,18 @@ fn hdr_python() -> Result<PathBuf, String> {
                 std::env::var_os("TRACER_REQUIRE_EBPF").is_none(),
                 "no TRACER_HDR_PYTHON under `cargo xtask test`: its setup makes the venv"
             );
-            Err("no HdrHistogram_py venv (run `cargo xtask setup`, or set TRACER_HDR_PYTHON)".into())
+            Err(
+                "no HdrHistogram_py venv (run `cargo xtask setup`, or set TRACER_HDR_PYTHON)"
+                    .into(),
+            )
         }
     }
 }
 
 fn run_ok(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     assert!(
         out.status.success(),
         "{what} failed ({}): {}",
@@ -119,7 +124,12 @@ fn run_ok(cmd: &mut Command, what: &str) {
 
 /// Records `program args` with an interval of `interval`, and reports the
 /// recording as JSON and as an interval log: (report, log's path).
-fn record_and_report(dir: &Path, program: &Path, args: &[&str], interval: &str) -> (Value, PathBuf) {
+fn record_and_report(
+    dir: &Path,
+    program: &Path,
+    args: &[&str],
+    interval: &str,
+) -> (Value, PathBuf) {
     let recording = dir.join("trace.rec");
     run_ok(
         tracer()
@@ -161,7 +171,10 @@ fn read_log(python: &Path, log: &Path) -> Read {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("reader printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "reader printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
@@ -181,16 +194,23 @@ fn ranks(q: f64, p: f64, n: u64) -> (u64, u64) {
 fn check_rows(report: &Value, read: &Read, what: &str, prefix: &str) -> usize {
     let mut compared = 0;
     for row in rows(&report[what], what) {
-        let name = row[if what == "syscalls" { "name" } else { "syscall" }]
-            .as_str()
-            .unwrap();
+        let name = row[if what == "syscalls" {
+            "name"
+        } else {
+            "syscall"
+        }]
+        .as_str()
+        .unwrap();
         let tag = format!("{prefix}{name}");
         let calls = u64_at(row, "calls");
         let sum = read
             .tags
             .get(&tag)
             .unwrap_or_else(|| panic!("no Tag={tag} in the log: {:?}", read.tags.keys()));
-        assert_eq!(sum.count, calls, "Tag={tag}: the log's calls vs the report's");
+        assert_eq!(
+            sum.count, calls,
+            "Tag={tag}: the log's calls vs the report's"
+        );
         for &(q, p, field) in &PERCENTILES {
             let Some(reported) = row.get(field).and_then(Value::as_u64) else {
                 continue;
@@ -242,16 +262,27 @@ fn check_tags(report: &Value, read: &Read) {
 /// StartTime is the trace's start on this host's clock (minutes ago at
 /// most), and the intervals start at 0 s after it, and before its end.
 fn check_times(report: &Value, read: &Read) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     assert!(
         read.start_time_sec <= now && now - read.start_time_sec < 600.0,
         "StartTime {} is not within ten minutes before now ({now})",
         read.start_time_sec
     );
-    assert_eq!(read.interval_starts.first(), Some(&0.0), "{:?}", read.interval_starts);
+    assert_eq!(
+        read.interval_starts.first(),
+        Some(&0.0),
+        "{:?}",
+        read.interval_starts
+    );
     let traced = report["traced_seconds"].as_f64().unwrap();
     let last = read.interval_starts.last().copied().unwrap_or_default();
-    assert!(last < traced, "an interval starts at {last} s, after the trace's {traced} s");
+    assert!(
+        last < traced,
+        "an interval starts at {last} s, after the trace's {traced} s"
+    );
 }
 
 fn bytes_per_line(log: &Path, read: &Read) -> (u64, u64) {
@@ -286,7 +317,11 @@ fn nanosleeps_read_back_by_hdrhistogram_py_match_the_report() {
     assert_eq!(nanosleep.count, CALLS, "nanosleeps in the log");
     // 50 sleeps of 20 ms in a row on each thread: a second or more, so
     // several 200 ms intervals hold some.
-    assert!(nanosleep.lines >= 3, "nanosleep in {} intervals", nanosleep.lines);
+    assert!(
+        nanosleep.lines >= 3,
+        "nanosleep in {} intervals",
+        nanosleep.lines
+    );
     // The ranks the workload's percentiles take agree on both sides (so
     // they are compared below, not skipped).
     for (q, p, _) in PERCENTILES {
@@ -341,14 +376,21 @@ fn a_go_programs_syscalls_and_idle_waits_read_back_whole() {
     check_times(&report, &read);
     assert_eq!(u64_at(syscall(&report, "nanosleep"), "calls"), CALLS);
     assert_eq!(read.tags["nanosleep"].count, CALLS);
-    assert!(read.tags["nanosleep"].lines >= 3, "{:?}", read.tags["nanosleep"]);
+    assert!(
+        read.tags["nanosleep"].lines >= 3,
+        "{:?}",
+        read.tags["nanosleep"]
+    );
     assert!(
         !rows(&report["idle_waits"], "idle_waits").is_empty(),
         "a Go program waits idle somewhere (futex, epoll)"
     );
     let compared = check_rows(&report, &read, "syscalls", "")
         + check_rows(&report, &read, "idle_waits", "idle.");
-    assert!(compared >= PERCENTILES.len(), "{compared} percentiles compared");
+    assert!(
+        compared >= PERCENTILES.len(),
+        "{compared} percentiles compared"
+    );
     let (per_line, per_interval) = bytes_per_line(&log, &read);
     eprintln!(
         "sleeper: {} tags, {} lines, {} intervals; {compared} percentiles compared; \

@@ -383,7 +383,10 @@ fn hdr_python() -> anyhow::Result<PathBuf> {
     )
     .with_context(|| format!("cannot install hdrhistogram=={HDRHISTOGRAM_PY_VERSION}"))?;
     if !imports(&python) {
-        bail!("{} cannot import hdrh after installing hdrhistogram", python.display());
+        bail!(
+            "{} cannot import hdrh after installing hdrhistogram",
+            python.display()
+        );
     }
     Ok(python)
 }

@@ -350,7 +350,10 @@ fn intervals_read_back_with_the_time_of_their_kernel_reading() {
     let path = dir.path().join("r.rec");
     let (_, fed) = write(&path, None);
     let mut recording = Recording::open(&path).unwrap();
-    assert_eq!(recording.start.started_unix_ns, Some(1_700_000_000_123_000_000));
+    assert_eq!(
+        recording.start.started_unix_ns,
+        Some(1_700_000_000_123_000_000)
+    );
     let mut read = Vec::new();
     while let Some(interval) = recording.next_interval() {
         read.push(interval);
@@ -359,7 +362,11 @@ fn intervals_read_back_with_the_time_of_their_kernel_reading() {
     // The two intervals, and the end's (2.5 s, nothing changed).
     assert_eq!(
         times,
-        [Some(1_000_000_000), Some(2_000_000_000), Some(2_500_000_000)]
+        [
+            Some(1_000_000_000),
+            Some(2_000_000_000),
+            Some(2_500_000_000)
+        ]
     );
     // Each interval's events, then its reading; in all, what was fed.
     assert_eq!(read[0].inputs.len(), 3 + kernel(3).len());
@@ -378,8 +385,13 @@ fn intervals_of_a_recording_cut_short_end_with_its_last_inputs() {
     let facts = Facts::default();
     rec.interval(Duration::from_secs(1), kernel(2), Some(&sym), &facts)
         .unwrap();
-    rec.interval(Duration::from_secs(2), vec![slow_call(5)], Some(&sym), &facts)
-        .unwrap();
+    rec.interval(
+        Duration::from_secs(2),
+        vec![slow_call(5)],
+        Some(&sym),
+        &facts,
+    )
+    .unwrap();
     drop(rec);
     // Cut inside the second interval's kernel frame: its event is read,
     // with no reading after it.

@@ -266,7 +266,10 @@ mod tests {
     }
 
     fn counts(i: &IntervalHistograms) -> Vec<(&str, u64)> {
-        i.by_tag.iter().map(|(t, h)| (t.as_str(), h.len())).collect()
+        i.by_tag
+            .iter()
+            .map(|(t, h)| (t.as_str(), h.len()))
+            .collect()
     }
 
     #[test]
@@ -311,7 +314,9 @@ mod tests {
         let mut model = Model::new(1);
         let mut deltas = IntervalDeltas::default();
         model.apply(&reading(READ, false, &[(400, 5)]));
-        deltas.next(&model.syscalls, Duration::from_secs(1)).unwrap();
+        deltas
+            .next(&model.syscalls, Duration::from_secs(1))
+            .unwrap();
         model.apply(&reading(READ, false, &[(400, 4), (401, 2)]));
         let err = deltas
             .next(&model.syscalls, Duration::from_secs(2))
@@ -330,7 +335,13 @@ mod tests {
         };
         let mut out = Vec::new();
         let stats = write(&mut out, &header, iv.iter().cloned().map(Ok)).unwrap();
-        assert_eq!(stats, LogStats { intervals: 3, histograms: 4 });
+        assert_eq!(
+            stats,
+            LogStats {
+                intervals: 3,
+                histograms: 4
+            }
+        );
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.contains("are nanoseconds"), "{text}");
 
@@ -371,8 +382,7 @@ mod tests {
 
     /// Base64 (standard alphabet, padded), as the log's histograms are.
     fn base64_decode(text: &str) -> Vec<u8> {
-        const ALPHABET: &[u8] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = Vec::new();
         let (mut acc, mut bits) = (0u32, 0);
         for c in text.bytes().filter(|&c| c != b'=') {
