@@ -38,7 +38,12 @@ use crate::{
 pub const MAGIC: &[u8; 8] = b"GOTRACE\x01";
 /// The layout of the frames and of what they hold; any change to them
 /// (or to the types they hold, [`Event`] included) is a new version.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the start's wall-clock time ([`Start::started_unix_ns`]), which a
+/// reader of 1 would refuse as a corrupt start.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this reader reads: 1 is 2 without the start's
+/// wall-clock time (read as `None`).
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Magic and version.
 const HEADER_BYTES: u64 = 12;
 /// The largest frame a reader accepts: a cut or corrupt length must not
@@ -90,8 +95,7 @@ pub struct Start {
     pub kernel_fops: Option<Vec<(String, u64)>>,
     /// When the traced window began, in nanoseconds since the Unix epoch
     /// (the wall clock the intervals' `elapsed_ns` count from). `None` in
-    /// recordings made before it was written: last, and defaulted, so they
-    /// still read.
+    /// recordings of format 1: last, and defaulted, so they still read.
     #[serde(default)]
     pub started_unix_ns: Option<u64>,
 }
@@ -465,8 +469,9 @@ pub enum ReadError {
     )]
     BadMagic { path: PathBuf },
     #[error(
-        "{} was written by recording format {found}; this tracer reads format \
-         {FORMAT_VERSION}: report it with a tracer of that format",
+        "{} was written by recording format {found}; this tracer reads formats \
+         {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}: report it with a tracer that reads \
+         format {found}",
         path.display()
     )]
     Version { path: PathBuf, found: u32 },
@@ -576,7 +581,7 @@ impl Recording {
             });
         }
         let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(ReadError::Version {
                 path: path.to_owned(),
                 found: version,

@@ -202,7 +202,7 @@ fn another_format_version_is_refused_naming_it() {
     );
     let said = err.to_string();
     assert!(
-        said.contains("written by recording format 3; this tracer reads format 1"),
+        said.contains("written by recording format 3; this tracer reads formats 1 to 2"),
         "{said}"
     );
 }
@@ -406,8 +406,8 @@ fn intervals_of_a_recording_cut_short_end_with_its_last_inputs() {
     assert!(recording.cut_short.is_some());
 }
 
-/// A start written before `started_unix_ns` existed (its other fields, in
-/// order) still reads, without it.
+/// A start of format 1, written before `started_unix_ns` existed (its
+/// other fields, in order), still reads, without it.
 #[test]
 fn a_start_without_its_wall_clock_time_reads() {
     let sym = symbolizer(FUNCTIONS);
