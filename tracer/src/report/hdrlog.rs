@@ -198,7 +198,7 @@ pub fn write(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use hdrhistogram::serialization::{
         Deserializer,
         interval_log::{IntervalLogIterator, LogEntry},
@@ -345,26 +345,7 @@ mod tests {
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.contains("are nanoseconds"), "{text}");
 
-        let mut times = Vec::new();
-        let mut lines = Vec::new();
-        let mut deserializer = Deserializer::new();
-        for entry in IntervalLogIterator::new(&out) {
-            match entry.unwrap() {
-                LogEntry::StartTime(t) | LogEntry::BaseTime(t) => times.push(t),
-                LogEntry::Interval(h) => {
-                    let bytes = base64_decode(h.encoded_histogram());
-                    let histogram: Histogram<u64> =
-                        deserializer.deserialize(&mut bytes.as_slice()).unwrap();
-                    lines.push((
-                        h.tag().unwrap().as_str().to_owned(),
-                        h.start_timestamp(),
-                        h.duration(),
-                        h.max(),
-                        histogram,
-                    ));
-                }
-            }
-        }
+        let (times, lines) = read_log(&out);
         let since_epoch = started.duration_since(SystemTime::UNIX_EPOCH).unwrap();
         assert_eq!(times, [since_epoch, since_epoch]);
         let written: Vec<(&String, &Histogram<u64>, Duration)> = iv
@@ -372,12 +353,45 @@ mod tests {
             .flat_map(|i| i.by_tag.iter().map(move |(t, h)| (t, h, i.start)))
             .collect();
         assert_eq!(lines.len(), written.len());
-        for ((tag, start, duration, max, read), (t, h, s)) in lines.iter().zip(&written) {
-            assert_eq!((tag, start, read), (*t, s, *h));
-            assert_eq!(*duration, Duration::from_secs(1));
+        for (line, (t, h, s)) in lines.iter().zip(&written) {
+            assert_eq!((&line.tag, &line.start, &line.histogram), (*t, s, *h));
+            assert_eq!(line.duration, Duration::from_secs(1));
             // The max column: nanoseconds, to the log's 3 decimals.
-            assert_eq!(*max, h.max() as f64);
+            assert_eq!(line.max, h.max() as f64);
         }
+    }
+
+    /// One histogram line of a log, read back.
+    pub struct LogLine {
+        pub tag: String,
+        pub start: Duration,
+        pub duration: Duration,
+        pub max: f64,
+        pub histogram: Histogram<u64>,
+    }
+
+    /// A log read with the crate's own reader: its StartTime and BaseTime
+    /// entries, and its histogram lines.
+    pub fn read_log(log: &[u8]) -> (Vec<Duration>, Vec<LogLine>) {
+        let mut times = Vec::new();
+        let mut lines = Vec::new();
+        let mut deserializer = Deserializer::new();
+        for entry in IntervalLogIterator::new(log) {
+            match entry.unwrap() {
+                LogEntry::StartTime(t) | LogEntry::BaseTime(t) => times.push(t),
+                LogEntry::Interval(h) => {
+                    let bytes = base64_decode(h.encoded_histogram());
+                    lines.push(LogLine {
+                        tag: h.tag().expect("every line is tagged").as_str().to_owned(),
+                        start: h.start_timestamp(),
+                        duration: h.duration(),
+                        max: h.max(),
+                        histogram: deserializer.deserialize(&mut bytes.as_slice()).unwrap(),
+                    });
+                }
+            }
+        }
+        (times, lines)
     }
 
     /// Base64 (standard alphabet, padded), as the log's histograms are.
