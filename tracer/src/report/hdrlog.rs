@@ -123,7 +123,7 @@ impl IntervalDeltas {
     }
 }
 
-/// What a log held, for the closing note.
+/// What a log holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogStats {
     /// Intervals with at least one histogram.
