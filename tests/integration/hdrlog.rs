@@ -188,20 +188,34 @@ fn ranks(q: f64, p: f64, n: u64) -> (u64, u64) {
     (report, python)
 }
 
+/// The report's rows of one kind, and their tags in the log.
+struct Rows {
+    /// The report's array.
+    array: &'static str,
+    /// The field naming a row's syscall.
+    name: &'static str,
+    tag_prefix: &'static str,
+}
+
+const PROGRAM_ROWS: Rows = Rows {
+    array: "syscalls",
+    name: "name",
+    tag_prefix: "",
+};
+const IDLE_ROWS: Rows = Rows {
+    array: "idle_waits",
+    name: "syscall",
+    tag_prefix: "idle.",
+};
+
 /// Checks every report row against the reader's sum of its tag: the same
 /// calls, and the same percentiles within precision where both take the
 /// same rank. Returns how many percentiles were compared.
-fn check_rows(report: &Value, read: &Read, what: &str, prefix: &str) -> usize {
+fn check_rows(report: &Value, read: &Read, kind: &Rows) -> usize {
     let mut compared = 0;
-    for row in rows(&report[what], what) {
-        let name = row[if what == "syscalls" {
-            "name"
-        } else {
-            "syscall"
-        }]
-        .as_str()
-        .unwrap();
-        let tag = format!("{prefix}{name}");
+    for row in rows(&report[kind.array], kind.array) {
+        let name = row[kind.name].as_str().unwrap();
+        let tag = format!("{}{name}", kind.tag_prefix);
         let calls = u64_at(row, "calls");
         let sum = read
             .tags
@@ -245,15 +259,13 @@ fn assert_within_precision(tag: &str, field: &str, reported: u64, python: u64) {
 
 /// The tags of the log are the report's rows (program and idle).
 fn check_tags(report: &Value, read: &Read) {
-    let mut expected: Vec<String> = rows(&report["syscalls"], "syscalls")
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_owned())
-        .chain(
-            rows(&report["idle_waits"], "idle_waits")
-                .iter()
-                .map(|r| format!("idle.{}", r["syscall"].as_str().unwrap())),
-        )
-        .collect();
+    let mut expected: Vec<String> = Vec::new();
+    for kind in [PROGRAM_ROWS, IDLE_ROWS] {
+        for row in rows(&report[kind.array], kind.array) {
+            let name = row[kind.name].as_str().unwrap();
+            expected.push(format!("{}{name}", kind.tag_prefix));
+        }
+    }
     expected.sort();
     let found: Vec<String> = read.tags.keys().cloned().collect();
     assert_eq!(found, expected, "the log's tags vs the report's rows");
@@ -328,7 +340,7 @@ fn nanosleeps_read_back_by_hdrhistogram_py_match_the_report() {
         let (a, b) = ranks(q, p, CALLS);
         assert_eq!(a, b, "rank at {q} of {CALLS}");
     }
-    let compared = check_rows(&report, &read, "syscalls", "");
+    let compared = check_rows(&report, &read, &PROGRAM_ROWS);
     assert!(compared >= PERCENTILES.len());
     // The known distribution: 20 ms and the slack (well under 10 ms).
     let p50 = nanosleep.at["50.0"];
@@ -385,8 +397,8 @@ fn a_go_programs_syscalls_and_idle_waits_read_back_whole() {
         !rows(&report["idle_waits"], "idle_waits").is_empty(),
         "a Go program waits idle somewhere (futex, epoll)"
     );
-    let compared = check_rows(&report, &read, "syscalls", "")
-        + check_rows(&report, &read, "idle_waits", "idle.");
+    let compared =
+        check_rows(&report, &read, &PROGRAM_ROWS) + check_rows(&report, &read, &IDLE_ROWS);
     assert!(
         compared >= PERCENTILES.len(),
         "{compared} percentiles compared"
