@@ -20,6 +20,7 @@ mod gobin;
 mod goruntime;
 mod ground_truth;
 mod harness;
+mod hdrlog;
 mod inline;
 mod latency;
 mod perfetto;

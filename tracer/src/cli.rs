@@ -70,9 +70,11 @@ pub enum Command {
         command: Vec<OsString>,
     },
     /// Report a recording: the same report as the live run that made it
-    /// (text or json), its events one JSON object per line (events), or a
+    /// (text or json), its events one JSON object per line (events), a
     /// flame graph of its blocking time or thread spawns (folded stacks,
-    /// or an SVG), or a timeline for Perfetto (perfetto).
+    /// or an SVG), a timeline for Perfetto (perfetto), or its latency
+    /// histograms per interval, in nanoseconds, as an HdrHistogram interval
+    /// log (hdrlog).
     Report {
         /// The recording (written by `record` or `--record`).
         #[arg(value_name = "FILE")]
@@ -182,6 +184,10 @@ pub enum ReportFormat {
     /// call, the runtime's events as instants, thread and syscall-rate
     /// counters.
     Perfetto,
+    /// The per-syscall latency histograms of each recorded interval as an
+    /// HdrHistogram interval log (values in nanoseconds; Tag=NAME per
+    /// syscall, Tag=idle.NAME for the Go runtime's idle waits).
+    Hdrlog,
 }
 
 impl ReportFormat {

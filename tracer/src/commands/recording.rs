@@ -2,7 +2,10 @@
 //! the session's inputs to the model, taken every interval with the
 //! symbols and facts they need (see `crate::record`).
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use crate::{
     cli::Config,
@@ -75,6 +78,7 @@ impl RecordingPlan {
             go: symbolizer.map(|(s, attribution)| GoInfo::of(s, *attribution)),
             kernel_fops: self.kernel_fops,
             window_start_ns: Some(session.window_start_ns()),
+            started_unix_ns: wall_clock_at(session.window_start()),
         };
         let recorder = Recorder::create(&self.path, self.max_bytes, start)?;
         session.capture_inputs();
@@ -85,6 +89,16 @@ impl RecordingPlan {
             error: None,
         })
     }
+}
+
+/// The wall-clock time of `instant` (in the past), in nanoseconds since the
+/// Unix epoch; `None` for a clock set before 1970.
+fn wall_clock_at(instant: Instant) -> Option<u64> {
+    let since = SystemTime::now()
+        .checked_sub(instant.elapsed())?
+        .duration_since(UNIX_EPOCH)
+        .ok()?;
+    u64::try_from(since.as_nanos()).ok()
 }
 
 impl LiveRecording {

@@ -1,11 +1,16 @@
 //! `tracer report FILE`: a recording replayed through the same model,
 //! analysis and report code as the live run that made it (`text`, `json`),
 //! its events one JSON object per line (`events`), a flame graph of it
-//! (`folded`, `flamegraph`: see `report::flame`) or a timeline for
-//! Perfetto (`perfetto`). Nothing is read from the process, its binary or
-//! this host: the recording holds it all.
+//! (`folded`, `flamegraph`: see `report::flame`), a timeline for Perfetto
+//! (`perfetto`) or its latency histograms per interval as an HdrHistogram
+//! interval log (`hdrlog`). Nothing is read from the process, its binary
+//! or this host: the recording holds it all.
 
-use std::{io, path::Path};
+use std::{
+    io::{self, Write},
+    path::Path,
+    time::{Duration, SystemTime},
+};
 
 use anyhow::Context as _;
 
@@ -19,7 +24,7 @@ use crate::{
     report::{
         Report, TargetInfo,
         flame::{self, BlockingCalls, FlameView, Titles},
-        perfetto,
+        hdrlog, perfetto,
     },
     syscall_names, units,
 };
@@ -35,6 +40,7 @@ pub fn execute(
         ReportFormat::Events => events(path, output)?,
         ReportFormat::Folded | ReportFormat::Flamegraph => flame(path, format, view, output)?,
         ReportFormat::Perfetto => perfetto(path, output)?,
+        ReportFormat::Hdrlog => hdrlog(path, output)?,
     }
     Ok(0)
 }
@@ -271,6 +277,62 @@ fn perfetto(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The latency histograms of each recorded interval, as an HdrHistogram
+/// interval log (see `report::hdrlog`): the recording is fed to a model
+/// interval by interval, as the live session fed it, and each interval's
+/// histograms are what the model's gained in it.
+fn hdrlog(path: &Path, output: &OutputConfig) -> anyhow::Result<()> {
+    // Read once for the end (the target as it ended, a cut), once to write.
+    let first = record::replay(path, |_| {})?;
+    say_what_is_missing(&first);
+    let target = first
+        .end
+        .as_ref()
+        .map_or(&first.start.target, |e| &e.target);
+    let header = hdrlog::LogHeader {
+        command: target.command.clone(),
+        pid: target.pid,
+        started: first
+            .start
+            .started_unix_ns
+            .map(|ns| SystemTime::UNIX_EPOCH + Duration::from_nanos(ns)),
+    };
+    super::write_output(output.path.as_deref(), "the interval log", |out| {
+        let mut recording = Recording::open(path).map_err(io::Error::other)?;
+        write_hdrlog(&mut recording, &header, out)
+            .map(drop)
+            .map_err(io::Error::other)
+    })
+    .context("writing the recording's interval log")
+}
+
+/// Writes the interval log of `recording` (opened, no input read yet) to
+/// `out`: its inputs fed to a model interval by interval, as the live
+/// session fed them, each interval's histograms what the model gained.
+pub fn write_hdrlog(
+    recording: &mut Recording,
+    header: &hdrlog::LogHeader,
+    out: &mut dyn Write,
+) -> Result<hdrlog::LogStats, hdrlog::HdrLogError> {
+    // As the session made it (see `Session::new`).
+    let start = &recording.start;
+    let mut model = Model::new(start.threads_at_start);
+    model.runtime.launched_by_exec = start.launched;
+    let mut deltas = hdrlog::IntervalDeltas::default();
+    let mut last = Duration::ZERO;
+    let intervals = std::iter::from_fn(|| {
+        let interval = recording.next_interval()?;
+        interval.inputs.iter().for_each(|i| model.feed(i));
+        // Inputs after the last reading (a recording cut short): an
+        // interval of no length at the last reading, so the log still adds
+        // up to the report.
+        let end = interval.elapsed_ns.map_or(last, Duration::from_nanos);
+        last = end;
+        Some(deltas.next(&model.syscalls, end))
+    });
+    hdrlog::write(out, header, intervals)
+}
+
 /// The JSON line of one input: the event as the model took it (`type`
 /// names its kind), plus `syscall` (its name), `stack` (the symbolized
 /// stack, innermost first) and `caller_function` (the P taker), when it
@@ -406,5 +468,112 @@ mod tests {
         // The kernel's readings are no events.
         let counters = Input::KernelCounters(vec![1]);
         assert!(event_line(&counters, Some(&sym), None, &target).is_none());
+    }
+}
+
+#[cfg(test)]
+mod hdrlog_tests {
+    use super::*;
+    use crate::{
+        facts::Facts,
+        model::syscalls::{Waiter, new_histogram},
+        record::{Recorder, Start},
+        report::{Mode, hdrlog::tests::read_log},
+    };
+
+    const READ: u32 = 0;
+
+    fn streamed_read(duration_ns: u64) -> Input {
+        Input::Event(Event::Syscall {
+            tid: 1,
+            ts_ns: 0,
+            sysno: READ,
+            ret: 0,
+            duration_ns,
+            idle: false,
+        })
+    }
+
+    /// The kernel's cumulative reading of `calls` reads, all in bucket 300.
+    fn read_reading(calls: u64) -> Input {
+        Input::Event(Event::SyscallAggregate {
+            sysno: READ,
+            idle: false,
+            calls,
+            errors: 0,
+            total_ns: 0,
+            max_ns: 0,
+            errnos: Vec::new(),
+            buckets: vec![(300, calls)],
+        })
+    }
+
+    /// A recording cut short: a read streamed before the kernel had a slot
+    /// for it, the kernel's 4 and then 10 reads, then a streamed read
+    /// whose interval's reading was cut off. Its log has one line per
+    /// interval, the last of no length, and they add up to the report's.
+    #[test]
+    fn the_interval_log_of_a_recording_cut_short_adds_up_to_its_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.rec");
+        let start = Start {
+            tracer_version: "test".into(),
+            target: TargetInfo {
+                pid: 9,
+                command: "reader".into(),
+                mode: Mode::Run,
+                exited: false,
+                exit_code: None,
+                execs: 0,
+                executed: Vec::new(),
+            },
+            launched: true,
+            threads_at_start: 1,
+            slow_ns: 1_000_000,
+            go: None,
+            kernel_fops: None,
+            window_start_ns: None,
+            started_unix_ns: Some(1_700_000_000_000_000_000),
+        };
+        let mut rec = Recorder::create(&path, None, start).unwrap();
+        let facts = Facts::default();
+        let secs = Duration::from_secs;
+        let fed = [
+            vec![streamed_read(900), read_reading(4)],
+            vec![read_reading(10)],
+            vec![streamed_read(5_000)],
+        ];
+        for (i, inputs) in fed.into_iter().enumerate() {
+            rec.interval(secs(i as u64 + 1), inputs, None, &facts)
+                .unwrap();
+        }
+        drop(rec);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+
+        let header = hdrlog::LogHeader {
+            command: "reader".into(),
+            pid: 9,
+            started: None,
+        };
+        let mut out = Vec::new();
+        let mut recording = Recording::open(&path).unwrap();
+        write_hdrlog(&mut recording, &header, &mut out).unwrap();
+        assert!(recording.cut_short.is_some());
+        let (times, lines) = read_log(&out);
+        assert_eq!(times, [Duration::ZERO, Duration::ZERO], "the epoch");
+        let spans: Vec<(u64, u64, u64)> = lines
+            .iter()
+            .map(|l| (l.start.as_secs(), l.duration.as_secs(), l.histogram.len()))
+            .collect();
+        assert_eq!(spans, [(0, 1, 5), (1, 1, 6), (2, 0, 1)]);
+
+        let mut model = Model::new(1);
+        record::replay(&path, |i| model.feed(i)).unwrap();
+        let whole = &model.syscalls.by_syscall(Waiter::Program)[&READ];
+        let mut sum = new_histogram();
+        lines.iter().for_each(|l| sum.add(&l.histogram).unwrap());
+        assert_eq!(sum, whole.histogram);
+        assert_eq!(sum.len(), 12);
     }
 }

@@ -38,10 +38,11 @@ use crate::{
 pub const MAGIC: &[u8; 8] = b"GOTRACE\x01";
 /// The layout of the frames and of what they hold; any change to them
 /// (or to the types they hold, [`Event`] included) is a new version.
-/// 2: [`Start::window_start_ns`].
+/// 2: [`Start::window_start_ns`] and [`Start::started_unix_ns`], which a
+/// reader of 1 would refuse as a corrupt start.
 pub const FORMAT_VERSION: u32 = 2;
-/// The oldest version this tracer reads: version 1 differs only by a
-/// field of [`Start`] it lacks (read as `None`).
+/// The oldest version this tracer reads: version 1 differs only by the
+/// fields of [`Start`] it lacks (read as `None`).
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Magic and version.
 const HEADER_BYTES: u64 = 12;
@@ -97,6 +98,11 @@ pub struct Start {
     /// it. `None` in format 1.
     #[serde(default)]
     pub window_start_ns: Option<u64>,
+    /// When the traced window began, in nanoseconds since the Unix epoch
+    /// (the wall clock the intervals' `elapsed_ns` count from). `None` in
+    /// recordings of format 1 (defaulted, so they still read).
+    #[serde(default)]
+    pub started_unix_ns: Option<u64>,
 }
 
 /// What the report needs of a Go binary besides its symbols.
@@ -469,7 +475,8 @@ pub enum ReadError {
     BadMagic { path: PathBuf },
     #[error(
         "{} was written by recording format {found}; this tracer reads formats \
-         {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}: report it with a tracer of that format",
+         {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}: report it with a tracer that reads \
+         format {found}",
         path.display()
     )]
     Version { path: PathBuf, found: u32 },
@@ -657,6 +664,29 @@ impl Recording {
         }
     }
 
+    /// The inputs up to and including the next kernel reading, with the
+    /// time of that reading: what the model took in one interval (see
+    /// [`Interval`]). `None` once all are read. Inputs still pending from
+    /// [`Self::next_input`] come first.
+    pub fn next_interval(&mut self) -> Option<Interval> {
+        let mut inputs = Vec::new();
+        while let Some(item) = self.next_item() {
+            match item {
+                Item::Input(input) => inputs.push(input),
+                Item::IntervalEnd { elapsed_ns } => {
+                    return Some(Interval {
+                        elapsed_ns: Some(elapsed_ns),
+                        inputs,
+                    });
+                }
+            }
+        }
+        (!inputs.is_empty()).then_some(Interval {
+            elapsed_ns: None,
+            inputs,
+        })
+    }
+
     /// Reads one frame into the recording's state.
     fn read_frame(&mut self) {
         let at_byte = self.frames.offset;
@@ -745,6 +775,17 @@ pub enum Item {
     IntervalEnd {
         elapsed_ns: u64,
     },
+}
+
+/// One interval of a recording ([`Recording::next_interval`]).
+#[derive(Debug)]
+pub struct Interval {
+    /// When the interval's kernel reading was taken, in nanoseconds since
+    /// the traced window began; `None` for inputs after the last reading
+    /// (a recording cut short).
+    pub elapsed_ns: Option<u64>,
+    /// The ring buffer's inputs of the interval, then its kernel readings.
+    pub inputs: Vec<Input>,
 }
 
 /// Reads the whole recording at `path`, feeding `on_input` every input in

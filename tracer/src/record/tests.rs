@@ -39,6 +39,7 @@ fn start(sym: &Symbolizer) -> Start {
         go: Some(GoInfo::of(sym, true)),
         kernel_fops: Some(vec![("pipefifo_fops".into(), 0xffff_1000)]),
         window_start_ns: Some(5_000_000_000),
+        started_unix_ns: Some(1_700_000_000_123_000_000),
     }
 }
 
@@ -374,7 +375,8 @@ fn items_end_each_interval_after_its_kernel_readings() {
     assert_eq!(at[2], at[1] + 1);
 }
 
-/// Format 1 had no window start: its recordings still read, without it.
+/// Format 1 had no window start and no wall-clock start: its recordings
+/// still read, without them.
 #[test]
 fn a_format_1_recording_reads_without_its_window_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -416,5 +418,68 @@ fn a_format_1_recording_reads_without_its_window_start() {
     std::fs::write(&path, &v1).unwrap();
     let rec = Recording::open(&path).unwrap();
     assert_eq!(rec.start.window_start_ns, None);
+    assert_eq!(rec.start.started_unix_ns, None);
     assert_eq!(rec.start.slow_ns, 1_000_000);
+}
+
+#[test]
+fn intervals_read_back_with_the_time_of_their_kernel_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    let (_, fed) = write(&path, None);
+    let mut recording = Recording::open(&path).unwrap();
+    assert_eq!(
+        recording.start.started_unix_ns,
+        Some(1_700_000_000_123_000_000)
+    );
+    let mut read = Vec::new();
+    while let Some(interval) = recording.next_interval() {
+        read.push(interval);
+    }
+    let times: Vec<Option<u64>> = read.iter().map(|i| i.elapsed_ns).collect();
+    // The two intervals, and the end's (2.5 s, nothing changed).
+    assert_eq!(
+        times,
+        [
+            Some(1_000_000_000),
+            Some(2_000_000_000),
+            Some(2_500_000_000)
+        ]
+    );
+    // Each interval's events, then its reading; in all, what was fed.
+    assert_eq!(read[0].inputs.len(), 3 + kernel(3).len());
+    assert!(read[2].inputs.is_empty());
+    let all: Vec<Input> = read.into_iter().flat_map(|i| i.inputs).collect();
+    assert_eq!(all, fed);
+    assert!(recording.end.is_some());
+}
+
+#[test]
+fn intervals_of_a_recording_cut_short_end_with_its_last_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.rec");
+    let sym = symbolizer(FUNCTIONS);
+    let mut rec = Recorder::create(&path, None, start(&sym)).unwrap();
+    let facts = Facts::default();
+    rec.interval(Duration::from_secs(1), kernel(2), Some(&sym), &facts)
+        .unwrap();
+    rec.interval(
+        Duration::from_secs(2),
+        vec![slow_call(5)],
+        Some(&sym),
+        &facts,
+    )
+    .unwrap();
+    drop(rec);
+    // Cut inside the second interval's kernel frame: its event is read,
+    // with no reading after it.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    let mut recording = Recording::open(&path).unwrap();
+    let first = recording.next_interval().unwrap();
+    assert_eq!(first.elapsed_ns, Some(1_000_000_000));
+    let last = recording.next_interval().unwrap();
+    assert_eq!((last.elapsed_ns, last.inputs), (None, vec![slow_call(5)]));
+    assert!(recording.next_interval().is_none());
+    assert!(recording.cut_short.is_some());
 }

@@ -9,6 +9,7 @@
 
 pub mod diff;
 pub mod flame;
+pub mod hdrlog;
 pub mod json;
 pub mod perfetto;
 #[cfg(test)]
