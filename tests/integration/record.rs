@@ -80,6 +80,20 @@ pub(crate) fn replayed_json(recording: &Path, dir: &Path) -> (Value, String) {
     (read_report(&out), stderr)
 }
 
+/// A replayed report without its `recording` status (which a live report
+/// has not), after checking the recording was read whole.
+fn as_live(mut replayed: Value) -> Value {
+    let status = replayed
+        .as_object_mut()
+        .unwrap()
+        .remove("recording")
+        .expect("a replayed report states its recording");
+    assert_eq!(status["state"], "complete", "{status}");
+    assert_eq!(status["format_version"], 2, "{status}");
+    assert!(status["cut_at_byte"].is_null(), "{status}");
+    replayed
+}
+
 /// Where two JSON values differ, by path (empty: equal).
 fn differences(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
     match (a, b) {
@@ -147,13 +161,13 @@ fn a_recording_reports_as_the_live_run_even_without_its_binary() {
     let (replayed, stderr) = replayed_json(&recording, dir.path());
     assert!(!stderr.contains("cut short"), "{stderr}");
     let mut diff = Vec::new();
-    differences(&live, &replayed, "", &mut diff);
+    differences(&live, &as_live(replayed.clone()), "", &mut diff);
     assert!(diff.is_empty(), "replayed report differs: {diff:#?}");
 
     std::fs::remove_file(&bin).unwrap();
     let (after, _) = replayed_json(&recording, dir.path());
     let mut diff = Vec::new();
-    differences(&live, &after, "", &mut diff);
+    differences(&live, &as_live(after.clone()), "", &mut diff);
     assert!(diff.is_empty(), "without the binary: {diff:#?}");
     assert_eq!(u64_at(syscall(&after, "nanosleep"), "calls"), SLEEPS);
     assert_eq!(after["go"]["attribution"], true);
@@ -223,6 +237,15 @@ fn a_recording_cut_by_sigkill_still_reports() {
 
     let (report, stderr) = replayed_json(&recording, dir.path());
     assert!(stderr.contains("cut short"), "{stderr}");
+    // The report itself says so, and where.
+    let status = &report["recording"];
+    assert_eq!(status["state"], "truncated", "{status}");
+    let cut_at = u64_at(status, "cut_at_byte");
+    let size = std::fs::metadata(&recording).unwrap().len();
+    assert!(
+        cut_at > 12 && cut_at <= size,
+        "cut at {cut_at} of {size} bytes"
+    );
     let calls = u64_at(syscall(&report, "nanosleep"), "calls");
     assert!(calls > 0 && calls < total, "{calls} nanosleep of {total}");
     let at_site = u64_at(sleeper_row(&report), "calls");
@@ -300,7 +323,48 @@ fn an_attached_recording_reports_as_the_live_run() {
     assert_eq!(u64_at(&live["events"], "lost"), 0, "{:#}", live["events"]);
     let (replayed, _) = replayed_json(&recording, dir.path());
     let mut diff = Vec::new();
-    differences(&live, &replayed, "", &mut diff);
+    differences(&live, &as_live(replayed.clone()), "", &mut diff);
     assert!(diff.is_empty(), "replayed report differs: {diff:#?}");
     assert_eq!(replayed["target"]["mode"], "attach");
+}
+
+/// `--max-size`: a recording that reached its bound stops recording
+/// events there, and its report says where and how many were left out;
+/// the syscall tables stay whole (the kernel's last reading is written
+/// after the bound): all 640 sleeps are counted.
+#[test]
+fn a_recording_bounded_by_max_size_says_what_it_left_out() {
+    skip_unless!(cannot_trace_go());
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let bin = sleeper_copy(dir.path());
+    let recording = dir.path().join("bounded.rec");
+    let max = 16 * 1024;
+    let out = tracer()
+        .args(["record", "--max-size", &max.to_string(), "-o"])
+        .arg(&recording)
+        .arg("--")
+        .arg(&bin)
+        .args(SLEEPER_ARGS)
+        .output()
+        .expect("run tracer record");
+    succeeded(&out, "tracer record --max-size");
+    let size = std::fs::metadata(&recording).unwrap().len();
+    // The bound, plus the last reading, facts and end written after it.
+    assert!(size < max + 16 * 1024, "{size} bytes for a bound of {max}");
+    let (report, stderr) = replayed_json(&recording, dir.path());
+    assert!(stderr.contains("--max-size"), "{stderr}");
+    let status = &report["recording"];
+    assert_eq!(status["state"], "complete", "{status}");
+    let limit = &status["size_limit"];
+    assert_eq!(u64_at(limit, "max_bytes"), max, "{status}");
+    assert!(u64_at(limit, "events_not_recorded") > 0, "{status}");
+    assert_eq!(u64_at(syscall(&report, "nanosleep"), "calls"), SLEEPS);
+    // Fewer sleeps listed one by one than made: their events were not kept.
+    let listed: u64 = rows(&report["blocking"], "blocking")
+        .iter()
+        .filter(|r| r["syscall"] == "nanosleep")
+        .map(|r| u64_at(r, "calls"))
+        .sum();
+    assert!(listed < SLEEPS, "{listed} sleeps listed");
 }

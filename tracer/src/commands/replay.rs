@@ -22,7 +22,7 @@ use crate::{
     procinfo::kallsyms::FopsMap,
     record::{self, Recording},
     report::{
-        Report, TargetInfo,
+        RecordingState, RecordingStatus, Report, SizeLimitStatus, TargetInfo,
         flame::{self, BlockingCalls, FlameView, Titles},
         hdrlog, perfetto,
     },
@@ -158,7 +158,38 @@ pub fn replay(path: &Path) -> anyhow::Result<Replayed> {
         slow_ns: recording.start.slow_ns,
     }
     .report();
+    let report = Report {
+        recording: Some(status(&recording)),
+        ..report
+    };
     Ok(Replayed { model, report })
+}
+
+/// Whether the recording was whole, as its report states it.
+fn status(recording: &Recording) -> RecordingStatus {
+    let (state, cut_at_byte, why) = match &recording.cut_short {
+        None => (RecordingState::Complete, None, None),
+        Some(record::CutShort::Truncated { at_byte }) => {
+            (RecordingState::Truncated, Some(*at_byte), None)
+        }
+        Some(record::CutShort::Corrupt { at_byte, why }) => {
+            (RecordingState::Corrupt, Some(*at_byte), Some(why.clone()))
+        }
+    };
+    RecordingStatus {
+        format_version: recording.version,
+        recorded_by: recording.start.tracer_version.clone(),
+        state,
+        cut_at_byte,
+        why,
+        size_limit: recording
+            .size_limit
+            .map(|(at_seconds, max_bytes)| SizeLimitStatus {
+                at_seconds,
+                max_bytes,
+                events_not_recorded: recording.end.as_ref().map(|e| e.events_not_recorded),
+            }),
+    }
 }
 
 /// Says on stderr what a report of this recording lacks.

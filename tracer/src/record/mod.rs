@@ -524,6 +524,8 @@ impl std::fmt::Display for CutShort {
 /// ([`Self::next_input`]); what comes with them (symbols, facts, the end)
 /// is kept as it is met.
 pub struct Recording {
+    /// The format version it was written in.
+    pub version: u32,
     pub start: Start,
     /// The symbols of the stacks met so far.
     pub symbols: SymbolReader,
@@ -621,6 +623,7 @@ impl Recording {
             }
         };
         Ok(Self {
+            version,
             start,
             symbols: SymbolReader::default(),
             facts: Facts::default(),

@@ -103,6 +103,47 @@ pub struct Report {
     pub facts: Facts,
     /// The diagnosis, most severe first.
     pub verdicts: Vec<Verdict>,
+    /// Present when the report is of a recording (`tracer report`): whether
+    /// it is whole, and what it lacks when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingStatus>,
+}
+
+/// What a report of a recording rests on.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordingStatus {
+    pub format_version: u32,
+    /// The tracer that recorded it.
+    pub recorded_by: String,
+    pub state: RecordingState,
+    /// Where the readable part ends (cut or corrupt recordings).
+    pub cut_at_byte: Option<u64>,
+    /// Why a corrupt recording could not be read further.
+    pub why: Option<String>,
+    /// `--max-size` stopped the events `at_seconds` into the trace; the
+    /// syscall tables are whole (the kernel's last reading was recorded).
+    pub size_limit: Option<SizeLimitStatus>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    /// Read to its end frame.
+    Complete,
+    /// No end frame: the recorder was killed or stopped mid-trace. The
+    /// report holds the trace up to its last interval (`traced_seconds`).
+    Truncated,
+    /// A frame could not be decoded; what came before it is reported.
+    Corrupt,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SizeLimitStatus {
+    pub at_seconds: f64,
+    pub max_bytes: u64,
+    /// Events not recorded after the limit (`None`: unknown, the recording
+    /// has no end frame).
+    pub events_not_recorded: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -516,6 +557,7 @@ impl Report {
             vdso: analysis.vdso.clone(),
             facts: facts.clone(),
             verdicts: analysis.verdicts.clone(),
+            recording: None,
         }
     }
 }

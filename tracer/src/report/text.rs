@@ -8,7 +8,7 @@
 
 use std::io::{self, Write};
 
-use super::{Report, Sink, TOP_HISTOGRAMS};
+use super::{RecordingState, Report, Sink, TOP_HISTOGRAMS};
 use crate::{analysis::verdicts::Severity, units::human_ns};
 
 pub struct TextSink<W: Write> {
@@ -54,7 +54,42 @@ fn header(o: &mut impl Write, r: &Report) -> io::Result<()> {
         o,
         "tracer: {mode} pid {} ({}) for {:.2}s{ending}",
         t.pid, t.command, r.traced_seconds
-    )
+    )?;
+    recording(o, r)
+}
+
+/// A report of a recording that is not whole says so under its header.
+fn recording(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    let Some(rec) = &r.recording else {
+        return Ok(());
+    };
+    let at = rec.cut_at_byte.unwrap_or(0);
+    match rec.state {
+        RecordingState::Complete => {}
+        RecordingState::Truncated => writeln!(
+            o,
+            "recording cut short at byte {at} (the recorder was killed or stopped mid-trace): \
+             this report holds its first {:.2}s, how the process ended is unknown",
+            r.traced_seconds
+        )?,
+        RecordingState::Corrupt => writeln!(
+            o,
+            "recording corrupt from byte {at} ({}): this report holds what came before it",
+            rec.why.as_deref().unwrap_or("undecodable")
+        )?,
+    }
+    if let Some(limit) = &rec.size_limit {
+        let lost = limit
+            .events_not_recorded
+            .map_or_else(|| "the".to_owned(), |n| n.to_string());
+        writeln!(
+            o,
+            "recording reached its --max-size ({} bytes) {:.1}s into the trace: {lost} events \
+             after that are not in it (the syscall tables are whole)",
+            limit.max_bytes, limit.at_seconds
+        )?;
+    }
+    Ok(())
 }
 
 /// The diagnosis first: what a reader needs in seconds.
