@@ -315,14 +315,23 @@ impl Recorder {
                 None => events.push(input),
             }
         }
-        if self.limit_reached {
-            self.stats.events_not_recorded += events.len() as u64;
-            return Ok(());
-        }
-        let kept = self.events_within_limit(&events)?;
+        // Past the limit only the calls streamed one by one (a syscall's
+        // first calls, before it has an in-kernel histogram) are kept: the
+        // syscall tables are made of them and the kernel's readings, so
+        // they stay whole. They are few and small.
+        let kept = if self.limit_reached {
+            0
+        } else {
+            self.events_within_limit(&events)?
+        };
         if kept < events.len() {
-            self.stats.events_not_recorded += (events.len() - kept) as u64;
-            events.truncate(kept);
+            let before = events.len();
+            let mut at = 0;
+            events.retain(|e| {
+                at += 1;
+                at <= kept || is_streamed_call(e)
+            });
+            self.stats.events_not_recorded += (before - events.len()) as u64;
             self.limit_reached = true;
         }
         if let Some(sym) = sym {
@@ -789,6 +798,12 @@ pub struct Interval {
     pub elapsed_ns: Option<u64>,
     /// The ring buffer's inputs of the interval, then its kernel readings.
     pub inputs: Vec<Input>,
+}
+
+/// A call streamed one by one: part of the syscall tables, not an event
+/// the report lists.
+fn is_streamed_call(input: &Input) -> bool {
+    matches!(input, Input::Event(Event::Syscall { .. }))
 }
 
 /// Reads the whole recording at `path`, feeding `on_input` every input in

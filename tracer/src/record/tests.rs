@@ -288,6 +288,58 @@ fn max_size_stops_the_events_but_keeps_the_last_kernel_reading() {
     );
 }
 
+/// Calls streamed one by one (a syscall without an in-kernel histogram
+/// yet) make up part of the syscall tables: past --max-size they are
+/// still recorded, so the tables stay whole; the other events are not.
+#[test]
+fn max_size_keeps_the_calls_streamed_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bounded.rec");
+    let sym = symbolizer(FUNCTIONS);
+    let mut rec = Recorder::create(&path, Some(600), start(&sym)).unwrap();
+    let facts = Facts::default();
+    let streamed = |ts_ns| {
+        Input::Event(Event::Syscall {
+            tid: 7,
+            ts_ns,
+            sysno: 0,
+            ret: 1,
+            duration_ns: 2_000,
+            idle: false,
+        })
+    };
+    let mut fed = Vec::new();
+    for i in 0..3u64 {
+        let inputs: Vec<Input> = (0..20)
+            .flat_map(|j| [slow_call(i * 100 + j), streamed(i * 100 + j)])
+            .collect();
+        fed.extend(inputs.clone());
+        rec.interval(Duration::from_secs(i + 1), inputs, Some(&sym), &facts)
+            .unwrap();
+    }
+    let end = End {
+        target: target(),
+        traced_seconds: 3.5,
+        threads_at_end: None,
+        events_not_recorded: 0,
+    };
+    let stats = rec.finish(Vec::new(), Some(&sym), &facts, end).unwrap();
+    assert!(stats.events_not_recorded > 0, "{stats:?}");
+    let (_, inputs) = read(&path).unwrap();
+    let count = |v: &[Input]| v.iter().filter(|i| is_streamed_call(i)).count();
+    assert_eq!(count(&inputs), count(&fed));
+    let slow = |v: &[Input]| {
+        v.iter()
+            .filter(|i| matches!(i, Input::Event(Event::SlowCall { .. })))
+            .count() as u64
+    };
+    assert_eq!(slow(&inputs) + stats.events_not_recorded, slow(&fed));
+    let (mut whole, mut bounded) = (Model::new(1), Model::new(1));
+    fed.iter().for_each(|i| whole.feed(i));
+    inputs.iter().for_each(|i| bounded.feed(i));
+    assert_eq!(bounded.syscalls.totals(None), whole.syscalls.totals(None));
+}
+
 #[test]
 fn a_kernel_reading_is_written_again_only_when_it_changed() {
     let dir = tempfile::tempdir().unwrap();
