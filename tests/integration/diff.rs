@@ -159,6 +159,9 @@ fn the_fix_of_a_file_io_explosion_shows_in_the_diff() {
     let d = diff(&before, &after);
     matches_report(&d, "before", &rb);
     matches_report(&d, "after", &ra);
+    // Two whole runs of the same job: compared per run, however long
+    // each took (the unbounded one is slower, more so on a busy host).
+    assert_eq!(d["basis"], "per_run");
 
     // The explosion gone: spawns fell beyond noise, the peak with them.
     let spawned = &d["threads"]["spawned"];
@@ -224,6 +227,7 @@ fn the_same_workload_twice_shows_no_change_in_its_calls() {
     let d = diff(&one, &two);
     matches_report(&d, "before", &report_of(&one));
     matches_report(&d, "after", &report_of(&two));
+    assert_eq!(d["basis"], "per_run");
     let sleeps = row(&d, "nanosleep");
     // 64 goroutines x 10 sleeps of 20 ms, on both sides.
     assert_eq!(u64_at(&sleeps["calls"], "before"), 640);

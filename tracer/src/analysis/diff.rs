@@ -4,10 +4,14 @@
 //!
 //! Each change says whether it is beyond the noise of what was counted:
 //!
-//! - a rate (calls, errors, spawns, handoffs per second) is a count over
-//!   the traced time; counts of independent events spread like a Poisson
-//!   variable (variance = the count), so the difference of two rates is
-//!   beyond noise when it exceeds [`Z`] standard deviations of it;
+//! - counts (calls, errors, spawns, handoffs) are compared on one
+//!   [`Basis`]: per run when both sessions traced whole runs of a program
+//!   (`run`, to its exit: the same job before and after a fix does the same
+//!   work, however long it took), else per second of traced time (a
+//!   service attached to for a while). Counts of independent events spread
+//!   like a Poisson variable (variance = the count), so two counts (or
+//!   rates) differ beyond noise when the difference exceeds [`Z`] standard
+//!   deviations of it;
 //! - a percentile is read from a histogram of `n` calls: the call at rank
 //!   `q·n` could as well have been any within `Z·√(n·q·(1−q))` ranks of it
 //!   (the order statistic's spread), and each value stands for its whole
@@ -28,7 +32,7 @@ use serde::Serialize;
 use super::verdicts::{Severity, Verdict, VerdictKind};
 use crate::{
     model::syscalls::SyscallStats,
-    report::{Report, quantile},
+    report::{Mode, Report, quantile},
     syscall_names,
 };
 
@@ -47,11 +51,23 @@ pub struct Side<'a> {
     pub program: BTreeMap<u32, SyscallStats>,
 }
 
+/// What counts are compared on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Both sessions traced a whole run of the program: totals per run.
+    PerRun,
+    /// Rates per second of traced time.
+    PerSecond,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Diff {
     pub schema: &'static str,
     pub before: SessionSummary,
     pub after: SessionSummary,
+    /// What the counts' `beyond_noise` compares.
+    pub basis: Basis,
     /// The standard deviations a change must exceed to be beyond noise.
     pub z: f64,
     /// The program's syscalls on either side, most total time first.
@@ -77,7 +93,7 @@ pub struct SessionSummary {
     pub lost: u64,
 }
 
-/// A count over each side's traced time.
+/// A count on each side, and per second of its traced time.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RateChange {
     pub before: u64,
@@ -162,7 +178,12 @@ pub struct VerdictRef {
 
 pub fn diff(before: &Side<'_>, after: &Side<'_>) -> Diff {
     let (tb, ta) = (before.report.traced_seconds, after.report.traced_seconds);
-    let rate = |b: u64, a: u64| rate_change(b, tb, a, ta);
+    let basis = if whole_run(before.report) && whole_run(after.report) {
+        Basis::PerRun
+    } else {
+        Basis::PerSecond
+    };
+    let rate = |b: u64, a: u64| rate_change(b, tb, a, ta, basis);
     let empty = SyscallStats::default();
     let numbers: BTreeSet<u32> = before
         .program
@@ -227,6 +248,7 @@ pub fn diff(before: &Side<'_>, after: &Side<'_>) -> Diff {
         schema: SCHEMA,
         before: summary(rb),
         after: summary(ra),
+        basis,
         z: Z,
         syscalls,
         threads,
@@ -248,24 +270,43 @@ fn summary(r: &Report) -> SessionSummary {
     }
 }
 
+/// Traced from the launch to the exit.
+fn whole_run(r: &Report) -> bool {
+    r.target.mode == Mode::Run && r.target.exited
+}
+
 fn go_handoffs(r: &Report) -> Option<u64> {
     r.go.as_ref()?.handoffs.as_ref().map(|h| h.total)
 }
 
-/// Two counts over their traced times; beyond noise when the rates differ
-/// by more than [`Z`] standard deviations of their difference (each count
-/// taken as Poisson: variance = the count).
-pub fn rate_change(before: u64, before_s: f64, after: u64, after_s: f64) -> RateChange {
+/// Two counts over their traced times; beyond noise when they (per run)
+/// or their rates (per second) differ by more than [`Z`] standard
+/// deviations of their difference (each count taken as Poisson: variance
+/// = the count).
+pub fn rate_change(
+    before: u64,
+    before_s: f64,
+    after: u64,
+    after_s: f64,
+    basis: Basis,
+) -> RateChange {
     let per_s = |n: u64, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
     let (rb, ra) = (per_s(before, before_s), per_s(after, after_s));
+    // Per run, each count is over one run: the same arithmetic with a
+    // duration of 1.
+    let (db, da) = match basis {
+        Basis::PerRun => (1.0, 1.0),
+        Basis::PerSecond => (before_s, after_s),
+    };
     let var = |n: u64, s: f64| if s > 0.0 { n as f64 / (s * s) } else { 0.0 };
-    let sd = (var(before, before_s) + var(after, after_s)).sqrt();
+    let sd = (var(before, db) + var(after, da)).sqrt();
+    let (vb, va) = (per_s(before, db), per_s(after, da));
     RateChange {
         before,
         after,
         before_per_s: rb,
         after_per_s: ra,
-        beyond_noise: sd > 0.0 && (rb - ra).abs() > Z * sd,
+        beyond_noise: sd > 0.0 && (vb - va).abs() > Z * sd,
     }
 }
 
@@ -399,20 +440,37 @@ mod tests {
 
     #[test]
     fn rates_are_compared_against_poisson_noise() {
+        let per_s = |b, tb, a, ta| rate_change(b, tb, a, ta, Basis::PerSecond);
         // 1 000 vs 1 060 calls in 10 s: 6 σ would be needed, 1.4 σ seen.
-        assert!(!rate_change(1000, 10.0, 1060, 10.0).beyond_noise);
+        assert!(!per_s(1000, 10.0, 1060, 10.0).beyond_noise);
         // 1 000 vs 1 200: sd = √(10 + 12) ≈ 4.7 /s, difference 20 /s.
-        assert!(rate_change(1000, 10.0, 1200, 10.0).beyond_noise);
+        assert!(per_s(1000, 10.0, 1200, 10.0).beyond_noise);
         // Rates, not counts: the same rate over twice the time.
-        let r = rate_change(1000, 10.0, 2000, 20.0);
+        let r = per_s(1000, 10.0, 2000, 20.0);
         assert!(!r.beyond_noise, "{r:?}");
         assert_eq!((r.before_per_s, r.after_per_s), (100.0, 100.0));
         // A thread explosion gone: 1 000 spawns, then 2.
-        assert!(rate_change(1000, 10.0, 2, 10.0).beyond_noise);
+        assert!(per_s(1000, 10.0, 2, 10.0).beyond_noise);
         // Nothing on either side is no change.
-        assert!(!rate_change(0, 10.0, 0, 10.0).beyond_noise);
+        assert!(!per_s(0, 10.0, 0, 10.0).beyond_noise);
         // A few events either way are within noise.
-        assert!(!rate_change(3, 10.0, 1, 10.0).beyond_noise);
+        assert!(!per_s(3, 10.0, 1, 10.0).beyond_noise);
+    }
+
+    #[test]
+    fn whole_runs_are_compared_per_run() {
+        let per_run = |b, tb, a, ta| rate_change(b, tb, a, ta, Basis::PerRun);
+        // The same job, 640 calls, in 0.3 s then 0.2 s: no change (per
+        // second it would be one).
+        assert!(!per_run(640, 0.3, 640, 0.2).beyond_noise);
+        assert!(rate_change(640, 0.3, 640, 0.2, Basis::PerSecond).beyond_noise);
+        // The explosion gone though the slow run took longer: 89 then 11
+        // spawns, in 6.4 s then 1.4 s (equal per second within noise).
+        assert!(per_run(89, 6.4, 11, 1.4).beyond_noise);
+        assert!(!rate_change(89, 6.4, 11, 1.4, Basis::PerSecond).beyond_noise);
+        // The rates are still given.
+        let r = per_run(640, 0.2, 640, 0.4);
+        assert_eq!((r.before_per_s, r.after_per_s), (3200.0, 1600.0));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::{io, path::Path};
 
 use crate::{
-    analysis::diff::{Diff, QuantileChange, RateChange, VerdictRef},
+    analysis::diff::{Basis, Diff, QuantileChange, RateChange, VerdictRef},
     units::human_ns,
 };
 
@@ -34,9 +34,13 @@ pub fn text(d: &Diff, before: &Path, after: &Path, out: &mut dyn io::Write) -> i
         }
         writeln!(out)?;
     }
+    let basis = match d.basis {
+        Basis::PerRun => "counts per run (both traced whole runs)",
+        Basis::PerSecond => "rates per second of traced time",
+    };
     writeln!(
         out,
-        "* marks a change beyond the noise of what was counted ({} σ of a rate's counts; a \
+        "* marks a change beyond the noise of what was counted ({} σ of the {basis}; a \
          percentile's band of ranks and histogram buckets)\n",
         d.z
     )?;
