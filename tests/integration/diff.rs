@@ -229,9 +229,12 @@ fn the_same_workload_twice_shows_no_change_in_its_calls() {
     matches_report(&d, "after", &report_of(&two));
     assert_eq!(d["basis"], "per_run");
     let sleeps = row(&d, "nanosleep");
-    // 64 goroutines x 10 sleeps of 20 ms, on both sides.
-    assert_eq!(u64_at(&sleeps["calls"], "before"), 640);
-    assert_eq!(u64_at(&sleeps["calls"], "after"), 640);
+    // 64 goroutines x 10 sleeps of 20 ms, on both sides (and at most a
+    // few of the runtime's: see `record::assert_sleeps_counted`).
+    for side in ["before", "after"] {
+        let n = u64_at(&sleeps["calls"], side);
+        assert!((640..=644).contains(&n), "{side}: {n} nanosleep");
+    }
     assert_eq!(sleeps["calls"]["beyond_noise"], false, "{sleeps}");
     assert_eq!(sleeps["p50"]["beyond_noise"], false, "{sleeps}");
     for q in ["p50", "p99", "p999"] {
