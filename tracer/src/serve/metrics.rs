@@ -266,12 +266,13 @@ pub fn encode(targets: Vec<Arc<TargetSnapshot>>, agent: AgentStats, format: Form
     out
 }
 
-/// One family's descriptor and, per target, its samples.
-struct Family<'e, 'a> {
+/// The families being encoded, over the targets shown.
+struct Families<'e, 'a, 't> {
     encoder: &'e mut DescriptorEncoder<'a>,
+    targets: &'t [Arc<TargetSnapshot>],
 }
 
-impl<'a> Family<'_, 'a> {
+impl Families<'_, '_, '_> {
     /// Encodes one family: `each` gives, per target, extra labels and a
     /// value.
     fn family<V: Copy>(
@@ -280,12 +281,11 @@ impl<'a> Family<'_, 'a> {
         help: &str,
         unit: Option<&Unit>,
         kind: MetricType,
-        targets: &[Arc<TargetSnapshot>],
         each: impl Fn(&TargetSnapshot) -> Vec<(Vec<(&'static str, String)>, V)>,
         put: impl Fn(prometheus_client::encoding::MetricEncoder<'_>, V) -> fmt::Result,
     ) -> fmt::Result {
         let mut metric = self.encoder.encode_descriptor(name, help, unit, kind)?;
-        for t in targets {
+        for t in self.targets {
             for (extra, value) in each(t) {
                 let mut labels = t.labels.pairs();
                 labels.extend(extra);
@@ -325,15 +325,15 @@ fn int(n: u64) -> i64 {
 impl Collector for Exposition {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let t = &self.targets;
-        let mut f = Family {
+        let mut f = Families {
             encoder: &mut encoder,
+            targets: t,
         };
         f.family(
             "target_up",
             "1 while the target's probes are live; 0 for 5 minutes after it exited (its last figures stay).",
             None,
             MetricType::Gauge,
-            t,
             |s| one(i64::from(s.up)),
             gauge,
         )?;
@@ -342,7 +342,6 @@ impl Collector for Exposition {
             "Syscalls the program made (its goroutines' calls; the Go runtime's idle waits are not counted), exact.",
             None,
             MetricType::Counter,
-            t,
             |s| {
                 s.syscalls
                     .iter()
@@ -356,7 +355,6 @@ impl Collector for Exposition {
             "Failed syscalls of the program, by errno.",
             None,
             MetricType::Counter,
-            t,
             |s| {
                 s.syscalls
                     .iter()
@@ -404,7 +402,6 @@ impl Collector for Exposition {
             "Threads of the target alive now (at its exit: 0).",
             None,
             MetricType::Gauge,
-            t,
             |s| one(int(s.threads_alive)),
             gauge,
         )?;
@@ -413,7 +410,6 @@ impl Collector for Exposition {
             "Most threads the target had at once while traced.",
             None,
             MetricType::Gauge,
-            t,
             |s| one(int(s.threads_peak)),
             gauge,
         )?;
@@ -422,7 +418,6 @@ impl Collector for Exposition {
             "Threads spawned while traced, by cause (the report's labels, without call sites).",
             None,
             MetricType::Counter,
-            t,
             |s| by("cause", &s.spawns_by_cause),
             counter,
         )?;
@@ -431,7 +426,6 @@ impl Collector for Exposition {
             "Ps taken from threads in syscalls (Go targets), by who took them.",
             None,
             MetricType::Counter,
-            t,
             |s| by("taker", &s.handoffs_by_taker),
             counter,
         )?;
@@ -440,7 +434,6 @@ impl Collector for Exposition {
             "Syscall exits that found no P free (Go targets): the goroutine queued and its thread parked.",
             None,
             MetricType::Counter,
-            t,
             |s| one(s.slow_exits),
             counter,
         )?;
@@ -449,7 +442,6 @@ impl Collector for Exposition {
             "Clock reads the vDSO would serve that were made as real syscalls.",
             None,
             MetricType::Counter,
-            t,
             |s| one(s.vdso_fallbacks),
             counter,
         )?;
@@ -458,7 +450,6 @@ impl Collector for Exposition {
             "Goroutines that exited while locked to their thread (one thread lost each).",
             None,
             MetricType::Counter,
-            t,
             |s| one(s.lockosthread_leaks),
             counter,
         )?;
@@ -467,7 +458,6 @@ impl Collector for Exposition {
             "Events the tracer could not account for (ring buffer full, collisions, undecodable records).",
             None,
             MetricType::Counter,
-            t,
             |s| one(s.lost_events),
             counter,
         )?;
