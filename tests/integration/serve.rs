@@ -456,3 +456,29 @@ fn comm_finds_a_process_that_starts_later() {
     drop(w);
     agent.stop();
 }
+
+/// A bad `--listen` and a port in use are refused at once, before any
+/// probe (no root needed to see it).
+#[test]
+fn listen_errors_come_before_any_probe() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    let out = tracer()
+        .args(["serve", "--listen", &addr.to_string(), "--all-go"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr}")) && err.contains("in use"),
+        "{err}"
+    );
+    assert!(!err.contains("probes live"), "{err}");
+    let out = tracer()
+        .args(["serve", "--listen", "localhost:9464", "-p", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("give IP:PORT"), "{err}");
+}
