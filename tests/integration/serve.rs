@@ -138,16 +138,19 @@ impl Agent {
         }
     }
 
+    /// The BPF programs, maps and links the agent holds now.
+    fn held(&self) -> BpfIds {
+        BpfIds::held_by(self.child.id())
+    }
+
     /// SIGTERM; the agent exits 0, saying so, and every program, map and
-    /// link it held is released.
-    fn stop(mut self) {
-        let held = BpfIds::held_by(self.child.id());
-        assert!(!held.programs.is_empty(), "the agent held no BPF program");
+    /// link in `held` is released.
+    fn stop(mut self, held: &BpfIds) {
         signal(self.child.id(), libc::SIGTERM);
         let status = wait_timeout(&mut self.child, Duration::from_secs(15));
         assert!(status.success(), "tracer serve exited with {status}");
         self.wait_line("stopped by SIGTERM");
-        assert_released(&held, "after tracer serve's SIGTERM");
+        assert_released(held, "after tracer serve's SIGTERM");
     }
 }
 
@@ -388,15 +391,19 @@ fn prometheus_scrapes_exact_counts() {
     );
     prom.wait_value("up{job=\"gotracer\"}", 1.0);
     drop(prom);
+    let held = agent.held();
+    assert!(!held.programs.is_empty(), "the agent held no BPF program");
     drop(w);
-    // The target exited: its last figures stay, down.
+    // The target exited: its last figures stay, down, and its probes go
+    // while the agent runs on.
     let up = Sample {
         name: "gotracer_target_up",
         labels: vec![("pid", pid.to_string())],
     };
     let body = agent.wait_value(&up, 0.0);
     assert_eq!(preads.value(&body), Some(PREADS as f64));
-    agent.stop();
+    assert_released(&held, "after its only target exited");
+    agent.stop(&BpfIds::default());
 }
 
 #[test]
@@ -453,8 +460,11 @@ fn comm_finds_a_process_that_starts_later() {
             && l.contains("go_version=\"go1.")),
         "{body}"
     );
+    // SIGTERM while the target is traced: every probe goes with the agent.
+    let held = agent.held();
+    assert!(!held.programs.is_empty(), "the agent held no BPF program");
+    agent.stop(&held);
     drop(w);
-    agent.stop();
 }
 
 /// A bad `--listen` and a port in use are refused at once, before any
