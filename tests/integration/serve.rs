@@ -347,7 +347,8 @@ fn prometheus_scrapes_exact_counts() {
     let bin = go_workload("stdinpread");
     let mut w = Waiting::spawn(&bin, &["-n", &PREADS.to_string(), "-lock", LOCKED]);
     let pid = w.child.id();
-    let mut agent = Agent::start(&["-p", &pid.to_string()]);
+    // Given twice, traced once.
+    let mut agent = Agent::start(&["-p", &pid.to_string(), "-p", &pid.to_string()]);
     agent.wait_line(&format!("probes live on pid {pid}"));
     let threads_before = threads_of(pid);
     w.go_and_wait_done();
@@ -360,6 +361,11 @@ fn prometheus_scrapes_exact_counts() {
     let spawned = threads_after - threads_before;
     assert!(spawned > 0, "the locked goroutines started no thread");
     promtool_check(&promtool, &body);
+    let up_lines = body
+        .lines()
+        .filter(|l| l.starts_with("gotracer_target_up{") && l.contains(&format!("pid=\"{pid}\"")))
+        .count();
+    assert_eq!(up_lines, 1, "{body}");
     // The agent's other answers: 404 elsewhere, OpenMetrics when asked.
     let (head, _) = http_get(agent.addr, "/", "HTTP/1.1");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");

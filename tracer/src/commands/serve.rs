@@ -35,6 +35,9 @@ use crate::{
 
 /// How often each target's snapshot is rebuilt.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+/// How often ended targets past their retention are dropped when no
+/// scrape does it.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 pub fn execute(config: &Config, spec: &ServeSpec) -> anyhow::Result<i32> {
     // Everything that can be refused is checked before any probe: the
@@ -117,12 +120,18 @@ async fn agent(shared: Rc<Shared>, spec: &ServeSpec) -> anyhow::Result<i32> {
     let scanning = selector.scans();
     let mut discovery = Discovery::new(selector, "/proc", std::process::id());
     let mut tasks = Vec::new();
-    for &pid in &spec.pids {
+    // A PID given twice is traced once (twice would repeat its series).
+    let mut pids = spec.pids.clone();
+    pids.sort_unstable();
+    pids.dedup();
+    for pid in pids {
         discovery.handled(pid);
         tasks.push(tokio::task::spawn_local(trace(shared.clone(), pid)));
     }
     let mut scan = tokio::time::interval(SCAN_EVERY);
     scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let signal_name = loop {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
@@ -133,6 +142,7 @@ async fn agent(shared: Rc<Shared>, spec: &ServeSpec) -> anyhow::Result<i32> {
                 }
                 tasks.retain(|t| !t.is_finished());
             }
+            _ = prune.tick() => shared.state.prune(Instant::now()),
         }
     };
     shared.stopping.set(true);

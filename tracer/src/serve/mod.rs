@@ -68,9 +68,16 @@ impl State {
         self.snapshots_at(Instant::now())
     }
 
-    fn snapshots_at(&self, now: Instant) -> (Vec<Arc<TargetSnapshot>>, u64) {
+    /// Drops the targets ended more than [`RETENTION`] before `now` (also
+    /// done by every scrape; this bounds the memory when none comes).
+    pub fn prune(&self, now: Instant) {
         let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
         targets.retain(|_, e| e.ended.is_none_or(|t| now.duration_since(t) < RETENTION));
+    }
+
+    fn snapshots_at(&self, now: Instant) -> (Vec<Arc<TargetSnapshot>>, u64) {
+        self.prune(now);
+        let targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
         let live = targets.values().filter(|e| e.ended.is_none()).count() as u64;
         let shown = targets.values().map(|e| e.snapshot.clone()).collect();
         (shown, live)
@@ -122,6 +129,7 @@ mod tests {
         let ended: Vec<_> = shown.iter().filter(|t| !t.up).collect();
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].syscalls[0].calls, 9);
+        s.prune(t0 + RETENTION);
         let (shown, live) = s.snapshots_at(t0 + RETENTION);
         assert_eq!((shown.len(), live), (1, 1));
         assert_eq!(shown[0].labels.pid, 10);
