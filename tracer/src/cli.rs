@@ -130,7 +130,7 @@ pub enum Command {
     /// http://ADDR/metrics. Each target gets its own probes. --comm and
     /// --all-go scan /proc every 200ms, so a process that starts later is
     /// found within 200ms; with its probes attached, its series are in
-    /// /metrics about 1s after it starts (0.8-1.0s measured).
+    /// /metrics about 1s after it starts (0.6-1.0s measured).
     /// A target that exits keeps its last figures exposed (with
     /// gotracer_target_up 0) for 5 minutes.
     Serve {
