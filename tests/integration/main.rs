@@ -26,5 +26,6 @@ mod latency;
 mod perfetto;
 mod realprogs;
 mod record;
+mod serve;
 mod soak;
 mod stress;

@@ -125,6 +125,37 @@ pub enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// The node agent: trace the selected processes until SIGINT/SIGTERM
+    /// and expose their figures as Prometheus metrics at
+    /// http://ADDR/metrics. Each target gets its own probes. --comm and
+    /// --all-go scan /proc every 200ms, so a process that starts later is
+    /// found within 200ms; with its probes attached, its series are in
+    /// /metrics about 1s after it starts (0.6-1.0s measured).
+    /// A target that exits keeps its last figures exposed (with
+    /// gotracer_target_up 0) for 5 minutes.
+    Serve {
+        /// Where to serve the metrics: IP:PORT (e.g. 127.0.0.1:9464, or
+        /// [::]:9464 for every address; port 0 picks a free one, printed on
+        /// stderr).
+        #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+        listen: std::net::SocketAddr,
+        /// Trace this process (repeatable).
+        #[arg(short = 'p', long = "pid", value_name = "PID")]
+        pids: Vec<u32>,
+        /// Trace every process whose comm (the kernel's 15-byte name, as in
+        /// `ps -o comm`) is NAME, including ones that start later
+        /// (repeatable).
+        #[arg(long = "comm", value_name = "NAME")]
+        comms: Vec<String>,
+        /// Trace every Go program on the host (its executable carries Go
+        /// build info), including ones that start later.
+        #[arg(long)]
+        all_go: bool,
+        /// Size of each target's ring buffer in KiB (see `tracer attach
+        /// --help`).
+        #[arg(long, value_name = "KIB", default_value = "4096", value_parser = parse_ring_kib)]
+        ring_buffer_kb: u32,
+    },
     /// Read a Go binary (or a running process's) without running it: Go
     /// version, module, cgo, symbol source, runtime function addresses.
     Inspect {
@@ -220,6 +251,15 @@ pub struct TraceArgs {
     /// report's events; the syscall tables do not depend on it.
     #[arg(long, value_name = "KIB", default_value = "4096", value_parser = parse_ring_kib)]
     pub ring_buffer_kb: u32,
+}
+
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!(
+            "`{s}` is not an address to listen on: give IP:PORT, e.g. 127.0.0.1:9464, \
+             0.0.0.0:9464 or [::1]:9464"
+        )
+    })
 }
 
 fn parse_ring_kib(s: &str) -> Result<u32, String> {
@@ -345,6 +385,17 @@ pub enum TargetSpec {
         before: PathBuf,
         after: PathBuf,
     },
+    /// `tracer serve`.
+    Serve(ServeSpec),
+}
+
+/// What `tracer serve` traces and where it serves the metrics.
+#[derive(Debug, Clone)]
+pub struct ServeSpec {
+    pub listen: std::net::SocketAddr,
+    pub pids: Vec<u32>,
+    pub comms: Vec<String>,
+    pub all_go: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -381,9 +432,24 @@ pub enum ConfigError {
         "{0} is given for both the report (-o) and the recording (--record): give each its own file"
     )]
     RecordingIsReport(PathBuf),
+    #[error(
+        "`tracer serve` needs what to trace: -p PID, --comm NAME or --all-go (each may be \
+         repeated or combined)"
+    )]
+    ServeNoTarget,
+    #[error(
+        "--comm `{0}` can never match: the kernel keeps the first 15 bytes of a comm; give \
+         --comm `{1}`"
+    )]
+    CommTooLong(String, String),
+    #[error("--comm needs a name: give the process name as `ps -o comm` shows it")]
+    CommEmpty,
     #[error("--interval {0:?} is too short: use at least {MIN_INTERVAL:?} (e.g. -i 1s)")]
     IntervalTooShort(Duration),
 }
+
+/// The longest comm the kernel keeps (TASK_COMM_LEN less its NUL).
+const COMM_MAX: usize = 15;
 
 /// The shortest `--interval`: each tick reads every per-CPU histogram and
 /// /proc; more often than this costs the host more than it shows.
@@ -493,6 +559,47 @@ impl TryFrom<Cli> for Config {
                     return Err(ConfigError::PidZero);
                 }
                 (TargetSpec::Top { pid }, output)
+            }
+            Command::Serve {
+                listen,
+                pids,
+                comms,
+                all_go,
+                ring_buffer_kb,
+            } => {
+                if pids.is_empty() && comms.is_empty() && !all_go {
+                    return Err(ConfigError::ServeNoTarget);
+                }
+                if pids.contains(&0) {
+                    return Err(ConfigError::PidZero);
+                }
+                for c in &comms {
+                    if c.is_empty() {
+                        return Err(ConfigError::CommEmpty);
+                    }
+                    if c.len() > COMM_MAX {
+                        let mut cut = COMM_MAX;
+                        while !c.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        return Err(ConfigError::CommTooLong(c.clone(), c[..cut].to_owned()));
+                    }
+                }
+                let output = OutputArgs {
+                    json: false,
+                    output: None,
+                    trace: TraceArgs {
+                        ring_buffer_kb,
+                        ..TraceArgs::default()
+                    },
+                };
+                let spec = ServeSpec {
+                    listen,
+                    pids,
+                    comms,
+                    all_go,
+                };
+                (TargetSpec::Serve(spec), output)
             }
             Command::Inspect { binary, pid, json } => {
                 let output = OutputArgs {
@@ -761,6 +868,60 @@ mod tests {
                 .unwrap_err()
                 .contains("--format folded")
         );
+    }
+
+    #[test]
+    fn serve_validates() {
+        let c = parse(&[
+            "tracer",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "-p",
+            "7",
+            "-p",
+            "8",
+            "--comm",
+            "w",
+        ])
+        .unwrap();
+        let TargetSpec::Serve(s) = c.target else {
+            panic!("not serve: {:?}", c.target)
+        };
+        assert_eq!(s.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(
+            (s.pids, s.comms, s.all_go),
+            (vec![7, 8], vec!["w".into()], false)
+        );
+        assert!(
+            parse(&["tracer", "serve", "--listen", "127.0.0.1:9464"])
+                .unwrap_err()
+                .contains("-p PID, --comm NAME or --all-go")
+        );
+        assert!(
+            parse(&["tracer", "serve", "--listen", "localhost", "--all-go"])
+                .unwrap_err()
+                .contains("give IP:PORT")
+        );
+        assert!(
+            parse(&["tracer", "serve", "--listen", ":9464", "--all-go"])
+                .unwrap_err()
+                .contains("give IP:PORT")
+        );
+        assert!(
+            parse(&[
+                "tracer",
+                "serve",
+                "--listen",
+                "[::1]:1",
+                "--comm",
+                "a-name-that-is-too-long"
+            ])
+            .unwrap_err()
+            .contains("give --comm `a-name-that-is-`")
+        );
+        assert!(parse(&["tracer", "serve", "--listen", "[::1]:1", "-p", "0"]).is_err());
+        assert!(parse(&["tracer", "serve", "--listen", "[::1]:1", "--all-go"]).is_ok());
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod record;
 pub mod report;
 #[cfg(test)]
 mod seed_corpus;
+pub mod serve;
 pub mod session;
 pub mod syscall_names;
 pub mod target;

@@ -13,6 +13,8 @@
 //! - etcd, wrk and restic (real programs for the field-case harness) and
 //!   strace (the workloads' independent syscall counter);
 //! - chromium, headless, to draw the flame graph SVG in a test;
+//! - prometheus and promtool, to scrape `tracer serve` in a test (its
+//!   system service stopped and disabled);
 //! - tracefs mounted at /sys/kernel/tracing.
 
 use std::{
@@ -78,6 +80,9 @@ const APT_PACKAGES: &[&str] = &[
     // Headless Chromium draws `tracer report --format flamegraph`'s SVG to
     // a PNG in tests/integration/flamegraph.rs (is anything drawn?).
     "chromium",
+    // A real Prometheus (and promtool) scrapes `tracer serve` in
+    // tests/integration/serve.rs; its system service is kept off.
+    "prometheus",
 ];
 
 /// What setup found or installed, handed to the tasks that need it.
@@ -119,6 +124,7 @@ pub fn run(matrix: GoMatrix) -> anyhow::Result<Tools> {
     let mut packages: Vec<String> = APT_PACKAGES.iter().map(|s| (*s).to_owned()).collect();
     packages.extend(llvm_packages(major));
     apt_install(&packages)?;
+    prometheus_service_off()?;
     bpf_linker(major)?;
     cargo_fuzz()?;
     let go = go_toolchains(matrix.versions())?;
@@ -206,6 +212,33 @@ fn apt_install(packages: &[String]) -> anyhow::Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
     .with_context(|| format!("cannot install {}", names.join(" ")))
+}
+
+/// Debian's `prometheus` package starts its service where services may
+/// start: the tests run their own Prometheus on free loopback ports, and
+/// none may stay listening on :9090. Stopped and disabled, idempotently.
+fn prometheus_service_off() -> anyhow::Result<()> {
+    if Path::new("/run/systemd/system").is_dir() {
+        let systemctl = |args: &[&str]| succeeds(Command::new("systemctl").args(args));
+        if systemctl(&["is-active", "--quiet", "prometheus"])
+            || systemctl(&["is-enabled", "--quiet", "prometheus"])
+        {
+            step("stopping and disabling the prometheus service (the tests run their own)");
+            return run_cmd(Command::new("systemctl").args(["disable", "--now", "prometheus"]));
+        }
+    } else if Path::new("/etc/init.d/prometheus").exists() {
+        // No systemd: the SysV script, by its pidfile.
+        if succeeds(Command::new("/etc/init.d/prometheus").arg("status")) {
+            step("stopping the prometheus service (the tests run their own)");
+            run_cmd(Command::new("/etc/init.d/prometheus").arg("stop"))?;
+        }
+        if succeeds(Command::new("update-rc.d").args(["prometheus", "disable"])) {
+            step("ok: prometheus service off");
+        }
+        return Ok(());
+    }
+    step("ok: prometheus service off");
+    Ok(())
 }
 
 fn cargo_bin(name: &str) -> PathBuf {

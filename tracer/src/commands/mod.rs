@@ -8,6 +8,7 @@ mod live_target;
 mod recording;
 pub mod replay;
 pub mod run;
+pub mod serve;
 pub mod threads;
 pub mod top;
 
@@ -53,6 +54,7 @@ pub fn execute(config: Config) -> anyhow::Result<i32> {
             view,
         } => replay::execute(recording, *format, *view, &config.output),
         TargetSpec::Diff { before, after } => diff::execute(before, after, &config.output),
+        TargetSpec::Serve(spec) => serve::execute(&config, spec),
     }
 }
 

@@ -1,0 +1,500 @@
+//! `tracer serve`, end to end on loopback: a workload making an exact
+//! number of pread calls, the agent's /metrics (checked by `promtool check
+//! metrics`), and a real Prometheus scraping it, queried over its HTTP API
+//! until it holds the exact count; then `--comm` finding a process that
+//! starts after the agent; and the agent leaving no probe behind on
+//! SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{PoisonError, mpsc},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{
+    skip_unless,
+    support::{
+        BpfIds, PROBES, Waiting, assert_released, cannot_trace_go, go_workload, signal, tracer,
+        wait_timeout,
+    },
+};
+
+/// The workload's pread calls: odd, so no runtime habit makes it up.
+const PREADS: u64 = 12_345;
+/// Goroutines locked to their threads at once (new threads).
+const LOCKED: &str = "6";
+
+/// `prometheus` and `promtool` (Debian's package, installed by setup).
+fn prometheus_tools() -> Option<(PathBuf, PathBuf)> {
+    Some((on_path("prometheus")?, on_path("promtool")?))
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn cannot_run() -> Option<String> {
+    cannot_trace_go().or_else(|| {
+        let missing = prometheus_tools().is_none();
+        assert!(
+            !(missing && std::env::var_os("TRACER_REQUIRE_EBPF").is_some()),
+            "no prometheus/promtool under `cargo xtask test` (setup installs them)"
+        );
+        missing.then(|| "no prometheus and promtool (run `cargo xtask setup`)".into())
+    })
+}
+
+/// A running `tracer serve`, its stderr read line by line.
+struct Agent {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    addr: SocketAddr,
+}
+
+impl Agent {
+    fn start(args: &[&str]) -> Self {
+        let mut child = tracer()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tracer serve");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[serve] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut agent = Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let line = agent.wait_line("metrics at http://");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("no address in {line}"));
+        agent.addr = addr.parse().unwrap();
+        assert!(agent.addr.ip().is_loopback());
+        agent
+    }
+
+    /// Waits (10 s) for a stderr line containing `what`.
+    fn wait_line(&mut self, what: &str) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(what)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(what) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("tracer serve never said `{what}`; said {:?}", self.seen),
+            }
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let (head, body) = http_get(self.addr, "/metrics", "HTTP/1.1");
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        body
+    }
+
+    /// Polls /metrics (15 s) until `sample`'s value is `want`.
+    fn wait_value(&self, sample: &Sample<'_>, want: f64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let body = self.metrics();
+            let got = sample.value(&body);
+            if got == Some(want) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} is {got:?}, never {want}:\n{body}",
+                sample.name
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The BPF programs, maps and links the agent holds now.
+    fn held(&self) -> BpfIds {
+        BpfIds::held_by(self.child.id())
+    }
+
+    /// SIGTERM; the agent exits 0, saying so, and every program, map and
+    /// link in `held` is released.
+    fn stop(mut self, held: &BpfIds) {
+        signal(self.child.id(), libc::SIGTERM);
+        let status = wait_timeout(&mut self.child, Duration::from_secs(15));
+        assert!(status.success(), "tracer serve exited with {status}");
+        self.wait_line("stopped by SIGTERM");
+        assert_released(held, "after tracer serve's SIGTERM");
+    }
+}
+
+impl Drop for Agent {
+    /// A failed test leaves no agent (and no probe) behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One series of the exposition: a name and label pairs it must have.
+struct Sample<'a> {
+    name: &'a str,
+    labels: Vec<(&'a str, String)>,
+}
+
+impl Sample<'_> {
+    fn value(&self, body: &str) -> Option<f64> {
+        body.lines().find_map(|line| {
+            let rest = line.strip_prefix(self.name)?.strip_prefix('{')?;
+            let (labels, value) = rest.rsplit_once("} ")?;
+            self.labels
+                .iter()
+                .all(|(k, v)| labels.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.trim().parse().ok())?
+        })
+    }
+}
+
+/// A GET over a fresh connection: (status line and headers, body).
+fn http_get(addr: SocketAddr, path: &str, version: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} {version}\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.to_owned(), body.to_owned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn threads_of(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count() as u64
+}
+
+/// `promtool check metrics` on an exposition: it must report nothing.
+fn promtool_check(promtool: &Path, body: &str) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {}: {said}",
+        out.status
+    );
+}
+
+/// Percent-encodes a query parameter.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Prometheus server scraping one target every second, with its data
+/// in a temporary directory; killed when dropped.
+struct Prometheus {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(binary: &Path, target: SocketAddr) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - \
+                 job_name: gotracer\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn prometheus");
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// An instant query's result vector (empty while it has nothing).
+    fn query(&self, promql: &str) -> Vec<Value> {
+        let path = format!("/api/v1/query?query={}", url_encode(promql));
+        let Ok(mut s) = TcpStream::connect(self.addr) else {
+            return Vec::new();
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // HTTP/1.0: a plain body, never chunked.
+        if write!(s, "GET {path} HTTP/1.0\r\n\r\n").is_err() {
+            return Vec::new();
+        }
+        let mut out = String::new();
+        if s.read_to_string(&mut out).is_err() {
+            return Vec::new();
+        }
+        let Some((_, body)) = out.split_once("\r\n\r\n") else {
+            return Vec::new();
+        };
+        let Ok(v) = serde_json::from_str::<Value>(body) else {
+            return Vec::new();
+        };
+        assert_eq!(v["status"], "success", "{promql}: {body}");
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls (30 s) until `promql` gives one sample of value `want`.
+    fn wait_value(&self, promql: &str, want: f64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = Vec::new();
+        while Instant::now() < deadline {
+            last = self.query(promql);
+            if let [one] = last.as_slice() {
+                let v: Option<f64> = one["value"][1].as_str().and_then(|s| s.parse().ok());
+                if v == Some(want) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("Prometheus never had {promql} == {want}; last: {last:?}");
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn prometheus_scrapes_exact_counts() {
+    skip_unless!(cannot_run());
+    let (prometheus, promtool) = prometheus_tools().unwrap();
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
+    let bin = go_workload("stdinpread");
+    let mut w = Waiting::spawn(&bin, &["-n", &PREADS.to_string(), "-lock", LOCKED]);
+    let pid = w.child.id();
+    // Given twice, traced once.
+    let mut agent = Agent::start(&["-p", &pid.to_string(), "-p", &pid.to_string()]);
+    agent.wait_line(&format!("probes live on pid {pid}"));
+    let threads_before = threads_of(pid);
+    w.go_and_wait_done();
+    let preads = Sample {
+        name: "gotracer_syscalls_total",
+        labels: vec![("pid", pid.to_string()), ("syscall", "pread64".into())],
+    };
+    let body = agent.wait_value(&preads, PREADS as f64);
+    let threads_after = threads_of(pid);
+    let spawned = threads_after - threads_before;
+    assert!(spawned > 0, "the locked goroutines started no thread");
+    promtool_check(&promtool, &body);
+    let up_lines = body
+        .lines()
+        .filter(|l| l.starts_with("gotracer_target_up{") && l.contains(&format!("pid=\"{pid}\"")))
+        .count();
+    assert_eq!(up_lines, 1, "{body}");
+    // The agent's other answers: 404 elsewhere, OpenMetrics when asked.
+    let (head, _) = http_get(agent.addr, "/", "HTTP/1.1");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+    let prom = Prometheus::start(&prometheus, agent.addr);
+    let sel = format!("pid=\"{pid}\"");
+    prom.wait_value(
+        &format!("gotracer_syscalls_total{{syscall=\"pread64\",{sel}}}"),
+        PREADS as f64,
+    );
+    // Threads: the spawns by cause add up to the threads /proc gained, and
+    // the live count is /proc's.
+    prom.wait_value(
+        &format!("sum(gotracer_thread_spawns_total{{{sel}}})"),
+        spawned as f64,
+    );
+    prom.wait_value(&format!("gotracer_threads{{{sel}}}"), threads_after as f64);
+    prom.wait_value(&format!("gotracer_target_up{{{sel}}}"), 1.0);
+    // The histogram's +Inf bucket and count are the exact calls.
+    prom.wait_value(
+        &format!(
+            "gotracer_syscall_duration_seconds_bucket{{syscall=\"pread64\",le=\"+Inf\",{sel}}}"
+        ),
+        PREADS as f64,
+    );
+    prom.wait_value(
+        &format!("gotracer_syscall_duration_seconds_count{{syscall=\"pread64\",{sel}}}"),
+        PREADS as f64,
+    );
+    prom.wait_value("up{job=\"gotracer\"}", 1.0);
+    drop(prom);
+    let held = agent.held();
+    assert!(!held.programs.is_empty(), "the agent held no BPF program");
+    drop(w);
+    // The target exited: its last figures stay, down, and its probes go
+    // while the agent runs on.
+    let up = Sample {
+        name: "gotracer_target_up",
+        labels: vec![("pid", pid.to_string())],
+    };
+    let body = agent.wait_value(&up, 0.0);
+    assert_eq!(preads.value(&body), Some(PREADS as f64));
+    assert_released(&held, "after its only target exited");
+    agent.stop(&BpfIds::default());
+}
+
+#[test]
+fn comm_finds_a_process_that_starts_later() {
+    skip_unless!(cannot_run());
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
+    let bin = go_workload("stdinpread");
+    // A name no other process has (comm keeps 15 bytes).
+    let name = format!("gtserve{}", std::process::id() % 100_000);
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join(&name);
+    std::fs::copy(&bin, &copy).unwrap();
+    let mut agent = Agent::start(&["--comm", &name]);
+    // Nothing of that name yet: no target.
+    let body = agent.metrics();
+    assert_eq!(
+        body.lines()
+            .find_map(|l| l.strip_prefix("gotracer_agent_targets "))
+            .map(str::trim),
+        Some("0"),
+        "{body}"
+    );
+    let started = Instant::now();
+    let n = 4_321u64;
+    let mut w = Waiting::spawn(&copy, &["-n", &n.to_string()]);
+    let pid = w.child.id();
+    let up = Sample {
+        name: "gotracer_target_up",
+        labels: vec![("pid", pid.to_string()), ("comm", name.clone())],
+    };
+    agent.wait_value(&up, 1.0);
+    eprintln!(
+        "--comm: pid {pid} up in /metrics {} ms after it started",
+        started.elapsed().as_millis()
+    );
+    agent.wait_line(&format!("probes live on pid {pid}"));
+    let preads = Sample {
+        name: "gotracer_syscalls_total",
+        labels: vec![("pid", pid.to_string()), ("syscall", "pread64".into())],
+    };
+    // Found within a scan of its start, it may have been traced while the
+    // Go runtime started (Go 1.25+ reads its cgroup limits with pread):
+    // what was counted before "go", after a reading of the kernel's
+    // aggregates (every second), is the base.
+    std::thread::sleep(Duration::from_millis(1500));
+    let base = preads.value(&agent.metrics()).unwrap_or(0.0);
+    w.go_and_wait_done();
+    agent.wait_value(&preads, base + n as f64);
+    // The Go version label names a Go release.
+    let body = agent.metrics();
+    assert!(
+        body.lines().any(|l| l.starts_with("gotracer_target_up{")
+            && l.contains(&format!("pid=\"{pid}\""))
+            && l.contains("go_version=\"go1.")),
+        "{body}"
+    );
+    // SIGTERM while the target is traced: every probe goes with the agent.
+    let held = agent.held();
+    assert!(!held.programs.is_empty(), "the agent held no BPF program");
+    agent.stop(&held);
+    drop(w);
+}
+
+/// A bad `--listen` and a port in use are refused at once, before any
+/// probe (no root needed to see it).
+#[test]
+fn listen_errors_come_before_any_probe() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    let out = tracer()
+        .args(["serve", "--listen", &addr.to_string(), "--all-go"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr}")) && err.contains("in use"),
+        "{err}"
+    );
+    assert!(!err.contains("probes live"), "{err}");
+    let out = tracer()
+        .args(["serve", "--listen", "localhost:9464", "-p", "1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("give IP:PORT"), "{err}");
+}
