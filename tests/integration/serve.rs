@@ -238,6 +238,70 @@ fn promtool_check(promtool: &Path, body: &str) {
     );
 }
 
+/// The Grafana dashboard shipped in deploy/: every panel's query is valid
+/// PromQL to the real Prometheus (its variables given their "All"
+/// values), names only families the agent exposes, and the panels on
+/// what every target has (threads, syscalls, latency, lost events, the
+/// agent) return series.
+fn dashboard_answers(prom: &Prometheus, body: &str) {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana/gotracer-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let families: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut answered = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let title = panel["title"].as_str().unwrap();
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for name in expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("gotracer_"))
+            {
+                // A histogram's series, and a counter's in OpenMetrics,
+                // are named after their family plus a suffix.
+                let family = ["_bucket", "_sum", "_count", "_total"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(name);
+                assert!(
+                    families.contains(&name) || families.contains(&family),
+                    "{title}: {name} is not exposed"
+                );
+            }
+            let promql = expr
+                .replace("$__rate_interval", "1m")
+                .replace("$instance", ".*")
+                .replace("$comm", ".*");
+            // `query` asserts Prometheus accepted it. A rate needs two
+            // scrapes in its window: wait for them (1 s apart).
+            let always = [
+                "Threads",
+                "Syscalls per",
+                "latency p99",
+                "Lost events",
+                "Agent",
+            ];
+            let required = always.iter().any(|a| title.contains(a));
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let mut result = prom.query(&promql);
+            while required && result.is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(500));
+                result = prom.query(&promql);
+            }
+            assert!(
+                !required || !result.is_empty(),
+                "{title}: {promql} has no series"
+            );
+            answered += 1;
+        }
+    }
+    assert!(answered >= 10, "only {answered} dashboard queries");
+}
+
 /// Percent-encodes a query parameter.
 fn url_encode(s: &str) -> String {
     s.bytes()
@@ -396,6 +460,7 @@ fn prometheus_scrapes_exact_counts() {
         PREADS as f64,
     );
     prom.wait_value("up{job=\"gotracer\"}", 1.0);
+    dashboard_answers(&prom, &body);
     drop(prom);
     let held = agent.held();
     assert!(!held.programs.is_empty(), "the agent held no BPF program");
