@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
-    DEFAULT_HIST_SLOTS, INFLIGHT_SLOTS, InFlight, LockSite, MAX_SYSCALLS, NUM_COUNTERS,
-    SyscallHist, VdsoKey,
+    DEFAULT_HIST_SLOTS, FOLLOWED_MAX, INFLIGHT_SLOTS, InFlight, LockSite, MAX_SYSCALLS,
+    NUM_COUNTERS, SyscallHist, VdsoKey,
 };
 
 /// Syscalls in progress, indexed by `tid & (len - 1)` and tagged with the
@@ -80,6 +80,12 @@ pub static LOCK_SITES: HashMap<u32, LockSite> = HashMap::with_max_entries(16_384
 /// find their goroutine. Ms never change threads.
 #[map]
 pub static TID_M: HashMap<u32, u64> = HashMap::with_max_entries(16_384, 0);
+
+/// Followed process (`-f`) tgid → its parent's tgid. Filled in the kernel
+/// as children fork; an entry goes when the process's last thread exits.
+/// Looked up only for tasks that are not the target, and only with `-f`.
+#[map]
+pub static FOLLOWED: HashMap<u32, u32> = HashMap::with_max_entries(FOLLOWED_MAX, 0);
 
 /// creator tid → the M its `newm1` is starting (until the spawn).
 #[map]

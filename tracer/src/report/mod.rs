@@ -407,6 +407,7 @@ fn event_kind_name(kind: tracer_common::EventKind) -> &'static str {
         K::MainStart => "main_start",
         K::Exec => "exec",
         K::UnmatchedExit => "unmatched_exit",
+        K::Proc => "followed_process",
     }
 }
 
