@@ -220,6 +220,12 @@ pub struct TraceArgs {
     /// report's events; the syscall tables do not depend on it.
     #[arg(long, value_name = "KIB", default_value = "4096", value_parser = parse_ring_kib)]
     pub ring_buffer_kb: u32,
+    /// Also trace the child processes the target forks, and theirs, from
+    /// their first syscall (run, attach, record): a section per process and
+    /// program in the report (their syscalls, threads and exit; not their
+    /// Go runtime).
+    #[arg(short = 'f', long)]
+    pub follow_forks: bool,
 }
 
 fn parse_ring_kib(s: &str) -> Result<u32, String> {
@@ -305,6 +311,8 @@ pub struct Config {
     pub interval: Option<Duration>,
     pub probes: ProbeSet,
     pub ring_buffer_bytes: u32,
+    /// `-f`: child processes are followed.
+    pub follow_forks: bool,
 }
 
 impl Config {
@@ -383,6 +391,11 @@ pub enum ConfigError {
     RecordingIsReport(PathBuf),
     #[error("--interval {0:?} is too short: use at least {MIN_INTERVAL:?} (e.g. -i 1s)")]
     IntervalTooShort(Duration),
+    #[error(
+        "-f/--follow-forks is for `run`, `attach` and `record`: `threads` and `top` watch one \
+         process; leave -f out"
+    )]
+    FollowNotHere,
 }
 
 /// The shortest `--interval`: each tick reads every per-CPU histogram and
@@ -486,11 +499,17 @@ impl TryFrom<Cli> for Config {
                 if pid == 0 {
                     return Err(ConfigError::PidZero);
                 }
+                if output.trace.follow_forks {
+                    return Err(ConfigError::FollowNotHere);
+                }
                 (TargetSpec::Threads { pid }, output)
             }
             Command::Top { pid, output } => {
                 if pid == 0 {
                     return Err(ConfigError::PidZero);
+                }
+                if output.trace.follow_forks {
+                    return Err(ConfigError::FollowNotHere);
                 }
                 (TargetSpec::Top { pid }, output)
             }
@@ -533,6 +552,7 @@ impl TryFrom<Cli> for Config {
             interval: trace.interval,
             probes: trace.probes,
             ring_buffer_bytes: trace.ring_buffer_kb * 1024,
+            follow_forks: trace.follow_forks,
         })
     }
 }
@@ -546,6 +566,7 @@ impl Default for TraceArgs {
             interval: None,
             probes: ProbeSet::Full,
             ring_buffer_kb: 4096,
+            follow_forks: false,
         }
     }
 }

@@ -138,6 +138,8 @@ pub struct AttachOptions {
     pub uprobes: Vec<(&'static str, PathBuf, u64)>,
     /// Size of the `EVENTS` ring buffer (a power of two of at least a page).
     pub ring_buffer_bytes: u32,
+    /// `-f`: the kernel follows the target's child processes.
+    pub follow_forks: bool,
 }
 
 pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), ProbeError> {
@@ -172,6 +174,7 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         .override_global(globals::SLOW_NS, &opts.slow_ns, true)
         .override_global(globals::GO_OFFSETS, &go, true)
         .override_global(globals::KERNEL_OFFSETS, &kernel, true)
+        .override_global(globals::FOLLOW_FORKS, &u32::from(opts.follow_forks), true)
         .override_global("AYA_LOG_LEVEL", &log_level, false)
         .map_max_entries(maps::INFLIGHT, INFLIGHT_SLOTS)
         .map_max_entries(maps::EVENTS, opts.ring_buffer_bytes)

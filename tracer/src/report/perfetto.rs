@@ -802,6 +802,7 @@ mod tests {
             exit_code: Some(0),
             execs: 0,
             executed: Vec::new(),
+            follow_forks: false,
         }
     }
 

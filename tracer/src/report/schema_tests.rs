@@ -283,6 +283,7 @@ fn build_go(model: &Model, sym: &Symbolizer, facts: &Facts, exited: bool) -> Rep
         exit_code: exited.then_some(0),
         execs: 0,
         executed: Vec::new(),
+        follow_forks: false,
     };
     let go = GoContext {
         symbolizer: sym,
@@ -704,6 +705,7 @@ fn attached() -> Report {
         exit_code: None,
         execs: 0,
         executed: Vec::new(),
+        follow_forks: false,
     };
     Report::build(&model, &a, target, 2.0, Some(3), None, &facts)
 }
