@@ -46,6 +46,9 @@ pub struct Section {
     pub threads_peak: u64,
     /// How the section ended.
     pub end: Option<SectionEnd>,
+    /// A thread called exit_group: the process's end is that, whichever
+    /// thread exits last.
+    exit_group_seen: bool,
 }
 
 /// How a section ended.
@@ -71,6 +74,7 @@ impl Section {
             threads_alive: 1,
             threads_peak: 1,
             end: None,
+            exit_group_seen: false,
         }
     }
 }
@@ -141,8 +145,14 @@ impl Processes {
             return;
         };
         s.threads_alive = s.threads_alive.saturating_sub(1);
+        s.exit_group_seen |= how == ThreadEnd::ExitGroup;
         if last {
             s.threads_alive = 0;
+            let how = if s.exit_group_seen {
+                ThreadEnd::ExitGroup
+            } else {
+                how
+            };
             s.end = Some(SectionEnd::Exited { ts_ns, how });
             self.current.remove(&pid);
         }
@@ -198,8 +208,11 @@ mod tests {
             p.syscall(200, 5 + i, 0, 1, 100);
         }
         p.thread_spawn(200, 9);
+        p.thread_spawn(200, 9);
         p.thread_exit(200, 10, ThreadEnd::ExitedItself, false);
-        p.thread_exit(200, 11, ThreadEnd::ExitGroup, true);
+        // The exit_group caller need not be the last thread out.
+        p.thread_exit(200, 11, ThreadEnd::ExitGroup, false);
+        p.thread_exit(200, 11, ThreadEnd::KilledWithProcess, true);
         assert_eq!(p.sections.len(), 2);
         let (sh, dd) = (&p.sections[0], &p.sections[1]);
         assert_eq!((sh.pid, sh.parent_pid), (200, Some(100)));
@@ -211,7 +224,7 @@ mod tests {
         assert_eq!(dd.program.as_deref(), Some("/usr/bin/dd"));
         assert_eq!(dd.parent_pid, Some(100));
         assert_eq!(dd.syscalls.totals(None), (5, 0, 500));
-        assert_eq!((dd.threads_spawned, dd.threads_peak), (1, 2));
+        assert_eq!((dd.threads_spawned, dd.threads_peak), (2, 3));
         assert_eq!(
             dd.end,
             Some(SectionEnd::Exited {
