@@ -679,48 +679,6 @@ fn threads_and_events(o: &mut impl Write, r: &Report) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_table_histogram_threads_and_losses() {
-        let mut out = Vec::new();
-        TextSink::new(&mut out)
-            .write(&crate::report::tests::sample())
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("run pid 42 (demo)"), "{text}");
-        let row = text.lines().find(|l| l.starts_with("pread64")).unwrap();
-        assert!(row.split_whitespace().nth(1) == Some("4"), "{row}");
-        let open = text.lines().find(|l| l.starts_with("openat")).unwrap();
-        assert!(open.ends_with("ENOENT 1"), "{open}");
-        assert!(text.contains("pread64 latency (4 calls):"));
-        assert!(text.contains("1 spawned"));
-        assert!(text.contains("events: 0 lost"));
-        assert!(
-            text.contains("all calls: 7 = 5 by the program + 2 idle waits"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn threads_not_set_up_by_go_are_no_kernel_side_problem() {
-        let mut r = crate::report::tests::sample();
-        r.events.no_go_context = 8;
-        let mut out = Vec::new();
-        TextSink::new(&mut out).write(&r).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(!text.contains("kernel-side problems"), "{text}");
-        assert!(text.contains("slow calls outside any goroutine"), "{text}");
-        r.events.go_read_failed = 2;
-        let mut out = Vec::new();
-        TextSink::new(&mut out).write(&r).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("Go state unreadable 2"), "{text}");
-    }
-}
-
 /// Rows of a process's table shown in the text (the JSON has them all).
 const SECTION_ROWS: usize = 6;
 
@@ -819,4 +777,46 @@ fn processes(o: &mut impl Write, r: &Report) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_table_histogram_threads_and_losses() {
+        let mut out = Vec::new();
+        TextSink::new(&mut out)
+            .write(&crate::report::tests::sample())
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("run pid 42 (demo)"), "{text}");
+        let row = text.lines().find(|l| l.starts_with("pread64")).unwrap();
+        assert!(row.split_whitespace().nth(1) == Some("4"), "{row}");
+        let open = text.lines().find(|l| l.starts_with("openat")).unwrap();
+        assert!(open.ends_with("ENOENT 1"), "{open}");
+        assert!(text.contains("pread64 latency (4 calls):"));
+        assert!(text.contains("1 spawned"));
+        assert!(text.contains("events: 0 lost"));
+        assert!(
+            text.contains("all calls: 7 = 5 by the program + 2 idle waits"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn threads_not_set_up_by_go_are_no_kernel_side_problem() {
+        let mut r = crate::report::tests::sample();
+        r.events.no_go_context = 8;
+        let mut out = Vec::new();
+        TextSink::new(&mut out).write(&r).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("kernel-side problems"), "{text}");
+        assert!(text.contains("slow calls outside any goroutine"), "{text}");
+        r.events.go_read_failed = 2;
+        let mut out = Vec::new();
+        TextSink::new(&mut out).write(&r).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Go state unreadable 2"), "{text}");
+    }
 }
