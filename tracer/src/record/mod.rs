@@ -319,25 +319,15 @@ impl Recorder {
                 None => events.push(input),
             }
         }
-        let kept = if self.limit_reached {
-            0
-        } else {
-            self.events_within_limit(&events)?
-        };
+        if self.limit_reached {
+            self.stats.events_not_recorded += events.len() as u64;
+            return Ok(());
+        }
+        let kept = self.events_within_limit(&events)?;
         if kept < events.len() {
-            // Past the limit, only the target's streamed calls are kept:
-            // they are part of its syscall tables (calls made before their
-            // syscall had an in-kernel histogram, a few per syscall), which
-            // a bounded recording keeps whole.
-            let past = events.split_off(kept);
-            let left_out = past.len();
-            let calls: Vec<Input> = past
-                .into_iter()
-                .filter(|e| matches!(e, Input::Event(Event::Syscall { .. })))
-                .collect();
-            self.stats.events_not_recorded += (left_out - calls.len()) as u64;
+            self.stats.events_not_recorded += (events.len() - kept) as u64;
+            events.truncate(kept);
             self.limit_reached = true;
-            events.extend(calls);
         }
         if let Some(sym) = sym {
             let chunk = self.symbols.chunk(sym, &events);

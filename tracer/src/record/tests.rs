@@ -289,46 +289,6 @@ fn max_size_stops_the_events_but_keeps_the_last_kernel_reading() {
     );
 }
 
-/// A streamed call of the target (no in-kernel histogram yet).
-fn streamed(ts_ns: u64) -> Input {
-    Input::Event(Event::Syscall {
-        tid: 1,
-        ts_ns,
-        sysno: 230,
-        ret: 0,
-        duration_ns: 1_000,
-        idle: false,
-    })
-}
-
-#[test]
-fn max_size_keeps_the_streamed_calls_of_the_syscall_tables() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bounded.rec");
-    let sym = symbolizer(FUNCTIONS);
-    let mut rec = Recorder::create(&path, Some(1), start(&sym)).unwrap();
-    let facts = Facts::default();
-    let mut fed = vec![slow_call(1), streamed(2), slow_call(3), streamed(4)];
-    fed.extend(kernel(3));
-    rec.interval(Duration::from_secs(1), fed.clone(), Some(&sym), &facts)
-        .unwrap();
-    rec.interval(
-        Duration::from_secs(2),
-        vec![streamed(5), slow_call(6)],
-        Some(&sym),
-        &facts,
-    )
-    .unwrap();
-    let stats = rec.finish(Vec::new(), Some(&sym), &facts, end()).unwrap();
-    // Past the limit (from the start here) the slow calls are left out, the
-    // streamed calls kept.
-    assert_eq!((stats.events, stats.events_not_recorded), (3, 3));
-    let (_, inputs) = read(&path).unwrap();
-    let mut model = Model::new(1);
-    inputs.iter().for_each(|i| model.feed(i));
-    assert_eq!(model.syscalls.totals(None).0, 3 + 3);
-}
-
 #[test]
 fn a_kernel_reading_is_written_again_only_when_it_changed() {
     let dir = tempfile::tempdir().unwrap();
