@@ -49,10 +49,12 @@ pub mod maps {
     pub const FOLLOWED: &str = "FOLLOWED";
 }
 
-/// Processes followed at once (`-f`): the bound of the `FOLLOWED` map. A
-/// fork that finds it full is counted ([`FOLLOW_MAP_FULL_SLOT`]) and the
-/// child is not followed.
-pub const FOLLOWED_MAX: u32 = 8_192;
+/// The most entries of the `FOLLOWED` array (`-f`), one per PID: the
+/// kernel's own limit of PIDs on 64-bit (`PID_MAX_LIMIT`). The loader sizes
+/// it to the running kernel's `pid_max`; a child whose PID is past it (the
+/// limit raised since) is counted ([`FOLLOW_MAP_FULL_SLOT`]) and not
+/// followed.
+pub const FOLLOWED_PID_LIMIT: u32 = 1 << 22;
 
 /// Highest syscall number (exclusive) tracked per syscall. x86_64 numbers are
 /// below 512 today; anything above is counted in `Counter::UnknownSyscall`.

@@ -40,8 +40,10 @@ pub fn followed(pid_tgid: u64) -> Option<(u32, u32)> {
         return None;
     }
     let tgid = (pid_tgid >> 32) as u32;
-    unsafe { FOLLOWED.get(&tgid) }?;
-    window_open().then_some((tgid, pid_tgid as u32))
+    match FOLLOWED.get(tgid) {
+        Some(&f) if f != 0 => window_open().then_some((tgid, pid_tgid as u32)),
+        _ => None,
+    }
 }
 
 /// A child process of the target (or of a followed process) was created:
@@ -52,14 +54,17 @@ pub fn child_forked(ctx: &TracePointContext, parent_tgid: u32, child: u32) {
         count_slot(CHILDREN_NOT_FOLLOWED_SLOT);
         return;
     }
-    if FOLLOWED.insert(&child, &parent_tgid, 0).is_err() {
+    let Some(slot) = FOLLOWED.get_ptr_mut(child) else {
         count_slot(FOLLOW_MAP_FULL_SLOT);
         warn!(
             ctx,
-            "child {} of {} not followed: the map is full", child, parent_tgid
+            "child {} of {} not followed: its PID is past pid_max at load", child, parent_tgid
         );
         return;
-    }
+    };
+    // SAFETY: a u32 of the array; the only other writer is the same
+    // child's exit, which cannot run before its creation completes.
+    unsafe { *slot = 1 };
     let mut event = task_event(PROC_FORK, child, parent_tgid, 0);
     if let Ok(comm) = bpf_get_current_comm() {
         let mut i = 0;
@@ -88,7 +93,10 @@ pub fn thread_exit(tgid: u32, tid: u32, how: u32, process_ended: Option<bool>) {
     // Without the kernel's offsets, the leader's exit stands for the end.
     let ended = process_ended.unwrap_or(tid == tgid);
     if ended {
-        let _ = FOLLOWED.remove(&tgid);
+        if let Some(slot) = FOLLOWED.get_ptr_mut(tgid) {
+            // SAFETY: as in `child_forked`.
+            unsafe { *slot = 0 };
+        }
         output(&task_event(PROC_EXIT, tgid, tid, how));
     } else {
         output(&task_event(PROC_THREAD_EXIT, tgid, tid, how));

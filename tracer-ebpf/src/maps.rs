@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
-    DEFAULT_HIST_SLOTS, FOLLOWED_MAX, INFLIGHT_SLOTS, InFlight, LockSite, MAX_SYSCALLS,
-    NUM_COUNTERS, SyscallHist, VdsoKey,
+    DEFAULT_HIST_SLOTS, INFLIGHT_SLOTS, InFlight, LockSite, MAX_SYSCALLS, NUM_COUNTERS,
+    SyscallHist, VdsoKey,
 };
 
 /// Syscalls in progress, indexed by `tid & (len - 1)` and tagged with the
@@ -81,11 +81,14 @@ pub static LOCK_SITES: HashMap<u32, LockSite> = HashMap::with_max_entries(16_384
 #[map]
 pub static TID_M: HashMap<u32, u64> = HashMap::with_max_entries(16_384, 0);
 
-/// Followed process (`-f`) tgid → its parent's tgid. Filled in the kernel
-/// as children fork; an entry goes when the process's last thread exits.
-/// Looked up only for tasks that are not the target, and only with `-f`.
+/// Followed processes (`-f`), indexed by tgid: non-zero while followed.
+/// Set in the kernel as children fork, cleared when the process's last
+/// thread exits. An array, not a hash: with `-f` every syscall of every
+/// other process on the host looks its tgid up, and an index costs an
+/// address computation where a hash lookup cost about 100 ns a call. The
+/// loader sizes it to `pid_max` with `-f` (4 bytes a PID), to 1 without.
 #[map]
-pub static FOLLOWED: HashMap<u32, u32> = HashMap::with_max_entries(FOLLOWED_MAX, 0);
+pub static FOLLOWED: Array<u32> = Array::with_max_entries(1, 0);
 
 /// creator tid → the M its `newm1` is starting (until the spawn).
 #[map]

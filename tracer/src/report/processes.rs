@@ -18,8 +18,9 @@ pub struct Processes {
     /// Child processes of the target (forks without `CLONE_THREAD`) that
     /// were not followed: following was off (`-f` follows them).
     pub children_not_followed: u64,
-    /// Child processes not followed because the kernel's map of followed
-    /// processes was full (`FOLLOWED_MAX` at once).
+    /// Child processes not followed because their PID was past the
+    /// kernel's array of followed processes (sized to `pid_max` at load:
+    /// the limit was raised since).
     pub not_followed_map_full: u64,
     /// The target first, then the followed processes in the order their
     /// sections began.
