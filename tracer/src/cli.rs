@@ -682,6 +682,31 @@ mod tests {
     }
 
     #[test]
+    fn follow_forks_is_for_the_commands_that_trace() {
+        for args in [
+            &["tracer", "run", "-f", "--", "sh"][..],
+            &["tracer", "attach", "--follow-forks", "-p", "7"],
+            &["tracer", "record", "-o", "/tmp/x.rec", "-f", "-p", "7"],
+        ] {
+            assert!(parse(args).unwrap().follow_forks, "{args:?}");
+        }
+        assert!(
+            !parse(&["tracer", "attach", "-p", "7"])
+                .unwrap()
+                .follow_forks
+        );
+        for args in [
+            &["tracer", "threads", "-f", "-p", "7"][..],
+            &["tracer", "top", "-f", "-p", "7"],
+        ] {
+            assert!(
+                parse(args).unwrap_err().contains("leave -f out"),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
