@@ -260,7 +260,8 @@ pub const fn ringbuf_full_slot(kind: u32) -> u32 {
 }
 
 /// The `COUNTERS` slot counting the child processes that could not be
-/// followed because `FOLLOWED` was full. After the ring-buffer slots, so
+/// followed because their PID was past the `FOLLOWED` array (sized to
+/// `pid_max` at load). After the ring-buffer slots, so
 /// the slots recordings of older versions hold keep their meaning.
 pub const FOLLOW_MAP_FULL_SLOT: u32 = NAMED_COUNTERS + EVENT_KINDS;
 /// The `COUNTERS` slot counting the target's child processes (forks

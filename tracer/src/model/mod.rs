@@ -117,7 +117,8 @@ impl Counters {
         self.kernel[tracer_common::CHILDREN_NOT_FOLLOWED_SLOT as usize]
     }
 
-    /// Child processes not followed because the kernel's map was full.
+    /// Child processes not followed: their PID was past the kernel's array
+    /// of followed processes (`pid_max` raised after the load).
     pub fn follow_map_full(&self) -> u64 {
         self.kernel[tracer_common::FOLLOW_MAP_FULL_SLOT as usize]
     }
