@@ -57,7 +57,7 @@ python3 cut-btf.py /sys/kernel/btf/vmlinux "$seeds/btf/vmlinux-sock" sock socket
 python3 - "$seeds/event_decode" <<'EOF'
 import random, struct, sys
 rng = random.Random(7)
-for kind in range(0, 16):
+for kind in range(0, 17):
     body = bytes(rng.randrange(256) for _ in range(508))
     open(f"{sys.argv[1]}/kind-{kind}", "wb").write(struct.pack("<I", kind) + body)
 open(f"{sys.argv[1]}/short", "wb").write(struct.pack("<I", 4) + bytes(20))

@@ -101,7 +101,11 @@ fn as_live(mut replayed: Value) -> Value {
         .remove("recording")
         .expect("a replayed report states its recording");
     assert_eq!(status["state"], "complete", "{status}");
-    assert_eq!(status["format_version"], 2, "{status}");
+    assert_eq!(
+        status["format_version"],
+        tracer::record::FORMAT_VERSION,
+        "{status}"
+    );
     assert!(status["cut_at_byte"].is_null(), "{status}");
     replayed
 }

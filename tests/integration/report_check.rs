@@ -289,6 +289,46 @@ pub fn invariant_errors(r: &Value) -> Vec<String> {
         n(r, "vdso.fallback_calls"),
         n(r, "vdso.total_calls") - not_served,
     );
+    // Processes (-f): each section's totals are the sum of its rows, the
+    // target's section holds every call of the target, and the total is
+    // the sum of the sections and the calls without one.
+    if !r["processes"].is_null() {
+        let p = &r["processes"];
+        let sections = rows(p, "sections");
+        for f in ["calls", "errors", "total_ns"] {
+            for (i, s) in sections.iter().enumerate() {
+                equal(
+                    &mut e,
+                    &format!("processes.sections[{i}].totals.{f} vs the sum of its syscalls"),
+                    n(s, &format!("totals.{f}")),
+                    sum(s, "syscalls", f),
+                );
+            }
+            if let Some(target) = sections.first() {
+                equal(
+                    &mut e,
+                    &format!("processes.sections[0].totals.{f} vs totals.all.{f}"),
+                    n(target, &format!("totals.{f}")),
+                    n(r, &format!("totals.all.{f}")),
+                );
+            }
+            equal(
+                &mut e,
+                &format!(
+                    "processes.total.{f} vs the sum of the sections and calls_without_section"
+                ),
+                n(p, &format!("total.{f}")),
+                sections
+                    .iter()
+                    .map(|s| n(s, &format!("totals.{f}")))
+                    .sum::<u64>()
+                    + n(p, &format!("calls_without_section.{f}")),
+            );
+        }
+        if sections.first().is_none_or(|s| s["began"] != "target") {
+            e.push("processes.sections[0] is not the target's".into());
+        }
+    }
     // Verdicts never name an unknown call site "?".
     for (i, v) in rows(r, "verdicts").iter().enumerate() {
         let summary = v["summary"].as_str().unwrap_or_default();

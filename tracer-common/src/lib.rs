@@ -30,6 +30,9 @@ pub mod globals {
     /// [`crate::KernelOffsets`]: where to find a descriptor's file in the
     /// running kernel's structures (from its BTF).
     pub const KERNEL_OFFSETS: &str = "KERNEL_OFFSETS";
+    /// `u32`: 1 when the target's child processes (and theirs) are
+    /// followed (`-f`): the kernel adds them to `FOLLOWED` as they fork.
+    pub const FOLLOW_FORKS: &str = "FOLLOW_FORKS";
 }
 
 /// Names of the maps, shared so a rename breaks the build, not the run.
@@ -43,7 +46,15 @@ pub mod maps {
     pub const VDSO_CALLS: &str = "VDSO_CALLS";
     pub const SYSCALL_CLASS: &str = "SYSCALL_CLASS";
     pub const WINDOW_CLOSED: &str = "WINDOW_CLOSED";
+    pub const FOLLOWED: &str = "FOLLOWED";
 }
+
+/// The most entries of the `FOLLOWED` array (`-f`), one per PID: the
+/// kernel's own limit of PIDs on 64-bit (`PID_MAX_LIMIT`). The loader sizes
+/// it to the running kernel's `pid_max`; a child whose PID is past it (the
+/// limit raised since) is counted ([`FOLLOW_MAP_FULL_SLOT`]) and not
+/// followed.
+pub const FOLLOWED_PID_LIMIT: u32 = 1 << 22;
 
 /// Highest syscall number (exclusive) tracked per syscall. x86_64 numbers are
 /// below 512 today; anything above is counted in `Counter::UnknownSyscall`.
@@ -248,9 +259,18 @@ pub const fn ringbuf_full_slot(kind: u32) -> u32 {
         }
 }
 
-/// Number of entries in the `COUNTERS` array: the named counters, then one
-/// ring-buffer-full counter per event kind.
-pub const NUM_COUNTERS: u32 = NAMED_COUNTERS + EVENT_KINDS;
+/// The `COUNTERS` slot counting the child processes that could not be
+/// followed because their PID was past the `FOLLOWED` array (sized to
+/// `pid_max` at load). After the ring-buffer slots, so
+/// the slots recordings of older versions hold keep their meaning.
+pub const FOLLOW_MAP_FULL_SLOT: u32 = NAMED_COUNTERS + EVENT_KINDS;
+/// The `COUNTERS` slot counting the target's child processes (forks
+/// without `CLONE_THREAD`) while following is off.
+pub const CHILDREN_NOT_FOLLOWED_SLOT: u32 = NAMED_COUNTERS + EVENT_KINDS + 1;
+
+/// Number of entries in the `COUNTERS` array: the named counters, one
+/// ring-buffer-full counter per event kind, then the follow counters.
+pub const NUM_COUNTERS: u32 = NAMED_COUNTERS + EVENT_KINDS + 2;
 
 /// Calls shorter than this cannot have lost their P: sysmon's shortest
 /// sleep is 20 µs, and it retakes only Ps it saw in a syscall on an earlier
@@ -503,6 +523,9 @@ pub enum EventKind {
     Exec = 13,
     /// [`UnmatchedExitEvent`]: a syscall exit with no entry seen.
     UnmatchedExit = 14,
+    /// A followed process (`-f`): [`ProcSyscallEvent`] (`what`
+    /// [`PROC_SYSCALL`]) or [`ProcTaskEvent`] (the other `PROC_*`).
+    Proc = 15,
 }
 
 impl EventKind {
@@ -522,6 +545,7 @@ impl EventKind {
             12 => Some(Self::MainStart),
             13 => Some(Self::Exec),
             14 => Some(Self::UnmatchedExit),
+            15 => Some(Self::Proc),
             _ => None,
         }
     }
@@ -550,6 +574,53 @@ pub struct SyscallEvent {
     /// The raw return value (negative errno on failure).
     pub ret: i64,
     pub duration_ns: u64,
+}
+
+/// [`ProcSyscallEvent::what`]: a completed syscall of a followed process.
+pub const PROC_SYSCALL: u32 = 1;
+/// [`ProcTaskEvent::what`]: a followed process forked a child process
+/// (`pid`), now followed too; `tid` is the parent's tgid, `name` the
+/// parent's comm (which the child inherits).
+pub const PROC_FORK: u32 = 2;
+/// ... a new thread (`tid`) in the followed process `pid`.
+pub const PROC_THREAD_SPAWN: u32 = 3;
+/// ... a thread (`tid`) of `pid` exited, `how` a `THREAD_EXIT_*`.
+pub const PROC_THREAD_EXIT: u32 = 4;
+/// ... the last thread (`tid`) of `pid` exited: the process ended
+/// (`how` as for a thread).
+pub const PROC_EXIT: u32 = 5;
+/// ... `pid` executed a new program; `name` is its path.
+pub const PROC_EXEC: u32 = 6;
+
+/// A completed syscall of a followed process (streamed per call: their
+/// calls have no in-kernel histograms).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcSyscallEvent {
+    pub header: EventHeader,
+    /// The followed process (its tgid).
+    pub pid: u32,
+    /// [`PROC_SYSCALL`]: at the same offset as [`ProcTaskEvent::what`].
+    pub what: u32,
+    pub sysno: u32,
+    pub _pad: u32,
+    /// The raw return value (negative errno on failure).
+    pub ret: i64,
+    pub duration_ns: u64,
+}
+
+/// A fork, thread spawn or exit, process exit or exec in a followed
+/// process (see the `PROC_*` values for what each field holds).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProcTaskEvent {
+    pub header: EventHeader,
+    pub pid: u32,
+    pub what: u32,
+    pub tid: u32,
+    pub how: u32,
+    /// NUL-terminated: the comm at a fork, the program's path at an exec.
+    pub name: [u8; EXEC_NAME_LEN],
 }
 
 /// A syscall exit whose entry was not seen.
@@ -881,6 +952,14 @@ mod tests {
         assert_eq!(size_of::<ThreadEvent>(), 24);
         assert_eq!(offset_of!(ThreadEvent, tid), 16);
         assert_eq!(size_of::<UnmatchedExitEvent>(), 32);
+        assert_eq!(size_of::<ProcSyscallEvent>(), 48);
+        assert_eq!(
+            offset_of!(ProcSyscallEvent, what),
+            offset_of!(ProcTaskEvent, what)
+        );
+        assert_eq!(offset_of!(ProcSyscallEvent, ret), 32);
+        assert_eq!(size_of::<ProcTaskEvent>(), 32 + EXEC_NAME_LEN);
+        assert_eq!(offset_of!(ProcTaskEvent, name), 32);
         assert_eq!(offset_of!(UnmatchedExitEvent, ret), 24);
     }
 
@@ -952,10 +1031,15 @@ mod tests {
 
     #[test]
     fn event_kind_round_trips() {
-        for raw in 1..=14 {
+        for raw in 1..=15 {
             assert_eq!(EventKind::from_u32(raw).map(|k| k as u32), Some(raw));
         }
         assert_eq!(EventKind::from_u32(0), None);
-        assert_eq!(EventKind::from_u32(15), None);
+        assert_eq!(EventKind::from_u32(16), None);
+        // Every kind has a ring-buffer-full slot of its own, before the
+        // follow counters.
+        assert!((EventKind::Proc as u32) < EVENT_KINDS);
+        assert_eq!(FOLLOW_MAP_FULL_SLOT, ringbuf_full_slot(EVENT_KINDS - 1) + 1);
+        assert_eq!(CHILDREN_NOT_FOLLOWED_SLOT + 1, NUM_COUNTERS);
     }
 }

@@ -7,6 +7,7 @@
 
 mod fd;
 mod floor;
+mod follow;
 mod goruntime;
 mod maps;
 mod syscalls;
@@ -33,11 +34,15 @@ fn in_target() -> Option<u32> {
 /// traced window is still open (checked only for the target's own calls).
 #[inline(always)]
 fn target_tid() -> Option<u32> {
-    in_target().filter(|_| {
-        maps::WINDOW_CLOSED
-            .get(0)
-            .is_none_or(|&c| c == tracer_common::WINDOW_OPEN)
-    })
+    in_target().filter(|_| window_open())
+}
+
+/// Whether the traced window is open.
+#[inline(always)]
+fn window_open() -> bool {
+    maps::WINDOW_CLOSED
+        .get(0)
+        .is_none_or(|&c| c == tracer_common::WINDOW_OPEN)
 }
 
 /// Byte offsets in the x86_64 `struct pt_regs` (the user registers the

@@ -81,6 +81,15 @@ pub static LOCK_SITES: HashMap<u32, LockSite> = HashMap::with_max_entries(16_384
 #[map]
 pub static TID_M: HashMap<u32, u64> = HashMap::with_max_entries(16_384, 0);
 
+/// Followed processes (`-f`), indexed by tgid: non-zero while followed.
+/// Set in the kernel as children fork, cleared when the process's last
+/// thread exits. An array, not a hash: with `-f` every syscall of every
+/// other process on the host looks its tgid up, and an index costs an
+/// address computation where a hash lookup cost about 100 ns a call. The
+/// loader sizes it to `pid_max` with `-f` (4 bytes a PID), to 1 without.
+#[map]
+pub static FOLLOWED: Array<u32> = Array::with_max_entries(1, 0);
+
 /// creator tid → the M its `newm1` is starting (until the spawn).
 #[map]
 pub static NEW_M: HashMap<u32, u64> = HashMap::with_max_entries(1_024, 0);

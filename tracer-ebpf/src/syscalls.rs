@@ -4,7 +4,7 @@
 //! userspace when the syscall has no histogram slot yet.
 
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -15,9 +15,9 @@ use tracer_common::{
 };
 
 use crate::{
-    goruntime,
+    TARGET_TGID, follow, goruntime,
     maps::{HIST_SLOT, HISTS, INFLIGHT, SYSCALL_CLASS, count, output},
-    regs, target_tid, vdso,
+    regs, vdso, window_open,
 };
 
 /// Calls at least this long are reported with their stack (u64::MAX: never).
@@ -37,8 +37,13 @@ pub fn inflight_slot(tid: u32) -> Option<*mut InFlight> {
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn gt_sys_enter(ctx: RawTracePointContext) -> i32 {
-    if let Some(tid) = target_tid() {
-        sys_enter(&ctx, tid);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == TARGET_TGID.load() {
+        if window_open() {
+            sys_enter(&ctx, pid_tgid as u32);
+        }
+    } else if let Some((_, tid)) = follow::followed(pid_tgid) {
+        follow::sys_enter(&ctx, tid);
     }
     0
 }
@@ -71,8 +76,13 @@ fn sys_enter(ctx: &RawTracePointContext, tid: u32) {
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn gt_sys_exit(ctx: RawTracePointContext) -> i32 {
-    if let Some(tid) = target_tid() {
-        sys_exit(&ctx, tid);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == TARGET_TGID.load() {
+        if window_open() {
+            sys_exit(&ctx, pid_tgid as u32);
+        }
+    } else if let Some((tgid, tid)) = follow::followed(pid_tgid) {
+        follow::sys_exit(&ctx, tgid, tid);
     }
     0
 }

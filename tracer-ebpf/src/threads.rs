@@ -20,7 +20,7 @@ use tracer_common::{
 
 use crate::{
     fd::{KERNEL_OFFSETS, kernel},
-    in_target,
+    follow, in_target,
     maps::{EXECS, LOCK_SITES, NEW_M, TID_M, WINDOW_CLOSED, WINDOW_CLOSED_AT, output},
     syscalls::inflight_slot,
     target_tid,
@@ -37,22 +37,37 @@ static EXEC_FILENAME_OFFSET: aya_ebpf::Global<u32> = aya_ebpf::Global::new(8);
 
 #[tracepoint]
 pub fn gt_task_newtask(ctx: TracePointContext) -> u32 {
-    if target_tid().is_none() {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let result = if target_tid().is_some() {
+        try_task_newtask(&ctx, (pid_tgid >> 32) as u32)
+    } else if let Some((tgid, _)) = follow::followed(pid_tgid) {
+        followed_newtask(&ctx, tgid)
+    } else {
         return 0;
-    }
-    match try_task_newtask(&ctx) {
+    };
+    match result {
         Ok(()) => 0,
         Err(_) => 1,
     }
 }
 
-fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i64> {
+fn followed_newtask(ctx: &TracePointContext, tgid: u32) -> Result<(), i64> {
+    let flags: u64 = unsafe { ctx.read_at(NEWTASK_FLAGS_OFFSET.load() as usize)? };
+    let new_tid: i32 = unsafe { ctx.read_at(NEWTASK_PID_OFFSET.load() as usize)? };
+    follow::newtask(ctx, tgid, new_tid as u32, flags & CLONE_THREAD != 0);
+    Ok(())
+}
+
+fn try_task_newtask(ctx: &TracePointContext, tgid: u32) -> Result<(), i64> {
     // Runs in the context of the parent (the caller of clone).
     let flags: u64 = unsafe { ctx.read_at(NEWTASK_FLAGS_OFFSET.load() as usize)? };
-    if flags & CLONE_THREAD == 0 {
-        return Ok(()); // a child process, not a thread of the target
-    }
     let new_tid: i32 = unsafe { ctx.read_at(NEWTASK_PID_OFFSET.load() as usize)? };
+    if flags & CLONE_THREAD == 0 {
+        // A child process, not a thread of the target: followed (`-f`)
+        // or counted.
+        follow::child_forked(ctx, tgid, new_tid as u32);
+        return Ok(());
+    }
     // The runtime's newm1 on this thread said which M the new thread runs.
     let parent = bpf_get_current_pid_tgid() as u32;
     if let Some(&m) = unsafe { NEW_M.get(parent) } {
@@ -67,25 +82,13 @@ fn try_task_newtask(ctx: &TracePointContext) -> Result<(), i64> {
 pub fn gt_task_exit(_ctx: TracePointContext) -> u32 {
     // Runs in the context of the exiting thread.
     let Some(tid) = exiting_target_thread() else {
+        if let Some((tgid, tid)) = follow::followed(bpf_get_current_pid_tgid()) {
+            let how = exit_how(tid);
+            follow::thread_exit(tgid, tid, how, process_ended());
+        }
         return 0;
     };
-    // The last syscall this thread entered and never left says how it
-    // ends: exit(2) by itself, exit_group(2), or neither (killed with its
-    // process: a fatal signal, another thread's exit_group, an exec). A
-    // killed thread's interrupted call has already left the kernel.
-    let mut how = THREAD_EXIT_KILLED;
-    if let Some(slot) = inflight_slot(tid) {
-        let slot = unsafe { &mut *slot };
-        if slot.tid == tid {
-            how = match slot.sysno {
-                SYS_EXIT => THREAD_EXIT_SELF,
-                SYS_EXIT_GROUP => THREAD_EXIT_GROUP,
-                _ => THREAD_EXIT_KILLED,
-            };
-            // Free the slot so no later thread sees a stale owner.
-            slot.tid = 0;
-        }
-    }
+    let how = exit_how(tid);
     // The tid may be reused by a thread of another M.
     let _ = TID_M.remove(tid);
     let _ = LOCK_SITES.remove(tid);
@@ -106,6 +109,29 @@ pub fn gt_task_exit(_ctx: TracePointContext) -> u32 {
         }
     }
     0
+}
+
+/// How the exiting thread `tid` ends, from the last syscall it entered and
+/// never left: exit(2) by itself, exit_group(2), or neither (killed with
+/// its process: a fatal signal, another thread's exit_group, an exec). A
+/// killed thread's interrupted call has already left the kernel. Frees
+/// its in-flight slot.
+#[inline(always)]
+fn exit_how(tid: u32) -> u32 {
+    let mut how = THREAD_EXIT_KILLED;
+    if let Some(slot) = inflight_slot(tid) {
+        let slot = unsafe { &mut *slot };
+        if slot.tid == tid {
+            how = match slot.sysno {
+                SYS_EXIT => THREAD_EXIT_SELF,
+                SYS_EXIT_GROUP => THREAD_EXIT_GROUP,
+                _ => THREAD_EXIT_KILLED,
+            };
+            // Free the slot so no later thread sees a stale owner.
+            slot.tid = 0;
+        }
+    }
+    how
 }
 
 /// The exiting thread's id when its exit is to be reported: it belongs to
@@ -155,10 +181,14 @@ fn task_start_time() -> Option<u64> {
     kernel(task + u64::from(k.task_start_time)).ok()
 }
 
-/// The target executed a new program (the launch itself in `run` mode).
+/// The target executed a new program (the launch itself in `run` mode),
+/// or a followed process did.
 #[tracepoint]
 pub fn gt_exec(ctx: TracePointContext) -> u32 {
     let Some(tid) = target_tid() else {
+        if let Some((tgid, tid)) = follow::followed(bpf_get_current_pid_tgid()) {
+            follow::exec(&ctx, tgid, tid, EXEC_FILENAME_OFFSET.load() as usize);
+        }
         return 0;
     };
     if let Some(n) = EXECS.get_ptr_mut(0) {

@@ -251,6 +251,12 @@ pub struct TraceArgs {
     /// report's events; the syscall tables do not depend on it.
     #[arg(long, value_name = "KIB", default_value = "4096", value_parser = parse_ring_kib)]
     pub ring_buffer_kb: u32,
+    /// Also trace the child processes the target forks, and theirs, from
+    /// their first syscall (run, attach, record): a section per process and
+    /// program in the report (their syscalls, threads and exit; not their
+    /// Go runtime).
+    #[arg(short = 'f', long)]
+    pub follow_forks: bool,
 }
 
 fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -345,6 +351,8 @@ pub struct Config {
     pub interval: Option<Duration>,
     pub probes: ProbeSet,
     pub ring_buffer_bytes: u32,
+    /// `-f`: child processes are followed.
+    pub follow_forks: bool,
 }
 
 impl Config {
@@ -446,6 +454,11 @@ pub enum ConfigError {
     CommEmpty,
     #[error("--interval {0:?} is too short: use at least {MIN_INTERVAL:?} (e.g. -i 1s)")]
     IntervalTooShort(Duration),
+    #[error(
+        "-f/--follow-forks is for `run`, `attach` and `record`: `threads` and `top` watch one \
+         process; leave -f out"
+    )]
+    FollowNotHere,
 }
 
 /// The longest comm the kernel keeps (TASK_COMM_LEN less its NUL).
@@ -552,11 +565,17 @@ impl TryFrom<Cli> for Config {
                 if pid == 0 {
                     return Err(ConfigError::PidZero);
                 }
+                if output.trace.follow_forks {
+                    return Err(ConfigError::FollowNotHere);
+                }
                 (TargetSpec::Threads { pid }, output)
             }
             Command::Top { pid, output } => {
                 if pid == 0 {
                     return Err(ConfigError::PidZero);
+                }
+                if output.trace.follow_forks {
+                    return Err(ConfigError::FollowNotHere);
                 }
                 (TargetSpec::Top { pid }, output)
             }
@@ -640,6 +659,7 @@ impl TryFrom<Cli> for Config {
             interval: trace.interval,
             probes: trace.probes,
             ring_buffer_bytes: trace.ring_buffer_kb * 1024,
+            follow_forks: trace.follow_forks,
         })
     }
 }
@@ -653,6 +673,7 @@ impl Default for TraceArgs {
             interval: None,
             probes: ProbeSet::Full,
             ring_buffer_kb: 4096,
+            follow_forks: false,
         }
     }
 }
@@ -765,6 +786,31 @@ mod tests {
         );
         assert!(parse(&["tracer", "attach", "-p", "1", "-i", "100ms"]).is_ok());
         assert!(parse(&["tracer", "attach", "-p", "1", "-o", "/dev/null"]).is_ok());
+    }
+
+    #[test]
+    fn follow_forks_is_for_the_commands_that_trace() {
+        for args in [
+            &["tracer", "run", "-f", "--", "sh"][..],
+            &["tracer", "attach", "--follow-forks", "-p", "7"],
+            &["tracer", "record", "-o", "/tmp/x.rec", "-f", "-p", "7"],
+        ] {
+            assert!(parse(args).unwrap().follow_forks, "{args:?}");
+        }
+        assert!(
+            !parse(&["tracer", "attach", "-p", "7"])
+                .unwrap()
+                .follow_forks
+        );
+        for args in [
+            &["tracer", "threads", "-f", "-p", "7"][..],
+            &["tracer", "top", "-f", "-p", "7"],
+        ] {
+            assert!(
+                parse(args).unwrap_err().contains("leave -f out"),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

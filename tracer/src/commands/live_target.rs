@@ -126,6 +126,7 @@ impl LiveTarget {
             exit_code: None,
             execs: 0,
             executed: Vec::new(),
+            follow_forks: self.options.follow_forks,
         }
     }
 

@@ -221,6 +221,7 @@ pub fn attach_options(
         go: go_offsets,
         uprobes,
         ring_buffer_bytes: config.ring_buffer_bytes,
+        follow_forks: config.follow_forks,
     }
 }
 

@@ -446,6 +446,7 @@ mod tests {
             exit_code: Some(0),
             execs: 0,
             executed: Vec::new(),
+            follow_forks: false,
         };
         let input = Input::Event(Event::SlowCall {
             tid: 3,
@@ -557,6 +558,7 @@ mod hdrlog_tests {
                 exit_code: None,
                 execs: 0,
                 executed: Vec::new(),
+                follow_forks: false,
             },
             launched: true,
             threads_at_start: 1,

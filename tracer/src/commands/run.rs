@@ -41,7 +41,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         child.release()?;
         // Exec has happened: the new image's mappings (PIE base) are there.
         let symbolizer = super::symbolizer(go, pid);
-        let info = target_info(pid, &command, None);
+        let info = target_info(pid, &command, None, config.follow_forks);
         let mut recording = plan
             .map(|p| p.start(&mut session, info, true, symbolizer.as_ref()))
             .transpose()?;
@@ -80,7 +80,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
         StopReason::TargetExited => Some(child.wait()?),
         _ => None,
     };
-    let info = target_info(pid, &command, exit_code);
+    let info = target_info(pid, &command, exit_code, config.follow_forks);
     let threads_at_end = if exit_code.is_some() {
         None
     } else {
@@ -122,7 +122,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
 
 /// What the report says of the launched command (`exit_code` once it
 /// exited).
-fn target_info(pid: u32, command: &str, exit_code: Option<i32>) -> TargetInfo {
+fn target_info(pid: u32, command: &str, exit_code: Option<i32>, follow_forks: bool) -> TargetInfo {
     TargetInfo {
         pid,
         command: command.to_owned(),
@@ -131,5 +131,6 @@ fn target_info(pid: u32, command: &str, exit_code: Option<i32>) -> TargetInfo {
         exit_code,
         execs: 0,
         executed: Vec::new(),
+        follow_forks,
     }
 }

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use tracer_common::{
     ERRNO_SLOTS, EventHeader, EventKind, ExecEvent, FD_NAME_LEN, FdInfo, HandoffEvent,
     INFLIGHT_TAKEN_HANDOFF, INFLIGHT_TAKEN_STW, MAIN_READ_GOMAXPROCS, MAIN_READ_MAXMCOUNT,
-    MAIN_READ_VDSO, MainStartEvent, MexitEvent, NEWM_START, NewMEvent, PState, SlowCallEvent,
-    StwEvent, SyscallEvent, SyscallHist, THREAD_EXIT_GROUP, THREAD_EXIT_SELF, ThreadEvent,
-    UnmatchedExitEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL, VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL,
-    VICTIM_SCAN_LIMIT, VdsoKey, errno_of_slot,
+    MAIN_READ_VDSO, MainStartEvent, MexitEvent, NEWM_START, NewMEvent, PROC_EXEC, PROC_EXIT,
+    PROC_FORK, PROC_SYSCALL, PROC_THREAD_EXIT, PROC_THREAD_SPAWN, PState, ProcSyscallEvent,
+    ProcTaskEvent, SlowCallEvent, StwEvent, SyscallEvent, SyscallHist, THREAD_EXIT_GROUP,
+    THREAD_EXIT_SELF, ThreadEvent, UnmatchedExitEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL,
+    VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL, VICTIM_SCAN_LIMIT, VdsoKey, errno_of_slot,
 };
 
 /// What happened to the goroutine's P during a call (see `tracer_common::PState`).
@@ -320,6 +321,43 @@ pub enum Event {
         ts_ns: u64,
         program: String,
     },
+    /// A followed process (`-f`) made a syscall (streamed per call).
+    ProcSyscall {
+        pid: u32,
+        tid: u32,
+        ts_ns: u64,
+        sysno: u32,
+        ret: i64,
+        duration_ns: u64,
+    },
+    /// A followed process, or the target, forked the child process `pid`,
+    /// now followed; `command`: the parent's comm, which the child
+    /// inherits until it executes a program.
+    ProcFork {
+        parent_pid: u32,
+        pid: u32,
+        ts_ns: u64,
+        command: String,
+    },
+    /// A new thread `tid` in the followed process `pid`.
+    ProcThreadSpawn { pid: u32, tid: u32, ts_ns: u64 },
+    /// A thread of the followed process `pid` exited; `last`: it was the
+    /// last one, so the process ended.
+    ProcThreadExit {
+        pid: u32,
+        tid: u32,
+        ts_ns: u64,
+        how: ThreadEnd,
+        last: bool,
+    },
+    /// The followed process `pid` executed a new program (its path, cut at
+    /// 127 bytes).
+    ProcExec {
+        pid: u32,
+        tid: u32,
+        ts_ns: u64,
+        program: String,
+    },
     /// Real syscalls of a call the vDSO normally serves, from one user stack:
     /// the cumulative in-kernel count, summed over CPUs.
     VdsoCalls {
@@ -353,6 +391,8 @@ pub enum DecodeError {
     TooShort { what: &'static str, len: usize },
     #[error("unknown record kind {0}")]
     UnknownKind(u32),
+    #[error("unknown followed-process record {0}")]
+    UnknownProcRecord(u32),
 }
 
 fn read<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
@@ -539,7 +579,69 @@ impl Event {
                     program: String::from_utf8_lossy(&e.filename[..len]).into_owned(),
                 })
             }
+            Some(EventKind::Proc) => Self::decode_proc(bytes),
             None => Err(DecodeError::UnknownKind(kind)),
+        }
+    }
+
+    /// A followed process's record: a syscall or a task event, told by
+    /// `what` (at the same offset in both).
+    fn decode_proc(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let what: u32 = bytes
+            .get(20..24)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or(DecodeError::TooShort {
+                what: "followed-process record",
+                len: bytes.len(),
+            })?;
+        if what == PROC_SYSCALL {
+            let e: ProcSyscallEvent = read(bytes, "followed-process syscall record")?;
+            return Ok(Self::ProcSyscall {
+                pid: e.pid,
+                tid: e.header.tid,
+                ts_ns: e.header.ts_ns,
+                sysno: e.sysno,
+                ret: e.ret,
+                duration_ns: e.duration_ns,
+            });
+        }
+        let e: ProcTaskEvent = read(bytes, "followed-process record")?;
+        let name = || {
+            let len = e.name.iter().position(|&b| b == 0).unwrap_or(e.name.len());
+            String::from_utf8_lossy(&e.name[..len]).into_owned()
+        };
+        let how = || match e.how {
+            THREAD_EXIT_SELF => ThreadEnd::ExitedItself,
+            THREAD_EXIT_GROUP => ThreadEnd::ExitGroup,
+            _ => ThreadEnd::KilledWithProcess,
+        };
+        let ts_ns = e.header.ts_ns;
+        match e.what {
+            PROC_FORK => Ok(Self::ProcFork {
+                parent_pid: e.tid,
+                pid: e.pid,
+                ts_ns,
+                command: name(),
+            }),
+            PROC_THREAD_SPAWN => Ok(Self::ProcThreadSpawn {
+                pid: e.pid,
+                tid: e.tid,
+                ts_ns,
+            }),
+            PROC_THREAD_EXIT | PROC_EXIT => Ok(Self::ProcThreadExit {
+                pid: e.pid,
+                tid: e.tid,
+                ts_ns,
+                how: how(),
+                last: e.what == PROC_EXIT,
+            }),
+            PROC_EXEC => Ok(Self::ProcExec {
+                pid: e.pid,
+                tid: e.tid,
+                ts_ns,
+                program: name(),
+            }),
+            other => Err(DecodeError::UnknownProcRecord(other)),
         }
     }
 
@@ -641,6 +743,107 @@ mod tests {
                 duration_ns: 1234,
                 idle: false,
             })
+        );
+    }
+
+    fn proc_task(what: u32, pid: u32, tid: u32, how: u32, name: &[u8]) -> ProcTaskEvent {
+        let mut e = ProcTaskEvent {
+            header: EventHeader {
+                kind: EventKind::Proc as u32,
+                tid: 3,
+                ts_ns: 50,
+            },
+            pid,
+            what,
+            tid,
+            how,
+            name: [0; tracer_common::EXEC_NAME_LEN],
+        };
+        e.name[..name.len()].copy_from_slice(name);
+        e
+    }
+
+    #[test]
+    fn decodes_followed_process_records() {
+        let call = ProcSyscallEvent {
+            header: EventHeader {
+                kind: EventKind::Proc as u32,
+                tid: 8,
+                ts_ns: 9,
+            },
+            pid: 6,
+            what: PROC_SYSCALL,
+            sysno: 17,
+            _pad: 0,
+            ret: -11,
+            duration_ns: 77,
+        };
+        assert_eq!(
+            Event::decode(&bytes_of(&call)),
+            Ok(Event::ProcSyscall {
+                pid: 6,
+                tid: 8,
+                ts_ns: 9,
+                sysno: 17,
+                ret: -11,
+                duration_ns: 77,
+            })
+        );
+        let fork = proc_task(PROC_FORK, 20, 10, 0, b"sh");
+        assert_eq!(
+            Event::decode(&bytes_of(&fork)),
+            Ok(Event::ProcFork {
+                parent_pid: 10,
+                pid: 20,
+                ts_ns: 50,
+                command: "sh".into(),
+            })
+        );
+        let exec = proc_task(PROC_EXEC, 20, 20, 0, b"/usr/bin/dd");
+        assert_eq!(
+            Event::decode(&bytes_of(&exec)),
+            Ok(Event::ProcExec {
+                pid: 20,
+                tid: 20,
+                ts_ns: 50,
+                program: "/usr/bin/dd".into(),
+            })
+        );
+        let spawn = proc_task(PROC_THREAD_SPAWN, 20, 21, 0, b"");
+        assert_eq!(
+            Event::decode(&bytes_of(&spawn)),
+            Ok(Event::ProcThreadSpawn {
+                pid: 20,
+                tid: 21,
+                ts_ns: 50,
+            })
+        );
+        for (what, last) in [(PROC_THREAD_EXIT, false), (PROC_EXIT, true)] {
+            let exit = proc_task(what, 20, 21, THREAD_EXIT_GROUP, b"");
+            assert_eq!(
+                Event::decode(&bytes_of(&exit)),
+                Ok(Event::ProcThreadExit {
+                    pid: 20,
+                    tid: 21,
+                    ts_ns: 50,
+                    how: ThreadEnd::ExitGroup,
+                    last,
+                })
+            );
+        }
+        // A record cut short, or of an unknown kind, is an error, not a panic.
+        assert!(matches!(
+            Event::decode(&bytes_of(&call)[..22]),
+            Err(DecodeError::TooShort { .. })
+        ));
+        assert!(matches!(
+            Event::decode(&bytes_of(&call)[..30]),
+            Err(DecodeError::TooShort { .. })
+        ));
+        let odd = proc_task(99, 20, 21, 0, b"");
+        assert_eq!(
+            Event::decode(&bytes_of(&odd)),
+            Err(DecodeError::UnknownProcRecord(99))
         );
     }
 

@@ -9,6 +9,7 @@
 
 pub mod calls;
 pub mod event;
+pub mod processes;
 pub mod runtime;
 pub mod syscalls;
 pub mod threads;
@@ -21,6 +22,7 @@ use tracer_common::Counter;
 
 use self::{
     calls::{Calls, ReportedCall, SiteKey},
+    processes::Processes,
     runtime::{Handoff, HandoffProbe, RuntimeEvents},
     syscalls::{SyscallTable, Waiter},
     threads::{NewMRecord, Threads},
@@ -110,6 +112,17 @@ impl Counters {
             .collect()
     }
 
+    /// The target's child processes not followed (following was off).
+    pub fn children_not_followed(&self) -> u64 {
+        self.kernel[tracer_common::CHILDREN_NOT_FOLLOWED_SLOT as usize]
+    }
+
+    /// Child processes not followed: their PID was past the kernel's array
+    /// of followed processes (`pid_max` raised after the load).
+    pub fn follow_map_full(&self) -> u64 {
+        self.kernel[tracer_common::FOLLOW_MAP_FULL_SLOT as usize]
+    }
+
     /// Calls or events missing from the report.
     pub fn lost(&self) -> u64 {
         self.get(Counter::RingBufFull)
@@ -155,6 +168,8 @@ pub struct Model {
     /// kernel's cumulative counts as last read).
     pub vdso_calls: HashMap<VdsoSite, u64>,
     pub counters: Counters,
+    /// The processes followed with `-f` (the target's children and theirs).
+    pub processes: Processes,
 }
 
 impl Model {
@@ -167,6 +182,7 @@ impl Model {
             runtime: RuntimeEvents::new(),
             vdso_calls: HashMap::new(),
             counters: Counters::default(),
+            processes: Processes::default(),
         }
     }
 
@@ -230,6 +246,34 @@ impl Model {
                 ts_ns,
             } => self.threads.spawn(parent_tid, tid, ts_ns),
             Event::ThreadExit { tid, how, .. } => self.threads.exit(tid, how),
+            Event::ProcSyscall {
+                pid,
+                ts_ns,
+                sysno,
+                ret,
+                duration_ns,
+                ..
+            } => self.processes.syscall(pid, ts_ns, sysno, ret, duration_ns),
+            Event::ProcFork {
+                parent_pid,
+                pid,
+                ts_ns,
+                ref command,
+            } => self.processes.fork(parent_pid, pid, ts_ns, command),
+            Event::ProcThreadSpawn { pid, ts_ns, .. } => self.processes.thread_spawn(pid, ts_ns),
+            Event::ProcThreadExit {
+                pid,
+                ts_ns,
+                how,
+                last,
+                ..
+            } => self.processes.thread_exit(pid, ts_ns, how, last),
+            Event::ProcExec {
+                pid,
+                ts_ns,
+                ref program,
+                ..
+            } => self.processes.exec(pid, ts_ns, program),
             // The launch itself (run mode: the tracer's child exec'ing the
             // target, timed from the launcher): counted with the calls,
             // never listed as a call of the program.

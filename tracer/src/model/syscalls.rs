@@ -47,7 +47,8 @@ impl Default for SyscallStats {
 }
 
 impl SyscallStats {
-    fn add(&mut self, other: &Self) {
+    /// Adds another's calls to these (the same syscall, another part).
+    pub fn add(&mut self, other: &Self) {
         self.calls = self.calls.saturating_add(other.calls);
         self.errors = self.errors.saturating_add(other.errors);
         self.total_ns = self.total_ns.saturating_add(other.total_ns);

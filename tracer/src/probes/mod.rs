@@ -138,6 +138,8 @@ pub struct AttachOptions {
     pub uprobes: Vec<(&'static str, PathBuf, u64)>,
     /// Size of the `EVENTS` ring buffer (a power of two of at least a page).
     pub ring_buffer_bytes: u32,
+    /// `-f`: the kernel follows the target's child processes.
+    pub follow_forks: bool,
 }
 
 pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), ProbeError> {
@@ -172,10 +174,12 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         .override_global(globals::SLOW_NS, &opts.slow_ns, true)
         .override_global(globals::GO_OFFSETS, &go, true)
         .override_global(globals::KERNEL_OFFSETS, &kernel, true)
+        .override_global(globals::FOLLOW_FORKS, &u32::from(opts.follow_forks), true)
         .override_global("AYA_LOG_LEVEL", &log_level, false)
         .map_max_entries(maps::INFLIGHT, INFLIGHT_SLOTS)
         .map_max_entries(maps::EVENTS, opts.ring_buffer_bytes)
         .map_max_entries(maps::HISTS, 2 * hist_slots)
+        .map_max_entries(maps::FOLLOWED, followed_entries(opts.follow_forks))
         .load(EBPF_OBJECT)
         .map_err(ProbeError::Load)?;
     // The logger holds the log map: it must exist before the programs load
@@ -336,6 +340,20 @@ fn aya_log_level() -> u8 {
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use
 /// memcg accounting, so a failure here (no CAP_SYS_RESOURCE) is only logged.
+/// Entries of the `FOLLOWED` array: one per PID with `-f` (the running
+/// kernel's `pid_max`, 4 bytes each: 16 MiB at the usual 4 194 304), one
+/// without (it is never read then).
+fn followed_entries(follow_forks: bool) -> u32 {
+    if !follow_forks {
+        return 1;
+    }
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(tracer_common::FOLLOWED_PID_LIMIT)
+        .clamp(1, tracer_common::FOLLOWED_PID_LIMIT)
+}
+
 fn raise_memlock_limit() {
     let limit = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,

@@ -40,9 +40,13 @@ pub const MAGIC: &[u8; 8] = b"GOTRACE\x01";
 /// (or to the types they hold, [`Event`] included) is a new version.
 /// 2: [`Start::window_start_ns`] and [`Start::started_unix_ns`], which a
 /// reader of 1 would refuse as a corrupt start.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: the followed processes' events (`Event::Proc*`, `-f`) and
+/// `TargetInfo::follow_forks`; events are tagged by name, so the events of
+/// 1 and 2 decode unchanged.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest version this tracer reads: version 1 differs only by the
-/// fields of [`Start`] it lacks (read as `None`).
+/// fields of [`Start`] it lacks (read as `None`), 2 by `follow_forks`
+/// (read as false).
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Magic and version.
 const HEADER_BYTES: u64 = 12;

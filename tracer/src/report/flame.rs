@@ -504,6 +504,7 @@ mod tests {
             exit_code: Some(0),
             execs: 0,
             executed: Vec::new(),
+            follow_forks: false,
         };
         let titles = Titles::new(FlameView::Blocking, &target, 1_000_000, folded.total());
         let mut svg = Vec::new();

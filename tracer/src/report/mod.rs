@@ -12,6 +12,7 @@ pub mod flame;
 pub mod hdrlog;
 pub mod json;
 pub mod perfetto;
+pub mod processes;
 #[cfg(test)]
 mod schema_tests;
 pub mod text;
@@ -70,6 +71,10 @@ pub struct TargetInfo {
     pub execs: u64,
     /// Their paths, in order (the first 16).
     pub executed: Vec<String>,
+    /// `-f`: the target's child processes (and theirs) were followed
+    /// (false in recordings of formats 1 and 2, which predate it).
+    #[serde(default)]
+    pub follow_forks: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -107,6 +112,10 @@ pub struct Report {
     /// it is whole, and what it lacks when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<RecordingStatus>,
+    /// Present with `-f`, or when the target forked children that were not
+    /// followed: a section per process and program, and their total.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes: Option<processes::Processes>,
 }
 
 /// What a report of a recording rests on.
@@ -407,6 +416,7 @@ fn event_kind_name(kind: tracer_common::EventKind) -> &'static str {
         K::MainStart => "main_start",
         K::Exec => "exec",
         K::UnmatchedExit => "unmatched_exit",
+        K::Proc => "followed_process",
     }
 }
 
@@ -536,6 +546,7 @@ impl Report {
         let mut target = target;
         target.execs = model.runtime.execs_after_launch();
         target.executed = model.runtime.programs_after_launch();
+        let processes = processes::Processes::build(model, &target, &threads);
         Self {
             schema: SCHEMA,
             target,
@@ -558,6 +569,7 @@ impl Report {
             facts: facts.clone(),
             verdicts: analysis.verdicts.clone(),
             recording: None,
+            processes,
         }
     }
 }
@@ -631,6 +643,7 @@ pub(crate) mod tests {
             exit_code: Some(0),
             execs: 0,
             executed: Vec::new(),
+            follow_forks: false,
         };
         let facts = Facts::default();
         let cx = analysis::Context {

@@ -278,6 +278,13 @@ pub fn event_start_ns(event: &Event) -> Option<u64> {
         | Event::UnmatchedExit { .. }
         | Event::VdsoCalls { .. }
         | Event::SyscallAggregate { .. } => None,
+        // Followed processes (`-f`) are not drawn: the timeline is the
+        // target's.
+        Event::ProcSyscall { .. }
+        | Event::ProcFork { .. }
+        | Event::ProcThreadSpawn { .. }
+        | Event::ProcThreadExit { .. }
+        | Event::ProcExec { .. } => None,
     }
 }
 
@@ -554,6 +561,13 @@ impl<'a, W: Write> Timeline<'a, W> {
             | Event::ThreadSpawn { .. }
             | Event::VdsoCalls { .. }
             | Event::SyscallAggregate { .. } => Ok(()),
+            // The timeline is the target's: followed processes are in the
+            // report's `processes`.
+            Event::ProcSyscall { .. }
+            | Event::ProcFork { .. }
+            | Event::ProcThreadSpawn { .. }
+            | Event::ProcThreadExit { .. }
+            | Event::ProcExec { .. } => Ok(()),
         }
     }
 
@@ -788,6 +802,7 @@ mod tests {
             exit_code: Some(0),
             execs: 0,
             executed: Vec::new(),
+            follow_forks: false,
         }
     }
 

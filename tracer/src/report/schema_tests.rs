@@ -283,6 +283,7 @@ fn build_go(model: &Model, sym: &Symbolizer, facts: &Facts, exited: bool) -> Rep
         exit_code: exited.then_some(0),
         execs: 0,
         executed: Vec::new(),
+        follow_forks: false,
     };
     let go = GoContext {
         symbolizer: sym,
@@ -704,6 +705,7 @@ fn attached() -> Report {
         exit_code: None,
         execs: 0,
         executed: Vec::new(),
+        follow_forks: false,
     };
     Report::build(&model, &a, target, 2.0, Some(3), None, &facts)
 }
@@ -1166,9 +1168,204 @@ fn to_json(r: &Report) -> Value {
 }
 
 /// Every synthetic report, by name.
+/// A run with `-f`: the target (sample's calls) forked a child that
+/// executed `dd` (two sections), a process whose fork was lost, and one
+/// still running at the end.
+fn followed() -> Report {
+    let mut model = Model::new(1);
+    model.apply(&Event::Syscall {
+        tid: 42,
+        ts_ns: 1,
+        sysno: 57,
+        ret: 43,
+        duration_ns: 30_000,
+        idle: false,
+    });
+    let events = [
+        Event::ProcFork {
+            parent_pid: 42,
+            pid: 43,
+            ts_ns: 2,
+            command: "sh".into(),
+        },
+        Event::ProcSyscall {
+            pid: 43,
+            tid: 43,
+            ts_ns: 3,
+            sysno: 13,
+            ret: 0,
+            duration_ns: 500,
+        },
+        Event::ProcExec {
+            pid: 43,
+            tid: 43,
+            ts_ns: 4,
+            program: "/usr/bin/dd".into(),
+        },
+        Event::ProcThreadSpawn {
+            pid: 43,
+            tid: 44,
+            ts_ns: 5,
+        },
+        Event::ProcThreadExit {
+            pid: 43,
+            tid: 44,
+            ts_ns: 6,
+            how: ThreadEnd::ExitedItself,
+            last: false,
+        },
+        Event::ProcSyscall {
+            pid: 90,
+            tid: 91,
+            ts_ns: 7,
+            sysno: 1,
+            ret: -9,
+            duration_ns: 700,
+        },
+        Event::ProcFork {
+            parent_pid: 43,
+            pid: 50,
+            ts_ns: 8,
+            command: "dd".into(),
+        },
+    ];
+    for e in &events {
+        model.apply(e);
+    }
+    for i in 0..2000 {
+        model.apply(&Event::ProcSyscall {
+            pid: 43,
+            tid: 43,
+            ts_ns: 10 + i,
+            sysno: 0,
+            ret: 1,
+            duration_ns: 1_000 + i,
+        });
+    }
+    model.apply(&Event::ProcThreadExit {
+        pid: 43,
+        tid: 43,
+        ts_ns: 3_000,
+        how: ThreadEnd::ExitGroup,
+        last: true,
+    });
+    let facts = Facts::default();
+    let cx = analysis::Context {
+        sym: None,
+        attribution: false,
+        fops: None,
+        facts: &facts,
+        traced_seconds: 1.0,
+    };
+    let a = analysis::analyze(&model, &cx);
+    let target = TargetInfo {
+        pid: 42,
+        command: "/bin/sh".into(),
+        mode: Mode::Run,
+        exited: true,
+        exit_code: Some(0),
+        execs: 0,
+        executed: Vec::new(),
+        follow_forks: true,
+    };
+    Report::build(&model, &a, target, 1.0, None, None, &facts)
+}
+
+/// Without `-f`: the kernel counted the target's children.
+fn not_followed() -> Report {
+    let r = sample();
+    let mut model = Model::new(1);
+    let mut counters = vec![0; tracer_common::NUM_COUNTERS as usize];
+    counters[tracer_common::CHILDREN_NOT_FOLLOWED_SLOT as usize] = 2;
+    model.feed(&crate::model::Input::KernelCounters(counters));
+    let facts = Facts::default();
+    let cx = analysis::Context {
+        sym: None,
+        attribution: false,
+        fops: None,
+        facts: &facts,
+        traced_seconds: 1.0,
+    };
+    let a = analysis::analyze(&model, &cx);
+    Report::build(&model, &a, r.target, 1.0, None, None, &facts)
+}
+
+#[test]
+fn followed_processes_have_a_section_per_program_and_add_up() {
+    let r = followed();
+    let p = r.processes.as_ref().expect("processes with -f");
+    let summary: Vec<_> = p
+        .sections
+        .iter()
+        .map(|s| (s.pid, s.parent_pid, s.command.clone(), s.totals.calls))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (42, None, Some("/bin/sh".to_owned()), 1),
+            (43, Some(42), Some("sh".to_owned()), 1),
+            (43, Some(42), Some("dd".to_owned()), 2000),
+            (90, None, None, 1),
+            (50, Some(43), Some("dd".to_owned()), 0),
+        ]
+    );
+    let dd = &p.sections[2];
+    assert_eq!(dd.program.as_deref(), Some("/usr/bin/dd"));
+    assert_eq!(dd.syscalls[0].name, "read");
+    assert_eq!(dd.syscalls[0].calls, 2000);
+    assert_eq!((dd.threads.spawned, dd.threads.peak), (1, 2));
+    assert!(matches!(
+        dd.end,
+        super::processes::SectionEndRow::Exited {
+            how: Some(ThreadEnd::ExitGroup)
+        }
+    ));
+    assert!(matches!(
+        p.sections[1].end,
+        super::processes::SectionEndRow::Executed
+    ));
+    assert!(matches!(
+        p.sections[4].end,
+        super::processes::SectionEndRow::Running
+    ));
+    assert_eq!(p.sections[3].totals.errors, 1);
+    // The total is the sum of the sections; the target's section is the
+    // report's own totals.
+    assert_eq!(p.total.calls, 1 + 1 + 2000 + 1);
+    assert_eq!(p.total.errors, 1);
+    assert_eq!(p.sections[0].totals.calls, r.totals.all.calls);
+    let mut text = Vec::new();
+    super::Sink::write(&mut super::text::TextSink::new(&mut text), &r).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("pid 43 dd (exec /usr/bin/dd (child of 42)): 2000 calls"),
+        "{text}"
+    );
+}
+
+#[test]
+fn children_not_followed_are_said_and_without_children_nothing_changes() {
+    let r = not_followed();
+    let p = r.processes.as_ref().expect("children were counted");
+    assert_eq!(p.children_not_followed, 2);
+    assert_eq!(p.sections.len(), 1);
+    let mut text = Vec::new();
+    super::Sink::write(&mut super::text::TextSink::new(&mut text), &r).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("2 child processes not followed (use -f)"),
+        "{text}"
+    );
+    // No child, no -f: the report is as before, without `processes`.
+    let plain = to_json(&sample());
+    assert!(plain.get("processes").is_none(), "{plain:#}");
+}
+
 fn reports() -> Vec<(&'static str, Value)> {
     let mut all = vec![
         ("sample", to_json(&sample())),
+        ("followed", to_json(&followed())),
+        ("not_followed", to_json(&not_followed())),
         ("go_bounded", to_json(&go_bounded())),
         ("go_explosion", to_json(&go_explosion())),
         ("attached", to_json(&attached())),

@@ -35,6 +35,7 @@ impl<W: Write> Sink for TextSink<W> {
         leaks(o, r)?;
         vdso(o, r)?;
         threads_and_events(o, r)?;
+        processes(o, r)?;
         o.flush()
     }
 }
@@ -674,6 +675,106 @@ fn threads_and_events(o: &mut impl Write, r: &Report) -> io::Result<()> {
              runtime had not set up yet, the runtime's own C calls): {}",
             e.no_go_context
         )?;
+    }
+    Ok(())
+}
+
+/// Rows of a process's table shown in the text (the JSON has them all).
+const SECTION_ROWS: usize = 6;
+
+/// A compact section per process (`-f`), and the children not followed.
+fn processes(o: &mut impl Write, r: &Report) -> io::Result<()> {
+    use super::processes::{Began, SectionEndRow};
+    let Some(p) = &r.processes else {
+        return Ok(());
+    };
+    if p.children_not_followed > 0 {
+        writeln!(
+            o,
+            "\n{} child processes not followed (use -f)",
+            p.children_not_followed
+        )?;
+    }
+    if !r.target.follow_forks {
+        return Ok(());
+    }
+    writeln!(
+        o,
+        "\nprocesses (-f; followed processes' Go runtime is not read): {} sections, \
+         {} calls, {} errors, {} in all (the sum of the sections)",
+        p.sections.len(),
+        p.total.calls,
+        p.total.errors,
+        human_ns(p.total.total_ns)
+    )?;
+    if p.not_followed_map_full > 0 {
+        writeln!(
+            o,
+            "  {} child processes not followed: the kernel's map of followed processes was full",
+            p.not_followed_map_full
+        )?;
+    }
+    if p.calls_without_section.calls > 0 {
+        writeln!(
+            o,
+            "  {} calls of processes past the sections kept",
+            p.calls_without_section.calls
+        )?;
+    }
+    for s in &p.sections {
+        let began = match s.began {
+            Began::Target => "the target".to_owned(),
+            Began::Fork => format!("forked by {}", s.parent_pid.unwrap_or(0)),
+            Began::Exec => format!(
+                "exec {} (child of {})",
+                s.program.as_deref().unwrap_or("?"),
+                s.parent_pid
+                    .map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+            ),
+            Began::Unseen => "fork not seen".to_owned(),
+        };
+        let end = match s.end {
+            SectionEndRow::Exited { how: Some(how) } => format!(
+                "exited ({})",
+                serde_json::to_value(how)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+            SectionEndRow::Exited { how: None } => "exited".to_owned(),
+            SectionEndRow::Executed => "executed a new program".to_owned(),
+            SectionEndRow::Running => "running at the end".to_owned(),
+        };
+        writeln!(
+            o,
+            "  pid {} {} ({began}): {} calls, {} errors, {}; threads {} spawned, peak {}; {end}",
+            s.pid,
+            s.command.as_deref().unwrap_or("?"),
+            s.totals.calls,
+            s.totals.errors,
+            human_ns(s.totals.total_ns),
+            s.threads.spawned,
+            s.threads.peak,
+        )?;
+        for row in s.syscalls.iter().take(SECTION_ROWS) {
+            writeln!(
+                o,
+                "    {:<16} {:>8} calls {:>6} errors {:>10} total {:>10} p99 {:>10} max",
+                row.name,
+                row.calls,
+                row.errors,
+                human_ns(row.total_ns),
+                human_ns(row.p99_ns),
+                human_ns(row.max_ns)
+            )?;
+        }
+        if s.syscalls.len() > SECTION_ROWS {
+            writeln!(
+                o,
+                "    ... {} more syscalls",
+                s.syscalls.len() - SECTION_ROWS
+            )?;
+        }
     }
     Ok(())
 }

@@ -1,0 +1,200 @@
+//! Child processes of the target, followed with `-f`: the kernel adds each
+//! child to `FOLLOWED` as it forks (in the parent's `task_newtask`, before
+//! the child first runs), so no call is lost to a round trip through
+//! userspace. Their calls are streamed one by one with the process's tgid
+//! (no histograms, no Go state: their binaries' offsets are not known).
+//! Every check here runs only after the target's own tgid did not match,
+//! and only when following is on.
+
+use aya_ebpf::{
+    EbpfContext as _,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        bpf_probe_read_kernel_str_bytes,
+    },
+    programs::{RawTracePointContext, TracePointContext},
+};
+use aya_log_ebpf::warn;
+use tracer_common::{
+    CHILDREN_NOT_FOLLOWED_SLOT, Counter, EXEC_NAME_LEN, EventHeader, EventKind,
+    FOLLOW_MAP_FULL_SLOT, InFlight, MAX_SYSCALLS, PROC_EXEC, PROC_EXIT, PROC_FORK, PROC_SYSCALL,
+    PROC_THREAD_EXIT, PROC_THREAD_SPAWN, ProcSyscallEvent, ProcTaskEvent,
+};
+
+use crate::{
+    maps::{COUNTERS, FOLLOWED, count, output},
+    syscalls::inflight_slot,
+    window_open,
+};
+
+/// 1 when following is on (`-f`), set by the loader.
+#[unsafe(no_mangle)]
+static FOLLOW_FORKS: aya_ebpf::Global<u32> = aya_ebpf::Global::new(0);
+
+/// `(tgid, tid)` of the current task when it belongs to a followed
+/// process and the window is open. `pid_tgid` is the caller's
+/// `bpf_get_current_pid_tgid()` (one helper call per syscall).
+#[inline(always)]
+pub fn followed(pid_tgid: u64) -> Option<(u32, u32)> {
+    if FOLLOW_FORKS.load() == 0 {
+        return None;
+    }
+    let tgid = (pid_tgid >> 32) as u32;
+    match FOLLOWED.get(tgid) {
+        Some(&f) if f != 0 => window_open().then_some((tgid, pid_tgid as u32)),
+        _ => None,
+    }
+}
+
+/// A child process of the target (or of a followed process) was created:
+/// follow it when following is on, else count it (`-f` would have).
+#[inline(always)]
+pub fn child_forked(ctx: &TracePointContext, parent_tgid: u32, child: u32) {
+    if FOLLOW_FORKS.load() == 0 {
+        count_slot(CHILDREN_NOT_FOLLOWED_SLOT);
+        return;
+    }
+    let Some(slot) = FOLLOWED.get_ptr_mut(child) else {
+        count_slot(FOLLOW_MAP_FULL_SLOT);
+        warn!(
+            ctx,
+            "child {} of {} not followed: its PID is past pid_max at load", child, parent_tgid
+        );
+        return;
+    };
+    // SAFETY: a u32 of the array; the only other writer is the same
+    // child's exit, which cannot run before its creation completes.
+    unsafe { *slot = 1 };
+    let mut event = task_event(PROC_FORK, child, parent_tgid, 0);
+    if let Ok(comm) = bpf_get_current_comm() {
+        let mut i = 0;
+        while i < comm.len() && i < EXEC_NAME_LEN {
+            event.name[i] = comm[i];
+            i += 1;
+        }
+    }
+    output(&event);
+}
+
+/// `task_newtask` in a followed process (runs in the parent).
+#[inline(always)]
+pub fn newtask(ctx: &TracePointContext, tgid: u32, new_tid: u32, thread: bool) {
+    if thread {
+        output(&task_event(PROC_THREAD_SPAWN, tgid, new_tid, 0));
+    } else {
+        child_forked(ctx, tgid, new_tid);
+    }
+}
+
+/// A thread of a followed process exits; the last one ends the process,
+/// which is then no longer followed (its PID may be reused).
+#[inline(always)]
+pub fn thread_exit(tgid: u32, tid: u32, how: u32, process_ended: Option<bool>) {
+    // Without the kernel's offsets, the leader's exit stands for the end.
+    let ended = process_ended.unwrap_or(tid == tgid);
+    if ended {
+        if let Some(slot) = FOLLOWED.get_ptr_mut(tgid) {
+            // SAFETY: as in `child_forked`.
+            unsafe { *slot = 0 };
+        }
+        output(&task_event(PROC_EXIT, tgid, tid, how));
+    } else {
+        output(&task_event(PROC_THREAD_EXIT, tgid, tid, how));
+    }
+}
+
+/// A followed process executed a new program.
+#[inline(always)]
+pub fn exec(ctx: &TracePointContext, tgid: u32, tid: u32, filename_offset: usize) {
+    let mut event = task_event(PROC_EXEC, tgid, tid, 0);
+    // `__data_loc`: the low 16 bits are the string's offset in the record.
+    if let Ok(loc) = unsafe { ctx.read_at::<u32>(filename_offset) } {
+        let name = unsafe { ctx.as_ptr().add((loc & 0xffff) as usize) };
+        if unsafe { bpf_probe_read_kernel_str_bytes(name.cast(), &mut event.name) }.is_err() {
+            warn!(ctx, "exec in followed pid {}: the path is unreadable", tgid);
+        }
+    }
+    output(&event);
+}
+
+/// `sys_enter` of a followed process: the call's start in the thread's
+/// in-flight slot (shared with the target's threads: tids are unique).
+#[inline(always)]
+pub fn sys_enter(ctx: &RawTracePointContext, tid: u32) {
+    let id: u64 = ctx.arg(1);
+    let Some(slot) = inflight_slot(tid) else {
+        return;
+    };
+    let slot = unsafe { &mut *slot };
+    if slot.tid != 0 && slot.tid != tid {
+        count(Counter::InFlightCollision);
+        return;
+    }
+    *slot = InFlight {
+        tid,
+        sysno: id.min(u64::from(u16::MAX)) as u16,
+        flags: 0,
+        start_ns: unsafe { bpf_ktime_get_ns() },
+    };
+}
+
+/// `sys_exit` of a followed process: the call, streamed. An exit without
+/// its entry is a child's return from fork (not a call it made) or a call
+/// begun before it was followed: not reported.
+#[inline(always)]
+pub fn sys_exit(ctx: &RawTracePointContext, tgid: u32, tid: u32) {
+    let Some(slot) = inflight_slot(tid) else {
+        return;
+    };
+    let slot = unsafe { &mut *slot };
+    if slot.tid != tid {
+        return;
+    }
+    let call = *slot;
+    slot.tid = 0;
+    let sysno = u32::from(call.sysno);
+    if sysno >= MAX_SYSCALLS {
+        count(Counter::UnknownSyscall);
+        return;
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    let event = ProcSyscallEvent {
+        header: EventHeader {
+            kind: EventKind::Proc as u32,
+            tid,
+            ts_ns: now,
+        },
+        pid: tgid,
+        what: PROC_SYSCALL,
+        sysno,
+        _pad: 0,
+        ret: ctx.arg(1),
+        duration_ns: now.saturating_sub(call.start_ns),
+    };
+    output(&event);
+}
+
+#[inline(always)]
+fn task_event(what: u32, pid: u32, tid: u32, how: u32) -> ProcTaskEvent {
+    ProcTaskEvent {
+        header: EventHeader {
+            kind: EventKind::Proc as u32,
+            tid: bpf_get_current_pid_tgid() as u32,
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+        },
+        pid,
+        what,
+        tid,
+        how,
+        name: [0; EXEC_NAME_LEN],
+    }
+}
+
+/// Adds one to a `COUNTERS` slot past the named counters.
+#[inline(always)]
+fn count_slot(slot: u32) {
+    if let Some(n) = COUNTERS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU value, as in `maps::count`.
+        unsafe { *n += 1 };
+    }
+}
