@@ -252,6 +252,7 @@ impl Publisher<'_> {
                 exit_code: None,
                 execs: 0,
                 executed: Vec::new(),
+                follow_forks: false,
             },
             traced_seconds: traced,
             threads_at_end: None,
