@@ -980,4 +980,23 @@ mod tests {
         assert!(parse_size("big").is_err());
         assert!(parse_size("3T").is_err());
     }
+
+    /// The DaemonSet in deploy/ runs a command this CLI accepts: `serve`
+    /// on every Go program. (Its flow-style `args:` list is also JSON.)
+    #[test]
+    fn the_daemonset_runs_a_valid_serve_command() {
+        let manifest = include_str!("../../deploy/kubernetes/gotracer-daemonset.yaml");
+        let args = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("args: "))
+            .expect("an args: line");
+        let args: Vec<String> = serde_json::from_str(args).unwrap();
+        let mut argv = vec!["tracer"];
+        argv.extend(args.iter().map(String::as_str));
+        let c = parse(&argv).unwrap();
+        let TargetSpec::Serve(spec) = c.target else {
+            panic!("not serve: {:?}", c.target);
+        };
+        assert!(spec.all_go, "{spec:?}");
+    }
 }
