@@ -17,13 +17,13 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use tracer_common::{
     CHILDREN_NOT_FOLLOWED_SLOT, Counter, EXEC_NAME_LEN, EventHeader, EventKind,
-    FOLLOW_MAP_FULL_SLOT, InFlight, MAX_SYSCALLS, PROC_EXEC, PROC_EXIT, PROC_FORK, PROC_SYSCALL,
+    FOLLOW_MAP_FULL_SLOT, MAX_SYSCALLS, PROC_EXEC, PROC_EXIT, PROC_FORK, PROC_SYSCALL,
     PROC_THREAD_EXIT, PROC_THREAD_SPAWN, ProcSyscallEvent, ProcTaskEvent,
 };
 
 use crate::{
     maps::{COUNTERS, FOLLOWED, count, output},
-    syscalls::inflight_slot,
+    syscalls::{inflight_slot, start_call},
     window_open,
 };
 
@@ -121,21 +121,7 @@ pub fn exec(ctx: &TracePointContext, tgid: u32, tid: u32, filename_offset: usize
 /// in-flight slot (shared with the target's threads: tids are unique).
 #[inline(always)]
 pub fn sys_enter(ctx: &RawTracePointContext, tid: u32) {
-    let id: u64 = ctx.arg(1);
-    let Some(slot) = inflight_slot(tid) else {
-        return;
-    };
-    let slot = unsafe { &mut *slot };
-    if slot.tid != 0 && slot.tid != tid {
-        count(Counter::InFlightCollision);
-        return;
-    }
-    *slot = InFlight {
-        tid,
-        sysno: id.min(u64::from(u16::MAX)) as u16,
-        flags: 0,
-        start_ns: unsafe { bpf_ktime_get_ns() },
-    };
+    start_call(tid, ctx.arg(1));
 }
 
 /// `sys_exit` of a followed process: the call, streamed. An exit without

@@ -55,6 +55,13 @@ fn sys_enter(ctx: &RawTracePointContext, tid: u32) {
     if is_vdso_syscall(id) {
         vdso::count_fallback(ctx, id as u32);
     }
+    start_call(tid, id);
+}
+
+/// Starts call `id` of thread `tid` in its in-flight slot (the target's
+/// threads and followed processes' alike: tids are unique).
+#[inline(always)]
+pub fn start_call(tid: u32, id: u64) {
     let Some(slot) = inflight_slot(tid) else {
         return;
     };
