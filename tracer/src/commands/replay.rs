@@ -432,22 +432,12 @@ mod tests {
     use crate::{
         gobin::symbolize::testing::{TEXT, ret, symbolizer},
         model::{PHandoff, RawFd, TakenFlags},
-        report::Mode,
     };
 
     #[test]
     fn an_event_line_names_its_syscall_and_stack() {
         let sym = symbolizer(&["syscall.Syscall6", "time.Sleep", "main.sleeper"]);
-        let target = TargetInfo {
-            pid: 9,
-            command: "sleeper".into(),
-            mode: Mode::Run,
-            exited: true,
-            exit_code: Some(0),
-            execs: 0,
-            executed: Vec::new(),
-            follow_forks: false,
-        };
+        let target = TargetInfo::finished_run(9, "sleeper");
         let input = Input::Event(Event::SlowCall {
             tid: 3,
             ts_ns: 100,

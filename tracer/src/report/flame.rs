@@ -265,7 +265,6 @@ mod tests {
     use crate::{
         gobin::symbolize::testing::{TEXT, ret, symbolizer},
         model::{Event, RawFd, TakenFlags, event::MState},
-        report::Mode,
     };
 
     const FUNCTIONS: &[&str] = &[
@@ -496,16 +495,7 @@ mod tests {
             ["main.sleeper".to_owned(), format!("nanosleep {P_LOST}")],
             20_000_000,
         );
-        let target = TargetInfo {
-            pid: 77,
-            command: "sleeper".into(),
-            mode: Mode::Run,
-            exited: true,
-            exit_code: Some(0),
-            execs: 0,
-            executed: Vec::new(),
-            follow_forks: false,
-        };
+        let target = TargetInfo::finished_run(77, "sleeper");
         let titles = Titles::new(FlameView::Blocking, &target, 1_000_000, folded.total());
         let mut svg = Vec::new();
         folded.write_svg(&titles, &mut svg).unwrap();

@@ -77,6 +77,23 @@ pub struct TargetInfo {
     pub follow_forks: bool,
 }
 
+#[cfg(test)]
+impl TargetInfo {
+    /// A program `run` traced to its exit with status 0 (for tests).
+    pub fn finished_run(pid: u32, command: &str) -> Self {
+        Self {
+            pid,
+            command: command.into(),
+            mode: Mode::Run,
+            exited: true,
+            exit_code: Some(0),
+            execs: 0,
+            executed: Vec::new(),
+            follow_forks: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub schema: &'static str,

@@ -785,7 +785,6 @@ mod tests {
     use crate::{
         gobin::symbolize::testing::{TEXT, ret, symbolizer},
         model::{RawFd, TakenFlags},
-        report::Mode,
     };
 
     const PID: u32 = 100;
@@ -794,16 +793,7 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     fn target() -> TargetInfo {
-        TargetInfo {
-            pid: PID,
-            command: "sleeper".into(),
-            mode: Mode::Run,
-            exited: true,
-            exit_code: Some(0),
-            execs: 0,
-            executed: Vec::new(),
-            follow_forks: false,
-        }
+        TargetInfo::finished_run(PID, "sleeper")
     }
 
     fn slow_call(tid: u32, end_ns: u64, duration_ns: u64, result: i64) -> Item {
