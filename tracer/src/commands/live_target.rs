@@ -160,6 +160,7 @@ impl LiveTarget {
                 target: info.clone(),
                 threads_at_end,
                 events_not_recorded: 0,
+                calls_not_recorded: 0,
             };
             let sym = self.symbolizer.as_ref().map(|(s, _)| s);
             r.finish(inputs, sym, &self.facts.facts, end)

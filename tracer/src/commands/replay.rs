@@ -188,6 +188,7 @@ fn status(recording: &Recording) -> RecordingStatus {
                 at_seconds,
                 max_bytes,
                 events_not_recorded: recording.end.as_ref().map(|e| e.events_not_recorded),
+                calls_not_recorded: recording.end.as_ref().map(|e| e.calls_not_recorded),
             }),
     }
 }
@@ -201,16 +202,8 @@ fn say_what_is_missing(recording: &Recording) {
             recording.last_interval_seconds
         );
     }
-    if let Some((at, max_bytes)) = recording.size_limit {
-        let not_recorded = recording
-            .end
-            .as_ref()
-            .map_or_else(|| "the".to_owned(), |e| e.events_not_recorded.to_string());
-        eprintln!(
-            "tracer: the recording reached its --max-size ({max_bytes} bytes) {at:.1} s into \
-             the trace: {not_recorded} events after that were not recorded (the syscall \
-             tables are whole: the kernel's last reading was)"
-        );
+    if let Some(limit) = status(recording).size_limit {
+        eprintln!("tracer: {limit}");
     }
 }
 

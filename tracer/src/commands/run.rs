@@ -95,6 +95,7 @@ pub fn execute(config: &Config, program: &Path, args: &[OsString]) -> anyhow::Re
             target: info.clone(),
             threads_at_end,
             events_not_recorded: 0,
+            calls_not_recorded: 0,
         };
         let sym = symbolizer.as_ref().map(|(s, _)| s);
         r.finish(inputs, sym, &facts.facts, end)

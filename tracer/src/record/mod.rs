@@ -142,6 +142,10 @@ pub struct End {
     pub threads_at_end: Option<u64>,
     /// Events left out past `--max-size`.
     pub events_not_recorded: u64,
+    /// Of them, syscalls streamed one by one (before their syscall had an
+    /// in-kernel histogram): missing from the syscall tables.
+    #[serde(default)]
+    pub calls_not_recorded: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +176,8 @@ pub struct RecordStats {
     pub kernel_bytes: u64,
     pub symbol_bytes: u64,
     pub events_not_recorded: u64,
+    /// Of them, calls streamed one by one: missing from the tables.
+    pub calls_not_recorded: u64,
 }
 
 impl RecordStats {
@@ -193,6 +199,13 @@ impl RecordStats {
             note.push_str(&format!(
                 "; {} events past --max-size were not recorded",
                 self.events_not_recorded
+            ));
+        }
+        if self.calls_not_recorded > 0 {
+            note.push_str(&format!(
+                " ({} of them syscalls streamed before their in-kernel histogram: missing \
+                 from the tables)",
+                self.calls_not_recorded
             ));
         }
         note
@@ -319,23 +332,20 @@ impl Recorder {
                 None => events.push(input),
             }
         }
-        // Past the limit only the calls streamed one by one (a syscall's
-        // first calls, before it has an in-kernel histogram) are kept: the
-        // syscall tables are made of them and the kernel's readings, so
-        // they stay whole. They are few and small.
         let kept = if self.limit_reached {
             0
         } else {
             self.events_within_limit(&events)?
         };
         if kept < events.len() {
-            let before = events.len();
-            let mut at = 0;
-            events.retain(|e| {
-                at += 1;
-                at <= kept || is_streamed_call(e)
-            });
-            self.stats.events_not_recorded += (before - events.len()) as u64;
+            let left_out = &events[kept..];
+            self.stats.events_not_recorded += left_out.len() as u64;
+            // The calls streamed one by one (a syscall's first calls, before
+            // it has an in-kernel histogram) are part of the syscall
+            // tables: those left out are said apart.
+            self.stats.calls_not_recorded +=
+                left_out.iter().filter(|e| is_streamed_call(e)).count() as u64;
+            events.truncate(kept);
             self.limit_reached = true;
         }
         if let Some(sym) = sym {
@@ -391,13 +401,15 @@ impl Recorder {
     ) -> Result<RecordStats, RecordError> {
         let elapsed = Duration::from_secs_f64(end.traced_seconds.max(0.0));
         self.interval(elapsed, inputs, sym, facts)?;
-        // Past the limit, the kernel's last readings are still written:
-        // the syscall tables stay whole (a few KiB past the limit).
+        // Past the limit, the kernel's last readings are still written (a
+        // few KiB past the limit): the tables hold every call but the
+        // streamed ones left out.
         if self.limit_reached {
             self.kernel_frame(elapsed.as_nanos() as u64)?;
             self.facts(facts)?;
         }
         end.events_not_recorded = self.stats.events_not_recorded;
+        end.calls_not_recorded = self.stats.calls_not_recorded;
         self.frame(&Frame::End(end))?;
         self.flush()?;
         self.out

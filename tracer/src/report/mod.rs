@@ -147,8 +147,40 @@ pub struct RecordingStatus {
     /// Why a corrupt recording could not be read further.
     pub why: Option<String>,
     /// `--max-size` stopped the events `at_seconds` into the trace; the
-    /// syscall tables are whole (the kernel's last reading was recorded).
+    /// syscall tables are whole (the kernel's last reading was recorded)
+    /// but for `calls_not_recorded`.
     pub size_limit: Option<SizeLimitStatus>,
+}
+
+impl std::fmt::Display for SizeLimitStatus {
+    /// What a report of a recording that reached its bound lacks.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let events = self
+            .events_not_recorded
+            .map_or_else(|| "the".to_owned(), |n| n.to_string());
+        write!(
+            f,
+            "the recording reached its --max-size ({} bytes) {:.1} s into the trace: {events} \
+             events after that were not recorded; ",
+            self.max_bytes, self.at_seconds
+        )?;
+        match self.calls_not_recorded {
+            Some(0) => write!(
+                f,
+                "the syscall tables are whole (the kernel's last reading was)"
+            ),
+            Some(n) => write!(
+                f,
+                "the syscall tables lack {n} calls among them (streamed one by one before their \
+                 syscall had an in-kernel histogram), the rest is whole"
+            ),
+            None => write!(
+                f,
+                "the syscall tables may lack calls streamed before their syscall had an \
+                 in-kernel histogram"
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -170,6 +202,9 @@ pub struct SizeLimitStatus {
     /// Events not recorded after the limit (`None`: unknown, the recording
     /// has no end frame).
     pub events_not_recorded: Option<u64>,
+    /// Of them, syscalls streamed one by one (before their syscall had an
+    /// in-kernel histogram): the syscall tables lack these calls.
+    pub calls_not_recorded: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -80,15 +80,7 @@ fn recording(o: &mut impl Write, r: &Report) -> io::Result<()> {
         )?,
     }
     if let Some(limit) = &rec.size_limit {
-        let lost = limit
-            .events_not_recorded
-            .map_or_else(|| "the".to_owned(), |n| n.to_string());
-        writeln!(
-            o,
-            "recording reached its --max-size ({} bytes) {:.1}s into the trace: {lost} events \
-             after that are not in it (the syscall tables are whole)",
-            limit.max_bytes, limit.at_seconds
-        )?;
+        writeln!(o, "{limit}")?;
     }
     Ok(())
 }
