@@ -4,6 +4,7 @@
 //! second; scrapes read the last ones (see `http.rs`), never a session.
 
 pub mod discover;
+pub mod flight;
 pub mod http;
 pub mod metrics;
 
