@@ -982,7 +982,11 @@ mod tests {
         assert!(parse(&["tracer", "serve", "--listen", "[::1]:1", "-p", "0"]).is_err());
         assert!(s.flight.is_none());
         let flight = |extra: &[&str]| {
-            let args = [&["tracer", "serve", "--listen", "[::1]:1", "--all-go"], extra].concat();
+            let args = [
+                &["tracer", "serve", "--listen", "[::1]:1", "--all-go"],
+                extra,
+            ]
+            .concat();
             parse(&args).map(|c| match c.target {
                 TargetSpec::Serve(s) => s.flight,
                 t => panic!("not serve: {t:?}"),

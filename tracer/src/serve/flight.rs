@@ -346,8 +346,7 @@ impl Watch {
                         .is_some_and(|low| now.lockosthread_leaks - low >= *leaks)
                 }
                 Trigger::P99 { sysno, over, .. } => {
-                    let Some(now_h) = hists.and_then(|h| h.get(sysno)).map(|s| &s.histogram)
-                    else {
+                    let Some(now_h) = hists.and_then(|h| h.get(sysno)).map(|s| &s.histogram) else {
                         continue;
                     };
                     let p99 = interval_p99(self.last_hists.get(sysno), now_h);
@@ -635,7 +634,10 @@ mod tests {
         assert_eq!(w.check(reading(2, 1, 0), Some(&hists)), None);
         // No read in an interval: nothing to judge.
         assert_eq!(w.check(reading(3, 1, 0), Some(&hists)), None);
-        assert_eq!(interval_p99(Some(&hists[&0].histogram), &hists[&0].histogram), None);
+        assert_eq!(
+            interval_p99(Some(&hists[&0].histogram), &hists[&0].histogram),
+            None
+        );
         // Another syscall's slow calls do not count.
         hists.insert(1, stats(&[(900 * ms, 50)]));
         assert_eq!(w.check(reading(4, 1, 0), Some(&hists)), None);
