@@ -16,6 +16,7 @@ mod diff;
 mod faults;
 mod field;
 mod flamegraph;
+mod flight;
 mod gobin;
 mod goruntime;
 mod ground_truth;

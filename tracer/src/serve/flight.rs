@@ -379,7 +379,7 @@ pub fn interval_p99(before: Option<&Histogram<u64>>, now: &Histogram<u64>) -> Op
         // model): the whole histogram is the best there is.
         h = now.clone();
     }
-    (h.len() > 0).then(|| h.value_at_quantile(0.99))
+    (!h.is_empty()).then(|| h.value_at_quantile(0.99))
 }
 
 /// Why a fired trigger wrote no dump.
