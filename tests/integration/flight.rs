@@ -70,6 +70,13 @@ fn a_thread_explosion_is_dumped_once_and_reported() {
     // A few quiet seconds in the window first: nothing fires on them.
     std::thread::sleep(Duration::from_secs(2));
     assert!(recordings(dumps.path()).is_empty());
+    let flight_lines = |body: &str| {
+        body.lines()
+            .filter(|l| l.starts_with("gotracer_flight") || l.starts_with("gotracer_agent"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    eprintln!("flight: before: {}", flight_lines(&agent.metrics()));
     let exploded = Instant::now();
     w.go();
     let line = agent.wait_line_within(
@@ -101,15 +108,7 @@ fn a_thread_explosion_is_dumped_once_and_reported() {
         size.div_ceil(1024),
         took.as_millis()
     );
-    let metrics = agent.metrics();
-    eprintln!(
-        "flight: {}",
-        metrics
-            .lines()
-            .filter(|l| l.starts_with("gotracer_flight") || l.starts_with("gotracer_agent"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
+    eprintln!("flight: after the dump: {}", flight_lines(&agent.metrics()));
 
     // A second explosion within the cooldown: counted, not dumped.
     w.go();
@@ -124,6 +123,7 @@ fn a_thread_explosion_is_dumped_once_and_reported() {
     };
     assert_eq!(dumped.value(&body), Some(1.0), "{body}");
     assert_eq!(recordings(dumps.path()), files);
+    eprintln!("flight: after the second wave: {}", flight_lines(&body));
 
     // The dump reads as a recording: the explosion, its call site.
     let out = tracer()
