@@ -19,7 +19,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{Finished, live_target::LiveTarget, recording::wall_clock_at};
 use crate::{
     cli::{Config, ServeSpec},
-    facts::Facts,
+    facts::{
+        Facts,
+        threads::{self, ThreadSample},
+    },
     gobin::symbolize::Symbolizer,
     model::{Input, Model, syscalls::Waiter},
     probes::{ProbeError, privileges},
@@ -383,6 +386,11 @@ struct Dump {
     /// intervals count from there.
     offset: Duration,
     until: Duration,
+    /// What held the threads (from /proc) at the trigger and at the end,
+    /// timed from the dump's start: the report's evidence of the call
+    /// sites holding threads in calls that have not returned yet. The
+    /// live facts' own samples (from attach) are not the window's.
+    samples: Vec<ThreadSample>,
 }
 
 impl<'a> TargetFlight<'a> {
@@ -427,9 +435,11 @@ impl<'a> TargetFlight<'a> {
                     threads_at_end: Some(snapshot.threads_alive),
                     events_not_recorded: 0,
                 };
+                dump.sample(source, elapsed);
                 dump.finish(inputs.clone(), sym, facts, end, source, state);
             } else {
-                match dump.recorder.interval(elapsed, inputs.clone(), sym, facts) {
+                let facts = dump.facts(facts);
+                match dump.recorder.interval(elapsed, inputs.clone(), sym, &facts) {
                     Ok(()) => self.dump = Some(dump),
                     Err(e) => close_dump(
                         Err(e),
@@ -543,23 +553,28 @@ impl<'a> TargetFlight<'a> {
             ),
             started_unix_ns: wall_clock_at(s.window_start() + offset),
         };
-        let mut recorder = Recorder::create(&part, None, start)?;
-        let sym = source.sym.map(|(s, _)| s);
-        let written = chunks
-            .into_iter()
-            .try_for_each(|c| recorder.interval(c.to.saturating_sub(offset), c.inputs, sym, facts));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&part);
-            return Err(e);
-        }
-        Ok(Dump {
+        let recorder = Recorder::create(&part, None, start)?;
+        let mut dump = Dump {
             recorder,
             part,
             path,
             trigger: trigger.to_owned(),
             offset,
             until: at + self.config.after,
-        })
+            samples: Vec::new(),
+        };
+        dump.sample(source, at.saturating_sub(offset));
+        let facts = dump.facts(facts);
+        let sym = source.sym.map(|(s, _)| s);
+        let written = chunks.into_iter().try_for_each(|c| {
+            dump.recorder
+                .interval(c.to.saturating_sub(offset), c.inputs, sym, &facts)
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&dump.part);
+            return Err(e);
+        }
+        Ok(dump)
     }
 
     /// The session ended (the target exited, or the agent stops): a dump
@@ -573,10 +588,13 @@ impl<'a> TargetFlight<'a> {
         source: &DumpSource<'_>,
         state: &State,
     ) {
-        let Some(dump) = self.dump.take() else {
+        let Some(mut dump) = self.dump.take() else {
             return;
         };
         let elapsed = at.saturating_sub(dump.offset);
+        if threads_at_end.is_some() {
+            dump.sample(source, elapsed);
+        }
         let end = End {
             traced_seconds: elapsed.as_secs_f64(),
             target: source.target(threads_at_end.is_none()),
@@ -589,6 +607,21 @@ impl<'a> TargetFlight<'a> {
 }
 
 impl Dump {
+    /// Reads what holds the target's threads now (`elapsed` into the dump).
+    fn sample(&mut self, source: &DumpSource<'_>, elapsed: Duration) {
+        let sym = source.sym.map(|(s, _)| s);
+        self.samples
+            .push(threads::sample(source.pid, sym, elapsed.as_secs_f64()));
+    }
+
+    /// The facts as the dump holds them: the live ones, with its samples.
+    fn facts(&self, live: &Facts) -> Facts {
+        Facts {
+            samples: self.samples.clone(),
+            ..live.clone()
+        }
+    }
+
     /// Writes the last inputs and the end, then puts the file in place.
     fn finish(
         self,
@@ -604,10 +637,15 @@ impl Dump {
             part,
             path,
             trigger,
+            samples,
             ..
         } = self;
         let elapsed = Duration::from_secs_f64(end.traced_seconds.max(0.0));
-        let finished = recorder.finish(inputs, sym, facts, end).map(|_| ());
+        let facts = Facts {
+            samples,
+            ..facts.clone()
+        };
+        let finished = recorder.finish(inputs, sym, &facts, end).map(|_| ());
         close_dump(finished, &part, &path, &trigger, elapsed, source, state);
     }
 }
