@@ -16,6 +16,7 @@ mod diff;
 mod faults;
 mod field;
 mod flamegraph;
+mod flight;
 mod follow;
 mod gobin;
 mod goruntime;

@@ -52,15 +52,15 @@ fn cannot_run() -> Option<String> {
 }
 
 /// A running `tracer serve`, its stderr read line by line.
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Agent {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let mut child = tracer()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
@@ -95,11 +95,16 @@ impl Agent {
     }
 
     /// Waits (10 s) for a stderr line containing `what`.
-    fn wait_line(&mut self, what: &str) -> String {
+    pub(crate) fn wait_line(&mut self, what: &str) -> String {
+        self.wait_line_within(what, Duration::from_secs(10))
+    }
+
+    /// Waits up to `within` for a stderr line containing `what`.
+    pub(crate) fn wait_line_within(&mut self, what: &str, within: Duration) -> String {
         if let Some(l) = self.seen.iter().find(|l| l.contains(what)) {
             return l.clone();
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
@@ -114,14 +119,14 @@ impl Agent {
         }
     }
 
-    fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         let (head, body) = http_get(self.addr, "/metrics", "HTTP/1.1");
         assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
         body
     }
 
     /// Polls /metrics (15 s) until `sample`'s value is `want`.
-    fn wait_value(&self, sample: &Sample<'_>, want: f64) -> String {
+    pub(crate) fn wait_value(&self, sample: &Sample<'_>, want: f64) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let body = self.metrics();
@@ -139,13 +144,13 @@ impl Agent {
     }
 
     /// The BPF programs, maps and links the agent holds now.
-    fn held(&self) -> BpfIds {
+    pub(crate) fn held(&self) -> BpfIds {
         BpfIds::held_by(self.child.id())
     }
 
     /// SIGTERM; the agent exits 0, saying so, and every program, map and
     /// link in `held` is released.
-    fn stop(mut self, held: &BpfIds) {
+    pub(crate) fn stop(mut self, held: &BpfIds) {
         signal(self.child.id(), libc::SIGTERM);
         let status = wait_timeout(&mut self.child, Duration::from_secs(15));
         assert!(status.success(), "tracer serve exited with {status}");
@@ -163,13 +168,13 @@ impl Drop for Agent {
 }
 
 /// One series of the exposition: a name and label pairs it must have.
-struct Sample<'a> {
-    name: &'a str,
-    labels: Vec<(&'a str, String)>,
+pub(crate) struct Sample<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) labels: Vec<(&'a str, String)>,
 }
 
 impl Sample<'_> {
-    fn value(&self, body: &str) -> Option<f64> {
+    pub(crate) fn value(&self, body: &str) -> Option<f64> {
         body.lines().find_map(|line| {
             let rest = line.strip_prefix(self.name)?.strip_prefix('{')?;
             let (labels, value) = rest.rsplit_once("} ")?;

@@ -12,6 +12,10 @@
 //
 // -g 10500 with a long -ms crashes the runtime on its own: "program
 // exceeds 10000-thread limit" (exit status 2).
+//
+// -waves: no goroutine starts before "ready"; each line on stdin then
+// starts -g of them (a wave, for a tracer already attached to see), until
+// a line "end" or the end of stdin, then -then.
 package main
 
 import (
@@ -38,12 +42,26 @@ func main() {
 	then := flag.String("then", "none", "panic | nil | exec | none")
 	exe := flag.String("exec", "/bin/true", "program for -then exec")
 	args := flag.String("args", "", "its arguments, space-separated")
+	waves := flag.Bool("waves", false, "start -g goroutines on each line on stdin, until \"end\"")
 	flag.Parse()
-	for i := 0; i < *g; i++ {
-		go holder(*ms)
+	if !*waves {
+		for i := 0; i < *g; i++ {
+			go holder(*ms)
+		}
 	}
 	fmt.Println("ready")
-	if *wait < 0 {
+	if *waves {
+		in := bufio.NewReader(os.Stdin)
+		for {
+			line, err := in.ReadString('\n')
+			if err != nil || strings.TrimSpace(line) == "end" {
+				break
+			}
+			for i := 0; i < *g; i++ {
+				go holder(*ms)
+			}
+		}
+	} else if *wait < 0 {
 		bufio.NewReader(os.Stdin).ReadString('\n')
 	} else {
 		time.Sleep(time.Duration(*wait) * time.Millisecond)

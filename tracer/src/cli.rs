@@ -5,7 +5,11 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{probes::ProbeSet, report::flame::FlameView};
+use crate::{
+    probes::ProbeSet,
+    report::flame::FlameView,
+    serve::flight::{FlightConfig, Trigger},
+};
 
 /// Why is this Go program blocking in syscalls and spawning threads?
 /// An eBPF syscall tracer: exact counts and latency percentiles per syscall,
@@ -155,6 +159,38 @@ pub enum Command {
         /// --help`).
         #[arg(long, value_name = "KIB", default_value = "4096", value_parser = parse_ring_kib)]
         ring_buffer_kb: u32,
+        /// Keep each target's last --flight-window of events in memory and,
+        /// when a --trigger fires, write a recording of them (and of the
+        /// --flight-after seconds that follow) to DIR, as
+        /// COMM-PID-UTCTIME-TRIGGER.rec (read it with `tracer report`).
+        /// DIR must exist and be writable.
+        #[arg(long, value_name = "DIR")]
+        flight_recorder: Option<PathBuf>,
+        /// How far back the flight recorder reaches.
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, requires = "flight_recorder")]
+        flight_window: Duration,
+        /// How long a dump goes on recording after its trigger.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, requires = "flight_recorder")]
+        flight_after: Duration,
+        /// The least time between two dumps of one target.
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration, requires = "flight_recorder")]
+        flight_cooldown: Duration,
+        /// The most memory each target's window may hold; the oldest
+        /// seconds go first (counted in gotracer_flight_dropped_*).
+        #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size, requires = "flight_recorder")]
+        flight_max_memory: u64,
+        /// The most dumps of all targets together in an hour.
+        #[arg(long, value_name = "N", default_value = "10", value_parser = clap::value_parser!(u32).range(1..), requires = "flight_recorder")]
+        flight_max_dumps: u32,
+        /// What starts a dump (repeatable; given, it replaces the
+        /// defaults threads=+32/5s and lockosthread-leaks=1/10s):
+        /// threads=+N/DURATION (the live threads rose by N within DURATION,
+        /// to above GOMAXPROCS + N), lockosthread-leaks=N/DURATION (N
+        /// goroutines exited locked to their thread within DURATION),
+        /// p99:SYSCALL=DURATION (the syscall's p99 over the last second is
+        /// above DURATION).
+        #[arg(long = "trigger", value_name = "TRIGGER", requires = "flight_recorder")]
+        triggers: Vec<crate::serve::flight::Trigger>,
     },
     /// Read a Go binary (or a running process's) without running it: Go
     /// version, module, cgo, symbol source, runtime function addresses.
@@ -404,6 +440,8 @@ pub struct ServeSpec {
     pub pids: Vec<u32>,
     pub comms: Vec<String>,
     pub all_go: bool,
+    /// `--flight-recorder` and its options.
+    pub flight: Option<FlightConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -585,6 +623,13 @@ impl TryFrom<Cli> for Config {
                 comms,
                 all_go,
                 ring_buffer_kb,
+                flight_recorder,
+                flight_window,
+                flight_after,
+                flight_cooldown,
+                flight_max_memory,
+                flight_max_dumps,
+                triggers,
             } => {
                 if pids.is_empty() && comms.is_empty() && !all_go {
                     return Err(ConfigError::ServeNoTarget);
@@ -612,11 +657,25 @@ impl TryFrom<Cli> for Config {
                         ..TraceArgs::default()
                     },
                 };
+                let flight = flight_recorder.map(|dir| FlightConfig {
+                    dir,
+                    window: flight_window,
+                    after: flight_after,
+                    cooldown: flight_cooldown,
+                    ring_bytes: flight_max_memory,
+                    max_dumps: flight_max_dumps,
+                    triggers: if triggers.is_empty() {
+                        Trigger::defaults()
+                    } else {
+                        triggers
+                    },
+                });
                 let spec = ServeSpec {
                     listen,
                     pids,
                     comms,
                     all_go,
+                    flight,
                 };
                 (TargetSpec::Serve(spec), output)
             }
@@ -967,6 +1026,56 @@ mod tests {
             .contains("give --comm `a-name-that-is-`")
         );
         assert!(parse(&["tracer", "serve", "--listen", "[::1]:1", "-p", "0"]).is_err());
+        assert!(s.flight.is_none());
+        let flight = |extra: &[&str]| {
+            let args = [
+                &["tracer", "serve", "--listen", "[::1]:1", "--all-go"],
+                extra,
+            ]
+            .concat();
+            parse(&args).map(|c| match c.target {
+                TargetSpec::Serve(s) => s.flight,
+                t => panic!("not serve: {t:?}"),
+            })
+        };
+        let f = flight(&["--flight-recorder", "/tmp"]).unwrap().unwrap();
+        assert_eq!(f.triggers, Trigger::defaults());
+        assert_eq!(
+            (f.window, f.after, f.cooldown, f.ring_bytes, f.max_dumps),
+            (
+                Duration::from_secs(30),
+                Duration::from_secs(5),
+                Duration::from_secs(60),
+                64 << 20,
+                10
+            )
+        );
+        let f = flight(&[
+            "--flight-recorder",
+            "/tmp",
+            "--trigger",
+            "p99:read=50ms",
+            "--flight-window",
+            "10s",
+            "--flight-max-memory",
+            "8M",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.triggers.len(), 1);
+        assert_eq!(f.triggers[0].name(), "p99-read");
+        assert_eq!((f.window, f.ring_bytes), (Duration::from_secs(10), 8 << 20));
+        assert!(
+            flight(&["--flight-recorder", "/tmp", "--trigger", "threads=10"])
+                .unwrap_err()
+                .contains("threads=+N/DURATION")
+        );
+        // Its options alone are a mistake, said.
+        assert!(
+            flight(&["--trigger", "threads=+1/1s"])
+                .unwrap_err()
+                .contains("--flight-recorder")
+        );
         assert!(parse(&["tracer", "serve", "--listen", "[::1]:1", "--all-go"]).is_ok());
     }
 

@@ -93,7 +93,7 @@ impl RecordingPlan {
 
 /// The wall-clock time of `instant` (in the past), in nanoseconds since the
 /// Unix epoch; `None` for a clock set before 1970.
-fn wall_clock_at(instant: Instant) -> Option<u64> {
+pub fn wall_clock_at(instant: Instant) -> Option<u64> {
     let since = SystemTime::now()
         .checked_sub(instant.elapsed())?
         .duration_since(UNIX_EPOCH)

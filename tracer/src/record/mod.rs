@@ -438,7 +438,21 @@ impl Recorder {
     fn facts(&mut self, facts: &Facts) -> Result<(), RecordError> {
         let encoded = rmp_serde::to_vec(facts)?;
         if encoded != self.last_facts {
-            self.frame(&Frame::Facts(Box::new(facts.clone())))?;
+            // Descriptor kinds (`FdTarget`) are adjacently tagged: a unit
+            // variant encodes as a one-element array the reader refuses,
+            // as a map it reads back. Field names only then (they cost
+            // bytes); the reader takes either form, the format is the same.
+            let frame = Frame::Facts(Box::new(facts.clone()));
+            let has_fd_kinds = facts
+                .samples
+                .iter()
+                .any(|s| s.holders.iter().any(|h| h.fd.is_some()));
+            let payload = if has_fd_kinds {
+                rmp_serde::to_vec_named(&frame)?
+            } else {
+                rmp_serde::to_vec(&frame)?
+            };
+            self.write_frame_bytes(&payload)?;
             self.last_facts = encoded;
         }
         Ok(())

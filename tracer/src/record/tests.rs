@@ -545,3 +545,38 @@ fn intervals_of_a_recording_cut_short_end_with_its_last_inputs() {
     assert!(recording.next_interval().is_none());
     assert!(recording.cut_short.is_some());
 }
+
+/// Facts holding a thread blocked on a pipe (an adjacently tagged unit
+/// variant, `FdTarget::Pipe`) read back whole: a recording of a process
+/// whose main goroutine reads stdin is not cut there as corrupt.
+#[test]
+fn facts_with_a_descriptor_kind_read_back() {
+    use crate::{
+        facts::threads::{Holder, HolderRow, ThreadSample},
+        procinfo::fds::FdTarget,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.rec");
+    let sym = symbolizer(FUNCTIONS);
+    let mut rec = Recorder::create(&path, None, start(&sym)).unwrap();
+    let mut facts = Facts::default();
+    let row = |fd| HolderRow {
+        holder: Holder::Syscall,
+        syscall: Some("read".into()),
+        call_site: None,
+        fd: Some(fd),
+        go_stack: Vec::new(),
+        threads: 1,
+    };
+    facts.samples.push(ThreadSample {
+        elapsed_seconds: 1.0,
+        threads: 2,
+        holders: vec![row(FdTarget::Pipe), row(FdTarget::Anon("eventfd".into()))],
+    });
+    rec.interval(Duration::from_secs(1), kernel(1), Some(&sym), &facts)
+        .unwrap();
+    rec.finish(Vec::new(), Some(&sym), &facts, end()).unwrap();
+    let (replayed, _) = read(&path).unwrap();
+    assert!(replayed.cut_short.is_none(), "{:?}", replayed.cut_short);
+    assert_eq!(replayed.facts.samples[0].holders, facts.samples[0].holders);
+}

@@ -81,7 +81,7 @@ pub fn respond(request: &Request, state: &State) -> Vec<u8> {
     let (status, content_type, body, head_only) = match request {
         Request::Metrics { format, head_only } => {
             let (targets, up) = state.snapshots();
-            let body = metrics::encode(targets, AgentStats::read(up), *format);
+            let body = metrics::encode(targets, AgentStats::read(up), state.flight(), *format);
             ("200 OK", format.content_type(), body, *head_only)
         }
         Request::NotFound => (

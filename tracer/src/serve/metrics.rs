@@ -7,7 +7,7 @@
 //! key per family (`syscall`, `errno`, `cause`, `taker`): never call sites,
 //! goroutines or anything else a process can make unbounded.
 
-use std::{fmt, sync::Arc};
+use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use hdrhistogram::Histogram;
 use prometheus_client::{
@@ -17,6 +17,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
+use super::flight::FlightStats;
 use crate::{
     model::{Model, syscalls::Waiter},
     report::Report,
@@ -245,12 +246,22 @@ impl Format {
 struct Exposition {
     targets: Vec<Arc<TargetSnapshot>>,
     agent: AgentStats,
+    flight: Option<FlightStats>,
 }
 
 /// Encodes the targets' last snapshots and the agent's figures.
-pub fn encode(targets: Vec<Arc<TargetSnapshot>>, agent: AgentStats, format: Format) -> String {
+pub fn encode(
+    targets: Vec<Arc<TargetSnapshot>>,
+    agent: AgentStats,
+    flight: Option<FlightStats>,
+    format: Format,
+) -> String {
     let mut registry = Registry::with_prefix("gotracer");
-    registry.register_collector(Box::new(Exposition { targets, agent }));
+    registry.register_collector(Box::new(Exposition {
+        targets,
+        agent,
+        flight,
+    }));
     let mut out = String::new();
     // Writing to a String cannot fail; the collector's own errors are the
     // encoder's.
@@ -482,8 +493,60 @@ impl Collector for Exposition {
             MetricType::Gauge,
         )?;
         gauge(targets, int(self.agent.targets))?;
+        if let Some(flight) = &self.flight {
+            encode_flight(&mut encoder, flight)?;
+        }
         Ok(())
     }
+}
+
+/// The flight recorder's families (only when it is on).
+fn encode_flight(encoder: &mut DescriptorEncoder<'_>, f: &FlightStats) -> fmt::Result {
+    let mut by_trigger = |name: &str, help: &str, rows: &BTreeMap<String, u64>| {
+        let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (trigger, n) in rows {
+            counter(metric.encode_family(&[("trigger", trigger.as_str())])?, *n)?;
+        }
+        fmt::Result::Ok(())
+    };
+    by_trigger(
+        "flight_dumps",
+        "Flight recorder dumps written, by the trigger that started them.",
+        &f.dumps,
+    )?;
+    by_trigger(
+        "flight_suppressed",
+        "Triggers that fired with no dump written (the target's cooldown or the hourly cap).",
+        &f.suppressed,
+    )?;
+    let failed = encoder.encode_descriptor(
+        "flight_dump_failures",
+        "Flight recorder dumps that could not be written (said on stderr).",
+        None,
+        MetricType::Counter,
+    )?;
+    counter(failed, f.failed)?;
+    let dropped = encoder.encode_descriptor(
+        "flight_dropped_chunks",
+        "Seconds of events dropped from a flight recorder window to keep it within --flight-max-memory.",
+        None,
+        MetricType::Counter,
+    )?;
+    counter(dropped, f.dropped_chunks)?;
+    let dropped = encoder.encode_descriptor(
+        "flight_dropped_events",
+        "Events dropped from a flight recorder window to keep it within --flight-max-memory.",
+        None,
+        MetricType::Counter,
+    )?;
+    counter(dropped, f.dropped_inputs)?;
+    let ring = encoder.encode_descriptor(
+        "flight_window_memory",
+        "Memory the flight recorder's windows hold (all targets; estimated from what they hold).",
+        Some(&Unit::Bytes),
+        MetricType::Gauge,
+    )?;
+    gauge(ring, int(f.ring_bytes.values().sum()))
 }
 
 #[cfg(test)]
@@ -572,8 +635,11 @@ mod tests {
         let out = encode(
             vec![target(42, "go1.23.9", true), target(43, NOT_GO, false)],
             agent(),
+            None,
             Format::Text004,
         );
+        // The flight recorder off, none of its series.
+        assert!(!out.contains("gotracer_flight"), "{out}");
         let want = [
             "# TYPE gotracer_syscalls_total counter".to_owned(),
             r#"gotracer_syscalls_total{pid="42",comm="srv\"x",go_version="go1.23.9",syscall="pread64"} 4"#.to_owned(),
@@ -630,8 +696,31 @@ mod tests {
 
     #[test]
     fn openmetrics_exposition_ends_with_eof() {
-        let out = encode(vec![target(7, NOT_GO, true)], agent(), Format::OpenMetrics);
+        let flight = FlightStats {
+            dumps: BTreeMap::from([("threads".to_owned(), 2)]),
+            suppressed: BTreeMap::from([("p99-read".to_owned(), 5)]),
+            failed: 1,
+            dropped_chunks: 3,
+            dropped_inputs: 700,
+            ring_bytes: BTreeMap::from([(1, 1000), (2, 24)]),
+        };
+        let out = encode(
+            vec![target(7, NOT_GO, true)],
+            agent(),
+            Some(flight),
+            Format::OpenMetrics,
+        );
         assert!(out.ends_with("# EOF\n"), "{out}");
+        for line in [
+            r#"gotracer_flight_dumps_total{trigger="threads"} 2"#,
+            r#"gotracer_flight_suppressed_total{trigger="p99-read"} 5"#,
+            "gotracer_flight_dump_failures_total 1",
+            "gotracer_flight_dropped_chunks_total 3",
+            "gotracer_flight_dropped_events_total 700",
+            "gotracer_flight_window_memory_bytes 1024",
+        ] {
+            assert!(out.lines().any(|l| l == line), "no line {line} in:\n{out}");
+        }
         assert!(out.contains("# TYPE gotracer_syscalls counter\n"));
         assert!(out.contains("# UNIT gotracer_syscall_duration_seconds seconds\n"));
         assert!(out.contains(

@@ -4,6 +4,7 @@
 //! second; scrapes read the last ones (see `http.rs`), never a session.
 
 pub mod discover;
+pub mod flight;
 pub mod http;
 pub mod metrics;
 
@@ -31,9 +32,33 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct State {
     targets: Mutex<BTreeMap<u64, Entry>>,
+    /// The flight recorder's figures (`None`: it is off).
+    flight: Mutex<Option<flight::FlightStats>>,
 }
 
 impl State {
+    /// The flight recorder is on: its figures are exposed from now on.
+    pub fn enable_flight(&self) {
+        let mut f = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
+        f.get_or_insert_with(Default::default);
+    }
+
+    /// Changes the flight recorder's figures (nothing when it is off).
+    pub fn update_flight(&self, change: impl FnOnce(&mut flight::FlightStats)) {
+        let mut f = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(stats) = f.as_mut() {
+            change(stats);
+        }
+    }
+
+    /// The flight recorder's figures, when it is on.
+    pub fn flight(&self) -> Option<flight::FlightStats> {
+        self.flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// A live target's latest snapshot (`id`: its session's, unique).
     pub fn publish(&self, id: u64, snapshot: TargetSnapshot) {
         let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
