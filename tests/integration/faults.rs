@@ -228,11 +228,5 @@ fn ten_thousand_threads_up_to_the_runtimes_limit() {
     assert!((10_000..=10_002).contains(&peak), "{t}");
     assert_eq!(u64_at(&r["events"], "lost"), 0, "{}", r["events"]);
     assert_all_threads_ended_with_the_process(&r, "10 000 threads");
-    let held = r["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["kind"] == "blocking_holds_threads")
-        .unwrap_or_else(|| panic!("no verdict on the held threads: {:?}", verdict_kinds(&r)));
-    assert_eq!(site_fn(held), "main.holder", "{}", held["call_site"]);
+    assert_threads_held_at(&r, "main.holder");
 }

@@ -18,7 +18,7 @@ use crate::{
     serve::{Agent, Sample},
     skip_unless,
     support::{
-        PROBES, Waiting, cannot_trace_go, go_workload, site_fn, tracer, u64_at, verdict_kinds,
+        PROBES, Waiting, assert_threads_held_at, cannot_trace_go, go_workload, tracer, u64_at,
     },
 };
 
@@ -145,13 +145,7 @@ fn a_thread_explosion_is_dumped_once_and_reported() {
         peak > gomaxprocs + 32,
         "peak {peak}, GOMAXPROCS {gomaxprocs}"
     );
-    let held = r["verdicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["kind"] == "blocking_holds_threads")
-        .unwrap_or_else(|| panic!("no verdict on the held threads: {:?}", verdict_kinds(&r)));
-    assert_eq!(site_fn(held), "main.holder", "{}", held["call_site"]);
+    assert_threads_held_at(&r, "main.holder");
     let held_bpf = agent.held();
     agent.stop(&held_bpf);
     drop(w);

@@ -453,3 +453,13 @@ pub fn files_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The report's verdict that blocking calls hold threads names `function`
+/// as their call site.
+pub fn assert_threads_held_at(r: &Value, function: &str) {
+    let held = rows(&r["verdicts"], "verdicts")
+        .iter()
+        .find(|v| v["kind"] == "blocking_holds_threads")
+        .unwrap_or_else(|| panic!("no verdict on the held threads: {:?}", verdict_kinds(r)));
+    assert_eq!(site_fn(held), function, "{}", held["call_site"]);
+}

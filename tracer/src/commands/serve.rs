@@ -316,16 +316,7 @@ impl Publisher<'_> {
     fn snapshot(&self, model: &Model, traced: f64, facts: &Facts, up: bool) -> TargetSnapshot {
         let report = Finished {
             model,
-            target: TargetInfo {
-                pid: self.labels.pid,
-                command: self.labels.comm.clone(),
-                mode: Mode::Attach,
-                exited: !up,
-                exit_code: None,
-                execs: 0,
-                executed: Vec::new(),
-                follow_forks: false,
-            },
+            target: served_target(self.labels.pid, &self.labels.comm, !up),
             traced_seconds: traced,
             threads_at_end: None,
             symbolizer: self.sym,
@@ -349,16 +340,22 @@ struct DumpSource<'a> {
 
 impl DumpSource<'_> {
     fn target(&self, exited: bool) -> TargetInfo {
-        TargetInfo {
-            pid: self.pid,
-            command: self.comm.to_owned(),
-            mode: Mode::Attach,
-            exited,
-            exit_code: None,
-            execs: 0,
-            executed: Vec::new(),
-            follow_forks: false,
-        }
+        served_target(self.pid, self.comm, exited)
+    }
+}
+
+/// A served target as its report (metrics, dumps) names it: attached to,
+/// no fork followed.
+fn served_target(pid: u32, comm: &str, exited: bool) -> TargetInfo {
+    TargetInfo {
+        pid,
+        command: comm.to_owned(),
+        mode: Mode::Attach,
+        exited,
+        exit_code: None,
+        execs: 0,
+        executed: Vec::new(),
+        follow_forks: false,
     }
 }
 
