@@ -543,6 +543,47 @@ fn comm_finds_a_process_that_starts_later() {
     drop(w);
 }
 
+/// `--all-go`: a Go program started after the agent becomes a target with
+/// its exact count; a program that is not Go (`sleep`) and the agent
+/// itself never do. Exclusive: it attaches to every Go program on the host.
+#[test]
+fn all_go_finds_go_programs_and_only_them() {
+    skip_unless!(cannot_run());
+    let _exclusive = PROBES.write().unwrap_or_else(PoisonError::into_inner);
+    let bin = go_workload("stdinpread");
+    let mut agent = Agent::start(&["--all-go"]);
+    let mut not_go = Command::new("sleep").arg("30").spawn().unwrap();
+    let n = 2_468u64;
+    let mut w = Waiting::spawn(&bin, &["-n", &n.to_string()]);
+    let pid = w.child.id();
+    let up = Sample {
+        name: "gotracer_target_up",
+        labels: vec![("pid", pid.to_string())],
+    };
+    agent.wait_value(&up, 1.0);
+    agent.wait_line(&format!("probes live on pid {pid}"));
+    let preads = Sample {
+        name: "gotracer_syscalls_total",
+        labels: vec![("pid", pid.to_string()), ("syscall", "pread64".into())],
+    };
+    // As with --comm: what the runtime's start made before "go" is the base.
+    std::thread::sleep(Duration::from_millis(1500));
+    let base = preads.value(&agent.metrics()).unwrap_or(0.0);
+    w.go_and_wait_done();
+    let body = agent.wait_value(&preads, base + n as f64);
+    for (what, other) in [("sleep", not_go.id()), ("the agent", agent.child.id())] {
+        assert!(
+            !body.contains(&format!("pid=\"{other}\"")),
+            "{what} (pid {other}) is a target: {body}"
+        );
+    }
+    let _ = not_go.kill();
+    let _ = not_go.wait();
+    let held = agent.held();
+    agent.stop(&held);
+    drop(w);
+}
+
 /// A bad `--listen` and a port in use are refused at once, before any
 /// probe (no root needed to see it).
 #[test]
