@@ -515,19 +515,7 @@ fn comm_finds_a_process_that_starts_later() {
         "--comm: pid {pid} up in /metrics {} ms after it started",
         started.elapsed().as_millis()
     );
-    agent.wait_line(&format!("probes live on pid {pid}"));
-    let preads = Sample {
-        name: "gotracer_syscalls_total",
-        labels: vec![("pid", pid.to_string()), ("syscall", "pread64".into())],
-    };
-    // Found within a scan of its start, it may have been traced while the
-    // Go runtime started (Go 1.25+ reads its cgroup limits with pread):
-    // what was counted before "go", after a reading of the kernel's
-    // aggregates (every second), is the base.
-    std::thread::sleep(Duration::from_millis(1500));
-    let base = preads.value(&agent.metrics()).unwrap_or(0.0);
-    w.go_and_wait_done();
-    agent.wait_value(&preads, base + n as f64);
+    counts_its_preads(&mut agent, &mut w, n);
     // The Go version label names a Go release.
     let body = agent.metrics();
     assert!(
@@ -541,6 +529,25 @@ fn comm_finds_a_process_that_starts_later() {
     assert!(!held.programs.is_empty(), "the agent held no BPF program");
     agent.stop(&held);
     drop(w);
+}
+
+/// A discovered stdinpread target, once its probes are live, told to go:
+/// /metrics counts its `n` preads over what it made before (found within
+/// a scan of its start, it may have been traced while the Go runtime
+/// started — Go 1.25+ reads its cgroup limits with pread — so what was
+/// counted before "go", after a reading of the kernel's aggregates every
+/// second, is the base). The /metrics body with the count.
+fn counts_its_preads(agent: &mut Agent, w: &mut Waiting, n: u64) -> String {
+    let pid = w.child.id();
+    agent.wait_line(&format!("probes live on pid {pid}"));
+    let preads = Sample {
+        name: "gotracer_syscalls_total",
+        labels: vec![("pid", pid.to_string()), ("syscall", "pread64".into())],
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let base = preads.value(&agent.metrics()).unwrap_or(0.0);
+    w.go_and_wait_done();
+    agent.wait_value(&preads, base + n as f64)
 }
 
 /// `--all-go`: a Go program started after the agent becomes a target with
@@ -561,16 +568,7 @@ fn all_go_finds_go_programs_and_only_them() {
         labels: vec![("pid", pid.to_string())],
     };
     agent.wait_value(&up, 1.0);
-    agent.wait_line(&format!("probes live on pid {pid}"));
-    let preads = Sample {
-        name: "gotracer_syscalls_total",
-        labels: vec![("pid", pid.to_string()), ("syscall", "pread64".into())],
-    };
-    // As with --comm: what the runtime's start made before "go" is the base.
-    std::thread::sleep(Duration::from_millis(1500));
-    let base = preads.value(&agent.metrics()).unwrap_or(0.0);
-    w.go_and_wait_done();
-    let body = agent.wait_value(&preads, base + n as f64);
+    let body = counts_its_preads(&mut agent, &mut w, n);
     for (what, other) in [("sleep", not_go.id()), ("the agent", agent.child.id())] {
         assert!(
             !body.contains(&format!("pid=\"{other}\"")),
