@@ -33,6 +33,17 @@ pub mod globals {
     /// `u32`: 1 when the target's child processes (and theirs) are
     /// followed (`-f`): the kernel adds them to `FOLLOWED` as they fork.
     pub const FOLLOW_FORKS: &str = "FOLLOW_FORKS";
+    /// `u32`: 1 when `FOLLOWED` is in use at all (`-f`, or targets beside
+    /// the first: more `-p`, `--comm`, `--cgroup`); 0 spares every other
+    /// process's syscalls the lookup.
+    pub const FOLLOW_ANY: &str = "FOLLOW_ANY";
+    /// `u32`: entries of `SELECT_CGROUPS` in use (`--cgroup`).
+    pub const SELECT_CGROUP_COUNT: &str = "SELECT_CGROUP_COUNT";
+    /// `u32`: entries of `SELECT_COMMS` in use (`--comm`).
+    pub const SELECT_COMM_COUNT: &str = "SELECT_COMM_COUNT";
+    /// `u32`: the tracer's own tgid, never a target (it may sit in a
+    /// selected cgroup).
+    pub const SELF_TGID: &str = "SELF_TGID";
 }
 
 /// Names of the maps, shared so a rename breaks the build, not the run.
@@ -47,7 +58,36 @@ pub mod maps {
     pub const SYSCALL_CLASS: &str = "SYSCALL_CLASS";
     pub const WINDOW_CLOSED: &str = "WINDOW_CLOSED";
     pub const FOLLOWED: &str = "FOLLOWED";
+    pub const SELECT_CGROUPS: &str = "SELECT_CGROUPS";
+    pub const SELECT_COMMS: &str = "SELECT_COMMS";
 }
+
+/// `FOLLOWED` values: not followed.
+pub const FOLLOWED_NO: u32 = 0;
+/// ... followed (a child seen forking, or announced already).
+pub const FOLLOWED_YES: u32 = 1;
+/// ... a target given by `-p` (or running with a `--comm` name at the
+/// start) whose joining is announced ([`PROC_JOIN`]) with its first event.
+pub const FOLLOWED_GIVEN: u32 = 2;
+/// ... as [`FOLLOWED_GIVEN`], found by its `--comm` name.
+pub const FOLLOWED_GIVEN_COMM: u32 = 3;
+
+/// The most `--cgroup` and `--comm` selectors one tracer takes (the kernel
+/// compares each on the paths that look for new targets).
+pub const MAX_SELECTORS: u32 = 8;
+
+/// A `--cgroup` selector: a process is in it when its cgroup v2 ancestor at
+/// `level` has the id `id` (the directory's inode number).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupSelector {
+    pub id: u64,
+    pub level: u32,
+    pub _pad: u32,
+}
+
+/// A `--comm` selector: the name, NUL-padded, as the kernel keeps a comm.
+pub type CommSelector = [u8; 16];
 
 /// The most entries of the `FOLLOWED` array (`-f`), one per PID: the
 /// kernel's own limit of PIDs on 64-bit (`PID_MAX_LIMIT`). The loader sizes
@@ -591,6 +631,16 @@ pub const PROC_THREAD_EXIT: u32 = 4;
 pub const PROC_EXIT: u32 = 5;
 /// ... `pid` executed a new program; `name` is its path.
 pub const PROC_EXEC: u32 = 6;
+/// ... `pid` became a target beside the first, by `how` (a `JOIN_*`);
+/// `name` is its comm. Sent with the process's first event seen.
+pub const PROC_JOIN: u32 = 7;
+
+/// [`PROC_JOIN`]'s `how`: given with `-p`.
+pub const JOIN_PID: u32 = 1;
+/// ... its comm is a `--comm` name.
+pub const JOIN_COMM: u32 = 2;
+/// ... it is in a `--cgroup` (or below it).
+pub const JOIN_CGROUP: u32 = 3;
 
 /// A completed syscall of a followed process (streamed per call: their
 /// calls have no in-kernel histograms).
@@ -876,6 +926,7 @@ mod pod {
     unsafe impl aya::Pod for super::InFlight {}
     unsafe impl aya::Pod for super::SyscallHist {}
     unsafe impl aya::Pod for super::VdsoKey {}
+    unsafe impl aya::Pod for super::CgroupSelector {}
 }
 
 #[cfg(test)]

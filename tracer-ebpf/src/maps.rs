@@ -7,8 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tracer_common::{
-    DEFAULT_HIST_SLOTS, INFLIGHT_SLOTS, InFlight, LockSite, MAX_SYSCALLS, NUM_COUNTERS,
-    SyscallHist, VdsoKey,
+    CgroupSelector, CommSelector, DEFAULT_HIST_SLOTS, INFLIGHT_SLOTS, InFlight, LockSite,
+    MAX_SELECTORS, MAX_SYSCALLS, NUM_COUNTERS, SyscallHist, VdsoKey,
 };
 
 /// Syscalls in progress, indexed by `tid & (len - 1)` and tagged with the
@@ -89,6 +89,15 @@ pub static TID_M: HashMap<u32, u64> = HashMap::with_max_entries(16_384, 0);
 /// loader sizes it to `pid_max` with `-f` (4 bytes a PID), to 1 without.
 #[map]
 pub static FOLLOWED: Array<u32> = Array::with_max_entries(1, 0);
+
+/// `--cgroup` selectors (the first `SELECT_CGROUP_COUNT`), written by the
+/// loader before the programs attach.
+#[map]
+pub static SELECT_CGROUPS: Array<CgroupSelector> = Array::with_max_entries(MAX_SELECTORS, 0);
+
+/// `--comm` selectors (the first `SELECT_COMM_COUNT`).
+#[map]
+pub static SELECT_COMMS: Array<CommSelector> = Array::with_max_entries(MAX_SELECTORS, 0);
 
 /// creator tid → the M its `newm1` is starting (until the spawn).
 #[map]

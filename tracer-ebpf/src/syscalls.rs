@@ -88,7 +88,7 @@ pub fn gt_sys_exit(ctx: RawTracePointContext) -> i32 {
         if window_open() {
             sys_exit(&ctx, pid_tgid as u32);
         }
-    } else if let Some((tgid, tid)) = follow::followed(pid_tgid) {
+    } else if let Some((tgid, tid)) = follow::already_followed(pid_tgid) {
         follow::sys_exit(&ctx, tgid, tid);
     }
     0

@@ -42,6 +42,8 @@ pub fn gt_task_newtask(ctx: TracePointContext) -> u32 {
         try_task_newtask(&ctx, (pid_tgid >> 32) as u32)
     } else if let Some((tgid, _)) = follow::followed(pid_tgid) {
         followed_newtask(&ctx, tgid)
+    } else if follow::comm_selected() {
+        untraced_newtask(&ctx)
     } else {
         return 0;
     };
@@ -55,6 +57,17 @@ fn followed_newtask(ctx: &TracePointContext, tgid: u32) -> Result<(), i64> {
     let flags: u64 = unsafe { ctx.read_at(NEWTASK_FLAGS_OFFSET.load() as usize)? };
     let new_tid: i32 = unsafe { ctx.read_at(NEWTASK_PID_OFFSET.load() as usize)? };
     follow::newtask(ctx, tgid, new_tid as u32, flags & CLONE_THREAD != 0);
+    Ok(())
+}
+
+/// A process outside the set whose comm is a `--comm` name forked: the
+/// child carries the name, so it is a target.
+fn untraced_newtask(ctx: &TracePointContext) -> Result<(), i64> {
+    let flags: u64 = unsafe { ctx.read_at(NEWTASK_FLAGS_OFFSET.load() as usize)? };
+    if flags & CLONE_THREAD == 0 {
+        let new_tid: i32 = unsafe { ctx.read_at(NEWTASK_PID_OFFSET.load() as usize)? };
+        follow::join_by_comm(ctx, new_tid as u32);
+    }
     Ok(())
 }
 
@@ -186,8 +199,12 @@ fn task_start_time() -> Option<u64> {
 #[tracepoint]
 pub fn gt_exec(ctx: TracePointContext) -> u32 {
     let Some(tid) = target_tid() else {
-        if let Some((tgid, tid)) = follow::followed(bpf_get_current_pid_tgid()) {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        if let Some((tgid, tid)) = follow::followed(pid_tgid) {
             follow::exec(&ctx, tgid, tid, EXEC_FILENAME_OFFSET.load() as usize);
+        } else if follow::comm_selected() {
+            // The comm is the new program's name by now.
+            follow::join_by_comm(&ctx, (pid_tgid >> 32) as u32);
         }
         return 0;
     };

@@ -19,8 +19,8 @@ use aya::{
     },
 };
 use tracer_common::{
-    DEFAULT_HIST_SLOTS, GoOffsets, INFLIGHT_SLOTS, KernelOffsets, SyscallHist, VdsoKey, globals,
-    maps,
+    DEFAULT_HIST_SLOTS, GoOffsets, INFLIGHT_SLOTS, KernelOffsets, MAX_SELECTORS, SyscallHist,
+    VdsoKey, globals, maps,
 };
 
 /// The compiled kernel programs (empty when built without bpf-linker).
@@ -39,6 +39,8 @@ pub enum ProbeError {
          sudo or as root"
     )]
     NoPrivileges,
+    #[error("at most {MAX_SELECTORS} --comm and {MAX_SELECTORS} --cgroup selectors")]
+    TooManySelectors,
     #[error(
         "tracefs is not mounted and mounting it at /sys/kernel/tracing failed ({0}): mount it \
          with `mount -t tracefs nodev /sys/kernel/tracing`"
@@ -140,6 +142,72 @@ pub struct AttachOptions {
     pub ring_buffer_bytes: u32,
     /// `-f`: the kernel follows the target's child processes.
     pub follow_forks: bool,
+    /// Targets beside the first (more `-p`, `--comm`, `--cgroup`).
+    pub selection: Selection,
+}
+
+/// The targets beside the first: they join the kernel's set of followed
+/// processes (their calls streamed, a section each in the report).
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Running processes, given with `-p` or found by a `--comm` name at
+    /// the start; each announces itself with its first event.
+    pub given: Vec<(u32, Given)>,
+    /// `--comm` names, for processes that take one later (exec or fork).
+    pub comms: Vec<tracer_common::CommSelector>,
+    /// `--cgroup`s: a process is a target from its first call in one.
+    pub cgroups: Vec<tracer_common::CgroupSelector>,
+}
+
+/// Why a running process was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Given {
+    Pid,
+    Comm,
+}
+
+impl Selection {
+    pub fn is_empty(&self) -> bool {
+        self.given.is_empty() && self.comms.is_empty() && self.cgroups.is_empty()
+    }
+
+    /// Writes the selectors into the loaded object, before its programs
+    /// attach (so no call of a given process is missed).
+    fn load_into(&self, ebpf: &mut Ebpf) -> Result<(), ProbeError> {
+        let mut followed: Array<_, u32> = borrow(ebpf, maps::FOLLOWED)?;
+        for &(pid, why) in &self.given {
+            let value = match why {
+                Given::Pid => tracer_common::FOLLOWED_GIVEN,
+                Given::Comm => tracer_common::FOLLOWED_GIVEN_COMM,
+            };
+            followed
+                .set(pid, value, 0)
+                .map_err(|source| ProbeError::Map {
+                    name: maps::FOLLOWED,
+                    source,
+                })?;
+        }
+        let mut comms: Array<_, tracer_common::CommSelector> = borrow(ebpf, maps::SELECT_COMMS)?;
+        for (i, c) in self.comms.iter().enumerate() {
+            comms
+                .set(i as u32, c, 0)
+                .map_err(|source| ProbeError::Map {
+                    name: maps::SELECT_COMMS,
+                    source,
+                })?;
+        }
+        let mut cgroups: Array<_, tracer_common::CgroupSelector> =
+            borrow(ebpf, maps::SELECT_CGROUPS)?;
+        for (i, c) in self.cgroups.iter().enumerate() {
+            cgroups
+                .set(i as u32, c, 0)
+                .map_err(|source| ProbeError::Map {
+                    name: maps::SELECT_CGROUPS,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
 }
 
 pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), ProbeError> {
@@ -165,6 +233,11 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     let go = opts.go.unwrap_or_default();
     let kernel = kernel_offsets().unwrap_or_default();
     let log_level = aya_log_level();
+    let sel = &opts.selection;
+    if sel.comms.len() > MAX_SELECTORS as usize || sel.cgroups.len() > MAX_SELECTORS as usize {
+        return Err(ProbeError::TooManySelectors);
+    }
+    let follow_any = opts.follow_forks || !sel.is_empty();
     let mut ebpf = EbpfLoader::new()
         .override_global(globals::TARGET_TGID, &tgid, true)
         .override_global(globals::NEWTASK_PID_OFFSET, &pid_offset, true)
@@ -175,13 +248,22 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         .override_global(globals::GO_OFFSETS, &go, true)
         .override_global(globals::KERNEL_OFFSETS, &kernel, true)
         .override_global(globals::FOLLOW_FORKS, &u32::from(opts.follow_forks), true)
+        .override_global(globals::FOLLOW_ANY, &u32::from(follow_any), true)
+        .override_global(globals::SELECT_COMM_COUNT, &(sel.comms.len() as u32), true)
+        .override_global(
+            globals::SELECT_CGROUP_COUNT,
+            &(sel.cgroups.len() as u32),
+            true,
+        )
+        .override_global(globals::SELF_TGID, &std::process::id(), true)
         .override_global("AYA_LOG_LEVEL", &log_level, false)
         .map_max_entries(maps::INFLIGHT, INFLIGHT_SLOTS)
         .map_max_entries(maps::EVENTS, opts.ring_buffer_bytes)
         .map_max_entries(maps::HISTS, 2 * hist_slots)
-        .map_max_entries(maps::FOLLOWED, followed_entries(opts.follow_forks))
+        .map_max_entries(maps::FOLLOWED, followed_entries(follow_any))
         .load(EBPF_OBJECT)
         .map_err(ProbeError::Load)?;
+    sel.load_into(&mut ebpf)?;
     // The logger holds the log map: it must exist before the programs load
     // and live as long as they run.
     let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
@@ -259,6 +341,15 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         },
         maps,
     ))
+}
+
+/// A map of the object as its typed wrapper, left in the object.
+fn borrow<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, ProbeError>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.map_mut(name).ok_or(ProbeError::MissingMap(name))?;
+    T::try_from(map).map_err(|source| ProbeError::Map { name, source })
 }
 
 /// Takes a map out of the object as its typed wrapper.
@@ -340,11 +431,11 @@ fn aya_log_level() -> u8 {
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones use
 /// memcg accounting, so a failure here (no CAP_SYS_RESOURCE) is only logged.
-/// Entries of the `FOLLOWED` array: one per PID with `-f` (the running
-/// kernel's `pid_max`, 4 bytes each: 16 MiB at the usual 4 194 304), one
-/// without (it is never read then).
-fn followed_entries(follow_forks: bool) -> u32 {
-    if !follow_forks {
+/// Entries of the `FOLLOWED` array: one per PID when it is in use (the
+/// running kernel's `pid_max`, 4 bytes each: 16 MiB at the usual
+/// 4 194 304), one otherwise (it is never read then).
+fn followed_entries(in_use: bool) -> u32 {
+    if !in_use {
         return 1;
     }
     std::fs::read_to_string("/proc/sys/kernel/pid_max")

@@ -26,3 +26,12 @@ pub fn can_trace() -> bool {
     let has = |cap: u32| caps & (1 << cap) != 0;
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
+
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// `true` when this process may ptrace any process (CAP_SYS_PTRACE): the
+/// condition for selecting processes by name or cgroup, whose members the
+/// kernel adds without asking who owns them.
+pub fn can_ptrace_any() -> bool {
+    effective_caps() & (1 << CAP_SYS_PTRACE) != 0
+}
