@@ -6,12 +6,13 @@
 use serde::{Deserialize, Serialize};
 use tracer_common::{
     ERRNO_SLOTS, EventHeader, EventKind, ExecEvent, FD_NAME_LEN, FdInfo, HandoffEvent,
-    INFLIGHT_TAKEN_HANDOFF, INFLIGHT_TAKEN_STW, MAIN_READ_GOMAXPROCS, MAIN_READ_MAXMCOUNT,
-    MAIN_READ_VDSO, MainStartEvent, MexitEvent, NEWM_START, NewMEvent, PROC_EXEC, PROC_EXIT,
-    PROC_FORK, PROC_SYSCALL, PROC_THREAD_EXIT, PROC_THREAD_SPAWN, PState, ProcSyscallEvent,
-    ProcTaskEvent, SlowCallEvent, StwEvent, SyscallEvent, SyscallHist, THREAD_EXIT_GROUP,
-    THREAD_EXIT_SELF, ThreadEvent, UnmatchedExitEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL,
-    VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL, VICTIM_SCAN_LIMIT, VdsoKey, errno_of_slot,
+    INFLIGHT_TAKEN_HANDOFF, INFLIGHT_TAKEN_STW, JOIN_CGROUP, JOIN_COMM, JOIN_PID,
+    MAIN_READ_GOMAXPROCS, MAIN_READ_MAXMCOUNT, MAIN_READ_VDSO, MainStartEvent, MexitEvent,
+    NEWM_START, NewMEvent, PROC_EXEC, PROC_EXIT, PROC_FORK, PROC_JOIN, PROC_SYSCALL,
+    PROC_THREAD_EXIT, PROC_THREAD_SPAWN, PState, ProcSyscallEvent, ProcTaskEvent, SlowCallEvent,
+    StwEvent, SyscallEvent, SyscallHist, THREAD_EXIT_GROUP, THREAD_EXIT_SELF, ThreadEvent,
+    UnmatchedExitEvent, VICTIM_IN_C, VICTIM_IN_SYSCALL, VICTIM_NOT_FOUND, VICTIM_NOT_IN_SYSCALL,
+    VICTIM_SCAN_LIMIT, VdsoKey, errno_of_slot,
 };
 
 /// What happened to the goroutine's P during a call (see `tracer_common::PState`).
@@ -358,6 +359,15 @@ pub enum Event {
         ts_ns: u64,
         program: String,
     },
+    /// `pid` became a target beside the first (its first event seen since
+    /// it did); `command`: its comm then.
+    ProcJoin {
+        pid: u32,
+        tid: u32,
+        ts_ns: u64,
+        by: JoinedBy,
+        command: String,
+    },
     /// Real syscalls of a call the vDSO normally serves, from one user stack:
     /// the cumulative in-kernel count, summed over CPUs.
     VdsoCalls {
@@ -384,6 +394,18 @@ pub enum Event {
     },
 }
 
+/// What made a process a target beside the first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinedBy {
+    /// Given with `-p`.
+    Pid,
+    /// Its comm is a `--comm` name.
+    Comm,
+    /// It is in a `--cgroup` (or below).
+    Cgroup,
+}
+
 /// Why a ring-buffer record could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -393,6 +415,8 @@ pub enum DecodeError {
     UnknownKind(u32),
     #[error("unknown followed-process record {0}")]
     UnknownProcRecord(u32),
+    #[error("unknown reason {0} for a process to join the targets")]
+    UnknownJoin(u32),
 }
 
 fn read<T: Copy>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
@@ -641,6 +665,18 @@ impl Event {
                 ts_ns,
                 program: name(),
             }),
+            PROC_JOIN => Ok(Self::ProcJoin {
+                pid: e.pid,
+                tid: e.tid,
+                ts_ns,
+                by: match e.how {
+                    JOIN_PID => JoinedBy::Pid,
+                    JOIN_COMM => JoinedBy::Comm,
+                    JOIN_CGROUP => JoinedBy::Cgroup,
+                    other => return Err(DecodeError::UnknownJoin(other)),
+                },
+                command: name(),
+            }),
             other => Err(DecodeError::UnknownProcRecord(other)),
         }
     }
@@ -808,6 +844,21 @@ mod tests {
                 ts_ns: 50,
                 program: "/usr/bin/dd".into(),
             })
+        );
+        let join = proc_task(PROC_JOIN, 30, 31, JOIN_CGROUP, b"etcd");
+        assert_eq!(
+            Event::decode(&bytes_of(&join)),
+            Ok(Event::ProcJoin {
+                pid: 30,
+                tid: 31,
+                ts_ns: 50,
+                by: JoinedBy::Cgroup,
+                command: "etcd".into(),
+            })
+        );
+        assert_eq!(
+            Event::decode(&bytes_of(&proc_task(PROC_JOIN, 30, 31, 9, b""))),
+            Err(DecodeError::UnknownJoin(9))
         );
         let spawn = proc_task(PROC_THREAD_SPAWN, 20, 21, 0, b"");
         assert_eq!(

@@ -274,6 +274,13 @@ impl Model {
                 ref program,
                 ..
             } => self.processes.exec(pid, ts_ns, program),
+            Event::ProcJoin {
+                pid,
+                ts_ns,
+                by,
+                ref command,
+                ..
+            } => self.processes.join(pid, ts_ns, by, command),
             // The launch itself (run mode: the tracer's child exec'ing the
             // target, timed from the launcher): counted with the calls,
             // never listed as a call of the program.

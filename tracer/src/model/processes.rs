@@ -1,12 +1,14 @@
-//! The processes followed with `-f`: one section per process and program
-//! (an exec starts a new section: another program, another table), each
-//! with its syscall table, threads and end. The target itself is not
-//! here: the rest of the model is about it.
+//! The processes traced beside the target (followed with `-f`, or targets
+//! beside the first: more `-p`, `--comm`, `--cgroup`): one section per
+//! process and program (an exec starts a new section: another program,
+//! another table), each with its syscall table, threads and end. The
+//! target itself is not here: the rest of the model is about it.
 
 use std::collections::HashMap;
 
 use super::{
     ThreadEnd,
+    event::JoinedBy,
     syscalls::{SyscallTable, Waiter},
 };
 
@@ -25,6 +27,12 @@ pub enum SectionStart {
     /// Its first event was not its fork (a fork record lost to a full ring
     /// buffer): parent and command unknown.
     Unseen,
+    /// A target given with `-p` beside the first (running before).
+    GivenPid,
+    /// A process whose comm is a `--comm` name.
+    Comm,
+    /// A process in a `--cgroup`.
+    Cgroup,
 }
 
 /// One followed process running one program.
@@ -158,6 +166,22 @@ impl Processes {
         }
     }
 
+    /// `pid` became a target beside the first: its section begins here,
+    /// unless one already has (a repeated announcement, or a fork seen).
+    pub fn join(&mut self, pid: u32, ts_ns: u64, by: JoinedBy, command: &str) {
+        if self.current.contains_key(&pid) {
+            return;
+        }
+        let start = match by {
+            JoinedBy::Pid => SectionStart::GivenPid,
+            JoinedBy::Comm => SectionStart::Comm,
+            JoinedBy::Cgroup => SectionStart::Cgroup,
+        };
+        let mut s = Section::new(pid, None, start, ts_ns);
+        s.command = Some(command.to_owned());
+        self.begin(s);
+    }
+
     /// An exec ends the process's section and begins one for the new
     /// program (the exec'ing thread is the only one left).
     pub fn exec(&mut self, pid: u32, ts_ns: u64, program: &str) {
@@ -248,6 +272,21 @@ mod tests {
         p.syscall(7, 4, 0, 0, 5);
         assert_eq!(p.sections.len(), 2);
         assert_eq!(p.sections[1].syscalls.totals(None), (1, 0, 5));
+    }
+
+    #[test]
+    fn a_joined_process_begins_its_section_once() {
+        let mut p = Processes::default();
+        p.join(40, 1, JoinedBy::Cgroup, "etcd");
+        p.join(40, 2, JoinedBy::Cgroup, "etcd");
+        p.syscall(40, 3, 0, 0, 5);
+        assert_eq!(p.sections.len(), 1);
+        let s = &p.sections[0];
+        assert_eq!(
+            (s.start, s.command.as_deref(), s.parent_pid),
+            (SectionStart::Cgroup, Some("etcd"), None)
+        );
+        assert_eq!(s.syscalls.totals(None), (1, 0, 5));
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub const MAGIC: &[u8; 8] = b"GOTRACE\x01";
 /// 3: the followed processes' events (`Event::Proc*`, `-f`) and
 /// `TargetInfo::follow_forks`; events are tagged by name, so the events of
 /// 1 and 2 decode unchanged.
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: `Event::ProcJoin` (targets beside the first: more `-p`, `--comm`,
+/// `--cgroup`), which a reader of 3 would refuse as corrupt.
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest version this tracer reads: version 1 differs only by the
 /// fields of [`Start`] it lacks (read as `None`), 2 by `follow_forks`
 /// (read as false).

@@ -196,16 +196,16 @@ fn another_format_version_is_refused_naming_it() {
     let path = dir.path().join("r.rec");
     write(&path, None);
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[8..12].copy_from_slice(&4u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&5u32.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     let err = read(&path).unwrap_err();
     assert!(
-        matches!(err, ReadError::Version { found: 4, .. }),
+        matches!(err, ReadError::Version { found: 5, .. }),
         "{err:?}"
     );
     let said = err.to_string();
     assert!(
-        said.contains("written by recording format 4; this tracer reads formats 1 to 3"),
+        said.contains("written by recording format 5; this tracer reads formats 1 to 4"),
         "{said}"
     );
 }

@@ -284,7 +284,8 @@ pub fn event_start_ns(event: &Event) -> Option<u64> {
         | Event::ProcFork { .. }
         | Event::ProcThreadSpawn { .. }
         | Event::ProcThreadExit { .. }
-        | Event::ProcExec { .. } => None,
+        | Event::ProcExec { .. }
+        | Event::ProcJoin { .. } => None,
     }
 }
 
@@ -567,7 +568,8 @@ impl<'a, W: Write> Timeline<'a, W> {
             | Event::ProcFork { .. }
             | Event::ProcThreadSpawn { .. }
             | Event::ProcThreadExit { .. }
-            | Event::ProcExec { .. } => Ok(()),
+            | Event::ProcExec { .. }
+            | Event::ProcJoin { .. } => Ok(()),
         }
     }
 

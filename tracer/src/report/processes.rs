@@ -1,5 +1,6 @@
 //! The report's `processes`: the target and every process followed with
-//! `-f`, a section each (an exec in a followed process starts a new one),
+//! `-f` or selected beside it (more `-p`, `--comm`, `--cgroup`), a section
+//! each (an exec in a followed process starts a new one),
 //! with the total over all of them, the sum of the sections.
 
 use std::collections::BTreeMap;
@@ -60,6 +61,12 @@ pub enum Began {
     Exec,
     /// Its first record was not its fork (lost to a full ring buffer).
     Unseen,
+    /// A target given with `-p` beside the first.
+    GivenPid,
+    /// Its comm is a `--comm` name.
+    Comm,
+    /// It is in a `--cgroup`.
+    Cgroup,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -112,6 +119,9 @@ fn section(s: &Section) -> ProcessSection {
             SectionStart::Fork => Began::Fork,
             SectionStart::Exec => Began::Exec,
             SectionStart::Unseen => Began::Unseen,
+            SectionStart::GivenPid => Began::GivenPid,
+            SectionStart::Comm => Began::Comm,
+            SectionStart::Cgroup => Began::Cgroup,
         },
         syscalls,
         totals,

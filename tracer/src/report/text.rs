@@ -687,13 +687,22 @@ fn processes(o: &mut impl Write, r: &Report) -> io::Result<()> {
             p.children_not_followed
         )?;
     }
-    if !r.target.follow_forks {
+    let selected = p
+        .sections
+        .iter()
+        .any(|s| matches!(s.began, Began::GivenPid | Began::Comm | Began::Cgroup));
+    if !r.target.follow_forks && !selected {
         return Ok(());
     }
     writeln!(
         o,
-        "\nprocesses (-f; followed processes' Go runtime is not read): {} sections, \
+        "\nprocesses ({}; the Go runtime is read for the first target only): {} sections, \
          {} calls, {} errors, {} in all (the sum of the sections)",
+        match (r.target.follow_forks, selected) {
+            (true, true) => "-f and the targets beside the first",
+            (true, false) => "-f",
+            _ => "the targets beside the first",
+        },
         p.sections.len(),
         p.total.calls,
         p.total.errors,
@@ -724,6 +733,9 @@ fn processes(o: &mut impl Write, r: &Report) -> io::Result<()> {
                     .map_or_else(|| "unknown".to_owned(), |p| p.to_string())
             ),
             Began::Unseen => "fork not seen".to_owned(),
+            Began::GivenPid => "given with -p".to_owned(),
+            Began::Comm => "by --comm".to_owned(),
+            Began::Cgroup => "in --cgroup".to_owned(),
         };
         let end = match s.end {
             SectionEndRow::Exited { how: Some(how) } => format!(
