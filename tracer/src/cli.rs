@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     probes::ProbeSet,
+    procinfo::cgroup::{CgroupDir, CgroupError},
     report::flame::FlameView,
     serve::flight::{FlightConfig, Trigger},
 };
@@ -42,9 +43,12 @@ pub enum Command {
     /// Attach to a live process (all its threads, including new ones) until
     /// Ctrl-C, SIGTERM, --duration, or the process exits.
     Attach {
-        /// The process to trace.
-        #[arg(short = 'p', long = "pid")]
-        pid: u32,
+        /// The process to trace (repeatable: the first gets the Go
+        /// runtime's attribution, the others a section each; see --comm).
+        #[arg(short = 'p', long = "pid", value_name = "PID", required_unless_present_any = ["comms", "cgroups"])]
+        pids: Vec<u32>,
+        #[command(flatten)]
+        select: SelectArgs,
         #[command(flatten)]
         output: OutputArgs,
         #[command(flatten)]
@@ -58,9 +62,16 @@ pub enum Command {
         /// The recording to write (replaced).
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: PathBuf,
-        /// Attach to this live process.
-        #[arg(short = 'p', long = "pid", conflicts_with = "command")]
-        pid: Option<u32>,
+        /// Attach to this live process (repeatable, as for `attach`).
+        #[arg(
+            short = 'p',
+            long = "pid",
+            value_name = "PID",
+            conflicts_with = "command"
+        )]
+        pids: Vec<u32>,
+        #[command(flatten)]
+        select: SelectArgs,
         #[command(flatten)]
         trace: TraceArgs,
         /// Stop recording events where the file would pass SIZE (bytes, or
@@ -295,6 +306,26 @@ pub struct TraceArgs {
     pub follow_forks: bool,
 }
 
+/// Targets beside the first `-p` (`attach`, `record`).
+#[derive(Debug, Args, Default)]
+pub struct SelectArgs {
+    /// Also trace every process whose comm (the kernel's 15-byte name, as
+    /// in `ps -o comm`) is NAME: those running at the start and those that
+    /// take the name later (an exec, or a fork of a process so named), from
+    /// their first syscall; the kernel adds them itself (repeatable, up to
+    /// 8). Without -p, the first such process (a Go program first) gets the
+    /// Go attribution.
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+    /// Also trace every process in the cgroup (v2) PATH or below it, from
+    /// its first syscall there: a container's or a service's cgroup, as
+    /// /sys/fs/cgroup/system.slice/foo.service or as /proc/PID/cgroup
+    /// names it (/system.slice/foo.service). The kernel filters by cgroup
+    /// id (repeatable, up to 8).
+    #[arg(long = "cgroup", value_name = "PATH")]
+    pub cgroups: Vec<PathBuf>,
+}
+
 fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
     s.parse().map_err(|_| {
         format!(
@@ -389,6 +420,23 @@ pub struct Config {
     pub ring_buffer_bytes: u32,
     /// `-f`: child processes are followed.
     pub follow_forks: bool,
+    /// Targets beside the first (`attach`, `record`).
+    pub select: Select,
+}
+
+/// The targets beside the first: more `-p`, `--comm`, `--cgroup`.
+#[derive(Debug, Clone, Default)]
+pub struct Select {
+    /// Given with `-p` after the first.
+    pub pids: Vec<u32>,
+    pub comms: Vec<String>,
+    pub cgroups: Vec<CgroupDir>,
+}
+
+impl Select {
+    pub fn is_empty(&self) -> bool {
+        self.pids.is_empty() && self.comms.is_empty() && self.cgroups.is_empty()
+    }
 }
 
 impl Config {
@@ -404,8 +452,10 @@ pub enum TargetSpec {
         program: PathBuf,
         args: Vec<OsString>,
     },
+    /// `attach`, or `record -p`: the first target, `None` when only
+    /// `--comm`/`--cgroup` name them (chosen when tracing starts).
     Attach {
-        pid: u32,
+        pid: Option<u32>,
     },
     Threads {
         pid: u32,
@@ -490,6 +540,20 @@ pub enum ConfigError {
     CommTooLong(String, String),
     #[error("--comm needs a name: give the process name as `ps -o comm` shows it")]
     CommEmpty,
+    #[error(
+        "at most {} --comm names and {} --cgroup paths: trace the rest with another tracer \
+         (or `tracer serve`)",
+        tracer_common::MAX_SELECTORS,
+        tracer_common::MAX_SELECTORS
+    )]
+    TooManySelectors,
+    #[error(
+        "-p, --comm and --cgroup select live processes: give them without a command, or launch \
+         the command alone (`tracer record -o FILE -- CMD`)"
+    )]
+    SelectWithCommand,
+    #[error("--cgroup: {0}")]
+    Cgroup(#[from] CgroupError),
     #[error("--interval {0:?} is too short: use at least {MIN_INTERVAL:?} (e.g. -i 1s)")]
     IntervalTooShort(Duration),
     #[error(
@@ -512,6 +576,7 @@ impl TryFrom<Cli> for Config {
     fn try_from(cli: Cli) -> Result<Self, ConfigError> {
         let mut print_report = true;
         let mut recording = None;
+        let mut select = Select::default();
         let (target, out) = match cli.command {
             Command::Run {
                 output,
@@ -522,19 +587,20 @@ impl TryFrom<Cli> for Config {
                 (launch(command)?, output)
             }
             Command::Attach {
-                pid,
+                pids,
+                select: sel,
                 output,
                 record,
             } => {
-                if pid == 0 {
-                    return Err(ConfigError::PidZero);
-                }
                 recording = record.into_config();
+                let (pid, s) = selection(pids, sel)?;
+                select = s;
                 (TargetSpec::Attach { pid }, output)
             }
             Command::Record {
                 output,
-                pid,
+                pids,
+                select: sel,
                 trace,
                 max_size,
                 command,
@@ -544,11 +610,18 @@ impl TryFrom<Cli> for Config {
                     path: output,
                     max_bytes: max_size,
                 });
-                let target = match pid {
-                    Some(0) => return Err(ConfigError::PidZero),
-                    Some(pid) => TargetSpec::Attach { pid },
-                    None if command.is_empty() => return Err(ConfigError::RecordNoTarget),
-                    None => launch(command)?,
+                let live = !pids.is_empty() || !sel.comms.is_empty() || !sel.cgroups.is_empty();
+                let target = if live {
+                    if !command.is_empty() {
+                        return Err(ConfigError::SelectWithCommand);
+                    }
+                    let (pid, s) = selection(pids, sel)?;
+                    select = s;
+                    TargetSpec::Attach { pid }
+                } else if command.is_empty() {
+                    return Err(ConfigError::RecordNoTarget);
+                } else {
+                    launch(command)?
                 };
                 let output = OutputArgs {
                     json: false,
@@ -638,16 +711,7 @@ impl TryFrom<Cli> for Config {
                     return Err(ConfigError::PidZero);
                 }
                 for c in &comms {
-                    if c.is_empty() {
-                        return Err(ConfigError::CommEmpty);
-                    }
-                    if c.len() > COMM_MAX {
-                        let mut cut = COMM_MAX;
-                        while !c.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        return Err(ConfigError::CommTooLong(c.clone(), c[..cut].to_owned()));
-                    }
+                    check_comm(c)?;
                 }
                 let output = OutputArgs {
                     json: false,
@@ -719,6 +783,7 @@ impl TryFrom<Cli> for Config {
             probes: trace.probes,
             ring_buffer_bytes: trace.ring_buffer_kb * 1024,
             follow_forks: trace.follow_forks,
+            select,
         })
     }
 }
@@ -744,6 +809,52 @@ impl RecordArgs {
             max_bytes: self.max_size,
         })
     }
+}
+
+/// A `--comm` name that can match a comm.
+fn check_comm(c: &str) -> Result<(), ConfigError> {
+    if c.is_empty() {
+        return Err(ConfigError::CommEmpty);
+    }
+    if c.len() > COMM_MAX {
+        let mut cut = COMM_MAX;
+        while !c.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        return Err(ConfigError::CommTooLong(c.to_owned(), c[..cut].to_owned()));
+    }
+    Ok(())
+}
+
+/// `attach`'s and `record`'s targets: the first `-p` (if any) and the
+/// others.
+fn selection(mut pids: Vec<u32>, sel: SelectArgs) -> Result<(Option<u32>, Select), ConfigError> {
+    if pids.contains(&0) {
+        return Err(ConfigError::PidZero);
+    }
+    for c in &sel.comms {
+        check_comm(c)?;
+    }
+    let most = tracer_common::MAX_SELECTORS as usize;
+    if sel.comms.len() > most || sel.cgroups.len() > most {
+        return Err(ConfigError::TooManySelectors);
+    }
+    let cgroups = sel
+        .cgroups
+        .iter()
+        .map(|c| CgroupDir::open(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen = std::collections::HashSet::new();
+    pids.retain(|p| seen.insert(*p));
+    let first = (!pids.is_empty()).then(|| pids.remove(0));
+    Ok((
+        first,
+        Select {
+            pids,
+            comms: sel.comms,
+            cgroups,
+        },
+    ))
 }
 
 /// `run`'s and `record`'s command: the program and its arguments.
@@ -819,7 +930,7 @@ mod tests {
     #[test]
     fn attach_validates() {
         let c = parse(&["tracer", "attach", "-p", "42", "--duration", "1.5s"]).unwrap();
-        assert!(matches!(c.target, TargetSpec::Attach { pid: 42 }));
+        assert!(matches!(c.target, TargetSpec::Attach { pid: Some(42) }));
         assert_eq!(c.duration, Some(Duration::from_millis(1500)));
         assert!(
             parse(&["tracer", "attach", "-p", "0"])
@@ -845,6 +956,44 @@ mod tests {
         );
         assert!(parse(&["tracer", "attach", "-p", "1", "-i", "100ms"]).is_ok());
         assert!(parse(&["tracer", "attach", "-p", "1", "-o", "/dev/null"]).is_ok());
+    }
+
+    #[test]
+    fn attach_and_record_take_several_targets() {
+        let c = parse(&["tracer", "attach", "-p", "7", "-p", "9", "-p", "7"]).unwrap();
+        assert!(matches!(c.target, TargetSpec::Attach { pid: Some(7) }));
+        assert_eq!(c.select.pids, vec![9], "the first, then the others once");
+        let c = parse(&["tracer", "attach", "--comm", "etcd", "--comm", "caddy"]).unwrap();
+        assert!(matches!(c.target, TargetSpec::Attach { pid: None }));
+        assert_eq!(c.select.comms, vec!["etcd", "caddy"]);
+        let c = parse(&["tracer", "record", "-o", "/tmp/x.rec", "-p", "3", "-p", "4"]).unwrap();
+        assert!(matches!(c.target, TargetSpec::Attach { pid: Some(3) }));
+        assert_eq!(c.select.pids, vec![4]);
+        // Nothing to trace, or nonsense.
+        assert!(parse(&["tracer", "attach"]).is_err());
+        assert!(parse(&["tracer", "attach", "-p", "1", "-p", "0"]).is_err());
+        let long = parse(&["tracer", "attach", "--comm", "a-very-long-program"]).unwrap_err();
+        assert!(long.contains("--comm `a-very-long-pro`"), "{long}");
+        let many: Vec<String> = (0..9).map(|i| format!("--comm=p{i}")).collect();
+        let mut args = vec!["tracer", "attach"];
+        args.extend(many.iter().map(String::as_str));
+        assert!(parse(&args).unwrap_err().contains("at most 8"));
+        let both = parse(&[
+            "tracer",
+            "record",
+            "-o",
+            "/tmp/x.rec",
+            "--comm",
+            "x",
+            "--",
+            "ls",
+        ]);
+        assert!(both.unwrap_err().contains("without a command"));
+        let gone = parse(&["tracer", "attach", "--cgroup", "/no/such/cgroup-here"]).unwrap_err();
+        assert!(
+            gone.contains("--cgroup") && gone.contains("/no/such/cgroup-here"),
+            "{gone}"
+        );
     }
 
     #[test]
@@ -893,7 +1042,7 @@ mod tests {
             "2M",
         ])
         .unwrap();
-        assert!(matches!(c.target, TargetSpec::Attach { pid: 7 }));
+        assert!(matches!(c.target, TargetSpec::Attach { pid: Some(7) }));
         assert!(!c.print_report);
         let r = c.recording.unwrap();
         assert_eq!(

@@ -1,16 +1,19 @@
 //! `tracer attach -p PID`: trace a live process until Ctrl-C, SIGTERM, the
 //! deadline, or its exit; then detach and report. The process is never
-//! stopped or signalled.
+//! stopped or signalled. More targets (`-p` again, `--comm`, `--cgroup`)
+//! are traced beside it, a section each, until the first one stops.
 
-use super::{live_target::LiveTarget, recording::RecordingPlan};
+use super::{live_target::LiveTarget, recording::RecordingPlan, select::Targets};
 use crate::{
     cli::Config,
     report::Mode,
     session::{SignalPolicy, StopReason},
 };
 
-pub fn execute(config: &Config, pid: u32) -> anyhow::Result<i32> {
-    let mut target = LiveTarget::prepare(config, pid)?;
+pub fn execute(config: &Config, pid: Option<u32>) -> anyhow::Result<i32> {
+    let targets = Targets::choose(&config.select, pid)?;
+    let mut target = LiveTarget::prepare(config, targets.first)?;
+    target.select(targets.selection);
     let plan = RecordingPlan::prepare(config);
     let rt = super::runtime()?;
     let (model, traced, exited, recording) = rt.block_on(async {

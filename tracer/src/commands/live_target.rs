@@ -73,6 +73,11 @@ impl LiveTarget {
         })
     }
 
+    /// Traces these processes beside this one.
+    pub fn select(&mut self, selection: probes::Selection) {
+        self.options.selection = selection;
+    }
+
     /// Starts a live view from the sample taken at the start.
     pub fn seed(&self, live: &mut LiveState<'_>) {
         if let Some(first) = self.facts.facts.samples.first() {
@@ -108,8 +113,28 @@ impl LiveTarget {
         let threads_at_start = target::thread_count(pid);
         let session = Session::new(links, maps, threads_at_start, false)?;
         if announce {
+            let sel = &self.options.selection;
+            let beside = if sel.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (Go attribution), and beside it {} running processes given{}{}",
+                    sel.given.len(),
+                    if sel.comms.is_empty() {
+                        ""
+                    } else {
+                        ", the --comm names"
+                    },
+                    if sel.cgroups.is_empty() {
+                        ""
+                    } else {
+                        ", the --cgroup members"
+                    },
+                )
+            };
             eprintln!(
-                "tracer: probes live on pid {pid} ({}), {threads_at_start} threads; Ctrl-C to stop",
+                "tracer: probes live on pid {pid} ({}), {threads_at_start} threads{beside}; \
+                 Ctrl-C to stop",
                 self.process.comm
             );
         }

@@ -8,6 +8,7 @@ mod live_target;
 mod recording;
 pub mod replay;
 pub mod run;
+mod select;
 pub mod serve;
 pub mod threads;
 pub mod top;
@@ -222,6 +223,8 @@ pub fn attach_options(
         uprobes,
         ring_buffer_bytes: config.ring_buffer_bytes,
         follow_forks: config.follow_forks,
+        // Set by `attach` (it knows which target is the first).
+        selection: Default::default(),
     }
 }
 
