@@ -31,3 +31,4 @@ mod record;
 mod serve;
 mod soak;
 mod stress;
+mod targets;

@@ -225,10 +225,19 @@ pub fn spawn_ready(program: &Path, args: &[&str]) -> Child {
 
 /// Spawns `tracer attach -p PID ...` and waits for its "probes live" line.
 pub fn spawn_attach(pid: u32, extra: &[&str], report: &Path) -> Child {
+    let mut args = vec!["-p".to_owned(), pid.to_string()];
+    args.extend(extra.iter().map(|&a| a.to_owned()));
+    spawn_attach_with(&args, report)
+}
+
+/// Spawns `tracer attach ARGS... --json -o REPORT` and waits for its
+/// "probes live" line.
+pub fn spawn_attach_with(args: &[String], report: &Path) -> Child {
     let mut child = tracer()
-        .args(["attach", "-p", &pid.to_string(), "--json", "-o"])
+        .arg("attach")
+        .args(args)
+        .args(["--json", "-o"])
         .arg(report)
-        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn tracer attach");
