@@ -1,6 +1,8 @@
 //! A process's cgroups and the limits they set: the number of tasks
 //! (`pids.max`), the CPU bandwidth (quota / period) and how often it was
-//! throttled.
+//! throttled. And a cgroup v2 directory the user names ([`CgroupDir`]: its
+//! path, its kernel id and level, whether it holds a process), with a
+//! process's cgroup v2 path ([`of_process`]).
 //!
 //! Works on cgroup v2 (one hierarchy, usually at `/sys/fs/cgroup`), v1 (one
 //! hierarchy per controller or group of controllers, such as
@@ -21,7 +23,7 @@
 //! too, so the tightest one between the process's cgroup and the top of the
 //! mount wins (ancestors above the mount are out of sight).
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::{
     Owner, ProcInfoError, Result, malformed, pid_path, read_optional, read_pid_file, read_text,
@@ -524,6 +526,269 @@ fn parse_cpu_stat(text: &str, version: CgroupVersion) -> Option<(u64, u64, u64)>
     Some((get("nr_periods")?, get("nr_throttled")?, throttled_ns))
 }
 
+/// The statfs magic of a cgroup v2 file system.
+const CGROUP2_MAGIC: i64 = 0x6367_7270;
+
+/// Why a cgroup v2 directory given by the user cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error(
+        "this host has no cgroup v2 hierarchy (no cgroup2 mount in /proc/self/mountinfo): \
+         mount one (`mount -t cgroup2 none /sys/fs/cgroup/unified`) or boot with \
+         systemd.unified_cgroup_hierarchy=1; until then select processes another way"
+    )]
+    NoCgroup2,
+    #[error(
+        "no cgroup {given}: it is neither a directory under the cgroup v2 mount ({mounts}) nor \
+         a cgroup path as the `0::` line of /proc/PID/cgroup shows it (`/system.slice/x.service`); \
+         list the cgroups with `ls {first}` or `systemd-cgls`, or read a process's with \
+         `cat /proc/PID/cgroup`"
+    )]
+    NotFound {
+        given: PathBuf,
+        mounts: String,
+        first: String,
+    },
+    #[error("{given} is not a directory: a cgroup is a directory; give the one that holds it")]
+    NotDirectory { given: PathBuf },
+    #[error(
+        "{given} is not in the cgroup v2 hierarchy (mounted at {mounts}; a v1 hierarchy such as \
+         /sys/fs/cgroup/cpu, or another file system, is not): give a directory under {first}, or \
+         the cgroup's path as the `0::` line of /proc/PID/cgroup shows it"
+    )]
+    NotCgroup2 {
+        given: PathBuf,
+        mounts: String,
+        first: String,
+    },
+    #[error("cannot read {path}: {source}; run as root")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Mounts(#[from] ProcInfoError),
+}
+
+/// A cgroup v2 directory given by the user: it holds every process in it
+/// or in any cgroup below it.
+///
+/// Given either as the directory under the cgroup2 mount
+/// (`/sys/fs/cgroup/system.slice/x.service`) or as the cgroup's path
+/// relative to the hierarchy's root, as the `0::` line of
+/// `/proc/PID/cgroup` shows it (`/system.slice/x.service`). A path under a
+/// cgroup2 mount point is taken as the directory; any other as a cgroup
+/// path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupDir {
+    dir: PathBuf,
+    path: String,
+    id: u64,
+}
+
+impl CgroupDir {
+    /// Finds and checks `given` (see the type's doc) against the cgroup2
+    /// mounts of `/proc/self/mountinfo`.
+    pub fn open(given: &Path) -> Result<Self, CgroupError> {
+        let mounts = cgroup_mounts()?;
+        let v2: Vec<&CgroupMount> = mounts
+            .iter()
+            .filter(|m| m.version == CgroupVersion::V2)
+            .collect();
+        let given_abs = std::fs::canonicalize(given)
+            .or_else(|_| std::path::absolute(given))
+            .unwrap_or_else(|_| given.to_owned());
+        let (dir, path) = locate(given, &given_abs, &v2, &|p: &Path| p.exists())?;
+        let meta = std::fs::metadata(&dir).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => not_found(given, &v2),
+            _ => CgroupError::Read {
+                path: dir.clone(),
+                source,
+            },
+        })?;
+        if !meta.is_dir() {
+            return Err(CgroupError::NotDirectory {
+                given: given.to_owned(),
+            });
+        }
+        // A mount point's path alone could be shadowed by another mount.
+        if !is_cgroup2(&dir) {
+            return Err(not_cgroup2(given, &v2));
+        }
+        Ok(Self {
+            dir,
+            path,
+            id: std::os::unix::fs::MetadataExt::ino(&meta),
+        })
+    }
+
+    /// The directory (`/sys/fs/cgroup/system.slice/x.service`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cgroup's path as `/proc/PID/cgroup` shows it
+    /// (`/system.slice/x.service`; `/` for the root).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The directory's inode number: on cgroup v2 (64-bit kernels) the
+    /// kernel's cgroup id, as `bpf_get_current_cgroup_id` returns it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Its depth below the hierarchy's root (the root is 0): for
+    /// `bpf_get_current_ancestor_cgroup_id(level) == id()`. Counted from
+    /// the root the tracer sees, which is the kernel's root when the
+    /// tracer runs in the host's cgroup namespace.
+    pub fn level(&self) -> u32 {
+        let depth = self.path.split('/').filter(|c| !c.is_empty()).count();
+        u32::try_from(depth).unwrap_or(u32::MAX)
+    }
+
+    /// `pid` is in this cgroup or one below it (false once it is gone).
+    pub fn contains(&self, pid: u32) -> bool {
+        of_process(pid).is_some_and(|p| self.holds(&p))
+    }
+
+    /// The cgroup at `v2_path` (a `/proc/PID/cgroup` path) is this one or
+    /// below it. A path outside the reader's cgroup namespace (with `..`)
+    /// is in none.
+    pub fn holds(&self, v2_path: &str) -> bool {
+        !v2_path.split('/').any(|c| c == "..") && strip_root(v2_path, &self.path).is_some()
+    }
+
+    /// A cgroup that was never checked against the file system.
+    #[cfg(test)]
+    pub(crate) fn for_test(path: &str) -> Self {
+        Self {
+            dir: PathBuf::from("/sys/fs/cgroup").join(path.trim_start_matches('/')),
+            path: path.to_owned(),
+            id: 1,
+        }
+    }
+}
+
+/// The cgroup v2 path of `pid` (`/system.slice/x.service`), as the `0::`
+/// line of `/proc/PID/cgroup` shows it; `None` when the process is gone
+/// or the kernel has no such line.
+pub fn of_process(pid: u32) -> Option<String> {
+    let text = read_pid_file(pid, "cgroup").ok()?;
+    v2_path(&text).map(str::to_owned)
+}
+
+/// The path of the `0::` line of a `/proc/PID/cgroup` text.
+pub fn v2_path(cgroup_file: &str) -> Option<&str> {
+    cgroup_file
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .filter(|p| p.starts_with('/'))
+}
+
+/// Where `given` is among the cgroup2 `mounts`: (directory, cgroup path).
+/// `given_abs` is `given` made absolute (and resolved when it exists);
+/// `exists` says whether a path exists.
+fn locate(
+    given: &Path,
+    given_abs: &Path,
+    mounts: &[&CgroupMount],
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<(PathBuf, String), CgroupError> {
+    if mounts.is_empty() {
+        return Err(CgroupError::NoCgroup2);
+    }
+    // The directory itself: under the deepest mount point holding it.
+    let holder = mounts
+        .iter()
+        .filter(|m| given_abs.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.components().count());
+    if let Some(m) = holder {
+        let rel = given_abs.strip_prefix(&m.mount_point).unwrap_or(given_abs);
+        if !exists(given_abs) {
+            return Err(not_found(given, mounts));
+        }
+        return Ok((given_abs.to_owned(), join_cgroup(&m.root, rel)));
+    }
+    // A cgroup path: under the first mount whose root holds it.
+    if given.has_root() && !given.components().any(|c| c == Component::ParentDir) {
+        let path = join_cgroup("/", given);
+        for m in mounts {
+            let Some(rel) = strip_root(&path, &m.root) else {
+                continue;
+            };
+            let dir = m.mount_point.join(rel.trim_start_matches('/'));
+            if exists(&dir) {
+                return Ok((dir, path));
+            }
+        }
+    }
+    if exists(given_abs) {
+        Err(not_cgroup2(given, mounts))
+    } else {
+        Err(not_found(given, mounts))
+    }
+}
+
+/// `root` followed by `rel`'s names, `/`-separated, without a trailing
+/// `/` (`/` alone for the root).
+fn join_cgroup(root: &str, rel: &Path) -> String {
+    let mut out = root.trim_end_matches('/').to_owned();
+    for c in rel.components() {
+        if let Component::Normal(name) = c {
+            out.push('/');
+            out.push_str(&name.to_string_lossy());
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+fn mount_list(mounts: &[&CgroupMount]) -> (String, String) {
+    let all: Vec<String> = mounts
+        .iter()
+        .map(|m| m.mount_point.display().to_string())
+        .collect();
+    let first = all.first().cloned().unwrap_or_default();
+    (all.join(", "), first)
+}
+
+fn not_found(given: &Path, mounts: &[&CgroupMount]) -> CgroupError {
+    let (mounts, first) = mount_list(mounts);
+    CgroupError::NotFound {
+        given: given.to_owned(),
+        mounts,
+        first,
+    }
+}
+
+fn not_cgroup2(given: &Path, mounts: &[&CgroupMount]) -> CgroupError {
+    let (mounts, first) = mount_list(mounts);
+    CgroupError::NotCgroup2 {
+        given: given.to_owned(),
+        mounts,
+        first,
+    }
+}
+
+/// The file system holding `dir` is cgroup v2.
+fn is_cgroup2(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs is plain data; all zeroes is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statfs struct to fill.
+    let ok = unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0;
+    #[allow(clippy::unnecessary_cast)]
+    let magic = st.f_type as i64;
+    ok && magic == CGROUP2_MAGIC
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -579,6 +844,141 @@ mod tests {
 
     fn mounts(text: &str) -> Vec<CgroupMount> {
         parse_mountinfo(text).unwrap()
+    }
+
+    fn v2_of(m: &[CgroupMount]) -> Vec<&CgroupMount> {
+        m.iter()
+            .filter(|m| m.version == CgroupVersion::V2)
+            .collect()
+    }
+
+    /// `locate` with the paths in `existing` existing.
+    fn locate_in(
+        given: &str,
+        mounts: &[&CgroupMount],
+        existing: &[&str],
+    ) -> Result<(PathBuf, String), CgroupError> {
+        let exists = |p: &Path| existing.iter().any(|e| Path::new(e) == p);
+        locate(Path::new(given), Path::new(given), mounts, &exists)
+    }
+
+    #[test]
+    fn locates_a_directory_or_a_cgroup_path() {
+        let m = mounts(V2_MOUNTINFO);
+        let v2 = v2_of(&m);
+        let dir = "/sys/fs/cgroup/system.slice/x.service";
+        let want = (PathBuf::from(dir), "/system.slice/x.service".to_owned());
+        for given in [dir, "/system.slice/x.service", "/system.slice/x.service/"] {
+            assert_eq!(locate_in(given, &v2, &[dir]).unwrap(), want, "{given}");
+        }
+        // The mount point is the root, both ways.
+        let root = (PathBuf::from("/sys/fs/cgroup"), "/".to_owned());
+        assert_eq!(
+            locate_in("/sys/fs/cgroup", &v2, &["/sys/fs/cgroup"]).unwrap(),
+            root
+        );
+        assert_eq!(locate_in("/", &v2, &["/sys/fs/cgroup", "/"]).unwrap(), root);
+        // A real directory elsewhere is not a cgroup; nothing is not found.
+        let e = locate_in("/tmp", &v2, &["/tmp"]).unwrap_err();
+        assert!(matches!(e, CgroupError::NotCgroup2 { .. }), "{e}");
+        let e = locate_in("/no.slice", &v2, &[]).unwrap_err();
+        assert!(matches!(e, CgroupError::NotFound { .. }), "{e}");
+        let e = locate_in("/sys/fs/cgroup/gone", &v2, &[]).unwrap_err();
+        assert!(matches!(e, CgroupError::NotFound { .. }), "{e}");
+        // `..` never climbs out as a cgroup path.
+        let e = locate_in("/../etc", &v2, &["/sys/fs/cgroup/etc"]).unwrap_err();
+        assert!(matches!(e, CgroupError::NotFound { .. }), "{e}");
+        let e = locate_in("/x", &[], &[]).unwrap_err();
+        assert!(matches!(e, CgroupError::NoCgroup2), "{e}");
+    }
+
+    #[test]
+    fn locates_in_hybrid_and_bind_mounted_hierarchies() {
+        let m = mounts(HYBRID_MOUNTINFO);
+        let v2 = v2_of(&m);
+        let dir = "/sys/fs/cgroup/unified/gt";
+        let want = (PathBuf::from(dir), "/gt".to_owned());
+        assert_eq!(locate_in(dir, &v2, &[dir]).unwrap(), want);
+        assert_eq!(locate_in("/gt", &v2, &[dir]).unwrap(), want);
+        // A v1 hierarchy's directory is not a v2 cgroup.
+        let v1 = "/sys/fs/cgroup/cpu/gt";
+        let e = locate_in(v1, &v2, &[v1]).unwrap_err();
+        assert!(matches!(e, CgroupError::NotCgroup2 { .. }), "{e}");
+        // The host cgroup /docker/abc bind-mounted at the mount point.
+        let c = mounts("1 2 0:9 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+        let v2 = v2_of(&c);
+        let dir = "/sys/fs/cgroup/sub";
+        let want = (PathBuf::from(dir), "/docker/abc/sub".to_owned());
+        assert_eq!(locate_in(dir, &v2, &[dir]).unwrap(), want);
+        assert_eq!(locate_in("/docker/abc/sub", &v2, &[dir]).unwrap(), want);
+        let e = locate_in("/docker/other", &v2, &[]).unwrap_err();
+        assert!(matches!(e, CgroupError::NotFound { .. }), "{e}");
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        let m = mounts(HYBRID_MOUNTINFO);
+        let v2 = v2_of(&m);
+        let e = locate_in("/nope", &v2, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("no cgroup /nope") && e.contains("ls /sys/fs/cgroup/unified"),
+            "{e}"
+        );
+        let e = locate_in("/tmp", &v2, &["/tmp"]).unwrap_err().to_string();
+        assert!(
+            e.contains("/tmp is not in the cgroup v2 hierarchy")
+                && e.contains("give a directory under /sys/fs/cgroup/unified"),
+            "{e}"
+        );
+        let e = locate_in("/x", &[], &[]).unwrap_err().to_string();
+        assert!(e.contains("no cgroup v2") && e.contains("mount"), "{e}");
+    }
+
+    #[test]
+    fn holds_its_cgroup_and_those_below() {
+        let c = CgroupDir::for_test("/system.slice/x.service");
+        assert!(c.holds("/system.slice/x.service"));
+        assert!(c.holds("/system.slice/x.service/sub/leaf"));
+        assert!(!c.holds("/system.slice/x.service2"));
+        assert!(!c.holds("/system.slice"));
+        assert_eq!(c.level(), 2);
+        let root = CgroupDir::for_test("/");
+        assert!(root.holds("/") && root.holds("/a/b"));
+        // Outside the reader's cgroup namespace.
+        assert!(!root.holds("/../../kubepods"));
+        assert_eq!(root.level(), 0);
+        assert_eq!(v2_path(HYBRID_CGROUP), Some("/"));
+        assert_eq!(v2_path("0::/a b/c\n1:cpu:/\n"), Some("/a b/c"));
+        assert_eq!(v2_path("1:cpu:/\n"), None);
+    }
+
+    /// On this host's cgroup v2 hierarchy, if it has one: the root, this
+    /// process's own cgroup, and the errors of what is not a cgroup.
+    #[test]
+    fn opens_real_cgroups() {
+        let m = cgroup_mounts().unwrap();
+        let Some(mount) = m
+            .iter()
+            .find(|m| m.version == CgroupVersion::V2 && m.root == "/")
+        else {
+            eprintln!("skipped: no cgroup v2 mount of the root here");
+            return;
+        };
+        let root = CgroupDir::open(&mount.mount_point).unwrap();
+        assert_eq!((root.path(), root.level()), ("/", 0));
+        let ino = fs::metadata(&mount.mount_point).unwrap();
+        assert_eq!(root.id(), std::os::unix::fs::MetadataExt::ino(&ino));
+        let own = of_process(std::process::id()).unwrap();
+        let mine = CgroupDir::open(Path::new(&own)).unwrap();
+        assert_eq!(mine.path(), own);
+        assert!(mine.contains(std::process::id()) && root.contains(std::process::id()));
+        assert!(!mine.contains(4_194_305), "a PID past pid_max");
+        let e = CgroupDir::open(Path::new("/proc")).unwrap_err();
+        assert!(matches!(e, CgroupError::NotCgroup2 { .. }), "{e}");
+        let e = CgroupDir::open(Path::new("/gotracer-no-such-cgroup")).unwrap_err();
+        assert!(matches!(e, CgroupError::NotFound { .. }), "{e}");
+        let e = CgroupDir::open(&mount.mount_point.join("cgroup.procs")).unwrap_err();
+        assert!(matches!(e, CgroupError::NotDirectory { .. }), "{e}");
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`limits`]: `RLIMIT_NPROC`, the real uid, and how many tasks a uid owns
 //!   (what `RLIMIT_NPROC` counts).
 //! - [`cgroup`]: the process's cgroups (v1, v2 or hybrid), the effective
-//!   `pids.max`, the CPU quota and CPU throttling.
+//!   `pids.max`, the CPU quota and CPU throttling; a user-given cgroup v2
+//!   directory and whether a process is in it.
 //! - [`cpus`]: the CPU affinity count, the online CPU count, and the
 //!   process's environment variables.
 //! - [`gomaxprocs`]: the GOMAXPROCS value the Go runtime picks by default,
