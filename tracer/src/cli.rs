@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     probes::ProbeSet,
+    procinfo::cgroup::{CgroupDir, CgroupError},
     report::flame::FlameView,
     serve::flight::{FlightConfig, Trigger},
 };
@@ -131,8 +132,8 @@ pub enum Command {
     },
     /// The node agent: trace the selected processes until SIGINT/SIGTERM
     /// and expose their figures as Prometheus metrics at
-    /// http://ADDR/metrics. Each target gets its own probes. --comm and
-    /// --all-go scan /proc every 200ms, so a process that starts later is
+    /// http://ADDR/metrics. Each target gets its own probes. --comm,
+    /// --cgroup and --all-go scan /proc every 200ms, so a process that starts later is
     /// found within 200ms; with its probes attached, its series are in
     /// /metrics about 1s after it starts (0.6-1.0s measured).
     /// A target that exits keeps its last figures exposed (with
@@ -151,6 +152,13 @@ pub enum Command {
         /// (repeatable).
         #[arg(long = "comm", value_name = "NAME")]
         comms: Vec<String>,
+        /// Trace every process in this cgroup v2 cgroup or any cgroup below
+        /// it, including ones that start in it or are moved into it later
+        /// (repeatable). PATH is either its directory under the cgroup2
+        /// mount (/sys/fs/cgroup/system.slice/x.service) or its path as the
+        /// `0::` line of /proc/PID/cgroup shows it (/system.slice/x.service).
+        #[arg(long = "cgroup", value_name = "PATH")]
+        cgroups: Vec<PathBuf>,
         /// Trace every Go program on the host (its executable carries Go
         /// build info), including ones that start later.
         #[arg(long)]
@@ -439,6 +447,8 @@ pub struct ServeSpec {
     pub listen: std::net::SocketAddr,
     pub pids: Vec<u32>,
     pub comms: Vec<String>,
+    /// `--cgroup`s, checked.
+    pub cgroups: Vec<CgroupDir>,
     pub all_go: bool,
     /// `--flight-recorder` and its options.
     pub flight: Option<FlightConfig>,
@@ -479,8 +489,8 @@ pub enum ConfigError {
     )]
     RecordingIsReport(PathBuf),
     #[error(
-        "`tracer serve` needs what to trace: -p PID, --comm NAME or --all-go (each may be \
-         repeated or combined)"
+        "`tracer serve` needs what to trace: -p PID, --comm NAME, --cgroup PATH or --all-go \
+         (each may be repeated or combined)"
     )]
     ServeNoTarget,
     #[error(
@@ -490,6 +500,9 @@ pub enum ConfigError {
     CommTooLong(String, String),
     #[error("--comm needs a name: give the process name as `ps -o comm` shows it")]
     CommEmpty,
+    // The cgroup's error is in the message, not a source (printed once).
+    #[error("--cgroup {}: {error}", .path.display())]
+    Cgroup { path: PathBuf, error: CgroupError },
     #[error("--interval {0:?} is too short: use at least {MIN_INTERVAL:?} (e.g. -i 1s)")]
     IntervalTooShort(Duration),
     #[error(
@@ -621,6 +634,7 @@ impl TryFrom<Cli> for Config {
                 listen,
                 pids,
                 comms,
+                cgroups,
                 all_go,
                 ring_buffer_kb,
                 flight_recorder,
@@ -631,7 +645,7 @@ impl TryFrom<Cli> for Config {
                 flight_max_dumps,
                 triggers,
             } => {
-                if pids.is_empty() && comms.is_empty() && !all_go {
+                if pids.is_empty() && comms.is_empty() && cgroups.is_empty() && !all_go {
                     return Err(ConfigError::ServeNoTarget);
                 }
                 if pids.contains(&0) {
@@ -649,6 +663,12 @@ impl TryFrom<Cli> for Config {
                         return Err(ConfigError::CommTooLong(c.clone(), c[..cut].to_owned()));
                     }
                 }
+                let cgroups = cgroups
+                    .into_iter()
+                    .map(|path| {
+                        CgroupDir::open(&path).map_err(|error| ConfigError::Cgroup { path, error })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 let output = OutputArgs {
                     json: false,
                     output: None,
@@ -674,6 +694,7 @@ impl TryFrom<Cli> for Config {
                     listen,
                     pids,
                     comms,
+                    cgroups,
                     all_go,
                     flight,
                 };
@@ -1001,7 +1022,7 @@ mod tests {
         assert!(
             parse(&["tracer", "serve", "--listen", "127.0.0.1:9464"])
                 .unwrap_err()
-                .contains("-p PID, --comm NAME or --all-go")
+                .contains("-p PID, --comm NAME, --cgroup PATH or --all-go")
         );
         assert!(
             parse(&["tracer", "serve", "--listen", "localhost", "--all-go"])
@@ -1088,6 +1109,48 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("big").is_err());
         assert!(parse_size("3T").is_err());
+    }
+
+    /// `--cgroup` is checked before anything starts: a cgroup that does
+    /// not exist, a file, and a directory outside the cgroup v2 hierarchy
+    /// are refused, each saying what to give instead.
+    #[test]
+    fn serve_checks_cgroups() {
+        use crate::procinfo::cgroup::{CgroupVersion, cgroup_mounts};
+        let serve = |cg: &str| parse(&["tracer", "serve", "--listen", "[::1]:1", "--cgroup", cg]);
+        let v2 = cgroup_mounts()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.version == CgroupVersion::V2 && m.root == "/");
+        let Some(mount) = v2 else {
+            let e = serve("/").unwrap_err();
+            assert!(e.contains("--cgroup /: this host has no cgroup v2"), "{e}");
+            return;
+        };
+        let e = serve("/gotracer-no-such-cgroup").unwrap_err();
+        assert!(
+            e.starts_with("--cgroup /gotracer-no-such-cgroup: no cgroup")
+                && e.contains(&format!("ls {}", mount.mount_point.display())),
+            "{e}"
+        );
+        let e = serve("/proc").unwrap_err();
+        assert!(
+            e.contains("/proc is not in the cgroup v2 hierarchy")
+                && e.contains("give a directory under"),
+            "{e}"
+        );
+        let file = mount.mount_point.join("cgroup.procs");
+        let e = serve(file.to_str().unwrap()).unwrap_err();
+        assert!(e.contains("is not a directory"), "{e}");
+        // The root, both ways; --cgroup alone is a target.
+        for root in ["/", mount.mount_point.to_str().unwrap()] {
+            let c = serve(root).unwrap();
+            let TargetSpec::Serve(s) = c.target else {
+                panic!("not serve: {:?}", c.target)
+            };
+            assert_eq!(s.cgroups.len(), 1);
+            assert_eq!((s.cgroups[0].path(), s.cgroups[0].level()), ("/", 0));
+        }
     }
 
     /// The DaemonSet in deploy/ runs a command this CLI accepts: `serve`

@@ -157,6 +157,7 @@ async fn agent(shared: Rc<Shared>, spec: &ServeSpec) -> anyhow::Result<i32> {
     let mut sigterm = signal(SignalKind::terminate()).context("watching SIGTERM")?;
     let selector = Selector {
         comms: spec.comms.clone(),
+        cgroups: spec.cgroups.clone(),
         all_go: spec.all_go,
     };
     let scanning = selector.scans();
