@@ -26,7 +26,7 @@ use crate::{
     gobin::symbolize::Symbolizer,
     model::{Input, Model, syscalls::Waiter},
     probes::{ProbeError, privileges},
-    procinfo::kallsyms::FopsMap,
+    procinfo::{cgroup, kallsyms::FopsMap},
     record::{End, GoInfo, RecordError, Recorder, Start},
     report::{Mode, TargetInfo},
     serve::{
@@ -34,7 +34,7 @@ use crate::{
         discover::{Discovery, SCAN_EVERY, Selector},
         flight::{FlightConfig, GlobalLimit, Reading, Refused, Ring, Watch},
         http,
-        metrics::{NOT_GO, TargetLabels, TargetSnapshot},
+        metrics::{NO_CGROUP, NOT_GO, TargetLabels, TargetSnapshot},
     },
     session::{Session, SignalPolicy, StopReason, Ticker},
 };
@@ -232,6 +232,9 @@ async fn trace_target(shared: &Shared, pid: u32) -> anyhow::Result<()> {
                 .symbolizer
                 .as_ref()
                 .map_or_else(|| NOT_GO.to_owned(), |(s, _)| s.build.raw_version.clone()),
+            // Where it is when it became a target (a later move is not
+            // followed: its series keep their labels).
+            cgroup: cgroup::of_process(pid).unwrap_or_else(|| NO_CGROUP.to_owned()),
         },
         sym: target.symbolizer.as_ref(),
         fops: shared.fops.as_ref(),
