@@ -280,7 +280,8 @@ fn dashboard_answers(prom: &Prometheus, body: &str) {
             let promql = expr
                 .replace("$__rate_interval", "1m")
                 .replace("$instance", ".*")
-                .replace("$comm", ".*");
+                .replace("$comm", ".*")
+                .replace("$cgroup", ".*");
             // `query` asserts Prometheus accepted it. A rate needs two
             // scrapes in its window: wait for them (1 s apart).
             let always = [
