@@ -163,8 +163,11 @@ impl Discovery {
         }
         if !self.selector.cgroups.is_empty() {
             let text = fs::read_to_string(proc_dir.join("cgroup")).unwrap_or_default();
+            // Kernel threads (no executable) sit in the root cgroup: `--cgroup /`
+            // must not offer them.
             if let Some(path) = cgroup::v2_path(&text)
                 && self.selector.cgroups.iter().any(|c| c.holds(path))
+                && fs::read_link(proc_dir.join("exe")).is_ok()
             {
                 return true;
             }
@@ -255,9 +258,14 @@ mod tests {
     fn cgroup_matches_it_and_below_including_later_moves() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        let exe = d.join("w");
+        fs::write(&exe, b"").unwrap();
         for pid in [10, 11, 12, 13, 14] {
-            fake_proc(d, pid, "w", None);
+            fake_proc(d, pid, "w", Some(&exe));
         }
+        // A kernel thread: no executable.
+        fake_proc(d, 2, "kworker/0:1", None);
+        move_to(d, 2, "/system.slice/app.service");
         move_to(d, 10, "/system.slice/app.service");
         move_to(d, 11, "/system.slice/app.service/worker");
         move_to(d, 12, "/system.slice/app.service2");
@@ -276,7 +284,7 @@ mod tests {
         move_to(d, 13, "/system.slice/app.service");
         assert_eq!(disc.scan(), vec![13]);
         // Started in it later.
-        fake_proc(d, 15, "w", None);
+        fake_proc(d, 15, "w", Some(&exe));
         move_to(d, 15, "/system.slice/app.service/worker");
         assert_eq!(disc.scan(), vec![15]);
     }
