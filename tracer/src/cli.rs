@@ -152,7 +152,7 @@ pub enum Command {
         /// (repeatable).
         #[arg(long = "comm", value_name = "NAME")]
         comms: Vec<String>,
-        /// Trace every process in this cgroup v2 cgroup or any cgroup below
+        /// Trace every process in this cgroup (cgroup v2) or any cgroup below
         /// it, including ones that start in it or are moved into it later
         /// (repeatable). PATH is either its directory under the cgroup2
         /// mount (/sys/fs/cgroup/system.slice/x.service) or its path as the
