@@ -2,7 +2,8 @@
 //! number of pread calls, the agent's /metrics (checked by `promtool check
 //! metrics`), and a real Prometheus scraping it, queried over its HTTP API
 //! until it holds the exact count; then `--comm` finding a process that
-//! starts after the agent; and the agent leaving no probe behind on
+//! starts after the agent, `--cgroup` a process started in (or moved into)
+//! a cgroup of the test's own; and the agent leaving no probe behind on
 //! SIGTERM.
 
 use std::{
@@ -280,7 +281,8 @@ fn dashboard_answers(prom: &Prometheus, body: &str) {
             let promql = expr
                 .replace("$__rate_interval", "1m")
                 .replace("$instance", ".*")
-                .replace("$comm", ".*");
+                .replace("$comm", ".*")
+                .replace("$cgroup", ".*");
             // `query` asserts Prometheus accepted it. A rate needs two
             // scrapes in its window: wait for them (1 s apart).
             let always = [
@@ -580,6 +582,149 @@ fn all_go_finds_go_programs_and_only_them() {
     let held = agent.held();
     agent.stop(&held);
     drop(w);
+}
+
+/// A cgroup v2 cgroup of the test's own under the hierarchy's root,
+/// removed when dropped (even after a failure): what is still in it is
+/// moved to the root first.
+struct TestCgroup {
+    dir: PathBuf,
+    /// Its path as /proc/PID/cgroup shows it.
+    path: String,
+    root: PathBuf,
+}
+
+impl TestCgroup {
+    /// `None` when no cgroup2 hierarchy is mounted from its root here.
+    fn create() -> Option<Self> {
+        use tracer::procinfo::cgroup::{CgroupVersion, cgroup_mounts};
+        let mount = cgroup_mounts()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.version == CgroupVersion::V2 && m.root == "/")?;
+        let name = format!("gotracer-test-{}", std::process::id());
+        let dir = mount.mount_point.join(&name);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        Some(Self {
+            dir,
+            path: format!("/{name}"),
+            root: mount.mount_point,
+        })
+    }
+
+    /// Moves process `pid` into the cgroup.
+    fn enter(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+
+    /// Sets `cmd` up to start in the cgroup: its child joins it (writing
+    /// 0, "myself", to cgroup.procs) between fork and exec, so the program
+    /// runs there from its first instruction.
+    fn start_in(&self, cmd: &mut Command) {
+        use std::os::unix::{ffi::OsStrExt as _, process::CommandExt as _};
+        let procs = self.dir.join("cgroup.procs");
+        let procs = std::ffi::CString::new(procs.as_os_str().as_bytes()).unwrap();
+        // SAFETY: the hook only makes async-signal-safe calls (open,
+        // write, close) on memory allocated before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let wrote = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                let err = std::io::Error::last_os_error();
+                libc::close(fd);
+                if wrote { Ok(()) } else { Err(err) }
+            });
+        }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        // A process that is exiting leaves the cgroup asynchronously: try
+        // again for a while.
+        for _ in 0..100 {
+            let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.split_whitespace() {
+                let _ = std::fs::write(self.root.join("cgroup.procs"), pid);
+            }
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("could not remove the test cgroup {}", self.dir.display());
+    }
+}
+
+/// The cgroup v2 path of a process, from /proc/PID/cgroup.
+fn cgroup_of(pid: u32) -> String {
+    tracer::procinfo::cgroup::of_process(pid).expect("a cgroup v2 line")
+}
+
+/// `--cgroup`: a process started in the cgroup after the agent is a
+/// target with its exact count and the cgroup's `cgroup` label; an
+/// identical process outside it is not, until it is moved into it (then
+/// it is, with its exact count too).
+#[test]
+fn cgroup_finds_processes_started_in_it_or_moved_into_it() {
+    skip_unless!(cannot_run());
+    let Some(cg) = TestCgroup::create() else {
+        assert!(
+            std::env::var_os("TRACER_REQUIRE_EBPF").is_none(),
+            "no cgroup v2 hierarchy under `cargo xtask test`"
+        );
+        eprintln!("skipped: no cgroup v2 hierarchy mounted here");
+        return;
+    };
+    let _guard = PROBES.read().unwrap_or_else(PoisonError::into_inner);
+    let bin = go_workload("stdinpread");
+    let mut agent = Agent::start(&["--cgroup", cg.dir.to_str().unwrap()]);
+    let n = 3_579u64;
+    let mut outside = Waiting::spawn(&bin, &["-n", &n.to_string()]);
+    let mut inside = Waiting::spawn_with(&bin, &["-n", &n.to_string()], |c| cg.start_in(c));
+    let (pid, other) = (inside.child.id(), outside.child.id());
+    assert_eq!(cgroup_of(pid), cg.path);
+    assert_ne!(cgroup_of(other), cg.path);
+    let up = |pid: u32| Sample {
+        name: "gotracer_target_up",
+        labels: vec![("pid", pid.to_string()), ("cgroup", cg.path.clone())],
+    };
+    agent.wait_value(&up(pid), 1.0);
+    let body = counts_its_preads(&mut agent, &mut inside, n);
+    let labelled = |pid: u32| Sample {
+        name: "gotracer_syscalls_total",
+        labels: vec![
+            ("pid", pid.to_string()),
+            ("syscall", "pread64".into()),
+            ("cgroup", cg.path.clone()),
+        ],
+    };
+    let any_cgroup = Sample {
+        name: "gotracer_syscalls_total",
+        labels: vec![("pid", pid.to_string()), ("syscall", "pread64".into())],
+    };
+    assert_eq!(
+        labelled(pid).value(&body),
+        any_cgroup.value(&body),
+        "{body}"
+    );
+    // Seconds of scans went by: the process outside was never taken.
+    assert!(
+        !body.contains(&format!("pid=\"{other}\"")),
+        "pid {other}, outside the cgroup, is a target: {body}"
+    );
+    // Moved in, it is found at a later scan, labelled with the cgroup.
+    cg.enter(other);
+    agent.wait_value(&up(other), 1.0);
+    let body = counts_its_preads(&mut agent, &mut outside, n);
+    assert!(labelled(other).value(&body).is_some(), "{body}");
+    let held = agent.held();
+    agent.stop(&held);
+    drop(inside);
+    drop(outside);
 }
 
 /// A bad `--listen` and a port in use are refused at once, before any

@@ -421,7 +421,14 @@ pub struct Waiting {
 
 impl Waiting {
     pub fn spawn(program: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(program)
+        Self::spawn_with(program, args, |_| {})
+    }
+
+    /// [`Waiting::spawn`], with the command set up by `configure` first.
+    pub fn spawn_with(program: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
+        let mut cmd = Command::new(program);
+        configure(&mut cmd);
+        let mut child = cmd
             .args(args)
             .env("GODEBUG", "updatemaxprocs=0")
             .stdin(Stdio::piped())

@@ -142,8 +142,8 @@ pub enum Command {
     },
     /// The node agent: trace the selected processes until SIGINT/SIGTERM
     /// and expose their figures as Prometheus metrics at
-    /// http://ADDR/metrics. Each target gets its own probes. --comm and
-    /// --all-go scan /proc every 200ms, so a process that starts later is
+    /// http://ADDR/metrics. Each target gets its own probes. --comm,
+    /// --cgroup and --all-go scan /proc every 200ms, so a process that starts later is
     /// found within 200ms; with its probes attached, its series are in
     /// /metrics about 1s after it starts (0.6-1.0s measured).
     /// A target that exits keeps its last figures exposed (with
@@ -162,6 +162,13 @@ pub enum Command {
         /// (repeatable).
         #[arg(long = "comm", value_name = "NAME")]
         comms: Vec<String>,
+        /// Trace every process in this cgroup (cgroup v2) or any cgroup below
+        /// it, including ones that start in it or are moved into it later
+        /// (repeatable). PATH is either its directory under the cgroup2
+        /// mount (/sys/fs/cgroup/system.slice/x.service) or its path as the
+        /// `0::` line of /proc/PID/cgroup shows it (/system.slice/x.service).
+        #[arg(long = "cgroup", value_name = "PATH")]
+        cgroups: Vec<PathBuf>,
         /// Trace every Go program on the host (its executable carries Go
         /// build info), including ones that start later.
         #[arg(long)]
@@ -489,6 +496,8 @@ pub struct ServeSpec {
     pub listen: std::net::SocketAddr,
     pub pids: Vec<u32>,
     pub comms: Vec<String>,
+    /// `--cgroup`s, checked.
+    pub cgroups: Vec<CgroupDir>,
     pub all_go: bool,
     /// `--flight-recorder` and its options.
     pub flight: Option<FlightConfig>,
@@ -529,8 +538,8 @@ pub enum ConfigError {
     )]
     RecordingIsReport(PathBuf),
     #[error(
-        "`tracer serve` needs what to trace: -p PID, --comm NAME or --all-go (each may be \
-         repeated or combined)"
+        "`tracer serve` needs what to trace: -p PID, --comm NAME, --cgroup PATH or --all-go \
+         (each may be repeated or combined)"
     )]
     ServeNoTarget,
     #[error(
@@ -552,8 +561,9 @@ pub enum ConfigError {
          the command alone (`tracer record -o FILE -- CMD`)"
     )]
     SelectWithCommand,
-    #[error("--cgroup: {0}")]
-    Cgroup(#[from] CgroupError),
+    // The cgroup's error is in the message, not a source (printed once).
+    #[error("--cgroup {}: {error}", .path.display())]
+    Cgroup { path: PathBuf, error: CgroupError },
     #[error("--interval {0:?} is too short: use at least {MIN_INTERVAL:?} (e.g. -i 1s)")]
     IntervalTooShort(Duration),
     #[error(
@@ -694,6 +704,7 @@ impl TryFrom<Cli> for Config {
                 listen,
                 pids,
                 comms,
+                cgroups,
                 all_go,
                 ring_buffer_kb,
                 flight_recorder,
@@ -704,7 +715,7 @@ impl TryFrom<Cli> for Config {
                 flight_max_dumps,
                 triggers,
             } => {
-                if pids.is_empty() && comms.is_empty() && !all_go {
+                if pids.is_empty() && comms.is_empty() && cgroups.is_empty() && !all_go {
                     return Err(ConfigError::ServeNoTarget);
                 }
                 if pids.contains(&0) {
@@ -713,6 +724,12 @@ impl TryFrom<Cli> for Config {
                 for c in &comms {
                     check_comm(c)?;
                 }
+                let cgroups = cgroups
+                    .into_iter()
+                    .map(|path| {
+                        CgroupDir::open(&path).map_err(|error| ConfigError::Cgroup { path, error })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 let output = OutputArgs {
                     json: false,
                     output: None,
@@ -738,6 +755,7 @@ impl TryFrom<Cli> for Config {
                     listen,
                     pids,
                     comms,
+                    cgroups,
                     all_go,
                     flight,
                 };
@@ -841,8 +859,8 @@ fn selection(mut pids: Vec<u32>, sel: SelectArgs) -> Result<(Option<u32>, Select
     }
     let cgroups = sel
         .cgroups
-        .iter()
-        .map(|c| CgroupDir::open(c))
+        .into_iter()
+        .map(|path| CgroupDir::open(&path).map_err(|error| ConfigError::Cgroup { path, error }))
         .collect::<Result<Vec<_>, _>>()?;
     let mut seen = std::collections::HashSet::new();
     pids.retain(|p| seen.insert(*p));
@@ -1150,7 +1168,7 @@ mod tests {
         assert!(
             parse(&["tracer", "serve", "--listen", "127.0.0.1:9464"])
                 .unwrap_err()
-                .contains("-p PID, --comm NAME or --all-go")
+                .contains("-p PID, --comm NAME, --cgroup PATH or --all-go")
         );
         assert!(
             parse(&["tracer", "serve", "--listen", "localhost", "--all-go"])
@@ -1237,6 +1255,48 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("big").is_err());
         assert!(parse_size("3T").is_err());
+    }
+
+    /// `--cgroup` is checked before anything starts: a cgroup that does
+    /// not exist, a file, and a directory outside the cgroup v2 hierarchy
+    /// are refused, each saying what to give instead.
+    #[test]
+    fn serve_checks_cgroups() {
+        use crate::procinfo::cgroup::{CgroupVersion, cgroup_mounts};
+        let serve = |cg: &str| parse(&["tracer", "serve", "--listen", "[::1]:1", "--cgroup", cg]);
+        let v2 = cgroup_mounts()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.version == CgroupVersion::V2 && m.root == "/");
+        let Some(mount) = v2 else {
+            let e = serve("/").unwrap_err();
+            assert!(e.contains("--cgroup /: this host has no cgroup v2"), "{e}");
+            return;
+        };
+        let e = serve("/gotracer-no-such-cgroup").unwrap_err();
+        assert!(
+            e.starts_with("--cgroup /gotracer-no-such-cgroup: no cgroup")
+                && e.contains(&format!("ls {}", mount.mount_point.display())),
+            "{e}"
+        );
+        let e = serve("/proc").unwrap_err();
+        assert!(
+            e.contains("/proc is not in the cgroup v2 hierarchy")
+                && e.contains("give a directory under"),
+            "{e}"
+        );
+        let file = mount.mount_point.join("cgroup.procs");
+        let e = serve(file.to_str().unwrap()).unwrap_err();
+        assert!(e.contains("is not a directory"), "{e}");
+        // The root, both ways; --cgroup alone is a target.
+        for root in ["/", mount.mount_point.to_str().unwrap()] {
+            let c = serve(root).unwrap();
+            let TargetSpec::Serve(s) = c.target else {
+                panic!("not serve: {:?}", c.target)
+            };
+            assert_eq!(s.cgroups.len(), 1);
+            assert_eq!((s.cgroups[0].path(), s.cgroups[0].level()), ("/", 0));
+        }
     }
 
     /// The DaemonSet in deploy/ runs a command this CLI accepts: `serve`

@@ -26,7 +26,7 @@ use crate::{
     gobin::symbolize::Symbolizer,
     model::{Input, Model, syscalls::Waiter},
     probes::{ProbeError, privileges},
-    procinfo::kallsyms::FopsMap,
+    procinfo::{cgroup, kallsyms::FopsMap},
     record::{End, GoInfo, RecordError, Recorder, Start},
     report::{Mode, TargetInfo},
     serve::{
@@ -34,7 +34,7 @@ use crate::{
         discover::{Discovery, SCAN_EVERY, Selector},
         flight::{FlightConfig, GlobalLimit, Reading, Refused, Ring, Watch},
         http,
-        metrics::{NOT_GO, TargetLabels, TargetSnapshot},
+        metrics::{NO_CGROUP, NOT_GO, TargetLabels, TargetSnapshot},
     },
     session::{Session, SignalPolicy, StopReason, Ticker},
 };
@@ -157,6 +157,7 @@ async fn agent(shared: Rc<Shared>, spec: &ServeSpec) -> anyhow::Result<i32> {
     let mut sigterm = signal(SignalKind::terminate()).context("watching SIGTERM")?;
     let selector = Selector {
         comms: spec.comms.clone(),
+        cgroups: spec.cgroups.clone(),
         all_go: spec.all_go,
     };
     let scanning = selector.scans();
@@ -231,6 +232,9 @@ async fn trace_target(shared: &Shared, pid: u32) -> anyhow::Result<()> {
                 .symbolizer
                 .as_ref()
                 .map_or_else(|| NOT_GO.to_owned(), |(s, _)| s.build.raw_version.clone()),
+            // Where it is when it became a target (a later move is not
+            // followed: its series keep their labels).
+            cgroup: cgroup::of_process(pid).unwrap_or_else(|| NO_CGROUP.to_owned()),
         },
         sym: target.symbolizer.as_ref(),
         fops: shared.fops.as_ref(),

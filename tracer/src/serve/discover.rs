@@ -1,9 +1,10 @@
 //! Which processes `serve` traces: `-p PID`s, and, found by scanning
-//! /proc (every [`SCAN_EVERY`]), processes whose comm is a `--comm` name or
-//! (`--all-go`) every Go program. Whether an executable is a Go program is
-//! read once per file (its `.go.buildinfo` section) and cached by device
-//! and inode, so a scan costs a directory listing and a small read per
-//! process.
+//! /proc (every [`SCAN_EVERY`]), processes whose comm is a `--comm` name,
+//! that are in a `--cgroup` (its cgroup v2 path in /proc/PID/cgroup is the
+//! cgroup's or below it) or (`--all-go`) every Go program. Whether an
+//! executable is a Go program is read once per file (its `.go.buildinfo`
+//! section) and cached by device and inode, so a scan costs a directory
+//! listing and a small read or two per process.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -15,7 +16,10 @@ use std::{
 
 use object::{Object as _, ObjectSection as _};
 
-use crate::gobin::BuildInfo;
+use crate::{
+    gobin::BuildInfo,
+    procinfo::cgroup::{self, CgroupDir},
+};
 
 /// How often /proc is scanned for new targets: a process that starts is
 /// traced within this (plus the time its probes take to attach).
@@ -26,13 +30,15 @@ pub const SCAN_EVERY: Duration = Duration::from_millis(200);
 pub struct Selector {
     /// Exact comm names (at most 15 bytes, as the kernel keeps them).
     pub comms: Vec<String>,
+    /// Every process in these cgroups or below them.
+    pub cgroups: Vec<CgroupDir>,
     /// Every Go program.
     pub all_go: bool,
 }
 
 impl Selector {
     pub fn scans(&self) -> bool {
-        !self.comms.is_empty() || self.all_go
+        !self.comms.is_empty() || !self.cgroups.is_empty() || self.all_go
     }
 }
 
@@ -114,9 +120,10 @@ impl Discovery {
         self.handled.insert(pid);
     }
 
-    /// The processes that match and were not offered before. The comm of
-    /// every other process is read again at each scan: an `exec` changes
-    /// it (a shell's child becomes the program).
+    /// The processes that match and were not offered before. The comm and
+    /// cgroup of every other process are read again at each scan: an
+    /// `exec` changes the comm (a shell's child becomes the program), and
+    /// a process can be moved into a cgroup.
     pub fn scan(&mut self) -> Vec<u32> {
         let Ok(dir) = fs::read_dir(&self.proc_root) else {
             return Vec::new();
@@ -154,6 +161,17 @@ impl Discovery {
                 return true;
             }
         }
+        if !self.selector.cgroups.is_empty() {
+            let text = fs::read_to_string(proc_dir.join("cgroup")).unwrap_or_default();
+            // Kernel threads (no executable) sit in the root cgroup: `--cgroup /`
+            // must not offer them.
+            if let Some(path) = cgroup::v2_path(&text)
+                && self.selector.cgroups.iter().any(|c| c.holds(path))
+                && fs::read_link(proc_dir.join("exe")).is_ok()
+            {
+                return true;
+            }
+        }
         self.selector.all_go && self.go.go_version(&proc_dir.join("exe")).is_some()
     }
 }
@@ -166,6 +184,7 @@ mod tests {
         let p = dir.join(pid.to_string());
         fs::create_dir_all(&p).unwrap();
         fs::write(p.join("comm"), format!("{comm}\n")).unwrap();
+        fs::write(p.join("cgroup"), "0::/user.slice\n").unwrap();
         if let Some(exe) = exe {
             std::os::unix::fs::symlink(exe, p.join("exe")).unwrap();
         }
@@ -205,6 +224,7 @@ mod tests {
         fs::create_dir_all(dir.path().join("self")).unwrap();
         let selector = Selector {
             comms: vec!["worker".into()],
+            cgroups: Vec::new(),
             all_go: false,
         };
         // 13 is the agent itself.
@@ -227,6 +247,48 @@ mod tests {
         assert!(d.scan().is_empty());
     }
 
+    /// Moves a fake process into `cgroup` (a v1 line too, as on a hybrid
+    /// host: only the `0::` line counts).
+    fn move_to(dir: &Path, pid: u32, cgroup: &str) {
+        let text = format!("4:memory:/elsewhere\n0::{cgroup}\n");
+        fs::write(dir.join(pid.to_string()).join("cgroup"), text).unwrap();
+    }
+
+    #[test]
+    fn cgroup_matches_it_and_below_including_later_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let exe = d.join("w");
+        fs::write(&exe, b"").unwrap();
+        for pid in [10, 11, 12, 13, 14] {
+            fake_proc(d, pid, "w", Some(&exe));
+        }
+        // A kernel thread: no executable.
+        fake_proc(d, 2, "kworker/0:1", None);
+        move_to(d, 2, "/system.slice/app.service");
+        move_to(d, 10, "/system.slice/app.service");
+        move_to(d, 11, "/system.slice/app.service/worker");
+        move_to(d, 12, "/system.slice/app.service2");
+        move_to(d, 13, "/system.slice");
+        // A process gone mid-scan has no readable cgroup file.
+        fs::remove_file(d.join("14/cgroup")).unwrap();
+        let selector = Selector {
+            comms: Vec::new(),
+            cgroups: vec![CgroupDir::for_test("/system.slice/app.service")],
+            all_go: false,
+        };
+        let mut disc = Discovery::new(selector, d, 1);
+        assert_eq!(disc.scan(), vec![10, 11]);
+        assert!(disc.scan().is_empty());
+        // Moved into the cgroup later: found at the next scan.
+        move_to(d, 13, "/system.slice/app.service");
+        assert_eq!(disc.scan(), vec![13]);
+        // Started in it later.
+        fake_proc(d, 15, "w", Some(&exe));
+        move_to(d, 15, "/system.slice/app.service/worker");
+        assert_eq!(disc.scan(), vec![15]);
+    }
+
     #[test]
     fn go_programs_are_read_once_per_executable() {
         let dir = tempfile::tempdir().unwrap();
@@ -245,6 +307,7 @@ mod tests {
         fake_proc(&procs, 2, "kthreadd", None);
         let selector = Selector {
             comms: Vec::new(),
+            cgroups: Vec::new(),
             all_go: true,
         };
         let mut d = Discovery::new(selector, &procs, 1);

@@ -3,8 +3,8 @@
 //! percentiles come from), and their encoding with `prometheus-client`:
 //! OpenMetrics for Prometheus, the 0.0.4 text format for anything else.
 //!
-//! Labels are per target only (`pid`, `comm`, `go_version`) plus one small
-//! key per family (`syscall`, `errno`, `cause`, `taker`): never call sites,
+//! Labels are per target only (`pid`, `comm`, `go_version`, `cgroup`) plus
+//! one small key per family (`syscall`, `errno`, `cause`, `taker`): never call sites,
 //! goroutines or anything else a process can make unbounded.
 
 use std::{collections::BTreeMap, fmt, sync::Arc};
@@ -40,6 +40,9 @@ pub const BUCKET_BOUNDS_NS: [u64; 8] = [
 /// The `go_version` label of a target that is not a Go program.
 pub const NOT_GO: &str = "none";
 
+/// The `cgroup` label of a target whose cgroup v2 path could not be read.
+pub const NO_CGROUP: &str = "none";
+
 /// Who a target is, as its series are labelled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetLabels {
@@ -47,6 +50,10 @@ pub struct TargetLabels {
     pub comm: String,
     /// The Go release that built it (`go1.21.13`), or [`NOT_GO`].
     pub go_version: String,
+    /// Its cgroup v2 path as /proc/PID/cgroup shows it
+    /// (`/system.slice/x.service`, a container's cgroup), or
+    /// [`NO_CGROUP`]: one value per service or container, so few.
+    pub cgroup: String,
 }
 
 impl TargetLabels {
@@ -55,6 +62,7 @@ impl TargetLabels {
             ("pid", self.pid.to_string()),
             ("comm", self.comm.clone()),
             ("go_version", self.go_version.clone()),
+            ("cgroup", self.cgroup.clone()),
         ]
     }
 }
@@ -602,6 +610,7 @@ mod tests {
                 pid,
                 comm: "srv\"x".into(),
                 go_version: go.into(),
+                cgroup: "/system.slice/srv.service".into(),
             },
             up,
             syscalls: vec![SyscallSeries {
@@ -642,24 +651,24 @@ mod tests {
         assert!(!out.contains("gotracer_flight"), "{out}");
         let want = [
             "# TYPE gotracer_syscalls_total counter".to_owned(),
-            r#"gotracer_syscalls_total{pid="42",comm="srv\"x",go_version="go1.23.9",syscall="pread64"} 4"#.to_owned(),
-            r#"gotracer_syscall_errors_total{pid="42",comm="srv\"x",go_version="go1.23.9",syscall="pread64",errno="EAGAIN"} 2"#.to_owned(),
+            r#"gotracer_syscalls_total{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",syscall="pread64"} 4"#.to_owned(),
+            r#"gotracer_syscall_errors_total{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",syscall="pread64",errno="EAGAIN"} 2"#.to_owned(),
             "# TYPE gotracer_syscall_duration_seconds histogram".to_owned(),
-            r#"gotracer_syscall_duration_seconds_bucket{pid="42",comm="srv\"x",go_version="go1.23.9",syscall="pread64",le="1e-06"} 0"#.to_owned(),
-            r#"gotracer_syscall_duration_seconds_bucket{pid="42",comm="srv\"x",go_version="go1.23.9",syscall="pread64",le="1e-05"} 3"#.to_owned(),
-            r#"gotracer_syscall_duration_seconds_bucket{pid="42",comm="srv\"x",go_version="go1.23.9",syscall="pread64",le="0.01"} 3"#.to_owned(),
-            r#"gotracer_syscall_duration_seconds_bucket{pid="42",comm="srv\"x",go_version="go1.23.9",syscall="pread64",le="0.1"} 4"#.to_owned(),
-            r#"gotracer_syscall_duration_seconds_bucket{pid="42",comm="srv\"x",go_version="go1.23.9",syscall="pread64",le="+Inf"} 4"#.to_owned(),
-            r#"gotracer_syscall_duration_seconds_count{pid="42",comm="srv\"x",go_version="go1.23.9",syscall="pread64"} 4"#.to_owned(),
-            r#"gotracer_syscall_duration_seconds_sum{pid="42",comm="srv\"x",go_version="go1.23.9",syscall="pread64"} 0.020006"#.to_owned(),
-            r#"gotracer_threads{pid="42",comm="srv\"x",go_version="go1.23.9"} 5"#.to_owned(),
-            r#"gotracer_threads_peak{pid="42",comm="srv\"x",go_version="go1.23.9"} 9"#.to_owned(),
-            r#"gotracer_thread_spawns_total{pid="42",comm="srv\"x",go_version="go1.23.9",cause="syscall handoff (sysmon retake)"} 3"#.to_owned(),
-            r#"gotracer_p_handoffs_total{pid="42",comm="srv\"x",go_version="go1.23.9",taker="sysmon retake"} 6"#.to_owned(),
-            r#"gotracer_slow_syscall_exits_total{pid="42",comm="srv\"x",go_version="go1.23.9"} 2"#.to_owned(),
-            r#"gotracer_lockosthread_leaks_total{pid="42",comm="srv\"x",go_version="go1.23.9"} 1"#.to_owned(),
-            r#"gotracer_target_up{pid="42",comm="srv\"x",go_version="go1.23.9"} 1"#.to_owned(),
-            r#"gotracer_target_up{pid="43",comm="srv\"x",go_version="none"} 0"#.to_owned(),
+            r#"gotracer_syscall_duration_seconds_bucket{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",syscall="pread64",le="1e-06"} 0"#.to_owned(),
+            r#"gotracer_syscall_duration_seconds_bucket{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",syscall="pread64",le="1e-05"} 3"#.to_owned(),
+            r#"gotracer_syscall_duration_seconds_bucket{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",syscall="pread64",le="0.01"} 3"#.to_owned(),
+            r#"gotracer_syscall_duration_seconds_bucket{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",syscall="pread64",le="0.1"} 4"#.to_owned(),
+            r#"gotracer_syscall_duration_seconds_bucket{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",syscall="pread64",le="+Inf"} 4"#.to_owned(),
+            r#"gotracer_syscall_duration_seconds_count{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",syscall="pread64"} 4"#.to_owned(),
+            r#"gotracer_syscall_duration_seconds_sum{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",syscall="pread64"} 0.020006"#.to_owned(),
+            r#"gotracer_threads{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service"} 5"#.to_owned(),
+            r#"gotracer_threads_peak{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service"} 9"#.to_owned(),
+            r#"gotracer_thread_spawns_total{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",cause="syscall handoff (sysmon retake)"} 3"#.to_owned(),
+            r#"gotracer_p_handoffs_total{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service",taker="sysmon retake"} 6"#.to_owned(),
+            r#"gotracer_slow_syscall_exits_total{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service"} 2"#.to_owned(),
+            r#"gotracer_lockosthread_leaks_total{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service"} 1"#.to_owned(),
+            r#"gotracer_target_up{pid="42",comm="srv\"x",go_version="go1.23.9",cgroup="/system.slice/srv.service"} 1"#.to_owned(),
+            r#"gotracer_target_up{pid="43",comm="srv\"x",go_version="none",cgroup="/system.slice/srv.service"} 0"#.to_owned(),
             "# TYPE gotracer_agent_cpu_seconds_total counter".to_owned(),
             "gotracer_agent_cpu_seconds_total 1.5".to_owned(),
             "gotracer_agent_resident_memory_bytes 4096".to_owned(),
@@ -674,6 +683,7 @@ mod tests {
             "pid",
             "comm",
             "go_version",
+            "cgroup",
             "syscall",
             "errno",
             "cause",
@@ -724,7 +734,7 @@ mod tests {
         assert!(out.contains("# TYPE gotracer_syscalls counter\n"));
         assert!(out.contains("# UNIT gotracer_syscall_duration_seconds seconds\n"));
         assert!(out.contains(
-            r#"gotracer_syscalls_total{pid="7",comm="srv\"x",go_version="none",syscall="pread64"} 4"#
+            r#"gotracer_syscalls_total{pid="7",comm="srv\"x",go_version="none",cgroup="/system.slice/srv.service",syscall="pread64"} 4"#
         ));
     }
 
@@ -747,6 +757,7 @@ mod tests {
             pid: 42,
             comm: "demo".into(),
             go_version: NOT_GO.into(),
+            cgroup: NO_CGROUP.into(),
         };
         let s = TargetSnapshot::new(labels, true, &report, &model);
         let pread = s.syscalls.iter().find(|c| c.name == "pread64").unwrap();

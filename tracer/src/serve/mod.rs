@@ -122,6 +122,7 @@ mod tests {
                 pid,
                 comm: "w".into(),
                 go_version: NOT_GO.into(),
+                cgroup: "/".into(),
             },
             up,
             syscalls: vec![metrics::SyscallSeries {
