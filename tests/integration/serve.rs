@@ -480,8 +480,29 @@ fn prometheus_scrapes_exact_counts() {
     };
     let body = agent.wait_value(&up, 0.0);
     assert_eq!(preads.value(&body), Some(PREADS as f64));
-    assert_released(&held, "after its only target exited");
-    agent.stop(&BpfIds::default());
+    // What the agent still holds is the dispatcher alone (its two
+    // programs, attached); everything else the target had is gone from
+    // the kernel.
+    let left = agent.held();
+    let names: Vec<String> = aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| left.programs.contains(&p.id()))
+        .filter_map(|p| p.name_as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("gt_dispatch")).count(),
+        2,
+        "{names:?}"
+    );
+    assert_eq!((left.programs.len(), left.links.len()), (2, 2), "{names:?}");
+    let target_only = BpfIds {
+        programs: held.programs.difference(&left.programs).copied().collect(),
+        maps: held.maps.difference(&left.maps).copied().collect(),
+        links: held.links.difference(&left.links).copied().collect(),
+    };
+    assert!(!target_only.programs.is_empty() && !target_only.maps.is_empty());
+    assert_released(&target_only, "after its only target exited");
+    agent.stop(&left);
 }
 
 #[test]

@@ -60,7 +60,14 @@ pub mod maps {
     pub const FOLLOWED: &str = "FOLLOWED";
     pub const SELECT_CGROUPS: &str = "SELECT_CGROUPS";
     pub const SELECT_COMMS: &str = "SELECT_COMMS";
+    pub const DISPATCH_SLOT: &str = "DISPATCH_SLOT";
+    pub const DISPATCH_ENTER: &str = "DISPATCH_ENTER";
+    pub const DISPATCH_EXIT: &str = "DISPATCH_EXIT";
 }
+
+/// The most targets one dispatcher serves (`tracer serve`): slots of its
+/// program arrays.
+pub const MAX_DISPATCH_SLOTS: u32 = 4096;
 
 /// `FOLLOWED` values: not followed.
 pub const FOLLOWED_NO: u32 = 0;

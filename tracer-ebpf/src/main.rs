@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+mod dispatch;
 mod fd;
 mod floor;
 mod follow;

@@ -73,6 +73,11 @@ impl LiveTarget {
         })
     }
 
+    /// Reaches the syscall programs through `dispatcher` (`serve`).
+    pub fn dispatch_through(&mut self, dispatcher: probes::dispatch::SharedDispatcher) {
+        self.options.dispatcher = Some(dispatcher);
+    }
+
     /// Traces these processes beside this one.
     pub fn select(&mut self, selection: probes::Selection) {
         self.options.selection = selection;

@@ -225,6 +225,8 @@ pub fn attach_options(
         follow_forks: config.follow_forks,
         // Set by `attach` (it knows which target is the first).
         selection: Default::default(),
+        // Set by `serve` (one dispatcher for all its targets).
+        dispatcher: None,
     }
 }
 

@@ -25,7 +25,7 @@ use crate::{
     },
     gobin::symbolize::Symbolizer,
     model::{Input, Model, syscalls::Waiter},
-    probes::{ProbeError, privileges},
+    probes::{ProbeError, dispatch::SharedDispatcher, privileges},
     procinfo::{cgroup, kallsyms::FopsMap},
     record::{End, GoInfo, RecordError, Recorder, Start},
     report::{Mode, TargetInfo},
@@ -97,7 +97,11 @@ pub fn execute(config: &Config, spec: &ServeSpec) -> anyhow::Result<i32> {
             None
         }
     };
+    // One pair of syscall programs for every target: a call of any other
+    // process pays one lookup, not one program run per target.
+    let dispatcher = SharedDispatcher::load().context("loading the syscall dispatcher")?;
     let shared = Rc::new(Shared {
+        dispatcher,
         config: config.clone(),
         state,
         fops,
@@ -115,6 +119,7 @@ pub fn execute(config: &Config, spec: &ServeSpec) -> anyhow::Result<i32> {
 
 /// What every target's task shares (one thread: `Rc`, `Cell`).
 struct Shared {
+    dispatcher: SharedDispatcher,
     config: Config,
     state: Arc<State>,
     fops: Option<FopsMap>,
@@ -216,6 +221,7 @@ async fn trace_target(shared: &Shared, pid: u32) -> anyhow::Result<()> {
     if shared.stopping.get() {
         return Ok(());
     }
+    target.dispatch_through(shared.dispatcher.clone());
     let (mut session, pidfd) = target.start(false)?;
     let mut flight = shared.flight.as_ref().map(|f| {
         session.capture_inputs();

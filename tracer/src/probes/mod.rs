@@ -4,6 +4,7 @@
 //! dies in any way (even SIGKILL).
 
 pub mod btf;
+pub mod dispatch;
 pub mod kernel_layout;
 pub mod privileges;
 pub mod tracefs;
@@ -14,7 +15,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
-        RawTracePoint, TracePoint, UProbe,
+        ProgramFd, RawTracePoint, TracePoint, UProbe,
         uprobe::{UProbeAttachLocation, UProbeScope},
     },
 };
@@ -41,6 +42,11 @@ pub enum ProbeError {
     NoPrivileges,
     #[error("at most {MAX_SELECTORS} --comm and {MAX_SELECTORS} --cgroup selectors")]
     TooManySelectors,
+    #[error(
+        "{} targets are served already: stop some, or run another tracer",
+        tracer_common::MAX_DISPATCH_SLOTS
+    )]
+    DispatcherFull,
     #[error(
         "tracefs is not mounted and mounting it at /sys/kernel/tracing failed ({0}): mount it \
          with `mount -t tracefs nodev /sys/kernel/tracing`"
@@ -119,6 +125,9 @@ pub struct ProbeMaps {
 
 /// The attached programs: dropping this value detaches them all.
 pub struct Links {
+    /// First: dropped before the object, so no call is routed to its
+    /// programs once they go.
+    _dispatch: Option<dispatch::DispatchSlot>,
     _ebpf: Ebpf,
     /// Just before the syscall probes went live: every call counted began
     /// after this instant (the start of the traced window).
@@ -144,6 +153,9 @@ pub struct AttachOptions {
     pub follow_forks: bool,
     /// Targets beside the first (more `-p`, `--comm`, `--cgroup`).
     pub selection: Selection,
+    /// `serve`: the syscall programs are reached through this dispatcher
+    /// instead of being attached themselves.
+    pub dispatcher: Option<dispatch::SharedDispatcher>,
 }
 
 /// The targets beside the first: they join the kernel's set of followed
@@ -261,6 +273,8 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         .map_max_entries(maps::EVENTS, opts.ring_buffer_bytes)
         .map_max_entries(maps::HISTS, 2 * hist_slots)
         .map_max_entries(maps::FOLLOWED, followed_entries(follow_any))
+        .map_max_entries(maps::DISPATCH_ENTER, 1)
+        .map_max_entries(maps::DISPATCH_EXIT, 1)
         .load(EBPF_OBJECT)
         .map_err(ProbeError::Load)?;
     sel.load_into(&mut ebpf)?;
@@ -298,9 +312,29 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         let prog: &mut RawTracePoint = program_ref(&mut ebpf, program, &what)?;
         prog.load().map_err(failed(&what))?;
     }
-    let live_since = Instant::now();
-    for (program, tracepoint) in [(enter, "sys_enter"), (exit, "sys_exit")] {
-        attach_raw(&mut ebpf, program, tracepoint)?;
+    let live_since;
+    let mut dispatch = None;
+    match &opts.dispatcher {
+        Some(d) => {
+            let fd = |ebpf: &mut Ebpf, program: &str| -> Result<ProgramFd, ProbeError> {
+                let what = format!("routing to {program}");
+                let prog: &mut RawTracePoint = program_ref(ebpf, program, &what)?;
+                let fd = prog.fd().map_err(failed(&what))?;
+                fd.try_clone().map_err(|e| ProbeError::Program {
+                    what,
+                    source: aya::programs::ProgramError::IOError(e),
+                })
+            };
+            let (enter_fd, exit_fd) = (fd(&mut ebpf, enter)?, fd(&mut ebpf, exit)?);
+            live_since = Instant::now();
+            dispatch = Some(d.add(tgid, &enter_fd, &exit_fd)?);
+        }
+        None => {
+            live_since = Instant::now();
+            for (program, tracepoint) in [(enter, "sys_enter"), (exit, "sys_exit")] {
+                attach_raw(&mut ebpf, program, tracepoint)?;
+            }
+        }
     }
     if set == ProbeSet::Full {
         attach_tracepoint(&mut ebpf, "gt_task_newtask", "task", "task_newtask")?;
@@ -336,6 +370,7 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     };
     Ok((
         Links {
+            _dispatch: dispatch,
             _ebpf: ebpf,
             live_since,
         },
