@@ -97,13 +97,16 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     let mut startups = Vec::new();
     // Per serve mode: ms from the storm's "ready" to its series in /metrics.
     let mut found: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    // Per serve mode: the most targets the agent had when it found the storm.
+    let mut served = vec![0.0f64; modes.len()];
     for round in 1..=rounds {
         for (i, &mode) in modes.iter().enumerate() {
             let ns = match mode {
                 Mode::Serve | Mode::ServeAllGo => {
-                    let (ns, ms) =
+                    let (ns, ms, n) =
                         serve_once(mode == Mode::ServeAllGo, &tracer, &named_storm, &args)?;
                     found[i].push(ms);
+                    served[i] = served[i].max(n);
                     ns
                 }
                 _ => {
@@ -178,11 +181,11 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
             over(Mode::ServeAllGo).unwrap_or(0.0) / s.max(1e-9)
         );
     }
-    for (mode, ms) in modes.iter().zip(&mut found) {
+    for ((mode, ms), n) in modes.iter().zip(&mut found).zip(&served) {
         if !ms.is_empty() {
             println!(
                 "{}: the storm a target in /metrics {:.0} ms after it was ready (median; \
-                 min {:.0}, max {:.0}; a fresh agent each round)",
+                 min {:.0}, max {:.0}; a fresh agent each round, up to {n} targets in all)",
                 mode.name(),
                 median(ms),
                 ms[0],
@@ -699,14 +702,14 @@ impl Drop for Serve {
 /// The storm under a fresh `tracer serve` (`--comm`, or `--all-go`): the
 /// storm starts held (`-wait`), the agent finds it by its /proc scan and
 /// attaches, and only then is the storm let go, so its timed loop is
-/// traced throughout. Returns the storm's elapsed ns and the ms from its
-/// "ready" to its series in /metrics.
+/// traced throughout. Returns the storm's elapsed ns, the ms from its
+/// "ready" to its series in /metrics, and the agent's targets then.
 fn serve_once(
     all_go: bool,
     tracer: &Path,
     storm: &Path,
     args: &[String],
-) -> anyhow::Result<(u64, f64)> {
+) -> anyhow::Result<(u64, f64, f64)> {
     use std::io::BufRead as _;
     let selection: &[&str] = if all_go {
         &["--all-go"]
@@ -728,8 +731,9 @@ fn serve_once(
     let mut lines = std::io::BufReader::new(stdout).lines();
     line_with(&mut lines, "ready", "the storm")?;
     let ready = std::time::Instant::now();
-    serve.wait_targets(&[pid])?;
+    let body = serve.wait_targets(&[pid])?;
     let found_ms = ready.elapsed().as_secs_f64() * 1e3;
+    let targets = metric(&body, "gotracer_agent_targets")?;
     // SAFETY: a signal to our own child, not yet reaped.
     unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
     let line = line_with(&mut lines, "elapsed_ns=", "the storm")?;
@@ -759,7 +763,7 @@ fn serve_once(
     if preads != want {
         bail!("serve counted {preads} preads of the storm, not its {want}");
     }
-    Ok((ns, found_ms))
+    Ok((ns, found_ms, targets))
 }
 
 /// What the agent costs over a set of targets, measured over one interval.
@@ -855,12 +859,6 @@ fn agent_figures(tracer: &Path, ticker: &Path) -> anyhow::Result<()> {
 
 fn agent_sample(serve: &Serve, targets: usize) -> anyhow::Result<AgentSample> {
     let pid = serve.child.id();
-    let metric = |body: &str, name: &str| -> anyhow::Result<f64> {
-        body.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("/metrics has no {name}"))
-    };
     let before = serve.metrics()?;
     let (cpu0, at0) = (cpu_seconds(pid)?, std::time::Instant::now());
     std::thread::sleep(AGENT_INTERVAL);
@@ -882,6 +880,14 @@ fn agent_sample(serve: &Serve, targets: usize) -> anyhow::Result<AgentSample> {
         series_per_target: labelled as f64 / targets as f64,
         body_kb: body.len() as f64 / 1024.0,
     })
+}
+
+/// The value of an unlabelled series in a /metrics body.
+fn metric(body: &str, name: &str) -> anyhow::Result<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("/metrics has no {name}"))
 }
 
 /// utime + stime of a process, in seconds.
