@@ -185,7 +185,7 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
         if !ms.is_empty() {
             println!(
                 "{}: the storm a target in /metrics {:.0} ms after it was ready (median; \
-                 min {:.0}, max {:.0}; a fresh agent each round, up to {n} targets in all)",
+                 min {:.0}, max {:.0}; a fresh agent each round, with {n} target(s) in all at most)",
                 mode.name(),
                 median(ms),
                 ms[0],
@@ -689,8 +689,10 @@ impl Drop for Serve {
     fn drop(&mut self) {
         // SAFETY: a signal to our own child, not yet reaped.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        // Sessions stop at their next tick (1 s); a stuck agent is killed.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        // Sessions stop at their next tick (1 s), and the kernel takes about
+        // a second per target to release its probes (20 targets: 20-24 s,
+        // as long with SIGKILL); only a stuck agent is killed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
         while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
