@@ -777,6 +777,9 @@ struct AgentSample {
     cpu_metric: f64,
     rss_mb: f64,
     hwm_mb: f64,
+    /// Anonymous memory alone: the rest of VmRSS is mostly each target's
+    /// ring buffer, mapped from the kernel twice over (so counted twice).
+    anon_mb: f64,
     /// Its own `gotracer_agent_resident_memory_bytes`, in MB.
     rss_metric_mb: f64,
     /// Its own `gotracer_agent_targets`.
@@ -823,12 +826,13 @@ fn agent_figures(tracer: &Path, ticker: &Path) -> anyhow::Result<()> {
         AGENT_INTERVAL.as_secs()
     );
     println!(
-        "{:>7} {:>9} {:>12} {:>9} {:>9} {:>12} {:>10} {:>13} {:>11}",
+        "{:>7} {:>9} {:>12} {:>9} {:>9} {:>10} {:>12} {:>10} {:>13} {:>11}",
         "targets",
         "CPU %",
         "CPU % (own)",
         "VmRSS MB",
         "VmHWM MB",
+        "RssAnon MB",
         "RSS MB (own)",
         "targets()",
         "series/target",
@@ -836,12 +840,13 @@ fn agent_figures(tracer: &Path, ticker: &Path) -> anyhow::Result<()> {
     );
     for s in &samples {
         println!(
-            "{:>7} {:>8.2}% {:>11.2}% {:>9.1} {:>9.1} {:>12.1} {:>10.0} {:>13.1} {:>11.1}",
+            "{:>7} {:>8.2}% {:>11.2}% {:>9.1} {:>9.1} {:>10.1} {:>12.1} {:>10.0} {:>13.1} {:>11.1}",
             s.targets,
             s.cpu * 100.0,
             s.cpu_metric * 100.0,
             s.rss_mb,
             s.hwm_mb,
+            s.anon_mb,
             s.rss_metric_mb,
             s.targets_metric,
             s.series_per_target,
@@ -877,6 +882,7 @@ fn agent_sample(serve: &Serve, targets: usize) -> anyhow::Result<AgentSample> {
         cpu_metric: (metric(&body, own)? - metric(&before, own)?) / wall,
         rss_mb: status_kb(pid, "VmRSS:")? / 1024.0,
         hwm_mb: status_kb(pid, "VmHWM:")? / 1024.0,
+        anon_mb: status_kb(pid, "RssAnon:")? / 1024.0,
         rss_metric_mb: metric(&body, "gotracer_agent_resident_memory_bytes")? / (1024.0 * 1024.0),
         targets_metric: metric(&body, "gotracer_agent_targets")?,
         series_per_target: labelled as f64 / targets as f64,
