@@ -4,6 +4,9 @@
 //
 // With -wait it prints "ready" and waits for SIGUSR1 before starting, so a
 // tracer can attach first. It prints "elapsed_ns=N" for the pread phase.
+//
+// With -tick D it issues one pread every D until killed instead (a steady,
+// modest syscall rate: the bench's many-targets agent figures).
 package main
 
 import (
@@ -22,6 +25,7 @@ func main() {
 	size := flag.Int("size", 64, "bytes per pread")
 	path := flag.String("file", "/proc/self/exe", "file to read")
 	wait := flag.Bool("wait", false, "print ready and wait for SIGUSR1")
+	tick := flag.Duration("tick", 0, "one pread every tick until killed, instead of -n")
 	flag.Parse()
 
 	fd, err := syscall.Open(*path, syscall.O_RDONLY, 0)
@@ -34,6 +38,14 @@ func main() {
 		signal.Notify(ch, syscall.SIGUSR1)
 		fmt.Println("ready")
 		<-ch
+	}
+	if *tick > 0 {
+		buf := make([]byte, *size)
+		for range time.Tick(*tick) {
+			if _, err := syscall.Pread(fd, buf, 0); err != nil {
+				panic(err)
+			}
+		}
 	}
 	per := *n / *g
 	var wg sync.WaitGroup

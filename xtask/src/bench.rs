@@ -5,8 +5,12 @@
 //! watches another process (the syscall tracepoints fire for every process
 //! on the host: the cost of the tgid filter). Rounds alternate the modes so
 //! drift on this shared machine hits all of them alike; medians and ratios
-//! to untraced are printed. Each round also times the tracer's start-up,
+//! to untraced are printed. The storm also runs under `tracer serve`
+//! (`--comm`, and `--all-go` watching the whole host): a fresh agent each
+//! round, the storm held until the agent exposes it as a target, so only
+//! its traced loop is timed. Each round also times the tracer's start-up,
 //! from its launch to "probes live", on the largest Go binary at hand.
+//! Once per run, the agent's CPU and memory over 1 and 20 idle Go targets.
 
 use std::{
     path::Path,
@@ -32,6 +36,10 @@ enum Mode {
     Bpftrace,
     /// Untraced, while the tracer is attached to another process.
     Bystander,
+    /// `tracer serve --comm`, which found the storm by its name.
+    Serve,
+    /// `tracer serve --all-go`: every Go program on the host traced.
+    ServeAllGo,
 }
 
 impl Mode {
@@ -44,6 +52,8 @@ impl Mode {
             Self::Record => "tracer record",
             Self::Bpftrace => "bpftrace hist()",
             Self::Bystander => "untraced, tracer on another",
+            Self::Serve => "serve --comm",
+            Self::ServeAllGo => "serve --all-go",
         }
     }
 }
@@ -54,6 +64,10 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     // Go 1.19 build: keep the storm comparable.
     let go_bin = &tools.go.first().context("no Go toolchain")?.1;
     let storm = go::build(go_bin, "pread", &dir)?;
+    // Under its own name, so that `serve --comm` picks this storm and
+    // nothing else that runs `pread` on the host.
+    let named_storm = dir.join(STORM_COMM);
+    std::fs::copy(&storm, &named_storm)?;
     let tracer = util::root().join("target/release/tracer");
     let bpftrace = util::succeeds(Command::new("bpftrace").arg("--version"));
     let mut modes = vec![
@@ -63,6 +77,8 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
         Mode::Floor,
         Mode::TimedFloor,
         Mode::Bystander,
+        Mode::Serve,
+        Mode::ServeAllGo,
     ];
     if bpftrace {
         modes.push(Mode::Bpftrace);
@@ -79,10 +95,26 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     let mut lost = 0u64;
     let big = largest_go_binary(&storm);
     let mut startups = Vec::new();
+    // Per serve mode: ms from the storm's "ready" to its series in /metrics.
+    let mut found: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    // Per serve mode: the most targets the agent had when it found the storm.
+    let mut served = vec![0.0f64; modes.len()];
     for round in 1..=rounds {
         for (i, &mode) in modes.iter().enumerate() {
-            let (ns, l) = once(mode, &tracer, &storm, &args, &dir)?;
-            lost += l;
+            let ns = match mode {
+                Mode::Serve | Mode::ServeAllGo => {
+                    let (ns, ms, n) =
+                        serve_once(mode == Mode::ServeAllGo, &tracer, &named_storm, &args)?;
+                    found[i].push(ms);
+                    served[i] = served[i].max(n);
+                    ns
+                }
+                _ => {
+                    let (ns, l) = once(mode, &tracer, &storm, &args, &dir)?;
+                    lost += l;
+                    ns
+                }
+            };
             times[i].push(ns as f64 / 1e6);
         }
         startups.push(startup_ms(&tracer, &big, &dir)?);
@@ -142,6 +174,25 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     } else {
         println!("bpftrace not installed: no bpftrace column");
     }
+    if let Some(s) = over(Mode::Serve) {
+        println!(
+            "serve --comm overhead / tracer overhead: {:.2}; serve --all-go / serve --comm: {:.2}",
+            s / tracer_o.max(1e-9),
+            over(Mode::ServeAllGo).unwrap_or(0.0) / s.max(1e-9)
+        );
+    }
+    for ((mode, ms), n) in modes.iter().zip(&mut found).zip(&served) {
+        if !ms.is_empty() {
+            println!(
+                "{}: the storm a target in /metrics {:.0} ms after it was ready (median; \
+                 min {:.0}, max {:.0}; a fresh agent each round, with {n} target(s) in all at most)",
+                mode.name(),
+                median(ms),
+                ms[0],
+                ms[ms.len() - 1],
+            );
+        }
+    }
     println!("events lost by the tracer over all rounds: {lost}");
     // `wrk -v` exits 1 after printing its version: found when it runs at all.
     if Command::new("wrk")
@@ -199,6 +250,9 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
             cpu * 100.0
         );
     }
+    let ticker = dir.join(TICK_COMM);
+    std::fs::copy(&storm, &ticker)?;
+    agent_figures(&tracer, &ticker)?;
     let size_mb = std::fs::metadata(&big).map_or(0.0, |m| m.len() as f64 / 1e6);
     println!(
         "start-up to \"probes live\" (run mode) on {} ({size_mb:.1} MB): median {:.0} ms \
@@ -271,6 +325,7 @@ fn once(
         None
     };
     let mut cmd = match mode {
+        Mode::Serve | Mode::ServeAllGo => bail!("{}: timed by serve_once", mode.name()),
         Mode::Untraced | Mode::Bystander => Command::new(storm),
         Mode::Tracer | Mode::Floor | Mode::TimedFloor => {
             let mut c = Command::new(tracer);
@@ -533,4 +588,337 @@ fn shell_join(program: &Path, args: &[String]) -> String {
         s.push_str(a);
     }
     s
+}
+
+/// The storm's name under `serve` (a comm: at most 15 bytes).
+const STORM_COMM: &str = "benchstorm";
+/// The idle targets' name for the agent's figures.
+const TICK_COMM: &str = "benchtick";
+
+/// A child killed and reaped when dropped, on error paths too.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `tracer serve --listen 127.0.0.1:0 SELECTION`, until dropped (SIGTERM:
+/// it detaches every probe).
+struct Serve {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`, the port it picked.
+    addr: String,
+}
+
+impl Serve {
+    fn start(tracer: &Path, selection: &[&str]) -> anyhow::Result<Self> {
+        use std::io::BufRead as _;
+        let mut child = Command::new(tracer)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(selection)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let mut serve = Self {
+            child,
+            addr: String::new(),
+        };
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let line = line_with(&mut lines, "metrics at http://", "tracer serve")?;
+        serve.addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|a| a.strip_suffix("/metrics"))
+            .with_context(|| format!("no address in {line:?}"))?
+            .to_owned();
+        // Keep draining its stderr (a line per target), so it never blocks.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(serve)
+    }
+
+    /// One scrape of /metrics: the body.
+    fn metrics(&self) -> anyhow::Result<String> {
+        use std::io::{Read as _, Write as _};
+        let mut conn = std::net::TcpStream::connect(&self.addr)?;
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut text = String::new();
+        // One request per connection: the agent closes it after the body.
+        conn.read_to_string(&mut text)?;
+        let (head, body) = text.split_once("\r\n\r\n").context("no HTTP head")?;
+        if !head.starts_with("HTTP/1.1 200") {
+            bail!("/metrics answered {:?}", head.lines().next());
+        }
+        Ok(body.to_owned())
+    }
+
+    /// Scrapes until every pid is a live target (`gotracer_target_up 1`,
+    /// published once its probes are attached); returns that scrape.
+    fn wait_targets(&self, pids: &[u32]) -> anyhow::Result<String> {
+        self.wait_up(pids, 1)
+    }
+
+    /// Scrapes until every pid's `gotracer_target_up` is `up`.
+    fn wait_up(&self, pids: &[u32], up: u8) -> anyhow::Result<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let body = self.metrics()?;
+            let is_up = |pid: &u32| {
+                let series = format!("gotracer_target_up{{pid=\"{pid}\",");
+                let value = format!(" {up}");
+                body.lines()
+                    .any(|l| l.starts_with(&series) && l.ends_with(&value))
+            };
+            if pids.iter().all(is_up) {
+                return Ok(body);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("tracer serve: gotracer_target_up of {pids:?} not {up} within 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        // SAFETY: a signal to our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // Sessions stop at their next tick (1 s), and the kernel takes about
+        // a second per target to release its probes (20 targets: 20-24 s,
+        // as long with SIGKILL); only a stuck agent is killed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The storm under a fresh `tracer serve` (`--comm`, or `--all-go`): the
+/// storm starts held (`-wait`), the agent finds it by its /proc scan and
+/// attaches, and only then is the storm let go, so its timed loop is
+/// traced throughout. Returns the storm's elapsed ns, the ms from its
+/// "ready" to its series in /metrics, and the agent's targets then.
+fn serve_once(
+    all_go: bool,
+    tracer: &Path,
+    storm: &Path,
+    args: &[String],
+) -> anyhow::Result<(u64, f64, f64)> {
+    use std::io::BufRead as _;
+    let selection: &[&str] = if all_go {
+        &["--all-go"]
+    } else {
+        &["--comm", STORM_COMM]
+    };
+    let serve = Serve::start(tracer, selection)?;
+    let mut storm = Reaped(
+        Command::new(storm)
+            .args(args)
+            .arg("-wait")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let pid = storm.0.id();
+    let stdout = storm.0.stdout.take().context("no stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    line_with(&mut lines, "ready", "the storm")?;
+    let ready = std::time::Instant::now();
+    let body = serve.wait_targets(&[pid])?;
+    let found_ms = ready.elapsed().as_secs_f64() * 1e3;
+    let targets = metric(&body, "gotracer_agent_targets")?;
+    // SAFETY: a signal to our own child, not yet reaped.
+    unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
+    let line = line_with(&mut lines, "elapsed_ns=", "the storm")?;
+    let ns = line
+        .trim()
+        .trim_start_matches("elapsed_ns=")
+        .parse()
+        .with_context(|| format!("the storm printed {line:?}"))?;
+    let status = storm.0.wait()?;
+    if !status.success() {
+        bail!("the storm under serve failed: {status}");
+    }
+    // Its last figures, published as it exits, must hold every pread: the
+    // whole timed loop was traced.
+    let body = serve.wait_up(&[pid], 0)?;
+    let series = format!("gotracer_syscalls_total{{pid=\"{pid}\",");
+    let preads = body
+        .lines()
+        .filter(|l| l.starts_with(&series) && l.contains("syscall=\"pread64\""))
+        .find_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let want = args
+        .iter()
+        .position(|a| a == "-n")
+        .and_then(|i| args.get(i + 1)?.parse::<u64>().ok())
+        .context("no -n in the storm's arguments")?;
+    if preads != want {
+        bail!("serve counted {preads} preads of the storm, not its {want}");
+    }
+    Ok((ns, found_ms, targets))
+}
+
+/// What the agent costs over a set of targets, measured over one interval.
+struct AgentSample {
+    targets: usize,
+    /// Share of one core, from /proc/PID/stat's utime + stime.
+    cpu: f64,
+    /// The same from its own `gotracer_agent_cpu_seconds_total`.
+    cpu_metric: f64,
+    rss_mb: f64,
+    hwm_mb: f64,
+    /// Anonymous memory alone: the rest of VmRSS is mostly each target's
+    /// ring buffer, mapped from the kernel twice over (so counted twice).
+    anon_mb: f64,
+    /// Its own `gotracer_agent_resident_memory_bytes`, in MB.
+    rss_metric_mb: f64,
+    /// Its own `gotracer_agent_targets`.
+    targets_metric: f64,
+    /// Samples in /metrics labelled with a pid, per target.
+    series_per_target: f64,
+    body_kb: f64,
+}
+
+/// How long each agent sample lasts.
+const AGENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `tracer serve --comm` over 1, then 20, Go programs each making one
+/// pread every 10 ms (with the Go runtime's own timer and idle calls): the
+/// agent's CPU and memory once every one is a target and a second has
+/// passed (attach costs left out), over [`AGENT_INTERVAL`] each, printed.
+fn agent_figures(tracer: &Path, ticker: &Path) -> anyhow::Result<()> {
+    const TARGETS: usize = 20;
+    util::step(&format!(
+        "agent figures: serve --comm over 1 and {TARGETS} Go programs"
+    ));
+    let serve = Serve::start(tracer, &["--comm", TICK_COMM])?;
+    let mut procs = Vec::new();
+    let mut samples = Vec::new();
+    for n in [1, TARGETS] {
+        while procs.len() < n {
+            procs.push(Reaped(
+                Command::new(ticker)
+                    .args(["-tick", "10ms"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            ));
+        }
+        let pids: Vec<u32> = procs.iter().map(|p| p.0.id()).collect();
+        serve.wait_targets(&pids)?;
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        samples.push(agent_sample(&serve, n)?);
+    }
+    println!(
+        "tracer serve --comm over Go programs each making a pread every 10 ms, {} s after \
+         all are targets (one scrape at each end):",
+        AGENT_INTERVAL.as_secs()
+    );
+    println!(
+        "{:>7} {:>9} {:>12} {:>9} {:>9} {:>10} {:>12} {:>10} {:>13} {:>11}",
+        "targets",
+        "CPU %",
+        "CPU % (own)",
+        "VmRSS MB",
+        "VmHWM MB",
+        "RssAnon MB",
+        "RSS MB (own)",
+        "targets()",
+        "series/target",
+        "/metrics KB"
+    );
+    for s in &samples {
+        println!(
+            "{:>7} {:>8.2}% {:>11.2}% {:>9.1} {:>9.1} {:>10.1} {:>12.1} {:>10.0} {:>13.1} {:>11.1}",
+            s.targets,
+            s.cpu * 100.0,
+            s.cpu_metric * 100.0,
+            s.rss_mb,
+            s.hwm_mb,
+            s.anon_mb,
+            s.rss_metric_mb,
+            s.targets_metric,
+            s.series_per_target,
+            s.body_kb
+        );
+    }
+    if let [one, many] = &samples[..] {
+        println!(
+            "{TARGETS} targets / 1: CPU {:.2}x, VmRSS {:.2}x, /metrics {:.1}x",
+            many.cpu / one.cpu.max(1e-9),
+            many.rss_mb / one.rss_mb.max(1e-9),
+            many.body_kb / one.body_kb.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+fn agent_sample(serve: &Serve, targets: usize) -> anyhow::Result<AgentSample> {
+    let pid = serve.child.id();
+    let before = serve.metrics()?;
+    let (cpu0, at0) = (cpu_seconds(pid)?, std::time::Instant::now());
+    std::thread::sleep(AGENT_INTERVAL);
+    let body = serve.metrics()?;
+    let (cpu1, wall) = (cpu_seconds(pid)?, at0.elapsed().as_secs_f64());
+    let own = "gotracer_agent_cpu_seconds_total";
+    let labelled = body
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("pid=\""))
+        .count();
+    Ok(AgentSample {
+        targets,
+        cpu: (cpu1 - cpu0) / wall,
+        cpu_metric: (metric(&body, own)? - metric(&before, own)?) / wall,
+        rss_mb: status_kb(pid, "VmRSS:")? / 1024.0,
+        hwm_mb: status_kb(pid, "VmHWM:")? / 1024.0,
+        anon_mb: status_kb(pid, "RssAnon:")? / 1024.0,
+        rss_metric_mb: metric(&body, "gotracer_agent_resident_memory_bytes")? / (1024.0 * 1024.0),
+        targets_metric: metric(&body, "gotracer_agent_targets")?,
+        series_per_target: labelled as f64 / targets as f64,
+        body_kb: body.len() as f64 / 1024.0,
+    })
+}
+
+/// The value of an unlabelled series in a /metrics body.
+fn metric(body: &str, name: &str) -> anyhow::Result<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("/metrics has no {name}"))
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the comm's closing parenthesis: state is the first,
+    // utime and stime the 12th and 13th.
+    let rest = stat.rsplit_once(')').context("no comm in stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields.get(i).context("short stat")?.parse::<f64>()?)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((ticks(11)? + ticks(12)?) / hz)
+}
+
+/// A `kB` line of /proc/PID/status (`VmRSS:`, `VmHWM:`).
+fn status_kb(pid: u32, key: &str) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {key} in /proc/{pid}/status"))
 }
