@@ -63,6 +63,9 @@ pub mod maps {
     pub const DISPATCH_SLOT: &str = "DISPATCH_SLOT";
     pub const DISPATCH_ENTER: &str = "DISPATCH_ENTER";
     pub const DISPATCH_EXIT: &str = "DISPATCH_EXIT";
+    pub const DISPATCH_NEWTASK: &str = "DISPATCH_NEWTASK";
+    pub const DISPATCH_TASK_EXIT: &str = "DISPATCH_TASK_EXIT";
+    pub const DISPATCH_EXEC: &str = "DISPATCH_EXEC";
 }
 
 /// The most targets one dispatcher serves (`tracer serve`): slots of its

@@ -6,13 +6,17 @@
 //! current task's tgid. So a syscall of a process that is not a target
 //! pays one array lookup, whatever the number of targets, where one pair
 //! of programs per target cost every syscall on the host one program run
-//! per target.
+//! per target. The task tracepoints (thread creation and exit, exec) are
+//! dispatched the same way: their programs run on every thread created or
+//! ended on the host, and each attach or detach of a tracepoint costs the
+//! kernel a grace period (serve stopped 20 targets in 23 s).
 
 use aya_ebpf::{
+    EbpfContext,
     helpers::bpf_get_current_pid_tgid,
-    macros::{map, raw_tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, ProgramArray},
-    programs::RawTracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 
 /// tgid → its target's slot + 1 (0: not a target). Indexed by PID (an
@@ -26,6 +30,13 @@ static DISPATCH_SLOT: Array<u32> = Array::with_max_entries(1, 0);
 static DISPATCH_ENTER: ProgramArray = ProgramArray::with_max_entries(1, 0);
 #[map]
 static DISPATCH_EXIT: ProgramArray = ProgramArray::with_max_entries(1, 0);
+/// Slot → the target's `gt_task_newtask`, `gt_task_exit`, `gt_exec`.
+#[map]
+static DISPATCH_NEWTASK: ProgramArray = ProgramArray::with_max_entries(1, 0);
+#[map]
+static DISPATCH_TASK_EXIT: ProgramArray = ProgramArray::with_max_entries(1, 0);
+#[map]
+static DISPATCH_EXEC: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// The slot of the current task's process, when it is a target.
 #[inline(always)]
@@ -37,21 +48,43 @@ fn slot() -> Option<u32> {
     }
 }
 
+/// Tail-calls the current process's program in `programs`, if it is a
+/// target; returns when it is not (or its slot is empty).
+#[inline(always)]
+fn dispatch<C: EbpfContext>(ctx: &C, programs: &ProgramArray) {
+    if let Some(slot) = slot() {
+        // SAFETY: the slot holds a program of this tracepoint's type; on
+        // failure (an empty slot) control comes back here.
+        unsafe { programs.tail_call(ctx, slot) };
+    }
+}
+
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn gt_dispatch_enter(ctx: RawTracePointContext) -> i32 {
-    if let Some(slot) = slot() {
-        // SAFETY: the slot holds a raw tracepoint program of this
-        // tracepoint; on failure (an empty slot) control comes back here.
-        unsafe { DISPATCH_ENTER.tail_call(&ctx, slot) };
-    }
+    dispatch(&ctx, &DISPATCH_ENTER);
     0
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn gt_dispatch_exit(ctx: RawTracePointContext) -> i32 {
-    if let Some(slot) = slot() {
-        // SAFETY: as in `gt_dispatch_enter`.
-        unsafe { DISPATCH_EXIT.tail_call(&ctx, slot) };
-    }
+    dispatch(&ctx, &DISPATCH_EXIT);
+    0
+}
+
+#[tracepoint]
+pub fn gt_dispatch_newtask(ctx: TracePointContext) -> u32 {
+    dispatch(&ctx, &DISPATCH_NEWTASK);
+    0
+}
+
+#[tracepoint]
+pub fn gt_dispatch_task_exit(ctx: TracePointContext) -> u32 {
+    dispatch(&ctx, &DISPATCH_TASK_EXIT);
+    0
+}
+
+#[tracepoint]
+pub fn gt_dispatch_exec(ctx: TracePointContext) -> u32 {
+    dispatch(&ctx, &DISPATCH_EXEC);
     0
 }

@@ -421,7 +421,7 @@ impl Session {
             mut ingest,
             ..
         } = self;
-        drop(links);
+        crate::probes::dispatch::detach(links);
         let mut events = events.into_inner();
         ingest.drain(&mut events);
         if let Some(mut logger) = logger.map(AsyncFd::into_inner) {

@@ -252,7 +252,7 @@ pub fn run(tools: &Tools, rounds: usize, calls: u64) -> anyhow::Result<()> {
     }
     let ticker = dir.join(TICK_COMM);
     std::fs::copy(&storm, &ticker)?;
-    agent_figures(&tracer, &ticker)?;
+    agent_figures(&tracer, &ticker, &storm, &args, &dir)?;
     let size_mb = std::fs::metadata(&big).map_or(0.0, |m| m.len() as f64 / 1e6);
     println!(
         "start-up to \"probes live\" (run mode) on {} ({size_mb:.1} MB): median {:.0} ms \
@@ -796,8 +796,18 @@ const AGENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// pread every 10 ms (with the Go runtime's own timer and idle calls): the
 /// agent's CPU and memory once every one is a target and a second has
 /// passed (attach costs left out), over [`AGENT_INTERVAL`] each, printed.
-fn agent_figures(tracer: &Path, ticker: &Path) -> anyhow::Result<()> {
+/// With the 20, the storm runs beside them, not a target, and again once
+/// the agent is gone: what every other process on a node pays for the
+/// agent (one syscall dispatcher, whatever the number of targets).
+fn agent_figures(
+    tracer: &Path,
+    ticker: &Path,
+    storm: &Path,
+    args: &[String],
+    dir: &Path,
+) -> anyhow::Result<()> {
     const TARGETS: usize = 20;
+    const STORMS: usize = 5;
     util::step(&format!(
         "agent figures: serve --comm over 1 and {TARGETS} Go programs"
     ));
@@ -819,6 +829,16 @@ fn agent_figures(tracer: &Path, ticker: &Path) -> anyhow::Result<()> {
         serve.wait_targets(&pids)?;
         std::thread::sleep(std::time::Duration::from_secs(1));
         samples.push(agent_sample(&serve, n)?);
+    }
+    let mut beside = Vec::new();
+    for _ in 0..STORMS {
+        beside.push(once(Mode::Untraced, tracer, storm, args, dir)?.0 as f64 / 1e6);
+    }
+    drop(serve);
+    drop(procs);
+    let mut alone = Vec::new();
+    for _ in 0..STORMS {
+        alone.push(once(Mode::Untraced, tracer, storm, args, dir)?.0 as f64 / 1e6);
     }
     println!(
         "tracer serve --comm over Go programs each making a pread every 10 ms, {} s after \
@@ -861,6 +881,12 @@ fn agent_figures(tracer: &Path, ticker: &Path) -> anyhow::Result<()> {
             many.body_kb / one.body_kb.max(1e-9)
         );
     }
+    let (b, a) = (median(&mut beside), median(&mut alone));
+    println!(
+        "the storm, not a target, beside the {TARGETS} targets: {b:.1} ms, then with no agent \
+         {a:.1} ms: {:.2}x (medians of {STORMS})",
+        b / a.max(1e-9)
+    );
     Ok(())
 }
 

@@ -197,6 +197,7 @@ async fn agent(shared: Rc<Shared>, spec: &ServeSpec) -> anyhow::Result<i32> {
     for task in tasks {
         let _ = task.await;
     }
+    crate::probes::dispatch::wait_detached();
     eprintln!("tracer: serve: stopped by {signal_name}; every probe is detached");
     Ok(0)
 }

@@ -134,6 +134,21 @@ pub struct Links {
     pub live_since: Instant,
 }
 
+impl Links {
+    /// Whether the syscall and task programs are reached through a
+    /// dispatcher (`serve`).
+    pub fn is_dispatched(&self) -> bool {
+        self._dispatch.is_some()
+    }
+
+    /// Stops the dispatcher's routing to these programs now (fast); the
+    /// rest (uprobes, which take the kernel a grace period each to detach)
+    /// goes when this value is dropped.
+    pub fn stop_routing(&mut self) {
+        self._dispatch = None;
+    }
+}
+
 /// Loads the programs filtered on `tgid`, attaches them, and returns the
 /// attachment and the maps separately, so the maps stay readable after the
 /// programs are detached.
@@ -275,6 +290,9 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
         .map_max_entries(maps::FOLLOWED, followed_entries(follow_any))
         .map_max_entries(maps::DISPATCH_ENTER, 1)
         .map_max_entries(maps::DISPATCH_EXIT, 1)
+        .map_max_entries(maps::DISPATCH_NEWTASK, 1)
+        .map_max_entries(maps::DISPATCH_TASK_EXIT, 1)
+        .map_max_entries(maps::DISPATCH_EXEC, 1)
         .load(EBPF_OBJECT)
         .map_err(ProbeError::Load)?;
     sel.load_into(&mut ebpf)?;
@@ -315,31 +333,47 @@ pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), Pro
     let live_since;
     let mut dispatch = None;
     match &opts.dispatcher {
-        Some(d) => {
-            let fd = |ebpf: &mut Ebpf, program: &str| -> Result<ProgramFd, ProbeError> {
+        Some(d) if set == ProbeSet::Full => {
+            for (program, ..) in TASK_TRACEPOINTS {
+                let what = format!("loading {program}");
+                let prog: &mut TracePoint = program_ref(&mut ebpf, program, &what)?;
+                prog.load().map_err(failed(&what))?;
+            }
+            let fd = |program: &str| -> Result<ProgramFd, ProbeError> {
                 let what = format!("routing to {program}");
-                let prog: &mut RawTracePoint = program_ref(ebpf, program, &what)?;
+                let prog = ebpf
+                    .program(program)
+                    .ok_or_else(|| ProbeError::MissingProgram(program.to_owned()))?;
                 let fd = prog.fd().map_err(failed(&what))?;
                 fd.try_clone().map_err(|e| ProbeError::Program {
                     what,
                     source: aya::programs::ProgramError::IOError(e),
                 })
             };
-            let (enter_fd, exit_fd) = (fd(&mut ebpf, enter)?, fd(&mut ebpf, exit)?);
+            let routes = dispatch::Routes {
+                enter: fd(enter)?,
+                exit: fd(exit)?,
+                newtask: fd(TASK_TRACEPOINTS[0].0)?,
+                task_exit: fd(TASK_TRACEPOINTS[1].0)?,
+                exec: fd(TASK_TRACEPOINTS[2].0)?,
+            };
+            // Every program goes live at once.
             live_since = Instant::now();
-            dispatch = Some(d.add(tgid, &enter_fd, &exit_fd)?);
+            dispatch = Some(d.add(tgid, &routes)?);
         }
-        None => {
+        _ => {
             live_since = Instant::now();
             for (program, tracepoint) in [(enter, "sys_enter"), (exit, "sys_exit")] {
                 attach_raw(&mut ebpf, program, tracepoint)?;
             }
+            if set == ProbeSet::Full {
+                for (program, category, name) in TASK_TRACEPOINTS {
+                    attach_tracepoint(&mut ebpf, program, category, name)?;
+                }
+            }
         }
     }
     if set == ProbeSet::Full {
-        attach_tracepoint(&mut ebpf, "gt_task_newtask", "task", "task_newtask")?;
-        attach_tracepoint(&mut ebpf, "gt_task_exit", "sched", "sched_process_exit")?;
-        attach_tracepoint(&mut ebpf, "gt_exec", "sched", "sched_process_exec")?;
         for (program, binary, offset) in &opts.uprobes {
             let what = format!(
                 "attaching uprobe {program} in {} at {offset:#x}",
@@ -386,6 +420,13 @@ where
     let map = ebpf.map_mut(name).ok_or(ProbeError::MissingMap(name))?;
     T::try_from(map).map_err(|source| ProbeError::Map { name, source })
 }
+
+/// The task tracepoints' programs: (program, category, tracepoint).
+const TASK_TRACEPOINTS: [(&str, &str, &str); 3] = [
+    ("gt_task_newtask", "task", "task_newtask"),
+    ("gt_task_exit", "sched", "sched_process_exit"),
+    ("gt_exec", "sched", "sched_process_exec"),
+];
 
 /// Takes a map out of the object as its typed wrapper.
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, ProbeError>
