@@ -142,7 +142,9 @@ pub enum Command {
     },
     /// The node agent: trace the selected processes until SIGINT/SIGTERM
     /// and expose their figures as Prometheus metrics at
-    /// http://ADDR/metrics. Each target gets its own probes. --comm,
+    /// http://ADDR/metrics. Each target gets its own programs, reached
+    /// through one dispatcher (a syscall of any other process costs one
+    /// lookup, whatever the number of targets). --comm,
     /// --cgroup and --all-go scan /proc every 200ms, so a process that starts later is
     /// found within 200ms; with its probes attached, its series are in
     /// /metrics about 1s after it starts (0.6-1.0s measured).

@@ -797,8 +797,9 @@ const AGENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 /// agent's CPU and memory once every one is a target and a second has
 /// passed (attach costs left out), over [`AGENT_INTERVAL`] each, printed.
 /// With the 20, the storm runs beside them, not a target, and again once
-/// the agent is gone: what every other process on a node pays for the
-/// agent (one syscall dispatcher, whatever the number of targets).
+/// the agent is gone (the 20 still running): what every other process on
+/// a node pays for the agent (one syscall dispatcher, whatever the number
+/// of targets).
 fn agent_figures(
     tracer: &Path,
     ticker: &Path,
@@ -834,12 +835,13 @@ fn agent_figures(
     for _ in 0..STORMS {
         beside.push(once(Mode::Untraced, tracer, storm, args, dir)?.0 as f64 / 1e6);
     }
+    // The 20 go on (they compete for the CPUs too): only the agent goes.
     drop(serve);
-    drop(procs);
     let mut alone = Vec::new();
     for _ in 0..STORMS {
         alone.push(once(Mode::Untraced, tracer, storm, args, dir)?.0 as f64 / 1e6);
     }
+    drop(procs);
     println!(
         "tracer serve --comm over Go programs each making a pread every 10 ms, {} s after \
          all are targets (one scrape at each end):",
@@ -883,8 +885,8 @@ fn agent_figures(
     }
     let (b, a) = (median(&mut beside), median(&mut alone));
     println!(
-        "the storm, not a target, beside the {TARGETS} targets: {b:.1} ms, then with no agent \
-         {a:.1} ms: {:.2}x (medians of {STORMS})",
+        "the storm, not a target, beside the {TARGETS} served programs: {b:.1} ms, then with \
+         the same programs and no agent {a:.1} ms: {:.2}x (medians of {STORMS})",
         b / a.max(1e-9)
     );
     Ok(())
