@@ -201,40 +201,32 @@ impl Selection {
     /// Writes the selectors into the loaded object, before its programs
     /// attach (so no call of a given process is missed).
     fn load_into(&self, ebpf: &mut Ebpf) -> Result<(), ProbeError> {
-        let mut followed: Array<_, u32> = borrow(ebpf, maps::FOLLOWED)?;
-        for &(pid, why) in &self.given {
+        let given = self.given.iter().map(|&(pid, why)| {
             let value = match why {
                 Given::Pid => tracer_common::FOLLOWED_GIVEN,
                 Given::Comm => tracer_common::FOLLOWED_GIVEN_COMM,
             };
-            followed
-                .set(pid, value, 0)
-                .map_err(|source| ProbeError::Map {
-                    name: maps::FOLLOWED,
-                    source,
-                })?;
-        }
-        let mut comms: Array<_, tracer_common::CommSelector> = borrow(ebpf, maps::SELECT_COMMS)?;
-        for (i, c) in self.comms.iter().enumerate() {
-            comms
-                .set(i as u32, c, 0)
-                .map_err(|source| ProbeError::Map {
-                    name: maps::SELECT_COMMS,
-                    source,
-                })?;
-        }
-        let mut cgroups: Array<_, tracer_common::CgroupSelector> =
-            borrow(ebpf, maps::SELECT_CGROUPS)?;
-        for (i, c) in self.cgroups.iter().enumerate() {
-            cgroups
-                .set(i as u32, c, 0)
-                .map_err(|source| ProbeError::Map {
-                    name: maps::SELECT_CGROUPS,
-                    source,
-                })?;
-        }
-        Ok(())
+            (pid, value)
+        });
+        fill(ebpf, maps::FOLLOWED, given)?;
+        fill(ebpf, maps::SELECT_COMMS, (0..).zip(self.comms.iter().copied()))?;
+        fill(ebpf, maps::SELECT_CGROUPS, (0..).zip(self.cgroups.iter().copied()))
     }
+}
+
+/// Writes `(index, value)` entries into the object's array `name`.
+fn fill<T: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    entries: impl IntoIterator<Item = (u32, T)>,
+) -> Result<(), ProbeError> {
+    let mut array: Array<_, T> = borrow(ebpf, name)?;
+    for (i, v) in entries {
+        array
+            .set(i, v, 0)
+            .map_err(|source| ProbeError::Map { name, source })?;
+    }
+    Ok(())
 }
 
 pub fn attach(tgid: u32, opts: &AttachOptions) -> Result<(Links, ProbeMaps), ProbeError> {
