@@ -119,23 +119,24 @@ impl LiveTarget {
         let session = Session::new(links, maps, threads_at_start, false)?;
         if announce {
             let sel = &self.options.selection;
-            let beside = if sel.is_empty() {
+            let count = |g| sel.given.iter().filter(|&&(_, why)| why == g).count();
+            let mut also = Vec::new();
+            if count(probes::Given::Pid) > 0 {
+                also.push(format!("{} more -p", count(probes::Given::Pid)));
+            }
+            if !sel.comms.is_empty() {
+                also.push(format!(
+                    "--comm: {} running and any that take the name",
+                    count(probes::Given::Comm)
+                ));
+            }
+            if !sel.cgroups.is_empty() {
+                also.push("--cgroup: each member from its first call".to_owned());
+            }
+            let beside = if also.is_empty() {
                 String::new()
             } else {
-                format!(
-                    " (Go attribution), and beside it {} running processes given{}{}",
-                    sel.given.len(),
-                    if sel.comms.is_empty() {
-                        ""
-                    } else {
-                        ", the --comm names"
-                    },
-                    if sel.cgroups.is_empty() {
-                        ""
-                    } else {
-                        ", the --cgroup members"
-                    },
-                )
+                format!("; also traced: {}", also.join("; "))
             };
             eprintln!(
                 "tracer: probes live on pid {pid} ({}), {threads_at_start} threads{beside}; \

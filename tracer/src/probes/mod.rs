@@ -209,8 +209,16 @@ impl Selection {
             (pid, value)
         });
         fill(ebpf, maps::FOLLOWED, given)?;
-        fill(ebpf, maps::SELECT_COMMS, (0..).zip(self.comms.iter().copied()))?;
-        fill(ebpf, maps::SELECT_CGROUPS, (0..).zip(self.cgroups.iter().copied()))
+        fill(
+            ebpf,
+            maps::SELECT_COMMS,
+            (0..).zip(self.comms.iter().copied()),
+        )?;
+        fill(
+            ebpf,
+            maps::SELECT_CGROUPS,
+            (0..).zip(self.cgroups.iter().copied()),
+        )
     }
 }
 
