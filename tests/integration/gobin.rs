@@ -9,7 +9,7 @@ use std::{
     collections::HashMap,
     fs,
     os::unix::fs::FileExt as _,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command},
     time::{Duration, Instant},
 };
@@ -635,6 +635,19 @@ impl std::fmt::Display for Blocked {
 /// unwound twice: by the symbolizer's own `process_vm_readv` reader and by
 /// a reader of `/proc/PID/mem` (the two must agree). A thread whose
 /// syscall file changed meanwhile (it returned) is left out.
+/// Waits (2 s at most) until `path` is mapped in process `pid`.
+fn wait_mapped(pid: u32, path: &Path) {
+    let name = path.to_str().unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        if maps.lines().any(|l| l.ends_with(name)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn blocked_threads(sym: &Symbolizer, pid: u32) -> Vec<Blocked> {
     let mem = fs::File::open(format!("/proc/{pid}/mem")).unwrap();
     let read = |addr: u64| {
@@ -710,6 +723,10 @@ fn unwinds_threads_blocked_in_system_calls() {
             let workload = Workload(child);
             let pid = workload.0.id();
             let bin = GoBinary::open(&path).unwrap();
+            // `spawn` returns once the child's exec has replaced its memory,
+            // which can be before the kernel maps the executable into it:
+            // the load address (a PIE's) is read once it is there.
+            wait_mapped(pid, &path);
             let sym = Symbolizer::for_process(bin, pid);
             let (mut sleeper, mut idle_m) = (None, None);
             let start = Instant::now();

@@ -119,7 +119,17 @@ impl Symbolizer {
         // Load bias = where the lowest segment was mapped - where it was
         // linked (Go's PIE links at 0x400000 too, but is moved at load).
         let bias = if binary.pie {
-            exe_load_address(pid).map_or(0, |start| start.wrapping_sub(binary.link_base))
+            // A process caught in its exec (a discovered one that just
+            // started) may not have its executable mapped yet: a moment.
+            let mut start = exe_load_address(pid);
+            for _ in 0..100 {
+                if start.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                start = exe_load_address(pid);
+            }
+            start.map_or(0, |start| start.wrapping_sub(binary.link_base))
         } else {
             0
         };
