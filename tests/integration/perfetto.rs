@@ -224,27 +224,35 @@ fn check_slices(events: &[Value], report: &Value, recorded: &[Value]) {
     from_slices.sort_unstable();
     assert_eq!(from_slices, from_events);
     // Each slice starts at its call's entry (the event's exit time less
-    // its length), all on one axis: the same offset for every call.
-    let entry: BTreeMap<(u64, u64, u64), u64> = recorded
-        .iter()
-        .filter(|e| e["type"] == "slow_call")
-        .map(|e| {
-            let (end, ns) = (u64_at(e, "ts_ns"), u64_at(e, "duration_ns"));
-            (key(u64_at(e, "tid"), u64_at(e, "goid"), ns), end - ns)
-        })
-        .collect();
-    let offsets: Vec<f64> = sleeps
-        .iter()
-        .map(|s| {
-            let a = &s["args"];
-            let k = key(
-                u64_at(s, "tid"),
-                u64_at(a, "goroutine"),
-                u64_at(a, "duration_ns"),
-            );
-            number(s, "ts") * 1e3 - entry[&k] as f64
-        })
-        .collect();
+    // its length), all on one axis: the same offset for every call. A
+    // thread's goroutine can sleep the same length to the nanosecond more
+    // than once (seen: 20 145 043 ns twice in a row), so calls of one key
+    // are paired in time order.
+    let mut entries: BTreeMap<(u64, u64, u64), Vec<u64>> = BTreeMap::new();
+    for e in recorded.iter().filter(|e| e["type"] == "slow_call") {
+        let (end, ns) = (u64_at(e, "ts_ns"), u64_at(e, "duration_ns"));
+        entries
+            .entry(key(u64_at(e, "tid"), u64_at(e, "goid"), ns))
+            .or_default()
+            .push(end - ns);
+    }
+    let mut starts: BTreeMap<(u64, u64, u64), Vec<f64>> = BTreeMap::new();
+    for s in &sleeps {
+        let a = &s["args"];
+        let k = key(
+            u64_at(s, "tid"),
+            u64_at(a, "goroutine"),
+            u64_at(a, "duration_ns"),
+        );
+        starts.entry(k).or_default().push(number(s, "ts") * 1e3);
+    }
+    let mut offsets: Vec<f64> = Vec::new();
+    for (k, mut ts) in starts {
+        let mut at = entries[&k].clone();
+        at.sort_unstable();
+        ts.sort_by(f64::total_cmp);
+        offsets.extend(ts.iter().zip(&at).map(|(t, &e)| t - e as f64));
+    }
     for o in &offsets {
         assert!((o - offsets[0]).abs() < 2.0, "{o} vs {}", offsets[0]);
     }
