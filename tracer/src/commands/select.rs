@@ -6,14 +6,12 @@
 //! takes a `--comm` name, a process's first call in a `--cgroup`) are
 //! added by the kernel itself.
 
-use std::fs;
-
 use anyhow::Context as _;
 
 use crate::{
     cli::Select,
     probes::{Given, Selection, privileges},
-    serve::discover::GoCache,
+    serve::discover::{Discovery, GoCache, Selector},
     target::{Process, TargetError},
 };
 
@@ -83,24 +81,38 @@ struct Match {
 }
 
 /// The running processes (not this one) whose comm is a `--comm` name or
-/// that are in a `--cgroup`.
+/// that are in a `--cgroup`: `serve`'s scan, once for each kind.
 fn matches(select: &Select) -> Vec<Match> {
-    let own = std::process::id();
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
+    let scan = |comms: Vec<String>, cgroups| {
+        let selector = Selector {
+            comms,
+            cgroups,
+            all_go: false,
+        };
+        Discovery::new(selector, "/proc", std::process::id()).scan()
     };
-    let mut found: Vec<Match> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != own)
-        .filter_map(|pid| {
-            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            let by_comm = select
-                .comms
+    let by_comm = if select.comms.is_empty() {
+        Vec::new()
+    } else {
+        scan(select.comms.clone(), Vec::new())
+    };
+    let in_cgroup = if select.cgroups.is_empty() {
+        Vec::new()
+    } else {
+        scan(Vec::new(), select.cgroups.clone())
+    };
+    let mut found: Vec<Match> = by_comm
+        .iter()
+        .map(|&pid| Match { pid, by_comm: true })
+        .chain(
+            in_cgroup
                 .iter()
-                .any(|c| c == comm.trim_end_matches('\n'));
-            let in_cgroup = || select.cgroups.iter().any(|c| c.contains(pid));
-            (by_comm || in_cgroup()).then_some(Match { pid, by_comm })
-        })
+                .filter(|p| !by_comm.contains(p))
+                .map(|&pid| Match {
+                    pid,
+                    by_comm: false,
+                }),
+        )
         .collect();
     found.sort_by_key(|m| m.pid);
     found

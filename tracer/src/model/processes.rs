@@ -27,12 +27,8 @@ pub enum SectionStart {
     /// Its first event was not its fork (a fork record lost to a full ring
     /// buffer): parent and command unknown.
     Unseen,
-    /// A target given with `-p` beside the first (running before).
-    GivenPid,
-    /// A process whose comm is a `--comm` name.
-    Comm,
-    /// A process in a `--cgroup`.
-    Cgroup,
+    /// A target beside the first (more `-p`, `--comm`, `--cgroup`).
+    Joined(JoinedBy),
 }
 
 /// One followed process running one program.
@@ -172,12 +168,7 @@ impl Processes {
         if self.current.contains_key(&pid) {
             return;
         }
-        let start = match by {
-            JoinedBy::Pid => SectionStart::GivenPid,
-            JoinedBy::Comm => SectionStart::Comm,
-            JoinedBy::Cgroup => SectionStart::Cgroup,
-        };
-        let mut s = Section::new(pid, None, start, ts_ns);
+        let mut s = Section::new(pid, None, SectionStart::Joined(by), ts_ns);
         s.command = Some(command.to_owned());
         self.begin(s);
     }
@@ -284,7 +275,7 @@ mod tests {
         let s = &p.sections[0];
         assert_eq!(
             (s.start, s.command.as_deref(), s.parent_pid),
-            (SectionStart::Cgroup, Some("etcd"), None)
+            (SectionStart::Joined(JoinedBy::Cgroup), Some("etcd"), None)
         );
         assert_eq!(s.syscalls.totals(None), (1, 0, 5));
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{SyscallRow, Total};
 use crate::model::{
     Model, ThreadEnd,
+    event::JoinedBy,
     processes::{Section, SectionEnd, SectionStart},
     syscalls::{SyscallStats, SyscallTable, Waiter},
 };
@@ -119,9 +120,9 @@ fn section(s: &Section) -> ProcessSection {
             SectionStart::Fork => Began::Fork,
             SectionStart::Exec => Began::Exec,
             SectionStart::Unseen => Began::Unseen,
-            SectionStart::GivenPid => Began::GivenPid,
-            SectionStart::Comm => Began::Comm,
-            SectionStart::Cgroup => Began::Cgroup,
+            SectionStart::Joined(JoinedBy::Pid) => Began::GivenPid,
+            SectionStart::Joined(JoinedBy::Comm) => Began::Comm,
+            SectionStart::Joined(JoinedBy::Cgroup) => Began::Cgroup,
         },
         syscalls,
         totals,
